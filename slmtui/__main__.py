@@ -1,0 +1,5 @@
+"""`python -m slmtui`."""
+
+from slmtui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""Where slmtui keeps its files: the one module that knows.
+
+platformdirs gives the user data, config and cache folders; ``SLMTUI_HOME`` moves all three
+under one folder (tests set it so they never touch a real home).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "slmtui"
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+BUNDLED_MODELS_DIR = ASSETS_DIR / "models"
+BUNDLED_CORPUS_DIR = ASSETS_DIR / "corpus"
+GPT2_RANKS_FILE = ASSETS_DIR / "tokenizers" / "r50k_base.tiktoken"
+
+
+def _home() -> Path | None:
+    home = os.environ.get("SLMTUI_HOME")
+    return Path(home).expanduser() if home else None
+
+
+def data_dir() -> Path:
+    """models/ and stories.db live here."""
+    home = _home()
+    return home / "data" if home else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def config_dir() -> Path:
+    """config.toml lives here."""
+    home = _home()
+    return home / "config" if home else Path(platformdirs.user_config_dir(APP_NAME))
+
+
+def cache_dir() -> Path:
+    """Tokenised corpora live here; deleting it only costs re-tokenising."""
+    home = _home()
+    return home / "cache" if home else Path(platformdirs.user_cache_dir(APP_NAME))
+
+
+def models_dir() -> Path:
+    return data_dir() / "models"
+
+
+def stories_db() -> Path:
+    return data_dir() / "stories.db"
+
+
+def config_file() -> Path:
+    return config_dir() / "config.toml"
