@@ -1,0 +1,256 @@
+"""One model = one folder: save atomically, load safely, validate, list.
+
+    models/<name>/
+      model.safetensors   weights (safetensors: loading runs no code)
+      model.toml          format, [model] architecture, [tokenizer] spec, [training] summary
+      tokenizer.tiktoken  the rank file, so the folder is self-contained
+      train_state.pt      optional: optimizer, schedule, RNG, data position (torch.load weights_only=True)
+      metrics.jsonl       optional: every training step and evaluation
+
+A folder is built under a temporary name beside its final place and renamed into place, so a crash
+leaves the old model or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomli_w
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from slmtui.engine import paths
+from slmtui.engine.errors import SlmError
+from slmtui.engine.model import GPT, GPTConfig
+from slmtui.engine.tokenizer import Tokenizer, TokenizerSpec
+
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+META = "model.toml"
+TOKENIZER = "tokenizer.tiktoken"
+TRAIN_STATE = "train_state.pt"
+METRICS = "metrics.jsonl"
+DEFAULT_MODEL = "default"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What model.toml says, read without touching the weights."""
+
+    path: Path
+    config: GPTConfig
+    tokenizer: TokenizerSpec
+    training: dict[str, object] = field(default_factory=dict)
+    bundled: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def n_params(self) -> int:
+        c = self.config
+        per_block = 12 * c.n_embd * c.n_embd + (13 * c.n_embd if c.bias else 0)
+        emb = c.vocab_size * c.n_embd + c.block_size * c.n_embd
+        head = 0 if c.tie_embeddings else c.vocab_size * c.n_embd
+        return c.n_layer * per_block + emb + head + (2 if c.bias else 1) * c.n_embd
+
+
+@dataclass
+class LoadedModel:
+    model: GPT
+    tokenizer: Tokenizer
+    info: ModelInfo
+
+
+def save_model_dir(
+    path: Path,
+    model: GPT,
+    tokenizer: Tokenizer,
+    *,
+    training: dict[str, object] | None = None,
+    dtype: torch.dtype = torch.float32,
+    extra_files: dict[str, bytes | Path] | None = None,
+) -> Path:
+    """Write a complete model folder at ``path``, replacing any folder there in one rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        tied = model.config.tie_embeddings
+        state = {
+            k: v.detach().to("cpu", dtype=dtype if v.is_floating_point() else v.dtype).contiguous()
+            for k, v in model.state_dict().items()
+            if not (tied and k == "lm_head.weight")  # tied: stored once, as the embedding
+        }
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        tokenizer.save_ranks(tmp / TOKENIZER)
+        meta = {
+            "format": FORMAT_VERSION,
+            "model": model.config.to_dict(),
+            "tokenizer": {**tokenizer.spec.to_dict(), "file": TOKENIZER},
+            "weights": {"file": WEIGHTS, "dtype": str(dtype).removeprefix("torch.")},
+            "training": _toml_safe(training or {}),
+        }
+        (tmp / META).write_bytes(tomli_w.dumps(meta).encode())
+        for name, content in (extra_files or {}).items():
+            target = tmp / name
+            if isinstance(content, Path):
+                shutil.copyfile(content, target)
+            else:
+                target.write_bytes(content)
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        _swap_into_place(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _swap_into_place(tmp: Path, path: Path) -> None:
+    if not path.exists():
+        os.replace(tmp, path)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+    old.rmdir()
+    os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover(path: Path) -> None:
+    """Finish a swap that a crash interrupted between its two renames."""
+    if path.exists() or not path.parent.is_dir():
+        return
+    olds = sorted(path.parent.glob(f".{path.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if olds:
+        os.replace(olds[-1], path)
+
+
+def _toml_safe(value: object) -> object:
+    """TOML has no null: drop None values so a training summary always serialises."""
+    if isinstance(value, dict):
+        return {str(k): _toml_safe(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_toml_safe(v) for v in value if v is not None]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def read_model_info(path: Path) -> ModelInfo:
+    """Read and check model.toml alone: cheap enough for listing many models."""
+    path = Path(path)
+    _recover(path)
+    meta_file = path / META
+    if not path.is_dir():
+        raise SlmError(f"no model folder at {path}")
+    if not meta_file.is_file():
+        raise SlmError(f"{path} is not a model folder: {META} is missing")
+    try:
+        meta = tomllib.loads(meta_file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise SlmError(f"{meta_file} is not valid TOML: {e}") from e
+    if not isinstance(meta.get("format"), int) or meta["format"] > FORMAT_VERSION:
+        raise SlmError(f"{meta_file}: unsupported format {meta.get('format')!r} (this slmtui reads {FORMAT_VERSION})")
+    try:
+        config = GPTConfig.from_dict(dict(meta["model"]))
+        spec = TokenizerSpec.from_dict(dict(meta["tokenizer"]), source=str(meta_file))
+    except KeyError as e:
+        raise SlmError(f"{meta_file}: the [{e.args[0]}] table is missing") from e
+    except (TypeError, SlmError) as e:
+        raise SlmError(f"{meta_file}: {e}") from e
+    if spec.n_vocab > config.vocab_size:
+        raise SlmError(
+            f"{meta_file}: the tokenizer has {spec.n_vocab} tokens but the model's vocab_size is {config.vocab_size}"
+        )
+    bundled = paths.BUNDLED_MODELS_DIR in path.resolve().parents
+    return ModelInfo(path=path, config=config, tokenizer=spec, training=dict(meta.get("training", {})), bundled=bundled)
+
+
+def load_tokenizer(info: ModelInfo) -> Tokenizer:
+    tokenizer = Tokenizer.from_rank_file(info.path / TOKENIZER, info.tokenizer)
+    if tokenizer.n_vocab != info.tokenizer.n_vocab:
+        raise SlmError(f"{info.path / TOKENIZER} has {tokenizer.n_vocab} tokens, model.toml says {info.tokenizer.n_vocab}")
+    return tokenizer
+
+
+def load_model_dir(path: Path, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> LoadedModel:
+    """Load and validate a model folder; every problem is an SlmError naming the file."""
+    info = read_model_info(path)
+    tokenizer = load_tokenizer(info)
+    weights = info.path / WEIGHTS
+    if not weights.is_file():
+        raise SlmError(f"{weights} is missing")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise SlmError(f"{weights} is damaged or truncated: {e}") from e
+    model = GPT(info.config)
+    expected = model.state_dict()
+    if info.config.tie_embeddings:
+        expected.pop("lm_head.weight")
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        parts = [f"missing {', '.join(missing[:3])}" if missing else "", f"unexpected {', '.join(unexpected[:3])}" if unexpected else ""]
+        raise SlmError(f"{weights} does not match model.toml: " + "; ".join(p for p in parts if p))
+    for key, tensor in state.items():
+        if tensor.shape != expected[key].shape:
+            raise SlmError(
+                f"{weights}: {key} has shape {tuple(tensor.shape)}, model.toml implies {tuple(expected[key].shape)}"
+            )
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise SlmError(f"{weights}: {key} holds NaN or infinite values")
+    model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=False)
+    model.to(device).eval()
+    return LoadedModel(model=model, tokenizer=tokenizer, info=info)
+
+
+def bundled_default() -> Path:
+    return paths.BUNDLED_MODELS_DIR / DEFAULT_MODEL
+
+
+def resolve_model(name_or_path: str | os.PathLike[str] | None) -> Path:
+    """A model name (in the user's models folder, then the bundled ones) or a folder path."""
+    if name_or_path is None:
+        name_or_path = DEFAULT_MODEL
+    text = str(name_or_path)
+    candidate = Path(text).expanduser()
+    if os.sep in text or text.startswith(".") or (candidate.is_dir() and (candidate / META).exists()):
+        _recover(candidate.resolve())
+        if not candidate.is_dir():
+            raise SlmError(f"no model folder at {candidate}")
+        return candidate.resolve()
+    for base in (paths.models_dir(), paths.BUNDLED_MODELS_DIR):
+        _recover(base / text)
+        if (base / text).is_dir():
+            return base / text
+    known = ", ".join(i.name for i in list_models()) or "none yet (train one with slm-train)"
+    raise SlmError(f"no model named {text!r}; models: {known}")
+
+
+def list_models() -> list[ModelInfo]:
+    """The user's models, then bundled ones they do not shadow. Unreadable folders are skipped."""
+    seen: set[str] = set()
+    out: list[ModelInfo] = []
+    for base in (paths.models_dir(), paths.BUNDLED_MODELS_DIR):
+        if not base.is_dir():
+            continue
+        for folder in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if folder.name in seen:
+                continue
+            try:
+                out.append(read_model_info(folder))
+                seen.add(folder.name)
+            except SlmError:
+                continue
+    return out

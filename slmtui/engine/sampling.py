@@ -1,0 +1,127 @@
+"""Sampling settings and the pure functions that turn logits into the next token.
+
+``Sampling`` is frozen: the UI swaps in a new object (``dataclasses.replace``) and the generator
+reads the current one before every token, so a change applies to the very next token.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+
+from slmtui.engine.errors import SlmError
+
+
+# Each numeric setting's allowed range: enforced here, shown as hints in the UI.
+SAMPLING_LIMITS: dict[str, tuple[float, float]] = {
+    "temperature": (0.0, 5.0),
+    "top_k": (0, 100_000),
+    "top_p": (0.0, 1.0),
+    "min_p": (0.0, 1.0),
+    "repetition_penalty": (0.5, 3.0),
+    "max_new_tokens": (1, 100_000),
+}
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 0.8
+    """Divides the logits. 0 means greedy: always the most likely token."""
+    top_k: int = 40
+    """Keep only the k most likely tokens (0 = off)."""
+    top_p: float = 0.95
+    """Keep the smallest set of tokens whose probability adds up to p (1 = off)."""
+    min_p: float = 0.0
+    """Drop tokens less likely than min_p times the most likely one (0 = off)."""
+    repetition_penalty: float = 1.1
+    """Make tokens already in the context less likely (1 = off; CTRL-style, >1 penalises)."""
+    max_new_tokens: int = 120
+    """How many tokens one continuation writes."""
+    seed: int | None = None
+    """Same seed, same prompt, same settings: same text. None draws a fresh seed."""
+    stop: tuple[str, ...] = ()
+    """Generation ends when the text written contains one of these."""
+
+    def __post_init__(self) -> None:
+        problems = list(self.problems())
+        if problems:
+            raise SlmError("; ".join(problems))
+        if isinstance(self.stop, list):
+            object.__setattr__(self, "stop", tuple(self.stop))
+
+    def problems(self) -> list[str]:
+        out = []
+        for name, (lo, hi) in SAMPLING_LIMITS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                out.append(f"{name} must be a number, got {value!r}")
+            elif name in ("top_k", "max_new_tokens") and int(value) != value:
+                out.append(f"{name} must be a whole number, got {value}")
+            elif not lo <= value <= hi:
+                out.append(f"{name} must be between {lo} and {hi}, got {value}")
+        if self.top_p == 0.0 and not out:
+            out.append("top_p must be greater than 0 (use 1 to turn it off)")
+        if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0):
+            out.append(f"seed must be a whole number >= 0, got {self.seed!r}")
+        if any(not isinstance(s, str) or not s for s in self.stop):
+            out.append("stop strings must be non-empty text")
+        return out
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["stop"] = list(self.stop)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Sampling:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SlmError(f"unknown sampling settings: {', '.join(unknown)}")
+        values = dict(data)
+        if "stop" in values:
+            values["stop"] = tuple(values["stop"])  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def apply_repetition_penalty(logits: torch.Tensor, context: torch.Tensor, penalty: float) -> torch.Tensor:
+    """CTRL's penalty (Keskar et al. 2019): divide positive logits and multiply negative ones of seen tokens."""
+    if penalty == 1.0 or context.numel() == 0:
+        return logits
+    seen = torch.unique(context)
+    scores = logits[seen]
+    logits = logits.clone()
+    logits[seen] = torch.where(scores > 0, scores / penalty, scores * penalty)
+    return logits
+
+
+def filter_logits(logits: torch.Tensor, s: Sampling) -> tuple[torch.Tensor, torch.Tensor]:
+    """Candidates and their probabilities after temperature, top-k, top-p and min-p, most likely first.
+
+    Works on the top-k slice (sorted) rather than the whole vocabulary: cheap for 50k tokens.
+    """
+    vocab = logits.size(-1)
+    k = vocab if s.top_k <= 0 else min(s.top_k, vocab)
+    values, ids = torch.topk(logits, k)  # sorted, descending
+    probs = torch.softmax(values.float() / s.temperature, dim=-1)
+    keep = torch.ones_like(probs, dtype=torch.bool)
+    if s.top_p < 1.0:
+        # Keep each token whose preceding mass is below p: the smallest set reaching p, at least one token.
+        before = torch.cumsum(probs, dim=-1) - probs
+        keep &= before < s.top_p
+    if s.min_p > 0.0:
+        keep &= probs >= s.min_p * probs[0]
+    keep[0] = True
+    probs = probs[keep]
+    return ids[keep], probs / probs.sum()
+
+
+def sample_next(logits: torch.Tensor, s: Sampling, generator: torch.Generator | None = None) -> int:
+    """Choose the next token from 1-D logits (already repetition-penalised)."""
+    if s.temperature == 0.0:
+        return int(torch.argmax(logits))
+    ids, probs = filter_logits(logits, s)
+    choice = torch.multinomial(probs, 1, generator=generator)
+    return int(ids[choice])
