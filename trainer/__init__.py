@@ -1,0 +1,1 @@
+"""slm-train: pretraining for slmtui models, headless (corpus -> BPE -> tokens -> training loop)."""

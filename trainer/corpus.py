@@ -1,0 +1,318 @@
+"""Read a folder (or one file) of books, clean the text, and hold out the tail of each for validation.
+
+The trainer sees only what comes out of here, so this module decides what "a text" is:
+UTF-8 prose with one paragraph per line and paragraphs separated by one blank line, verse kept
+line by line. Files it cannot read as text are skipped and named, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from slmtui.engine.errors import SlmError
+
+TEXT_SUFFIXES = frozenset({".txt", ".md"})
+
+# A line is "long" (it reached the wrap margin) at this fraction of the file's wrap width. In the
+# bundled books 98% of the non-final lines of prose paragraphs reach 0.8 of it; verse, headings
+# and short dialogue lines mostly stay well below.
+_LONG_LINE = 0.75
+# Hard-wrapped books wrap at 60-80 columns. A wider p95 line length means one paragraph per
+# line (nothing to unwrap), and a narrower one is more likely a poem than wrapped prose.
+_MIN_WRAP, _MAX_WRAP = 40, 120
+# Valid UTF-8 with more control characters than this is a binary file that happens to decode.
+_MAX_CONTROL_FRACTION = 0.01
+
+_GUTENBERG_START = re.compile(r"^\*{3}\s*START OF (THE|THIS) PROJECT GUTENBERG[^\n]*\n", re.I | re.M)
+_GUTENBERG_END = re.compile(
+    r"^(\*{3}\s*END OF (THE|THIS) PROJECT GUTENBERG|End of (the )?Project Gutenberg)", re.I | re.M
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # Unicode category Cc, less \t and \n
+_WORD_HYPHEN = re.compile(r"[^\W\d_]-$")  # "Woggle-" at a line end: a word wrapped at its hyphen
+_SPACES = re.compile(r"[^\S\n]+")  # whitespace runs except newlines (tabs, NBSP, ...)
+
+
+@dataclass(frozen=True)
+class Document:
+    """One cleaned file; ``name`` is its path relative to the corpus folder, in POSIX form."""
+
+    name: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that was not used, and why, so the CLI can say ``skipped X: not UTF-8 text``."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """The usable documents of one corpus path, in a fixed (sorted) order."""
+
+    path: Path
+    documents: tuple[Document, ...]
+    skipped: tuple[Skipped, ...] = field(default=())
+
+    @cached_property
+    def n_chars(self) -> int:
+        return sum(len(d.text) for d in self.documents)
+
+    @cached_property
+    def n_bytes(self) -> int:
+        """UTF-8 size of the cleaned text: the denominator of bytes-per-token figures."""
+        return sum(len(d.text.encode("utf-8")) for d in self.documents)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _is_excluded(rel: Path) -> bool:
+    """SOURCES.md and LICENSE* describe a corpus (attribution tables, legal text) rather than
+    being part of it; a model trained on them learns Markdown tables and licence boilerplate.
+    Hidden files and folders (.git, .venv, editor swap files) are never corpus either."""
+    if any(part.startswith(".") for part in rel.parts):
+        return True
+    name = rel.name.lower()
+    return name == "sources.md" or name.startswith("license")
+
+
+def _find_files(root: Path) -> list[Path]:
+    found = [
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in TEXT_SUFFIXES and p.is_file() and not _is_excluded(p.relative_to(root))
+    ]
+    # Sorting by the relative POSIX path makes the order, the split and the fingerprint the same
+    # on every machine and file system.
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _decode(data: bytes) -> tuple[str | None, str]:
+    """Return (text, "") or (None, reason-for-a-person)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return None, "UTF-16 text; save it as UTF-8"
+    if b"\x00" in data:
+        return None, "binary file (contains NUL bytes)"
+    try:
+        text = data.decode("utf-8-sig")  # plain UTF-8, with or without a byte-order mark
+    except UnicodeDecodeError as e:
+        offset = e.start + len(data) - len(e.object)  # e.object lacks a stripped byte-order mark
+        return None, f"not UTF-8 text (byte 0x{data[offset]:02x} at offset {offset})"
+    n_control = len(_CONTROL.findall(text)) - text.count("\r") - text.count("\f")
+    if n_control > _MAX_CONTROL_FRACTION * len(text):
+        return None, "binary file (control characters)"
+    return text, ""
+
+
+def read_corpus(path: Path) -> Corpus:
+    """Read ``path`` (a folder, searched recursively for .txt/.md, or one file of any name).
+
+    Raises SlmError (exit code 2) naming the path when nothing usable is left.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise SlmError(f"corpus not found: {path}")
+    if path.is_dir():
+        files = _find_files(path)
+        if not files:
+            raise SlmError(f"no .txt or .md files in {path}")
+        named = [(f.relative_to(path).as_posix(), f) for f in files]
+    elif path.is_file():
+        named = [(path.name, path)]
+    else:
+        raise SlmError(f"corpus is not a file or a folder: {path}")
+
+    documents: list[Document] = []
+    skipped: list[Skipped] = []
+    for name, file in named:
+        try:
+            data = file.read_bytes()
+        except OSError as e:
+            skipped.append(Skipped(name, f"unreadable ({e.strerror or e})"))
+            continue
+        text, reason = _decode(data)
+        if text is not None:
+            text = clean_text(text)
+            reason = "" if text else "empty"
+        if text:
+            documents.append(Document(name, text))
+        else:
+            skipped.append(Skipped(name, reason))
+
+    if not documents:
+        if len(skipped) == 1:
+            s = skipped[0]
+            raise SlmError(f"no usable text in {path}: {s.name}: {s.reason}")
+        shown = "; ".join(f"{s.name}: {s.reason}" for s in skipped[:3])
+        more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        raise SlmError(f"no usable text in {path}: all {len(skipped)} files were skipped ({shown}{more})")
+    return Corpus(path=path, documents=tuple(documents), skipped=tuple(skipped))
+
+
+# --------------------------------------------------------------------------- cleaning
+
+
+def _normalise(text: str) -> str:
+    """One newline convention, NFC, tabs as spaces, no other control characters."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.replace("\u2029", "\n\n").replace("\u2028", "\n").replace("\x85", "\n")
+    text = unicodedata.normalize("NFC", text).replace("\t", " ").replace("\ufeff", "")
+    return _CONTROL.sub("", text)
+
+
+def _strip_gutenberg(text: str) -> str:
+    """Keep only the book between Project Gutenberg's ``*** START OF`` and ``*** END OF`` lines.
+
+    The bundled books were trimmed by hand and carry no markers; users' downloads usually do,
+    and a model should not learn the licence that follows every book.
+    """
+    start = _GUTENBERG_START.search(text)
+    if start:
+        text = text[start.end():]
+    end = _GUTENBERG_END.search(text)
+    if end:
+        text = text[: end.start()]
+    return text
+
+
+def _wrap_width(lines: list[str]) -> int | None:
+    """The column a hard-wrapped file wraps at, or None when it is not hard-wrapped.
+
+    The 95th percentile of line lengths finds the margin; requiring half the lines to reach
+    ``_LONG_LINE`` of it tells wrapped prose (most lines end near the margin) from text with
+    one paragraph per line (lengths all over the place).
+    """
+    lengths = sorted(len(line) for line in lines if line.strip())
+    if not lengths:
+        return None
+    width = lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))]
+    if not _MIN_WRAP <= width <= _MAX_WRAP:
+        return None
+    n_long = sum(1 for n in lengths if n >= _LONG_LINE * width)
+    return width if 2 * n_long >= len(lengths) else None
+
+
+def _join(a: str, b: str) -> str:
+    # "Saw-\nHorse" and "him--\nlie" were one token before wrapping: rejoin them without a space.
+    return a + b if a.endswith("-") else f"{a} {b}"
+
+
+def _unwrap(lines: list[str], width: int | None) -> str:
+    """One paragraph's lines (no blank ones) -> prose on one line, or verse line by line.
+
+    A line break is a wrap when the line reached the margin, ends in a word's hyphen, or the
+    next line carries on a sentence in lower case. A paragraph is prose when most of its breaks
+    are wraps and most of its lines are not indented (every poem in the bundled books is
+    indented); prose joins its wraps and keeps any other break (a heading run into its text, a
+    lost paragraph break). Verse, songs and headings keep every break.
+    """
+    stripped = [_SPACES.sub(" ", line).strip() for line in lines]
+    if width is None or len(lines) == 1:
+        return "\n".join(stripped)
+    wraps = [
+        len(line) >= _LONG_LINE * width or nxt[:1].islower() or _WORD_HYPHEN.search(line) is not None
+        for line, nxt in zip(lines, stripped[1:])
+    ]
+    n_indented = sum(1 for line in lines if line[:1] == " ")
+    if 2 * n_indented > len(lines) or 2 * sum(wraps) <= len(wraps):
+        return "\n".join(stripped)
+    out = stripped[0]
+    for wrap, line in zip(wraps, stripped[1:]):
+        out = _join(out, line) if wrap else f"{out}\n{line}"
+    return out
+
+
+def clean_text(text: str) -> str:
+    """Normalise and unwrap ``text``: paragraphs separated by exactly one blank line.
+
+    Book texts are hard-wrapped at ~70 columns; a model trained on them would write a newline
+    every 70 characters, so wrapped prose is joined back into one line per paragraph.
+    """
+    text = _strip_gutenberg(_normalise(text))
+    lines = [line.rstrip() for line in text.split("\n")]
+    width = _wrap_width(lines)
+    paragraphs: list[str] = []
+    block: list[str] = []
+    for line in [*lines, ""]:
+        if line.strip():
+            block.append(line)
+        elif block:
+            paragraphs.append(_unwrap(block, width))
+            block = []
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+# --------------------------------------------------------------------------- split and fingerprint
+
+
+def _blocks(text: str) -> tuple[list[str], str]:
+    """Paragraphs, or lines when a document is a single paragraph; and the separator to rejoin."""
+    blocks = text.split("\n\n")
+    return (blocks, "\n\n") if len(blocks) > 1 else (text.split("\n"), "\n")
+
+
+def _cut(blocks: list[str], val_fraction: float) -> int:
+    """Index of the block boundary nearest to ``1 - val_fraction`` of the text, in [1, len-1]."""
+    target = (1.0 - val_fraction) * sum(len(b) + 1 for b in blocks)
+    best, best_gap, seen = 1, float("inf"), 0
+    for i in range(1, len(blocks)):
+        seen += len(blocks[i - 1]) + 1
+        if abs(seen - target) < best_gap:
+            best, best_gap = i, abs(seen - target)
+    return best
+
+
+def split_documents(corpus: Corpus, val_fraction: float = 0.05) -> tuple[list[str], list[str]]:
+    """Hold out the last ``val_fraction`` of every document, cut at a paragraph boundary.
+
+    Validation is then text the model never trained on, not windows shuffled into both sets.
+    A document with fewer than 1/val_fraction paragraphs goes to train whole (its tail would be
+    far more than val_fraction of it), unless that leaves no validation text at all: then the
+    document with the most paragraphs is cut anyway or, when every document is one paragraph,
+    the last document is held out whole. Returns one train and at most one val text per document.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise SlmError(f"the validation fraction must be between 0 and 1, not {val_fraction}")
+    split = [_blocks(d.text) for d in corpus.documents]
+    train: list[str] = [d.text for d in corpus.documents]
+    val: list[str] = []
+    for i, (blocks, sep) in enumerate(split):
+        if len(blocks) * val_fraction >= 1.0:
+            k = _cut(blocks, val_fraction)
+            train[i], tail = sep.join(blocks[:k]), sep.join(blocks[k:])
+            val.append(tail)
+    if val:
+        return train, val
+
+    i = max(range(len(split)), key=lambda j: len(split[j][0]))  # first of the longest
+    blocks, sep = split[i]
+    if len(blocks) >= 2:
+        k = _cut(blocks, val_fraction)
+        train[i] = sep.join(blocks[:k])
+        return train, [sep.join(blocks[k:])]
+    if len(train) >= 2:
+        return train[:-1], train[-1:]
+    raise SlmError(
+        f"the corpus in {corpus.path} is too small to hold out validation text: "
+        "it needs at least two paragraphs"
+    )
+
+
+def corpus_fingerprint(corpus: Corpus) -> str:
+    """sha256 over the cleaned names and texts: a cache key that changes when the text does
+    (including when a new cleaning rule changes it) and never when only file times change."""
+    h = hashlib.sha256()
+    for d in corpus.documents:
+        for part in (d.name, d.text):
+            data = part.encode("utf-8")
+            h.update(len(data).to_bytes(8, "little"))  # length-prefixed: ("ab","c") != ("a","bc")
+            h.update(data)
+    return h.hexdigest()
