@@ -1,0 +1,265 @@
+"""The user's settings: ``Settings`` <-> ``config.toml`` (tomllib reads, tomli-w writes, atomically).
+
+Loading never fails: a missing file means defaults; a file with a syntax error means defaults plus a problem
+naming the line, and that file is then never written over (``save_settings`` re-parses what is on disk and
+refuses), so a typo cannot cost the user the rest of their settings. A value of the wrong type or out of range
+falls back to its default alone, with a problem naming the key; everything else in the file still applies.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from slmtui.engine import paths
+from slmtui.engine.atomic import write_text_atomic
+from slmtui.engine.errors import SlmError
+
+
+@dataclass(frozen=True)
+class SamplingDefaults:
+    """The sampling a new story starts with. Frozen: change it with ``dataclasses.replace``."""
+
+    temperature: float = 0.8
+    """Divides the logits: below 1 plays safe, above 1 takes risks; 0 always picks the likeliest token."""
+    top_k: int = 40
+    """Sample only among the k likeliest tokens; 0 turns the filter off."""
+    top_p: float = 0.95
+    """Nucleus sampling: the smallest set of tokens whose probabilities add up to p."""
+    min_p: float = 0.0
+    """Drop tokens less likely than min_p times the likeliest one; 0 turns the filter off."""
+    repetition_penalty: float = 1.1
+    """Above 1 makes tokens already in the context less likely, against loops."""
+    max_new_tokens: int = 120
+    """How long one continuation may get."""
+    seed: int | None = None
+    """Fixes the random draws so a continuation repeats exactly; None (absent from the file) draws fresh ones."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything config.toml holds. Frozen: the app swaps in a new one with ``dataclasses.replace``."""
+
+    theme: str = "textual-dark"
+    """The Textual theme the app opens with (the theme picker remembers its choice here)."""
+    model: str | None = None
+    """The model in use: a model name from the models folder or a path to a model folder. None: the bundled one."""
+    sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
+    """The sampling panel's starting values."""
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The user's own sampling presets: name -> some or all of the ``sampling`` keys."""
+    keys: dict[str, str] = field(default_factory=dict)
+    """Key-binding overrides: action name (e.g. ``generate``) -> key (e.g. ``ctrl+g``)."""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What ``load_settings`` found: settings to use, and what was wrong with the file, in words."""
+
+    settings: Settings
+    problems: list[str]
+    path: Path
+    writable: bool
+    """False when the file could not be parsed: it holds the user's text, so the app must not save over it
+    (``save_settings`` refuses anyway); show ``problems`` and let the user fix it."""
+
+
+# name -> (type, check, what a good value is). Integers are accepted where a float is wanted, booleans never.
+_SAMPLING_RULES: dict[str, tuple[type, Callable[[Any], bool], str]] = {
+    "temperature": (float, lambda v: v >= 0, "a number >= 0"),
+    "top_k": (int, lambda v: v >= 0, "a whole number >= 0"),
+    "top_p": (float, lambda v: 0 < v <= 1, "a number above 0 and at most 1"),
+    "min_p": (float, lambda v: 0 <= v <= 1, "a number from 0 to 1"),
+    "repetition_penalty": (float, lambda v: v > 0, "a number above 0"),
+    "max_new_tokens": (int, lambda v: v >= 1, "a whole number >= 1"),
+    "seed": (int, lambda v: v >= 0, "a whole number >= 0"),
+}
+assert set(_SAMPLING_RULES) == {f.name for f in fields(SamplingDefaults)}
+
+_HEADER = "# slmtui settings. The app rewrites this file when settings change; comments are not kept.\n\n"
+_KEY_PART = r"\"(?:[^\"\\]|\\.)*\"|'[^']*'|[A-Za-z0-9_-]+"  # a bare or quoted key, as TOML spells it
+_BARE_OR_QUOTED = re.compile(r"\"((?:[^\"\\]|\\.)*)\"|'([^']*)'|([A-Za-z0-9_-]+)")
+_TABLE_LINE = re.compile(r"\[\[?([^\]]+)\]\]?\s*(?:#.*)?$")
+_KEY_LINE = re.compile(rf"((?:{_KEY_PART})(?:\s*\.\s*(?:{_KEY_PART}))*)\s*=")
+
+
+def _split_key(key: str) -> tuple[str, ...]:
+    return tuple(a or b or c for a, b, c in _BARE_OR_QUOTED.findall(key))
+
+
+def _find_line(text: str, key: tuple[str, ...]) -> int | None:
+    """The line where ``key`` is set, by a simple scan of table headers and ``key =`` lines (enough for the
+    files people write; multi-line strings may fool it). Falls back to the nearest enclosing table's line."""
+    found: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if m := _TABLE_LINE.match(line):
+            table = _split_key(m.group(1))
+            found.setdefault(table, n)
+        elif m := _KEY_LINE.match(line):
+            found.setdefault(table + _split_key(m.group(1)), n)
+    for end in range(len(key), 0, -1):
+        if key[:end] in found:
+            return found[key[:end]]
+    return None
+
+
+class _Report:
+    """Collects problems as ``<file> line <n>: <key>: <what>``."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.text = text
+        self.problems: list[str] = []
+
+    def bad(self, key: tuple[str, ...], what: str) -> None:
+        line = _find_line(self.text, key)
+        where = f"{self.path} line {line}" if line else str(self.path)
+        self.problems.append(f"{where}: {'.'.join(key)}: {what}")
+
+
+def _check_sampling(table: Any, key: tuple[str, ...], report: _Report) -> dict[str, Any]:
+    """The valid sampling values in ``table``; each invalid or unknown one is reported and left out."""
+    if not isinstance(table, dict):
+        report.bad(key, "should be a table of sampling values; ignored")
+        return {}
+    good: dict[str, Any] = {}
+    for name, value in table.items():
+        if name not in _SAMPLING_RULES:
+            report.bad((*key, name), f"unknown sampling setting (known: {', '.join(_SAMPLING_RULES)}); ignored")
+            continue
+        kind, ok, wanted = _SAMPLING_RULES[name]
+        number = isinstance(value, int if kind is int else int | float) and not isinstance(value, bool)
+        if number and math.isfinite(value) and ok(value):
+            good[name] = kind(value)  # 1 -> 1.0 where a float is wanted
+        else:
+            report.bad((*key, name), f"should be {wanted}, not {value!r}; using the default")
+    return good
+
+
+def _from_doc(doc: dict[str, Any], report: _Report) -> Settings:
+    """Settings from a parsed file: every valid value is taken, every other one reported and defaulted."""
+    values: dict[str, Any] = {}
+    for name, value in doc.items():
+        key = (name,)
+        if name == "theme":
+            if isinstance(value, str) and value.strip():
+                values["theme"] = value.strip()
+            else:
+                report.bad(key, f"should be a theme name, not {value!r}; using the default")
+        elif name == "model":
+            if isinstance(value, str):
+                values["model"] = value.strip() or None
+            else:
+                report.bad(key, f"should be a model name or folder, not {value!r}; using the bundled model")
+        elif name == "sampling":
+            values["sampling"] = SamplingDefaults(**_check_sampling(value, key, report))
+        elif name == "presets":
+            if not isinstance(value, dict):
+                report.bad(key, "should be a table of presets, one [presets.<name>] each; ignored")
+                continue
+            values["presets"] = {
+                preset: _check_sampling(table, (*key, preset), report) for preset, table in value.items()
+            }
+        elif name == "keys":
+            if not isinstance(value, dict):
+                report.bad(key, "should be a table of action = \"key\" lines; ignored")
+                continue
+            values["keys"] = {}
+            for action, binding in value.items():
+                if isinstance(binding, str) and binding.strip():
+                    values["keys"][action] = binding.strip()
+                else:
+                    report.bad((*key, action), f"should be a key such as \"ctrl+g\", not {binding!r}; ignored")
+        else:
+            report.bad(key, "unknown setting; ignored")
+    return Settings(**values)
+
+
+def _to_doc(settings: Settings) -> dict[str, Any]:
+    """The TOML document for ``settings``. TOML has no null: None values are left out, and read back as None."""
+    doc: dict[str, Any] = {"theme": settings.theme}
+    if settings.model is not None:
+        doc["model"] = settings.model
+    doc["sampling"] = {k: v for k, v in settings.sampling.as_dict().items() if v is not None}
+    if settings.presets:
+        doc["presets"] = {name: dict(values) for name, values in settings.presets.items()}
+    if settings.keys:
+        doc["keys"] = dict(settings.keys)
+    return doc
+
+
+def _parse_error(e: tomllib.TOMLDecodeError | UnicodeDecodeError, text: str) -> tuple[int | None, str]:
+    """(line, message) of a parse error. Python 3.11's TOMLDecodeError has the line only in its message."""
+    if isinstance(e, UnicodeDecodeError):
+        return None, f"not UTF-8 text ({e.reason} at byte {e.start})"
+    message = str(e)
+    line = getattr(e, "lineno", None)  # Python 3.14+
+    if m := re.search(r"\s*\(at line (\d+), column \d+\)$", message):
+        line = line or int(m.group(1))
+        message = message[: m.start()]
+    elif m := re.search(r"\s*\(at end of document\)$", message):
+        line = line or len(text.splitlines()) or 1
+        message = message[: m.start()] + " (at the end of the file)"
+    return line, message
+
+
+def load_settings(path: Path | None = None) -> LoadResult:
+    """Read config.toml (default: the one in the config folder). Never raises for a bad file: the app must
+    start anyway, so it gets defaults and the problems, in words, to show."""
+    path = path if path is not None else paths.config_file()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return LoadResult(Settings(), [], path, writable=True)
+    except OSError as e:
+        return LoadResult(Settings(), [f"{path}: cannot read it ({e.strerror}); using defaults"], path, False)
+    text = ""
+    try:
+        text = data.decode("utf-8")
+        doc = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        line, message = _parse_error(e, text)
+        where = f"{path} line {line}" if line else str(path)
+        problem = f"{where}: {message}; using default settings (the file is left as it is until you fix it)"
+        return LoadResult(Settings(), [problem], path, writable=False)
+    report = _Report(path, text)
+    settings = _from_doc(doc, report)
+    return LoadResult(settings, report.problems, path, writable=True)
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> None:
+    """Write config.toml atomically (a crash leaves the old file or the new, never half), creating its folder.
+
+    Refuses with SlmError to write over a file that does not parse: the app loaded defaults instead of it, so
+    saving would replace the user's settings with defaults. The check reads the file now, not at load time.
+    """
+    path = path if path is not None else paths.config_file()
+    text = ""
+    try:
+        text = path.read_bytes().decode("utf-8")
+        tomllib.loads(text)
+    except FileNotFoundError:
+        pass
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        line, message = _parse_error(e, text)
+        where = f"{path} line {line}" if line else str(path)
+        raise SlmError(f"not saving settings over {where}: {message}. Fix or delete that file first.",
+                       exit_code=1) from e
+    except OSError as e:
+        raise SlmError(f"cannot read {path} before saving settings: {e.strerror}", exit_code=1) from e
+    try:
+        write_text_atomic(path, _HEADER + tomli_w.dumps(_to_doc(settings)))
+    except OSError as e:
+        raise SlmError(f"cannot save settings to {path}: {e.strerror or e}", exit_code=1) from e

@@ -1,0 +1,500 @@
+"""Stories as trees of passages, kept in one SQLite database (``stories.db``); no UI here.
+
+Every passage (the user's text or the model's continuation) has a parent, and the story's text at a passage is
+the concatenation of the texts from the root down to it. Undo walks up the tree, retry adds a sibling, so
+nothing anyone wrote is ever deleted; ``current_passage_id`` marks the branch the user is reading.
+
+Every public mutating method is one transaction, committed before it returns: the app can be killed at any
+moment and the database holds everything up to the last call. WAL with ``synchronous=NORMAL`` keeps those
+commits cheap (no fsync per commit) so ``append_text`` can run for each streamed chunk; an app crash loses
+nothing, a power cut at worst the last few commits.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from slmtui.engine import paths
+from slmtui.engine.errors import SlmError
+
+Author = Literal["user", "model"]
+AUTHORS: tuple[str, ...] = ("user", "model")
+UNTITLED = "Untitled"
+TITLE_WORDS = 6
+TITLE_MAX_CHARS = 60
+
+
+@dataclass(frozen=True)
+class Story:
+    """One story's row. Frozen: the UI thread and a worker may hold the same one."""
+
+    id: int
+    title: str  # what to show: the title given, else the opening words of the first user passage
+    title_is_set: bool  # False while ``title`` is the default from the opening words
+    created: datetime
+    updated: datetime  # last change of any kind, navigation included, so the list shows the last story touched
+    model: str | None
+    memory: str  # the author's notes kept beside the story (for the prompt), not part of its text
+    current_passage_id: int | None  # None: before the first passage (everything undone, or nothing written)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One node of the tree. ``sampling`` is a fresh copy per read: changing it changes nothing stored."""
+
+    id: int
+    story_id: int
+    parent_id: int | None  # None for a root; a story may have several roots (retries of the first passage)
+    author: Author
+    text: str
+    sampling: dict[str, Any] | None  # the sampling settings that produced a model passage
+    created: datetime
+    updated: datetime
+    position: int  # order among siblings: retries come after what they retry
+
+
+# --- schema -------------------------------------------------------------------------------------------------------
+# MIGRATIONS[v] moves a database from version v to v + 1; SCHEMA_VERSION is how many there are. To add v2, append
+# a function: each runs in its own transaction together with the user_version bump, so a crash leaves v or v + 1.
+
+
+def _migrate_to_v1(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE stories (
+            id INTEGER PRIMARY KEY,
+            title TEXT,  -- NULL: none given; shown as the opening words of the first user passage
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            model TEXT,
+            memory TEXT NOT NULL DEFAULT '',
+            current_passage_id INTEGER REFERENCES passages(id) ON DELETE SET NULL
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE passages (
+            id INTEGER PRIMARY KEY,
+            story_id INTEGER NOT NULL REFERENCES stories(id) ON DELETE CASCADE,
+            parent_id INTEGER REFERENCES passages(id) ON DELETE CASCADE,
+            author TEXT NOT NULL CHECK (author IN ('user', 'model')),
+            text TEXT NOT NULL DEFAULT '',
+            sampling TEXT,  -- JSON
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            visited INTEGER NOT NULL DEFAULT 0  -- per-story counter: redo follows the child seen last
+        )"""
+    )
+    conn.execute("CREATE INDEX passages_story ON passages(story_id)")
+    conn.execute("CREATE INDEX passages_parent ON passages(parent_id)")
+    conn.execute("CREATE INDEX stories_current ON stories(current_passage_id)")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+_OWN_TABLES = {"stories", "passages"}
+
+
+def default_title(text: str) -> str:
+    """The opening ~6 words of ``text``, cut at a word, as a title for a story that was given none."""
+    words = text.split()
+    if not words:
+        return UNTITLED
+    title = " ".join(words[:TITLE_WORDS])
+    cut = len(words) > TITLE_WORDS
+    if len(title) > TITLE_MAX_CHARS:
+        space = title.rfind(" ", 0, TITLE_MAX_CHARS)
+        title = title[: space if space > 0 else TITLE_MAX_CHARS]
+        cut = True
+    title = title.rstrip(",;:-—–")
+    return title + "…" if cut else title
+
+
+def _ts(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _passage(row: sqlite3.Row) -> Passage:
+    return Passage(
+        id=row["id"],
+        story_id=row["story_id"],
+        parent_id=row["parent_id"],
+        author=row["author"],
+        text=row["text"],
+        sampling=json.loads(row["sampling"]) if row["sampling"] is not None else None,
+        created=_ts(row["created"]),
+        updated=_ts(row["updated"]),
+        position=row["position"],
+    )
+
+
+_STORY_SELECT = """SELECT s.*, (SELECT p.text FROM passages p WHERE p.story_id = s.id AND p.author = 'user'
+                   ORDER BY p.id LIMIT 1) AS first_user_text FROM stories s"""
+# Ancestors of a passage, itself included, with their distance from it (0 = itself).
+_UP = """WITH RECURSIVE up(id, depth) AS (
+             SELECT ?, 0
+             UNION ALL SELECT p.parent_id, up.depth + 1 FROM passages p JOIN up ON p.id = up.id
+             WHERE p.parent_id IS NOT NULL)"""
+
+
+class StoryStore:
+    """All stories in one SQLite file. Safe to share between the UI thread and one worker: a lock serialises
+    every call, and each public method is its own committed transaction."""
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else paths.stories_db()
+        self._lock = threading.RLock()
+        self._last_now = datetime.min.replace(tzinfo=timezone.utc)
+        self._conn = self._open()
+
+    # --- opening ----------------------------------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        # check_same_thread=False: a generation worker may write; self._lock makes that safe.
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per public call.
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False, isolation_level=None)
+        except (OSError, sqlite3.Error) as e:
+            raise SlmError(f"cannot open the stories database {self.path}: {e}", exit_code=1) from e
+        conn.row_factory = sqlite3.Row
+        try:
+            self._prepare(conn)
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise SlmError(f"{self.path} is not a readable stories database (corrupt?): {e}", exit_code=1) from e
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        # user_version is the first read: on a file that is not SQLite it raises "file is not a database".
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise SlmError(f"{self.path} was written by a newer slmtui (stories schema version {version}; this "
+                           f"version reads up to {SCHEMA_VERSION}). Upgrade slmtui to open it.", exit_code=1)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version == 0 and tables - _OWN_TABLES:
+            raise SlmError(f"{self.path} is an SQLite database, but not slmtui's stories", exit_code=1)
+        check = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if check != "ok":
+            raise SlmError(f"{self.path} is damaged: {check}", exit_code=1)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")  # in WAL: durable against app crashes, no fsync per commit
+        conn.execute("PRAGMA foreign_keys = ON")
+        for v in range(version, SCHEMA_VERSION):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                MIGRATIONS[v](conn)
+                conn.execute(f"PRAGMA user_version = {v + 1}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> StoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- plumbing ---------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """One transaction under the lock; reads get one consistent snapshot, writes commit before returning."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield self._conn
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:  # SQLite may have rolled back already (disk full, ...)
+                        self._conn.execute("ROLLBACK")
+                    raise
+            except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+                raise  # our bug, keep the traceback
+            except sqlite3.DatabaseError as e:  # locked for too long, disk full, damaged pages: the user's to fix
+                raise SlmError(f"stories database {self.path}: {e}", exit_code=1) from e
+
+    def _now(self) -> str:
+        # Strictly increasing within this store, so "most recently updated" has no ties on a coarse clock.
+        now = max(datetime.now(timezone.utc), self._last_now + timedelta(microseconds=1))
+        self._last_now = now
+        return now.isoformat(timespec="microseconds")
+
+    def _story_row(self, c: sqlite3.Connection, story_id: int) -> sqlite3.Row:
+        row = c.execute(f"{_STORY_SELECT} WHERE s.id = ?", (story_id,)).fetchone()
+        if row is None:
+            raise SlmError(f"no story with id {story_id}")
+        return row
+
+    @staticmethod
+    def _story(row: sqlite3.Row) -> Story:
+        title = row["title"]
+        return Story(
+            id=row["id"],
+            title=title if title else default_title(row["first_user_text"] or ""),
+            title_is_set=bool(title),
+            created=_ts(row["created"]),
+            updated=_ts(row["updated"]),
+            model=row["model"],
+            memory=row["memory"],
+            current_passage_id=row["current_passage_id"],
+        )
+
+    def _passage_row(self, c: sqlite3.Connection, passage_id: int) -> Passage:
+        row = c.execute("SELECT * FROM passages WHERE id = ?", (passage_id,)).fetchone()
+        if row is None:
+            raise SlmError(f"no passage with id {passage_id}")
+        return _passage(row)
+
+    def _children(self, c: sqlite3.Connection, story_id: int, parent_id: int | None, order: str) -> list[Passage]:
+        sql = f"SELECT * FROM passages WHERE story_id = ? AND parent_id IS ? ORDER BY {order}"
+        return [_passage(r) for r in c.execute(sql, (story_id, parent_id))]
+
+    def _move(self, c: sqlite3.Connection, story_id: int, passage_id: int | None) -> Passage | None:
+        """Make ``passage_id`` current, stamping it and its ancestors as visited so redo retraces this path."""
+        c.execute("UPDATE stories SET current_passage_id = ?, updated = ? WHERE id = ?",
+                  (passage_id, self._now(), story_id))
+        if passage_id is None:
+            return None
+        stamp = c.execute("SELECT COALESCE(MAX(visited), 0) + 1 FROM passages WHERE story_id = ?",
+                          (story_id,)).fetchone()[0]
+        c.execute(f"{_UP} UPDATE passages SET visited = ? WHERE id IN (SELECT id FROM up)", (passage_id, stamp))
+        return self._passage_row(c, passage_id)
+
+    def _path(self, c: sqlite3.Connection, passage_id: int | None) -> list[Passage]:
+        if passage_id is None:
+            return []
+        sql = f"{_UP} SELECT p.* FROM up JOIN passages p ON p.id = up.id ORDER BY up.depth DESC"
+        rows = c.execute(sql, (passage_id,)).fetchall()
+        if not rows:
+            raise SlmError(f"no passage with id {passage_id}")
+        return [_passage(r) for r in rows]
+
+    # --- stories ----------------------------------------------------------------------------------------------
+
+    def create_story(self, *, title: str | None = None, model: str | None = None, memory: str = "") -> Story:
+        """A new, empty story; without a title it is named after its opening words once there are some."""
+        with self._tx(write=True) as c:
+            now = self._now()
+            cur = c.execute("INSERT INTO stories (title, created, updated, model, memory) VALUES (?, ?, ?, ?, ?)",
+                            ((title or "").strip() or None, now, now, model, memory))
+            return self._story(self._story_row(c, int(cur.lastrowid or 0)))
+
+    def get_story(self, story_id: int) -> Story:
+        """The story, or SlmError if there is none (ids come from the command line too)."""
+        with self._tx() as c:
+            return self._story(self._story_row(c, story_id))
+
+    def list_stories(self) -> list[Story]:
+        """All stories, the one touched last first: that is the one the user most likely wants back."""
+        with self._tx() as c:
+            return [self._story(r) for r in c.execute(f"{_STORY_SELECT} ORDER BY s.updated DESC, s.id DESC")]
+
+    def rename_story(self, story_id: int, title: str | None) -> Story:
+        """Give the story a title; an empty or None title goes back to the default from its opening words."""
+        with self._tx(write=True) as c:
+            self._story_row(c, story_id)
+            c.execute("UPDATE stories SET title = ?, updated = ? WHERE id = ?",
+                      ((title or "").strip() or None, self._now(), story_id))
+            return self._story(self._story_row(c, story_id))
+
+    def delete_story(self, story_id: int) -> None:
+        """Delete the story and all its passages (foreign keys cascade). The one call that loses text."""
+        with self._tx(write=True) as c:
+            self._story_row(c, story_id)
+            c.execute("DELETE FROM stories WHERE id = ?", (story_id,))
+
+    def set_memory(self, story_id: int, text: str) -> Story:
+        """Replace the story's memory (notes the writer puts before the prompt)."""
+        with self._tx(write=True) as c:
+            self._story_row(c, story_id)
+            c.execute("UPDATE stories SET memory = ?, updated = ? WHERE id = ?", (text, self._now(), story_id))
+            return self._story(self._story_row(c, story_id))
+
+    # --- passages ---------------------------------------------------------------------------------------------
+
+    def add_passage(self, story_id: int, *, parent_id: int | None, author: Author, text: str,
+                    sampling: dict[str, Any] | None = None) -> Passage:
+        """Add a passage under ``parent_id`` (None: a root) and make it current. A retry is this same call with
+        the old passage's parent: the old one stays, as a sibling before the new one."""
+        if author not in AUTHORS:
+            raise ValueError(f"author must be 'user' or 'model', not {author!r}")
+        sampling_json = json.dumps(sampling) if sampling is not None else None
+        with self._tx(write=True) as c:
+            self._story_row(c, story_id)
+            if parent_id is not None and self._passage_row(c, parent_id).story_id != story_id:
+                raise SlmError(f"passage {parent_id} is not part of story {story_id}")
+            position = c.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM passages "
+                                 "WHERE story_id = ? AND parent_id IS ?", (story_id, parent_id)).fetchone()[0]
+            now = self._now()
+            cur = c.execute(
+                "INSERT INTO passages (story_id, parent_id, author, text, sampling, created, updated, position) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (story_id, parent_id, author, text, sampling_json, now, now, position),
+            )
+            moved = self._move(c, story_id, int(cur.lastrowid or 0))
+            assert moved is not None
+            return moved
+
+    def append_text(self, passage_id: int, text: str) -> None:
+        """Add streamed text to the end of a passage. Two UPDATEs and a WAL commit: cheap enough per chunk,
+        and committed, so a crash mid-generation keeps what was shown."""
+        with self._tx(write=True) as c:
+            now = self._now()
+            cur = c.execute("UPDATE passages SET text = text || ?, updated = ? WHERE id = ?", (text, now, passage_id))
+            if cur.rowcount == 0:
+                raise SlmError(f"no passage with id {passage_id}")
+            c.execute("UPDATE stories SET updated = ? WHERE id = (SELECT story_id FROM passages WHERE id = ?)",
+                      (now, passage_id))
+
+    def set_passage_text(self, passage_id: int, text: str) -> Passage:
+        """Replace a passage's text (the user edited it). Edits in place: the tree keeps its shape."""
+        with self._tx(write=True) as c:
+            story_id = self._passage_row(c, passage_id).story_id
+            c.execute("UPDATE passages SET text = ?, updated = ? WHERE id = ?", (text, self._now(), passage_id))
+            c.execute("UPDATE stories SET updated = ? WHERE id = ?", (self._now(), story_id))
+            return self._passage_row(c, passage_id)
+
+    def get_passage(self, passage_id: int) -> Passage:
+        with self._tx() as c:
+            return self._passage_row(c, passage_id)
+
+    def path_to(self, passage_id: int) -> list[Passage]:
+        """The passages from the root down to ``passage_id``, both included: what the reader sees."""
+        with self._tx() as c:
+            return self._path(c, passage_id)
+
+    def children(self, passage_id: int) -> list[Passage]:
+        """The passages that continue ``passage_id``, in sibling order."""
+        with self._tx() as c:
+            p = self._passage_row(c, passage_id)
+            return self._children(c, p.story_id, p.id, "position, id")
+
+    def siblings(self, passage_id: int) -> list[Passage]:
+        """All alternatives at this point, the passage itself included (so the UI can show "2/3")."""
+        with self._tx() as c:
+            p = self._passage_row(c, passage_id)
+            return self._children(c, p.story_id, p.parent_id, "position, id")
+
+    def set_current(self, story_id: int, passage_id: int | None) -> Passage | None:
+        """Make ``passage_id`` the passage the user is on (None: before the first passage)."""
+        with self._tx(write=True) as c:
+            self._story_row(c, story_id)
+            if passage_id is not None and self._passage_row(c, passage_id).story_id != story_id:
+                raise SlmError(f"passage {passage_id} is not part of story {story_id}")
+            return self._move(c, story_id, passage_id)
+
+    def current_path(self, story_id: int) -> list[Passage]:
+        """Root to current passage; empty when nothing is current."""
+        with self._tx() as c:
+            return self._path(c, self._story_row(c, story_id)["current_passage_id"])
+
+    def story_text(self, story_id: int, passage_id: int | None = None) -> str:
+        """The story's text at ``passage_id`` (default: the current passage): the path's texts joined as-is."""
+        with self._tx() as c:
+            row = self._story_row(c, story_id)
+            path = self._path(c, passage_id if passage_id is not None else row["current_passage_id"])
+            if path and path[0].story_id != story_id:
+                raise SlmError(f"passage {passage_id} is not part of story {story_id}")
+            return "".join(p.text for p in path)
+
+    # --- tree moves (the writer's undo / redo / branch keys) -------------------------------------------------
+
+    def undo(self, story_id: int) -> Passage | None:
+        """Step back to the parent of the current passage (None at the top). Nothing is deleted: redo returns."""
+        with self._tx(write=True) as c:
+            current = self._story_row(c, story_id)["current_passage_id"]
+            if current is None:
+                return None
+            return self._move(c, story_id, self._passage_row(c, current).parent_id)
+
+    def redo(self, story_id: int) -> Passage | None:
+        """Step forward to the child visited or created last; stay put (and return the current) if none."""
+        with self._tx(write=True) as c:
+            current = self._story_row(c, story_id)["current_passage_id"]
+            kids = self._children(c, story_id, current, "visited DESC, id DESC")
+            if not kids:
+                return self._passage_row(c, current) if current is not None else None
+            return self._move(c, story_id, kids[0].id)
+
+    def next_sibling(self, story_id: int) -> Passage | None:
+        """Switch to the next alternative of the current passage, wrapping around."""
+        return self._switch_sibling(story_id, +1)
+
+    def prev_sibling(self, story_id: int) -> Passage | None:
+        """Switch to the previous alternative of the current passage, wrapping around."""
+        return self._switch_sibling(story_id, -1)
+
+    def _switch_sibling(self, story_id: int, step: int) -> Passage | None:
+        # The new current is the sibling itself, at the same depth (not a leaf below it): the reader stays at
+        # the same point of the story, and redo walks on down that branch.
+        with self._tx(write=True) as c:
+            current = self._story_row(c, story_id)["current_passage_id"]
+            if current is None:
+                return None
+            here = self._passage_row(c, current)
+            sibs = self._children(c, story_id, here.parent_id, "position, id")
+            index = next(i for i, s in enumerate(sibs) if s.id == current)
+            return self._move(c, story_id, sibs[(index + step) % len(sibs)].id)
+
+    # --- export -----------------------------------------------------------------------------------------------
+
+    def export_text(self, story_id: int) -> str:
+        """The current path's text, exactly as the reader sees it."""
+        return self.story_text(story_id)
+
+    def export_markdown(self, story_id: int) -> str:
+        """Markdown of the current path: the title as a heading, an italic note naming the model and the
+        sampling used, then the text. The user's passages are **bold**, the model's plain, so who wrote what
+        survives the export; Markdown characters in the text are escaped so it renders as written."""
+        with self._tx() as c:
+            story = self._story(self._story_row(c, story_id))
+            path = self._path(c, story.current_passage_id)
+        samplings: list[str] = []
+        for p in path:
+            if p.author == "model" and p.sampling:
+                note = ", ".join(f"{k} {v}" for k, v in p.sampling.items())
+                if note not in samplings:
+                    samplings.append(note)
+        note = f"model `{story.model}`" if story.model else "model unknown"
+        if samplings:
+            note += "; sampling: " + "; ".join(samplings)
+        body = "".join(_bold(p.text) if p.author == "user" else _escape(p.text) for p in path)
+        return f"# {_escape(story.title)}\n\n_Written with slmtui, {note}. User text in bold._\n\n{body}\n"
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
+_MD_LINE_START = re.compile(r"^(\s*\d*)([-+=.)])", re.MULTILINE)  # "- x", "+ x", "===", "1. x", "2) x"
+
+
+def _escape(text: str) -> str:
+    """Backslash-escape what Markdown would read as markup (emphasis, links, headings, list markers)."""
+    return _MD_LINE_START.sub(r"\1\\\2", _MD_SPECIAL.sub(r"\\\1", text))
+
+
+def _bold(text: str) -> str:
+    """Bold each line separately (``**`` cannot span paragraphs) and keep whitespace outside the markers."""
+    out = []
+    for line in text.split("\n"):
+        m = re.fullmatch(r"(\s*)(.*?)(\s*)", line, re.DOTALL)
+        assert m is not None
+        lead, content, trail = m.groups()
+        out.append(f"{lead}**{_escape(content)}**{trail}" if content else line)
+    return "\n".join(out)

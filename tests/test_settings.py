@@ -1,0 +1,152 @@
+"""Settings <-> config.toml: defaults, round trip, and what a bad file does (and must not do)."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from slmtui.engine.errors import SlmError
+from slmtui.settings import SamplingDefaults, Settings, load_settings, save_settings
+
+
+def test_defaults_when_there_is_no_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    result = load_settings(path)
+    assert result.problems == [] and result.writable and result.path == path
+    s = result.settings
+    assert s == Settings()
+    assert (s.theme, s.model, s.presets, s.keys) == ("textual-dark", None, {}, {})
+    assert s.sampling.as_dict() == {
+        "temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.0,
+        "repetition_penalty": 1.1, "max_new_tokens": 120, "seed": None,
+    }
+    assert not path.exists()  # loading never writes
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    settings = Settings(
+        theme="nord",
+        model="/models/my book",
+        sampling=SamplingDefaults(temperature=1.2, top_k=0, seed=7),
+        presets={"wild": {"temperature": 1.5, "top_p": 1.0}, "safe one": {"top_k": 5}},
+        keys={"generate": "ctrl+g", "undo": "ctrl+z"},
+    )
+    save_settings(settings, path)
+    result = load_settings(path)
+    assert result.problems == []
+    assert result.settings == settings
+    assert tomllib.loads(path.read_text())["sampling"]["seed"] == 7
+
+    # None cannot be written in TOML: it is left out and comes back as None
+    save_settings(dataclasses.replace(settings, model=None, sampling=SamplingDefaults()), path)
+    back = load_settings(path).settings
+    assert back.model is None and back.sampling.seed is None
+
+
+def test_broken_toml_is_reported_by_line_and_never_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    original = b'theme = "nord"\n[sampling]\ntemperature = = 0.5\ntop_k = 3\n'
+    path.write_bytes(original)
+
+    result = load_settings(path)
+    assert result.settings == Settings()
+    assert not result.writable
+    assert len(result.problems) == 1
+    assert "config.toml line 3:" in result.problems[0]
+
+    with pytest.raises(SlmError, match="line 3"):
+        save_settings(dataclasses.replace(result.settings, theme="changed"), path)
+    assert path.read_bytes() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]
+
+
+def test_a_syntax_error_at_the_end_names_the_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('theme = "nord"\nmodel = "unterminated')  # no newline: the error is at the end
+    [problem] = load_settings(path).problems
+    assert "config.toml line 2:" in problem and "end of the file" in problem
+
+
+def test_a_file_that_is_not_utf8_is_not_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(b'theme = "\xff\xfe"\n')
+    result = load_settings(path)
+    assert not result.writable and "UTF-8" in result.problems[0]
+    with pytest.raises(SlmError):
+        save_settings(Settings(), path)
+    assert path.read_bytes() == b'theme = "\xff\xfe"\n'
+
+
+def test_ill_typed_values_fall_back_one_by_one(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        "theme = 3\n"                      # 1
+        'model = "tiny"\n'                 # 2
+        "colour = \"red\"\n"               # 3
+        "[sampling]\n"                     # 4
+        'temperature = "hot"\n'            # 5
+        "top_k = 50\n"                     # 6
+        "top_p = 1.5\n"                    # 7
+        "max_new_tokens = true\n"          # 8
+        "repetition_penalty = 1\n"         # 9
+        "warmth = 2\n"                     # 10
+        "[presets.calm]\n"                 # 11
+        "temperature = 0.3\n"              # 12
+        "top_k = 2.5\n"                    # 13
+        "[keys]\n"                         # 14
+        'generate = "ctrl+g"\n'            # 15
+        "undo = 5\n"                       # 16
+    )
+    result = load_settings(path)
+    s = result.settings
+    assert result.writable
+    assert s.theme == "textual-dark" and s.model == "tiny"
+    assert s.sampling == SamplingDefaults(top_k=50, repetition_penalty=1.0)
+    assert isinstance(s.sampling.repetition_penalty, float)
+    assert s.presets == {"calm": {"temperature": 0.3}}
+    assert s.keys == {"generate": "ctrl+g"}
+
+    expected = {
+        "theme": 1, "colour": 3, "sampling.temperature": 5, "sampling.top_p": 7, "sampling.max_new_tokens": 8,
+        "sampling.warmth": 10, "presets.calm.top_k": 13, "keys.undo": 16,
+    }
+    assert len(result.problems) == len(expected), result.problems
+    for key, line in expected.items():
+        matching = [p for p in result.problems if f": {key}:" in p]
+        assert matching, f"no problem reported for {key}: {result.problems}"
+        assert f"config.toml line {line}:" in matching[0]
+    assert any("'hot'" in p for p in result.problems)
+
+    # the ill-typed file parses, so saving is allowed and writes only good values
+    save_settings(s, path)
+    again = load_settings(path)
+    assert again.problems == [] and again.settings == s
+
+
+def test_wrongly_shaped_tables_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('sampling = 3\npresets = "none"\nkeys = [1]\n')
+    result = load_settings(path)
+    assert result.settings == Settings()
+    assert [p.split(": ")[1] for p in result.problems] == ["sampling", "presets", "keys"]
+
+
+def test_save_is_atomic_and_creates_folders(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "config.toml"
+    save_settings(Settings(theme="one"), path)
+    save_settings(Settings(theme="two"), path)  # replaces an existing file the same way
+    assert load_settings(path).settings.theme == "two"
+    assert [p.name for p in path.parent.iterdir()] == ["config.toml"]  # no temp files left behind
+
+
+def test_slmtui_home_is_respected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLMTUI_HOME", str(tmp_path))
+    save_settings(Settings(theme="home"))
+    assert (tmp_path / "config" / "config.toml").is_file()
+    result = load_settings()
+    assert result.path == tmp_path / "config" / "config.toml"
+    assert result.settings.theme == "home"
