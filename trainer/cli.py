@@ -1,0 +1,191 @@
+"""`slm-train` / `python -m trainer`: pretrain (or fine-tune) a model on a corpus.
+
+Progress goes to a tqdm bar on a terminal, or one JSON event per line (``--progress jsonl``) for the
+TUI. Ctrl+C or SIGTERM saves the run and prints how to resume it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+import sys
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import NoReturn
+
+from slmtui.engine import DEVICE_CHOICES, PRESETS, SlmError, paths, preset
+from trainer.events import DoneEvent, ErrorEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
+from trainer.loop import DEFAULT_TOKENIZER, TRAIN_PRESETS, RunSpec, TrainConfig, train
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        print(f"slm-train: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from '90', '90s', '15m', '2h' or '1h30m'."""
+    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    if not text.strip() or not match or not any(match.groups()):
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 90s, 15m or 2h)")
+    h, m, s = (float(g) if g else 0.0 for g in match.groups())
+    return h * 3600 + m * 60 + s
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="slm-train", description="Pretrain a small GPT on a folder of books (or fine-tune one).")
+    p.add_argument("--corpus", type=Path, default=paths.BUNDLED_CORPUS_DIR,
+                   help="folder of .txt/.md files, or one file (default: the bundled public-domain novels)")
+    p.add_argument("--name", help="model name: saved as <user data>/models/NAME (default: the corpus folder's name)")
+    p.add_argument("--out", type=Path, help="model folder to write (instead of --name)")
+    p.add_argument("--preset", default="seed", help=f"architecture and training settings: {', '.join(PRESETS)}")
+    p.add_argument("--tokenizer", help="gpt2, or bpe:N to train an N-token BPE on the corpus (default: per preset)")
+    p.add_argument("--init-from", help="fine-tune: start from this model (name or folder); keeps its architecture")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in the model folder")
+    budget = p.add_argument_group("budget (the first reached ends the run)")
+    budget.add_argument("--max-steps", type=int, help="optimizer steps (also the learning-rate schedule's length)")
+    budget.add_argument("--epochs", type=float, help="passes over the training tokens")
+    budget.add_argument("--time-limit", type=parse_duration, help="wall clock for this invocation, e.g. 30m or 2h")
+    arch = p.add_argument_group("architecture overrides")
+    for flag, kind in (("--block-size", int), ("--n-layer", int), ("--n-head", int), ("--n-embd", int), ("--dropout", float)):
+        arch.add_argument(flag, type=kind)
+    arch.add_argument("--tie-embeddings", action=argparse.BooleanOptionalAction, default=None)
+    opt = p.add_argument_group("optimisation overrides")
+    for flag, kind in (("--batch-size", int), ("--lr", float), ("--warmup-steps", int), ("--weight-decay", float),
+                       ("--grad-clip", float), ("--eval-interval", int), ("--patience", int), ("--seed", int),
+                       ("--val-fraction", float)):
+        opt.add_argument(flag, type=kind)
+    opt.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"))
+    opt.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, faster steps)")
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    p.add_argument("--progress", default="tqdm" if sys.stderr.isatty() else "none", choices=("tqdm", "jsonl", "none"),
+                   help="tqdm bar, JSON lines on stdout (for the app), or quiet")
+    return p
+
+
+def spec_from_args(args: argparse.Namespace) -> RunSpec:
+    if args.preset not in PRESETS or args.preset not in TRAIN_PRESETS:
+        raise SlmError(f"unknown preset {args.preset!r}; choose one of: {', '.join(TRAIN_PRESETS)}")
+    if args.out is not None:
+        out = args.out.expanduser().resolve()
+    else:
+        name = args.name or (args.corpus.stem if args.corpus != paths.BUNDLED_CORPUS_DIR else f"{args.preset}-bundled")
+        if not re.fullmatch(r"[\w.-]+", name) or name.startswith("."):
+            raise SlmError(f"--name {name!r}: use letters, digits, '.', '-' and '_' only")
+        out = paths.models_dir() / name
+    model = preset(args.preset)
+    arch = {k: getattr(args, k) for k in ("block_size", "n_layer", "n_head", "n_embd", "dropout", "tie_embeddings")
+            if getattr(args, k) is not None}
+    init_from = None
+    if args.init_from:
+        from slmtui.engine import resolve_model
+
+        if arch:
+            raise SlmError("--init-from keeps the parent model's architecture: drop " +
+                           ", ".join("--" + k.replace("_", "-") for k in arch))
+        init_from = resolve_model(args.init_from)
+    model = replace(model, **arch)
+    overrides = {k: getattr(args, k) for k in ("batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip",
+                                               "eval_interval", "patience", "seed", "val_fraction", "dtype",
+                                               "max_steps", "epochs") if getattr(args, k) is not None}
+    if args.time_limit is not None:
+        overrides["time_limit_s"] = args.time_limit
+    if args.compile:
+        overrides["compile"] = True
+    cfg = replace(TRAIN_PRESETS[args.preset], **overrides)
+    if not args.resume and cfg.max_steps is None and cfg.epochs is None and cfg.time_limit_s is None:
+        cfg = replace(cfg, epochs=10.0)  # with early stopping, the usual end
+    if not args.resume and not args.init_from and out.exists() and (out / "model.toml").exists():
+        raise SlmError(f"{out} already holds a model: choose another --name, or --resume to continue its run")
+    if not args.resume:
+        _check_corpus_path(args.corpus)
+    return RunSpec(out=out, corpus=args.corpus.expanduser(), model=model, train=cfg,
+                   tokenizer=args.tokenizer or DEFAULT_TOKENIZER[args.preset], preset=args.preset,
+                   init_from=init_from, device=args.device, resume=args.resume)
+
+
+def _check_corpus_path(path: Path) -> None:
+    if not path.expanduser().exists():
+        raise SlmError(f"corpus not found: {path}")
+
+
+class _Reporter:
+    """Turns events into the chosen progress output."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.bar = None
+
+    def __call__(self, event: Event) -> None:
+        if self.mode == "jsonl":
+            print(to_json(event), flush=True)
+            return
+        if self.mode == "none":
+            if isinstance(event, DoneEvent):
+                self._done(event)
+            return
+        self._tqdm(event)
+
+    def _tqdm(self, event: Event) -> None:
+        from tqdm import tqdm
+
+        if isinstance(event, StartEvent):
+            print(f"training {event.name}: {event.n_params / 1e6:.1f}M parameters on {event.train_tokens:,} tokens "
+                  f"({event.device}, {event.dtype})", file=sys.stderr)
+            self.bar = tqdm(total=event.max_steps or None, initial=event.start_step, unit="step", dynamic_ncols=True)
+        elif isinstance(event, StepEvent) and self.bar is not None:
+            if event.max_steps and self.bar.total != event.max_steps:
+                self.bar.total = event.max_steps
+            self.bar.update(event.step - self.bar.n)
+            self.bar.set_postfix(loss=f"{event.loss:.3f}", tok_s=f"{event.tokens_per_s:,.0f}", refresh=False)
+        elif isinstance(event, EvalEvent) and self.bar is not None:
+            self.bar.write(f"step {event.step}: val loss {event.val_loss:.4f}, perplexity {event.val_perplexity:.1f}, "
+                           f"{event.val_bpb:.3f} bits/byte{' (best)' if event.improved else ''}")
+        elif isinstance(event, SampleEvent) and self.bar is not None:
+            self.bar.write(f"  sample: {event.prompt}{event.text!r}"[:300])
+        elif isinstance(event, DoneEvent):
+            if self.bar is not None:
+                self.bar.close()
+            self._done(event)
+
+    @staticmethod
+    def _done(event: DoneEvent) -> None:
+        bpb = f", val {event.val_bpb:.3f} bits/byte" if event.val_bpb is not None else ""
+        print(f"{event.reason}: saved {event.path} at step {event.step}{bpb}", file=sys.stderr)
+        if event.resume_command:
+            print(f"resume with: {event.resume_command}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    report = _Reporter(args.progress)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        if stop.is_set():  # a second Ctrl+C: give up without saving
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nstopping: saving the run (Ctrl+C again to quit without saving)", file=sys.stderr)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        spec = spec_from_args(args)
+        done = train(spec, report, should_stop=stop.is_set, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+    except SlmError as e:
+        if args.progress == "jsonl":
+            print(to_json(ErrorEvent(message=str(e))), flush=True)
+        print(f"slm-train: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 130 if done.reason == "interrupted" else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

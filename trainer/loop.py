@@ -1,0 +1,475 @@
+"""The training loop: AdamW, warmup + cosine, clipping, mixed precision, eval, early stop, resume, DDP.
+
+Everything a run needs is in ``RunSpec``; everything it reports goes through ``emit`` as events
+(trainer/events.py). A run is resumable at any moment it has saved: ``train_state.pt`` holds the
+latest weights, optimizer, schedule, RNG and counters, and batch s is a pure function of (seed, s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from slmtui.engine import GPT, Generator, GPTConfig, Sampling, evaluate_ids, pick_device, token_byte_lengths
+from slmtui.engine.errors import SlmError
+from slmtui.engine.modeldir import METRICS, TRAIN_STATE, load_model_dir, save_model_dir
+from trainer.corpus import corpus_fingerprint, read_corpus, split_documents
+from trainer.data import Batches, cache_key, tokenize_corpus
+from trainer.events import CheckpointEvent, DoneEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
+from trainer.tokenizers import build_tokenizer
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings, with nanoGPT-style flat defaults."""
+
+    batch_size: int = 32
+    """Sequences per step on each process."""
+    lr: float = 6e-4
+    """Peak learning rate, reached after warmup."""
+    min_lr_ratio: float = 0.1
+    """Cosine decay ends at lr * min_lr_ratio."""
+    warmup_steps: int = 1000
+    max_steps: int | None = None
+    """The schedule's horizon. None: derived from --epochs or --time-limit."""
+    epochs: float | None = None
+    time_limit_s: float | None = None
+    """Wall-clock budget of this invocation; the run saves and can be resumed afterwards."""
+    weight_decay: float = 0.1
+    """Applied to matrices only, never to biases, norms or embeddings' positions (the original used 0.98)."""
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    eval_interval: int = 100
+    eval_windows: int = 512
+    """Validation windows per evaluation; a validation set this small or smaller is scored in full."""
+    patience: int = 5
+    """Stop after this many evaluations without a better validation loss."""
+    seed: int = 1337
+    dtype: str = "auto"
+    """auto: bf16 autocast where the hardware has fast bf16 (CPU with AVX512-BF16/AMX, recent GPUs), else fp32."""
+    compile: bool = False
+    val_fraction: float = 0.05
+    sample_prompt: str = "The"
+    sample_tokens: int = 48
+
+    def __post_init__(self) -> None:
+        checks = {
+            "batch_size": self.batch_size >= 1,
+            "lr": 0 < self.lr < 1,
+            "warmup_steps": self.warmup_steps >= 0,
+            "max_steps": self.max_steps is None or self.max_steps >= 1,
+            "epochs": self.epochs is None or self.epochs > 0,
+            "time_limit": self.time_limit_s is None or self.time_limit_s > 0,
+            "weight_decay": 0 <= self.weight_decay < 1,
+            "grad_clip": self.grad_clip >= 0,
+            "eval_interval": self.eval_interval >= 1,
+            "patience": self.patience >= 1,
+            "dtype": self.dtype in ("auto", "fp32", "bf16", "fp16"),
+            "val_fraction": 0 < self.val_fraction < 0.5,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise SlmError(f"impossible training option(s): {', '.join(f'{k}={getattr(self, k, None)!r}' for k in bad)}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})  # type: ignore[arg-type]
+
+
+# Training settings per preset (architectures in slmtui.engine.model.PRESETS).
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    # The original's: batch 32, lr 6e-4, warmup 1000, clip 1.0, eval every 100, now with a real schedule.
+    "seed": TrainConfig(batch_size=32, lr=6e-4, warmup_steps=1000, grad_clip=1.0, eval_interval=100),
+    "tiny": TrainConfig(batch_size=8, lr=3e-3, warmup_steps=10, eval_interval=25, eval_windows=32, patience=100),
+    "default": TrainConfig(batch_size=32, lr=2e-3, warmup_steps=200, eval_interval=200, weight_decay=0.1),
+}
+DEFAULT_TOKENIZER = {"seed": "gpt2", "tiny": "bpe:512", "default": "bpe:8192"}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run, resolved from the command line."""
+
+    out: Path
+    corpus: Path
+    model: GPTConfig
+    train: TrainConfig
+    tokenizer: str = "gpt2"
+    preset: str = "custom"
+    init_from: Path | None = None
+    device: str = "auto"
+    resume: bool = False
+
+
+@dataclass
+class _Progress:
+    step: int = 0
+    tokens_seen: int = 0
+    elapsed_s: float = 0.0
+    best_val_loss: float | None = None
+    best_val_bpb: float | None = None
+    bad_evals: int = 0
+    max_steps: int = 0
+    metrics: list[str] = field(default_factory=list)
+
+
+def cpu_has_fast_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def pick_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "fp32":
+        return torch.float32
+    if name == "bf16":
+        return torch.bfloat16
+    if name == "fp16":
+        if device.type != "cuda":
+            raise SlmError("--dtype fp16 needs a CUDA GPU (use bf16 or fp32 on this device)")
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_fast_bf16():
+        return torch.bfloat16
+    return torch.float32
+
+
+def lr_at(step: int, cfg: TrainConfig, max_steps: int) -> float:
+    """Linear warmup to lr, then cosine decay to lr * min_lr_ratio at max_steps."""
+    warmup = min(cfg.warmup_steps, max(max_steps // 10, 1)) if max_steps < cfg.warmup_steps * 2 else cfg.warmup_steps
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, max_steps - warmup))
+    min_lr = cfg.lr * cfg.min_lr_ratio
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - min_lr)
+
+
+def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with decay on matrices only: biases and LayerNorm gains are not shrunk toward zero."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.type == "cuda")
+
+
+class _Distributed:
+    """torchrun's environment, or a single process."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.enabled = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+        self.rank, self.world_size, self.device = 0, 1, device
+        if self.enabled:
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            dist.init_process_group(backend=backend)
+            self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+            if device.type == "cuda":
+                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+                torch.cuda.set_device(self.device)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def mean(self, value: float) -> float:
+        if not self.enabled:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.device if self.device.type == "cuda" else "cpu")
+        dist.all_reduce(t)
+        return float(t) / self.world_size
+
+    def any(self, flag: bool) -> bool:
+        if not self.enabled:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device if self.device.type == "cuda" else "cpu")
+        dist.all_reduce(t)
+        return bool(t.item() > 0)
+
+    def close(self) -> None:
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _load_state(out: Path) -> dict:
+    path = out / TRAIN_STATE
+    if not path.is_file():
+        raise SlmError(f"nothing to resume: {path} does not exist (start the run without --resume)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling refuses anything but tensors and plain containers
+        raise SlmError(f"{path} is damaged or not a slmtui training state: {e}") from e
+
+
+def train(spec: RunSpec, emit: Callable[[Event], None], *, should_stop: Callable[[], bool] = lambda: False,
+          warn: Callable[[str], None] = lambda m: None) -> DoneEvent:
+    """Run (or resume) one training run to its end; returns the done event it also emitted."""
+    device = pick_device(spec.device)
+    ddp = _Distributed(device)
+    try:
+        return _train(spec, emit if ddp.is_main else (lambda e: None), should_stop, warn, ddp)
+    finally:
+        ddp.close()
+
+
+def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[], bool],
+           warn: Callable[[str], None], ddp: _Distributed) -> DoneEvent:
+    device = ddp.device
+    state = _load_state(spec.out) if spec.resume else None
+    cfg = TrainConfig.from_dict(state["train_config"]) if state else spec.train
+    if state and (spec.train.max_steps or spec.train.time_limit_s):
+        # A resumed run may get a new budget for this invocation (and a longer horizon).
+        cfg = replace(cfg, time_limit_s=spec.train.time_limit_s, max_steps=spec.train.max_steps or cfg.max_steps)
+    elif state:
+        cfg = replace(cfg, time_limit_s=None)
+    corpus_path = Path(state["corpus"]) if state else spec.corpus
+    tokenizer_arg = state["tokenizer_arg"] if state else spec.tokenizer
+
+    corpus = read_corpus(corpus_path)
+    for skipped in corpus.skipped:
+        warn(f"skipped {skipped.name}: {skipped.reason}")
+    fingerprint = corpus_fingerprint(corpus)
+    if state and state["corpus_fingerprint"] != fingerprint:
+        raise SlmError(f"the corpus at {corpus_path} changed since this run started; start a new run instead of --resume")
+    train_texts, val_texts = split_documents(corpus, val_fraction=cfg.val_fraction)
+
+    parent: str | None = None
+    if spec.resume:
+        loaded = load_model_dir(spec.out)
+        tokenizer, model_config = loaded.tokenizer, loaded.info.config
+        parent = loaded.info.training.get("parent")  # type: ignore[assignment]
+    elif spec.init_from is not None:
+        loaded = load_model_dir(spec.init_from)
+        tokenizer, model_config = loaded.tokenizer, loaded.info.config
+        parent = str(spec.init_from)
+    else:
+        tokenizer = build_tokenizer(tokenizer_arg, train_texts, fingerprint=fingerprint)
+        model_config = replace(spec.model, vocab_size=tokenizer.n_vocab)
+
+    data = tokenize_corpus(train_texts, val_texts, tokenizer, key=cache_key(fingerprint, tokenizer, cfg.val_fraction))
+    batches = Batches(data.train, block_size=model_config.block_size, batch_size=cfg.batch_size, seed=cfg.seed,
+                      rank=ddp.rank, world_size=ddp.world_size)
+    if not data.val_docs:
+        raise SlmError(f"the corpus at {corpus_path} is too small to hold out validation text")
+    batch_tokens = batches.global_batch * model_config.block_size
+    max_steps = state["max_steps"] if state and not spec.train.max_steps else cfg.max_steps or 0
+    if not max_steps and cfg.epochs:
+        max_steps = max(1, math.ceil(cfg.epochs * len(data.train) / batch_tokens))
+    if not max_steps and not cfg.time_limit_s:
+        raise SlmError("give a training budget: --max-steps, --epochs or --time-limit")
+
+    torch.manual_seed(cfg.seed + ddp.rank)
+    model = GPT(model_config)
+    if spec.init_from is not None and not spec.resume:
+        model.load_state_dict(loaded.model.state_dict())
+    model.to(device)
+    optimizer = make_optimizer(model, cfg, device)
+    progress = _Progress(max_steps=max_steps)
+    if state:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        progress = _Progress(step=state["step"], tokens_seen=state["tokens_seen"], elapsed_s=state["elapsed_s"],
+                             best_val_loss=state["best_val_loss"], best_val_bpb=state.get("best_val_bpb"),
+                             bad_evals=state["bad_evals"], max_steps=max_steps, metrics=_read_metrics(spec.out, state["step"]))
+        torch.set_rng_state(state["rng_cpu"])
+        if device.type == "cuda" and state.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"])
+    best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    if state:
+        best_weights = {k: v.clone() for k, v in loaded.model.state_dict().items()}
+
+    dtype = pick_dtype(cfg.dtype, device)
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    step_model: torch.nn.Module = model
+    if cfg.compile:
+        step_model = torch.compile(model)  # type: ignore[assignment]
+    if ddp.enabled:
+        step_model = DistributedDataParallel(step_model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    byte_lengths = token_byte_lengths(tokenizer)
+    val_docs = [d.tolist() for d in data.val_docs]
+    start_step = progress.step
+    emit(StartEvent(name=spec.out.name, path=str(spec.out), n_params=model.num_params(), corpus=str(corpus_path),
+                    corpus_bytes=corpus.n_bytes, train_tokens=len(data.train), val_tokens=data.val_tokens,
+                    max_steps=max_steps, start_step=start_step, batch_tokens=batch_tokens, device=str(device),
+                    dtype=str(dtype).removeprefix("torch.")))
+
+    def summary(reason: str) -> dict[str, object]:
+        return {
+            "preset": spec.preset, "corpus": str(corpus_path), "corpus_sha256": fingerprint, "corpus_bytes": corpus.n_bytes,
+            "val_fraction": cfg.val_fraction, "tokenizer_arg": tokenizer_arg, "steps": progress.step,
+            "tokens_seen": progress.tokens_seen, "val_loss": progress.best_val_loss, "val_bpb": progress.best_val_bpb,
+            "wall_time_s": round(progress.elapsed_s, 1), "device": str(device), "dtype": str(dtype).removeprefix("torch."),
+            "world_size": ddp.world_size, "stopped": reason, "parent": parent,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "train_config": asdict(cfg),
+        }
+
+    def checkpoint(reason: str) -> None:
+        if not ddp.is_main:
+            return
+        train_state = {
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": optimizer.state_dict(), "step": progress.step, "tokens_seen": progress.tokens_seen,
+            "elapsed_s": progress.elapsed_s, "best_val_loss": progress.best_val_loss, "best_val_bpb": progress.best_val_bpb,
+            "bad_evals": progress.bad_evals, "max_steps": progress.max_steps, "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None, "train_config": asdict(cfg),
+            "corpus": str(corpus_path), "corpus_fingerprint": fingerprint, "tokenizer_arg": tokenizer_arg,
+        }
+        if progress.best_val_loss is None:
+            # Not evaluated yet: the newest weights are the best we know.
+            best_weights.update({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        best = GPT(model_config)
+        best.load_state_dict(best_weights)
+        buffer = io.BytesIO()
+        torch.save(train_state, buffer)
+        metrics = ("\n".join(progress.metrics) + "\n").encode() if progress.metrics else b""
+        save_model_dir(spec.out, best, tokenizer, training=summary(reason),
+                       extra_files={TRAIN_STATE: buffer.getvalue(), METRICS: metrics})
+        emit(CheckpointEvent(step=progress.step, path=str(spec.out)))
+
+    def evaluate() -> None:
+        model.eval()
+        result = evaluate_ids(model, _cap_windows(val_docs, model_config.block_size, cfg.eval_windows), byte_lengths)
+        improved = progress.best_val_loss is None or result.loss < progress.best_val_loss
+        if improved:
+            progress.best_val_loss, progress.best_val_bpb = result.loss, result.bits_per_byte
+            progress.bad_evals = 0
+            best_weights.update({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        else:
+            progress.bad_evals += 1
+        ev = EvalEvent(step=progress.step, val_loss=result.loss, val_perplexity=result.perplexity,
+                       val_bpb=result.bits_per_byte, best_val_loss=progress.best_val_loss, improved=improved)
+        progress.metrics.append(to_json(ev))
+        emit(ev)
+        text = "".join(e.text for e in Generator(model, tokenizer).stream(
+            cfg.sample_prompt, Sampling(seed=cfg.seed, max_new_tokens=cfg.sample_tokens, repetition_penalty=1.1)))
+        emit(SampleEvent(step=progress.step, prompt=cfg.sample_prompt, text=text))
+        model.train()
+
+    model.train()
+    run_start = time.perf_counter()
+    recent: deque[float] = deque(maxlen=20)
+    reason = "max_steps"
+    while True:
+        if max_steps and progress.step >= max_steps:
+            reason = "epochs" if cfg.epochs and not cfg.max_steps else "max_steps"
+            break
+        run_elapsed = time.perf_counter() - run_start
+        if ddp.any(should_stop()):
+            reason = "interrupted"
+            break
+        if cfg.time_limit_s and ddp.any(run_elapsed >= cfg.time_limit_s):
+            reason = "time_limit"
+            break
+        t0 = time.perf_counter()
+        if not max_steps and len(recent) >= 5:
+            # Only a time budget: fix the schedule's horizon once the step time is known.
+            max_steps = progress.max_steps = progress.step + int(0.95 * (cfg.time_limit_s - run_elapsed) / (sum(recent) / len(recent)))
+        lr = lr_at(progress.step, cfg, max_steps or 10**9)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = batches.get(progress.step)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast:
+            _, loss = step_model(x, y)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss_value = ddp.mean(float(loss.detach()))
+        dt = time.perf_counter() - t0
+        recent.append(dt)
+        progress.step += 1
+        progress.tokens_seen += batch_tokens
+        progress.elapsed_s += dt
+        tok_s = batch_tokens * len(recent) / sum(recent)
+        eta = (max_steps - progress.step) * sum(recent) / len(recent) if max_steps else None
+        if cfg.time_limit_s:
+            eta = min(eta if eta is not None else math.inf, cfg.time_limit_s - (time.perf_counter() - run_start))
+        ev = StepEvent(step=progress.step, max_steps=max_steps, epoch=progress.tokens_seen / len(data.train), loss=loss_value,
+                       lr=lr, tokens_per_s=tok_s, tokens_seen=progress.tokens_seen,
+                       elapsed_s=progress.elapsed_s, eta_s=eta)
+        progress.metrics.append(to_json(ev))
+        emit(ev)
+        if not math.isfinite(loss_value):
+            raise SlmError(f"the loss became {loss_value} at step {progress.step}: lower --lr and start again")
+        if progress.step % cfg.eval_interval == 0:
+            if ddp.is_main:
+                t_eval = time.perf_counter()
+                evaluate()
+                progress.elapsed_s += time.perf_counter() - t_eval
+            checkpoint("running")
+            if ddp.any(progress.bad_evals >= cfg.patience):
+                reason = "early_stop"
+                break
+
+    resumable = reason in ("interrupted", "time_limit")
+    # A finished run is scored at its last step; an interrupted one is not, so that resuming it replays
+    # exactly the evaluations (and early-stopping counts) of an uninterrupted run.
+    if ddp.is_main and not resumable and progress.step > start_step and progress.step % cfg.eval_interval:
+        evaluate()
+    checkpoint(reason)
+    resume = f"slm-train --resume --out {spec.out}" if resumable else None
+    done = DoneEvent(step=progress.step, path=str(spec.out), reason=reason, best_val_loss=progress.best_val_loss,
+                     val_bpb=progress.best_val_bpb, resume_command=resume)
+    emit(done)
+    return done
+
+
+def _cap_windows(docs: list[list[int]], block_size: int, cap: int) -> list[list[int]]:
+    """At most ``cap`` evaluation windows, spread evenly over the documents (all of them when few)."""
+    total = sum(max(0, math.ceil((len(d) - 1) / block_size)) for d in docs)
+    if total <= cap:
+        return docs
+    keep_every = total / cap
+    out, index, next_keep = [], 0, 0.0
+    for d in docs:
+        for start in range(0, max(len(d) - 1, 0), block_size):
+            if index >= next_keep:
+                out.append(d[start : start + block_size + 1])
+                next_keep += keep_every
+            index += 1
+    return out
+
+
+def _read_metrics(out: Path, up_to_step: int) -> list[str]:
+    """The metrics a resumed run keeps: those of the steps it is resuming after."""
+    path = out / METRICS
+    if not path.is_file():
+        return []
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= up_to_step:
+                kept.append(line)
+        except ValueError:
+            continue
+    return kept
+
