@@ -260,7 +260,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         tokenizer, model_config = loaded.tokenizer, loaded.info.config
         parent = str(spec.init_from)
     else:
-        tokenizer = build_tokenizer(tokenizer_arg, train_texts, fingerprint=fingerprint)
+        # The BPE learns from the training split only, so its cache key names the split too.
+        tokenizer = build_tokenizer(tokenizer_arg, train_texts, cache_key=f"{fingerprint[:16]}-v{cfg.val_fraction}")
         model_config = replace(spec.model, vocab_size=tokenizer.n_vocab)
 
     data = tokenize_corpus(train_texts, val_texts, tokenizer, key=cache_key(fingerprint, tokenizer, cfg.val_fraction))
@@ -365,12 +366,14 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         model.train()
 
     model.train()
+    time_horizon = not max_steps
+    first_step_s = 0.0
     run_start = time.perf_counter()
     recent: deque[float] = deque(maxlen=20)
     reason = "max_steps"
     while True:
         if max_steps and progress.step >= max_steps:
-            reason = "epochs" if cfg.epochs and not cfg.max_steps else "max_steps"
+            reason = "time_limit" if time_horizon else "epochs" if cfg.epochs and not cfg.max_steps else "max_steps"
             break
         run_elapsed = time.perf_counter() - run_start
         if ddp.any(should_stop()):
@@ -380,9 +383,12 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
             reason = "time_limit"
             break
         t0 = time.perf_counter()
-        if not max_steps and len(recent) >= 5:
-            # Only a time budget: fix the schedule's horizon once the step time is known.
-            max_steps = progress.max_steps = progress.step + int(0.95 * (cfg.time_limit_s - run_elapsed) / (sum(recent) / len(recent)))
+        steps_this_run = progress.step - start_step
+        if time_horizon and steps_this_run >= 20 and (steps_this_run == 20 or progress.step % cfg.eval_interval == 1):
+            # Only a time budget: the schedule's horizon is where the time runs out at the pace so far
+            # (evaluations included), re-estimated after each evaluation.
+            pace = (run_elapsed - first_step_s) / (steps_this_run - 1)
+            max_steps = progress.max_steps = progress.step + max(1, int((cfg.time_limit_s - run_elapsed) / pace))
         lr = lr_at(progress.step, cfg, max_steps or 10**9)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -409,6 +415,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         progress.step += 1
         progress.tokens_seen += batch_tokens
         progress.elapsed_s += dt
+        if progress.step == start_step + 1:
+            first_step_s = time.perf_counter() - run_start
         tok_s = batch_tokens * len(recent) / sum(recent)
         eta = (max_steps - progress.step) * sum(recent) / len(recent) if max_steps else None
         if cfg.time_limit_s:
@@ -430,7 +438,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
                 reason = "early_stop"
                 break
 
-    resumable = reason in ("interrupted", "time_limit")
+    # Stopped before the schedule's end (Ctrl+C, or this invocation's time ran out): resumable.
+    resumable = reason == "interrupted" or (reason == "time_limit" and (not max_steps or progress.step < max_steps))
     # A finished run is scored at its last step; an interrupted one is not, so that resuming it replays
     # exactly the evaluations (and early-stopping counts) of an uninterrupted run.
     if ddp.is_main and not resumable and progress.step > start_step and progress.step % cfg.eval_interval:

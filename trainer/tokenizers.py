@@ -9,17 +9,17 @@ from slmtui.engine.atomic import write_text_atomic
 from trainer.bpe import RANKS_FILENAME, parse_tokenizer_arg, train_bpe
 
 
-def build_tokenizer(arg: str, train_texts: list[str], *, fingerprint: str) -> Tokenizer:
+def build_tokenizer(arg: str, train_texts: list[str], *, cache_key: str) -> Tokenizer:
     """``gpt2`` or ``bpe:N``. A BPE is trained once per (corpus, N) and kept in the cache folder."""
     kind, size = parse_tokenizer_arg(arg)
     if kind == "gpt2":
         return Tokenizer.gpt2()
-    folder = paths.cache_dir() / "bpe" / f"{fingerprint[:16]}-{size}"
+    folder = paths.cache_dir() / "bpe" / f"{cache_key}-{size}"
     spec_file = folder / "spec.json"
     if spec_file.is_file() and (folder / RANKS_FILENAME).is_file():
         spec = TokenizerSpec.from_dict(json.loads(spec_file.read_text()), source=str(spec_file))
         return Tokenizer.from_rank_file(folder / RANKS_FILENAME, spec)
-    trained = train_bpe(train_texts, size, folder, name=f"bpe{size}-{fingerprint[:8]}")
+    trained = train_bpe(train_texts, size, folder, name=f"bpe{size}-{cache_key[:8]}")
     spec = TokenizerSpec(name=trained.name, pattern=trained.pattern, special_tokens=dict(trained.special_tokens),
                          n_vocab=trained.n_vocab)
     write_text_atomic(spec_file, json.dumps(spec.to_dict()))
