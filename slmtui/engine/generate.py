@@ -135,7 +135,8 @@ class Generator:
             if seed is None or (s.seed is not None and s.seed != seed):
                 seed = s.seed if s.seed is not None else secrets.randbelow(2**31)
                 generator.manual_seed(seed)
-            logits = logits.float().cpu()
+            # Rows past the tokenizer's vocabulary (vocab_size may be padded) are never valid tokens.
+            logits = logits.float().cpu()[: self.tokenizer.n_vocab]
             recent = torch.tensor(decoder.story[-decoder.block_size :], dtype=torch.long)
             token = sample_next(apply_repetition_penalty(logits, recent, s.repetition_penalty), s, generator)
             probs = torch.softmax(logits, dim=-1)

@@ -213,8 +213,9 @@ def load_model_dir(path: Path, *, device: str | torch.device = "cpu", dtype: tor
             )
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise SlmError(f"{weights}: {key} holds NaN or infinite values")
-    model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=False)
-    model.to(device).eval()
+    model.load_state_dict(state, strict=False)
+    # load_state_dict copies into the float32 parameters, so the dtype is set on the module itself.
+    model.to(device=device, dtype=dtype).eval()
     return LoadedModel(model=model, tokenizer=tokenizer, info=info)
 
 

@@ -83,8 +83,8 @@ class Tokenizer:
                 special_tokens=spec.special_tokens,
                 explicit_n_vocab=spec.n_vocab or None,
             )
-        except SlmError:
-            raise
+        except SlmError as e:
+            raise SlmError(f"tokenizer file {path}: {e}") from e
         except Exception as e:  # tiktoken raises ValueError/AssertionError on inconsistent ranks
             raise SlmError(f"tokenizer file {path} is not a valid tiktoken rank file: {e}") from e
         return cls(encoding, spec)

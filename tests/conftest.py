@@ -1,0 +1,89 @@
+"""Fixtures every test folder may use (engine, CLI, TUI, trainer).
+
+- ``slmtui_home`` (autouse): ``SLMTUI_HOME`` points at a fresh tmp folder for every test, so no test
+  reads or writes the real user data, config or cache folders.
+- ``byte_tokenizer``: a 257-token byte-level tokenizer (the 256 single bytes + ``<|endoftext|>``),
+  built from a rank file with the real ``Tokenizer.from_rank_file``. Any text encodes: one token a byte.
+- ``tiny_model``: a ``GPT(preset("tiny"))`` (2 layers, 64 wide, 64 context, vocab 512), randomly
+  initialised from a fixed seed, in eval mode. Its weights are the same in every test.
+- ``tiny_model_dir``: that model and tokenizer saved with the real ``save_model_dir`` as the model named
+  ``tiny`` in ``paths.models_dir()`` (``$SLMTUI_HOME/data/models/tiny``); returns the folder's path.
+  ``resolve_model("tiny")`` and ``slmtui generate --model tiny`` find it.
+
+Everything takes milliseconds: the weights are drawn once per session and only saved per test.
+Torch runs on one thread here: the test models are far too small to gain from more, and on a busy
+two-core machine a second OpenMP thread that has to wait for a core makes every op 10-100x slower.
+"""
+
+from __future__ import annotations
+
+from base64 import b64encode
+from pathlib import Path
+
+import pytest
+import torch
+
+from slmtui.engine import paths
+from slmtui.engine.model import GPT, preset
+from slmtui.engine.modeldir import save_model_dir
+from slmtui.engine.tokenizer import ENDOFTEXT, GPT2_PATTERN, Tokenizer, TokenizerSpec
+
+torch.set_num_threads(1)
+
+TINY_MODEL_NAME = "tiny"
+TINY_SEED = 1234
+BYTE_TOKENIZER_SPEC = TokenizerSpec(
+    name="bytes-test", pattern=GPT2_PATTERN, special_tokens={ENDOFTEXT: 256}, n_vocab=257
+)
+
+
+@pytest.fixture(autouse=True)
+def slmtui_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh SLMTUI_HOME per test: data/, config/ and cache/ all live under it."""
+    home = tmp_path_factory.mktemp("slmtui-home")
+    monkeypatch.setenv("SLMTUI_HOME", str(home))
+    return home
+
+
+def write_byte_ranks(path: Path) -> Path:
+    """A .tiktoken rank file holding the 256 single bytes as ranks 0..255 (no merges)."""
+    path.write_bytes(b"".join(b64encode(bytes([i])) + b" %d\n" % i for i in range(256)))
+    return path
+
+
+@pytest.fixture(scope="session")
+def _byte_ranks_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_byte_ranks(tmp_path_factory.mktemp("tokenizer") / "bytes.tiktoken")
+
+
+@pytest.fixture(scope="session")
+def byte_tokenizer(_byte_ranks_file: Path) -> Tokenizer:
+    """Byte-level tokenizer: token i is byte i for i < 256, ``<|endoftext|>`` is 256 (n_vocab 257)."""
+    return Tokenizer.from_rank_file(_byte_ranks_file, BYTE_TOKENIZER_SPEC)
+
+
+@pytest.fixture(scope="session")
+def _tiny_state() -> dict[str, torch.Tensor]:
+    with torch.random.fork_rng():  # a fixed draw without disturbing anyone's global RNG
+        torch.manual_seed(TINY_SEED)
+        model = GPT(preset("tiny"))
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture
+def tiny_model(_tiny_state: dict[str, torch.Tensor]) -> GPT:
+    """A fresh tiny GPT (same weights every time), in eval mode; tests may change it freely."""
+    model = GPT(preset("tiny"))
+    model.load_state_dict(_tiny_state)
+    return model.eval()
+
+
+@pytest.fixture
+def tiny_model_dir(tiny_model: GPT, byte_tokenizer: Tokenizer) -> Path:
+    """The tiny model saved as ``$SLMTUI_HOME/data/models/tiny``; returns that folder."""
+    return save_model_dir(
+        paths.models_dir() / TINY_MODEL_NAME,
+        tiny_model,
+        byte_tokenizer,
+        training={"val_loss": 6.25, "val_bpb": 9.0, "created": "2026-01-01T00:00:00Z", "val_fraction": 0.1},
+    )

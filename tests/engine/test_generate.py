@@ -1,0 +1,217 @@
+"""Generator and StreamDecoder: repeatable, steerable mid-stream, stoppable, UTF-8 safe, endless."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from slmtui.engine import GPT, Generator, GPTConfig, Sampling, SlmError, TokenEvent, Tokenizer
+
+# Accents, a combining mark, CJK, emoji and a ZWJ family: GPT-2 splits several of these mid-character.
+UNICODE_TEXT = "Café naïve — 東京の夜、雪が降る。 🎉👩\u200d👩\u200d👧 e\u0301 Ünïcödé ok"
+
+RANDOM = Sampling(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, repetition_penalty=1.0, max_new_tokens=20, seed=11)
+GREEDY = dataclasses.replace(RANDOM, temperature=0.0)
+
+
+class ScriptedGPT(GPT):
+    """A real GPT (cache and all) whose next-token logits always favour the next token of a script.
+
+    Each forward call answers one "what comes next?", which is what Generator asks once per token.
+    """
+
+    def __init__(self, config: GPTConfig, script: list[int]) -> None:
+        super().__init__(config)
+        self.script = script
+        self.calls = 0
+
+    def forward(self, idx, targets=None, *, cache=None, last_only=False):  # type: ignore[override]
+        logits, loss = super().forward(idx, targets, cache=cache, last_only=last_only)
+        logits = torch.zeros_like(logits)
+        logits[:, -1, self.script[min(self.calls, len(self.script) - 1)]] = 30.0
+        self.calls += 1
+        return logits, loss
+
+
+def scripted(tokenizer: Tokenizer, text: str, *, block_size: int = 32) -> ScriptedGPT:
+    config = GPTConfig(vocab_size=tokenizer.n_vocab, block_size=block_size, n_layer=1, n_head=1, n_embd=8, dropout=0.0)
+    return ScriptedGPT(config, tokenizer.encode(text))
+
+
+@pytest.fixture(scope="module")
+def gpt2() -> Tokenizer:
+    return Tokenizer.gpt2()
+
+
+def greedy_continuation(model: GPT, ids: list[int], n: int, *, n_vocab: int = 257) -> list[int]:
+    """The argmax tokens by full recomputation, no cache, no penalty: the reference for temperature 0.
+
+    Only the tokenizer's ids count: the tiny model's vocab_size (512) is padded past its 257 tokens.
+    """
+    ids = list(ids)
+    out = []
+    with torch.inference_mode():
+        for _ in range(n):
+            logits, _ = model(torch.tensor([ids[-model.config.block_size :]]))
+            out.append(int(logits[0, -1, :n_vocab].argmax()))
+            ids.append(out[-1])
+    return out
+
+
+def tokens(events: list[TokenEvent]) -> list[int]:
+    return [e.token_id for e in events]
+
+
+def test_same_seed_same_text(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    gen = Generator(tiny_model, byte_tokenizer)
+    a = list(gen.stream("Once upon a time", RANDOM))
+    b = list(gen.stream("Once upon a time", RANDOM))
+    c = list(gen.stream("Once upon a time", dataclasses.replace(RANDOM, seed=12)))
+    assert len(a) == RANDOM.max_new_tokens
+    assert tokens(a) == tokens(b)
+    assert "".join(e.text for e in a) == "".join(e.text for e in b)
+    assert tokens(a) != tokens(c)
+    assert {e.seed for e in a} == {11}
+
+
+def test_without_a_seed_each_run_draws_one_and_reports_it(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    gen = Generator(tiny_model, byte_tokenizer)
+    first = list(gen.stream("Once", dataclasses.replace(RANDOM, seed=None)))
+    seed = first[0].seed
+    assert {e.seed for e in first} == {seed}
+    replay = list(gen.stream("Once", dataclasses.replace(RANDOM, seed=seed)))
+    assert tokens(replay) == tokens(first)
+
+
+def test_a_sampling_change_applies_to_the_very_next_token(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    prompt = byte_tokenizer.encode("The wizard said")
+    events: list[TokenEvent] = []
+    # What a UI does: the panel swaps the settings object after the 5th token has arrived.
+    for event in Generator(tiny_model, byte_tokenizer).stream(prompt, lambda: GREEDY if len(events) >= 5 else RANDOM):
+        events.append(event)
+    got = tokens(events)
+    assert len(got) == RANDOM.max_new_tokens
+    assert got[5:] == greedy_continuation(tiny_model, prompt + got[:5], len(got) - 5)
+    # And the first five really were sampled, not greedy (else the test proves nothing).
+    assert got[:5] != greedy_continuation(tiny_model, prompt, 5)
+
+
+def test_greedy_generation_equals_argmax_by_full_recomputation(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    prompt = byte_tokenizer.encode("abc")
+    got = tokens(list(Generator(tiny_model, byte_tokenizer).stream(prompt, dataclasses.replace(GREEDY, max_new_tokens=40))))
+    assert got == greedy_continuation(tiny_model, prompt, 40)
+
+
+def test_should_stop_stops_between_tokens(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    events: list[TokenEvent] = []
+    asked: list[int] = []
+
+    def should_stop() -> bool:
+        asked.append(len(events))
+        return len(events) >= 3
+
+    for event in Generator(tiny_model, byte_tokenizer).stream("x", RANDOM, should_stop=should_stop):
+        events.append(event)
+    assert [e.index for e in events] == [0, 1, 2]
+    assert asked == [0, 1, 2, 3], "asked once before every token"
+
+
+def test_max_new_tokens_is_read_per_token(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    events: list[TokenEvent] = []
+    limit = dataclasses.replace(RANDOM, max_new_tokens=7)
+    for event in Generator(tiny_model, byte_tokenizer).stream("x", lambda: limit if len(events) >= 4 else RANDOM):
+        events.append(event)
+    assert len(events) == 7
+
+
+def test_stop_string_ends_generation_after_the_token_that_completes_it(gpt2: Tokenizer) -> None:
+    model = scripted(gpt2, "The cat sat. THE END and then more words follow here")
+    s = dataclasses.replace(GREEDY, stop=("THE END", "never"), max_new_tokens=50)
+    text = "".join(e.text for e in Generator(model, gpt2).stream("Once", s))
+    assert text == "The cat sat. THE END"
+
+
+def test_stop_string_split_across_tokens(byte_tokenizer: Tokenizer) -> None:
+    model = scripted(byte_tokenizer, "abc\n\nxyz")
+    s = dataclasses.replace(GREEDY, stop=("\n\n",), max_new_tokens=50)
+    assert "".join(e.text for e in Generator(model, byte_tokenizer).stream("q", s)) == "abc\n\n"
+
+
+def test_stream_decoder_never_emits_half_a_character(gpt2: Tokenizer) -> None:
+    ids = gpt2.encode(UNICODE_TEXT)
+    # The test is only meaningful if some token ends mid-character.
+    assert any(_is_incomplete(gpt2.token_bytes(i)) for i in ids)
+    decoder = gpt2.stream_decoder()
+    pieces = [decoder.push(i) for i in ids]
+    pieces.append(decoder.flush())
+    assert "".join(pieces) == UNICODE_TEXT
+    for piece in pieces:
+        assert "\ufffd" not in piece
+        piece.encode("utf-8")  # raises on a lone surrogate
+    assert "" in pieces, "some token carried only part of a character"
+
+
+def test_stream_decoder_over_byte_tokens(byte_tokenizer: Tokenizer) -> None:
+    decoder = byte_tokenizer.stream_decoder()
+    pieces = list(decoder.feed(byte_tokenizer.encode(UNICODE_TEXT)))
+    assert "".join(pieces) == UNICODE_TEXT
+    assert all("\ufffd" not in p for p in pieces)
+
+
+def test_generated_unicode_streams_cleanly(gpt2: Tokenizer) -> None:
+    model = scripted(gpt2, UNICODE_TEXT, block_size=16)  # also slides the window mid-text
+    s = dataclasses.replace(GREEDY, max_new_tokens=len(gpt2.encode(UNICODE_TEXT)))
+    events = list(Generator(model, gpt2).stream("Un récit: ", s))
+    assert "".join(e.text for e in events) == UNICODE_TEXT
+    assert all("\ufffd" not in e.text for e in events)
+    assert max(e.window_tokens for e in events) <= 16
+
+
+def test_alternatives_and_probabilities_describe_the_step(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    events = list(Generator(tiny_model, byte_tokenizer, n_alternatives=4).stream("x", RANDOM))
+    for e in events:
+        assert len(e.alternatives) == 4
+        probs = [a.prob for a in e.alternatives]
+        assert probs == sorted(probs, reverse=True)
+        assert 0.0 < e.prob <= probs[0] + 1e-6
+        if e.token_id in [a.token_id for a in e.alternatives]:
+            assert e.prob == pytest.approx(next(a.prob for a in e.alternatives if a.token_id == e.token_id))
+
+
+def test_generation_past_the_context_keeps_going(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    block = tiny_model.config.block_size
+    s = dataclasses.replace(RANDOM, max_new_tokens=3 * block)
+    events = list(Generator(tiny_model, byte_tokenizer).stream("Long ago", s))
+    assert [e.index for e in events] == list(range(3 * block))
+    windows = [e.window_tokens for e in events]
+    assert max(windows) <= block
+    assert any(b < a for a, b in zip(windows, windows[1:])), "the window never slid"
+
+
+def test_memory_takes_its_share_of_the_window(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    block = tiny_model.config.block_size
+    memory = "Dorothy lives in Kansas."
+    s = dataclasses.replace(RANDOM, max_new_tokens=2 * block)
+    events = list(Generator(tiny_model, byte_tokenizer).stream("Then", s, memory=memory))
+    assert len(events) == 2 * block
+    assert max(e.window_tokens for e in events) <= block - len(byte_tokenizer.encode(memory))
+
+
+def test_empty_prompt_starts_from_the_document_separator(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    events = list(Generator(tiny_model, byte_tokenizer).stream("", dataclasses.replace(RANDOM, max_new_tokens=3)))
+    assert len(events) == 3
+
+
+def test_tokenizer_larger_than_the_model_is_refused(tiny_model: GPT, gpt2: Tokenizer) -> None:
+    with pytest.raises(SlmError, match="tokenizer has 50257 tokens but the model only 512"):
+        Generator(tiny_model, gpt2)
+
+
+def _is_incomplete(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False

@@ -1,0 +1,253 @@
+"""Model folders: round trip, bf16, atomic writes, every kind of damage named, listing and resolving."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+import tomli_w
+import torch
+from safetensors.torch import load_file, save_file
+
+from slmtui.engine import (
+    GPT,
+    GPTConfig,
+    SlmError,
+    Tokenizer,
+    list_models,
+    load_model_dir,
+    read_model_info,
+    resolve_model,
+    save_model_dir,
+)
+from slmtui.engine import paths
+from slmtui.engine.modeldir import META, TOKENIZER, WEIGHTS
+
+IDS = torch.tensor([[1, 72, 101, 108, 108, 111, 32, 200, 255, 0]])
+
+
+def logits_of(model: GPT) -> torch.Tensor:
+    with torch.inference_mode():
+        return model.eval()(IDS)[0]
+
+
+def edit_toml(folder: Path, change) -> None:  # type: ignore[no-untyped-def]
+    meta = tomllib.loads((folder / META).read_text())
+    change(meta)
+    (folder / META).write_text(tomli_w.dumps(meta))
+
+
+def leftovers(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
+
+
+def test_round_trip_gives_equal_logits(tiny_model: GPT, tiny_model_dir: Path) -> None:
+    loaded = load_model_dir(tiny_model_dir)
+    assert torch.equal(logits_of(loaded.model), logits_of(tiny_model))
+    assert loaded.info.config == tiny_model.config
+    assert loaded.info.training["val_loss"] == 6.25
+    assert loaded.tokenizer.encode("héllo") == list("héllo".encode())
+    assert not loaded.model.training
+    assert sorted(p.name for p in tiny_model_dir.iterdir()) == sorted([META, WEIGHTS, TOKENIZER])
+
+
+def test_tied_model_round_trips_and_stays_tied(tmp_path: Path, byte_tokenizer: Tokenizer) -> None:
+    model = GPT(GPTConfig(vocab_size=257, block_size=16, n_layer=1, n_head=2, n_embd=32, tie_embeddings=True))
+    folder = save_model_dir(tmp_path / "tied", model, byte_tokenizer)
+    assert "lm_head.weight" not in load_file(str(folder / WEIGHTS)), "a tied matrix is stored once"
+    loaded = load_model_dir(folder).model
+    assert loaded.lm_head.weight.data_ptr() == loaded.transformer.wte.weight.data_ptr()
+    assert torch.equal(logits_of(loaded), logits_of(model))
+
+
+def test_bf16_save_loads(tiny_model: GPT, byte_tokenizer: Tokenizer, tmp_path: Path) -> None:
+    folder = save_model_dir(tmp_path / "half", tiny_model, byte_tokenizer, dtype=torch.bfloat16)
+    assert all(t.dtype == torch.bfloat16 for t in load_file(str(folder / WEIGHTS)).values())
+    assert read_model_info(folder).path == folder
+    loaded = load_model_dir(folder)
+    assert loaded.model.lm_head.weight.dtype == torch.float32
+    torch.testing.assert_close(logits_of(loaded.model), logits_of(tiny_model), atol=0.05, rtol=0.05)
+    assert load_model_dir(folder, dtype=torch.bfloat16).model.lm_head.weight.dtype == torch.bfloat16
+
+
+def test_saving_leaves_no_temporary_folders(tiny_model: GPT, byte_tokenizer: Tokenizer, tmp_path: Path) -> None:
+    target = tmp_path / "m"
+    save_model_dir(target, tiny_model, byte_tokenizer, training={"step": 1})
+    save_model_dir(target, tiny_model, byte_tokenizer, training={"step": 2})  # replaces the first
+    assert leftovers(tmp_path) == []
+    assert read_model_info(target).training == {"step": 2}
+
+
+def test_a_failed_save_keeps_the_old_model_and_leaves_nothing(
+    tiny_model: GPT, byte_tokenizer: Tokenizer, tmp_path: Path
+) -> None:
+    target = save_model_dir(tmp_path / "m", tiny_model, byte_tokenizer, training={"step": 1})
+    with pytest.raises(FileNotFoundError):
+        save_model_dir(target, tiny_model, byte_tokenizer, extra_files={"metrics.jsonl": tmp_path / "nope"})
+    assert leftovers(tmp_path) == []
+    assert read_model_info(target).training == {"step": 1}
+    load_model_dir(target)
+
+
+def test_a_swap_interrupted_between_renames_is_recovered(tiny_model_dir: Path) -> None:
+    # A crash after "move the old folder aside" and before "move the new one in".
+    aside = tiny_model_dir.parent / f".{tiny_model_dir.name}.old-abc123"
+    tiny_model_dir.rename(aside)
+    assert load_model_dir(tiny_model_dir).info.path == tiny_model_dir
+    assert not aside.exists()
+
+
+def test_training_summary_drops_none_and_keeps_paths(tiny_model: GPT, byte_tokenizer: Tokenizer, tmp_path: Path) -> None:
+    folder = save_model_dir(
+        tmp_path / "m", tiny_model, byte_tokenizer, training={"corpus": tmp_path, "val_loss": None, "steps": [1, None, 3]}
+    )
+    assert read_model_info(folder).training == {"corpus": str(tmp_path), "steps": [1, 3]}
+
+
+def test_truncated_weights(tiny_model_dir: Path) -> None:
+    weights = tiny_model_dir / WEIGHTS
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(SlmError, match=f"{weights} is damaged or truncated"):
+        load_model_dir(tiny_model_dir)
+
+
+def test_garbage_weights(tiny_model_dir: Path) -> None:
+    (tiny_model_dir / WEIGHTS).write_bytes(b"\x00" * 1000)
+    with pytest.raises(SlmError, match=f"{tiny_model_dir / WEIGHTS} is damaged or truncated"):
+        load_model_dir(tiny_model_dir)
+
+
+def test_missing_weights(tiny_model_dir: Path) -> None:
+    (tiny_model_dir / WEIGHTS).unlink()
+    with pytest.raises(SlmError, match=f"{tiny_model_dir / WEIGHTS} is missing"):
+        load_model_dir(tiny_model_dir)
+
+
+def test_missing_tensor(tiny_model_dir: Path) -> None:
+    weights = tiny_model_dir / WEIGHTS
+    state = load_file(str(weights))
+    del state["transformer.h.1.mlp.c_fc.weight"]
+    save_file(state, str(weights))
+    with pytest.raises(SlmError) as e:
+        load_model_dir(tiny_model_dir)
+    assert str(weights) in str(e.value)
+    assert "does not match model.toml: missing transformer.h.1.mlp.c_fc.weight" in str(e.value)
+
+
+def test_unexpected_tensor(tiny_model_dir: Path) -> None:
+    weights = tiny_model_dir / WEIGHTS
+    state = load_file(str(weights))
+    state["transformer.h.9.attn.c_attn.weight"] = torch.zeros(3)
+    save_file(state, str(weights))
+    with pytest.raises(SlmError, match="unexpected transformer.h.9.attn.c_attn.weight"):
+        load_model_dir(tiny_model_dir)
+
+
+def test_wrong_shape(tiny_model_dir: Path) -> None:
+    weights = tiny_model_dir / WEIGHTS
+    state = load_file(str(weights))
+    state["transformer.wpe.weight"] = torch.zeros(32, 64)
+    save_file(state, str(weights))
+    with pytest.raises(SlmError) as e:
+        load_model_dir(tiny_model_dir)
+    assert f"{weights}: transformer.wpe.weight has shape (32, 64), model.toml implies (64, 64)" == str(e.value)
+
+
+def test_nan_weights(tiny_model_dir: Path) -> None:
+    weights = tiny_model_dir / WEIGHTS
+    state = load_file(str(weights))
+    state["lm_head.weight"][0, 0] = float("nan")
+    save_file(state, str(weights))
+    with pytest.raises(SlmError, match="lm_head.weight holds NaN or infinite values"):
+        load_model_dir(tiny_model_dir)
+
+
+def test_vocab_mismatch_between_tokenizer_and_config(tiny_model_dir: Path) -> None:
+    edit_toml(tiny_model_dir, lambda m: m["model"].update(vocab_size=200))
+    with pytest.raises(SlmError) as e:
+        load_model_dir(tiny_model_dir)
+    assert str(tiny_model_dir / META) in str(e.value)
+    assert "the tokenizer has 257 tokens but the model's vocab_size is 200" in str(e.value)
+
+
+def test_tokenizer_file_disagreeing_with_model_toml(tiny_model_dir: Path) -> None:
+    lines = (tiny_model_dir / TOKENIZER).read_bytes().splitlines()
+    (tiny_model_dir / TOKENIZER).write_bytes(b"\n".join(lines[:200]) + b"\n")
+    with pytest.raises(SlmError, match=f"tokenizer file {tiny_model_dir / TOKENIZER}"):
+        load_model_dir(tiny_model_dir)
+
+
+def test_missing_tokenizer_file(tiny_model_dir: Path) -> None:
+    (tiny_model_dir / TOKENIZER).unlink()
+    with pytest.raises(SlmError, match=f"cannot read tokenizer file {tiny_model_dir / TOKENIZER}"):
+        load_model_dir(tiny_model_dir)
+
+
+def test_missing_model_toml(tiny_model_dir: Path) -> None:
+    (tiny_model_dir / META).unlink()
+    with pytest.raises(SlmError, match=f"{tiny_model_dir} is not a model folder: model.toml is missing"):
+        load_model_dir(tiny_model_dir)
+
+
+def test_broken_toml(tiny_model_dir: Path) -> None:
+    (tiny_model_dir / META).write_text("format = 1\n[model\nvocab_size = ")
+    with pytest.raises(SlmError, match=f"{tiny_model_dir / META} is not valid TOML"):
+        load_model_dir(tiny_model_dir)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m.pop("model"), r"the \[model\] table is missing"),
+        (lambda m: m.pop("tokenizer"), r"the \[tokenizer\] table is missing"),
+        (lambda m: m["model"].update(n_head=3), r"n_embd \(64\) must be divisible by n_head \(3\)"),
+        (lambda m: m["model"].update(n_heads=2), "unknown model config keys: n_heads"),
+        (lambda m: m["tokenizer"].pop("n_vocab"), r"\[tokenizer\] is incomplete"),
+        (lambda m: m.update(format=99), "unsupported format 99"),
+        (lambda m: m.pop("format"), "unsupported format None"),
+    ],
+)
+def test_bad_model_toml_names_the_file(tiny_model_dir: Path, change, message: str) -> None:  # type: ignore[no-untyped-def]
+    edit_toml(tiny_model_dir, change)
+    with pytest.raises(SlmError, match=message) as e:
+        load_model_dir(tiny_model_dir)
+    assert str(tiny_model_dir / META) in str(e.value)
+
+
+def test_not_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(SlmError, match="no model folder at"):
+        load_model_dir(tmp_path / "nothing")
+
+
+def test_list_models(tiny_model_dir: Path, tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    save_model_dir(paths.models_dir() / "another", tiny_model, byte_tokenizer)
+    (paths.models_dir() / "broken").mkdir()  # unreadable folders are skipped, not fatal
+    (paths.models_dir() / ".hidden.tmp-x").mkdir()
+    infos = list_models()
+    names = [i.name for i in infos]
+    assert names[:2] == ["another", "tiny"]
+    assert "broken" not in names and ".hidden.tmp-x" not in names
+    tiny = infos[names.index("tiny")]
+    assert tiny.bundled is False
+    assert tiny.n_params == tiny_model.num_params()
+    assert tiny.training["val_bpb"] == 9.0
+
+
+def test_list_models_in_an_empty_home() -> None:
+    assert [m for m in list_models() if not m.bundled] == []
+
+
+def test_resolve_model_by_name_and_by_path(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_model("tiny") == tiny_model_dir
+    assert resolve_model(str(tiny_model_dir)) == tiny_model_dir.resolve()
+    assert resolve_model(tiny_model_dir) == tiny_model_dir.resolve()
+    monkeypatch.chdir(tiny_model_dir.parent)
+    assert resolve_model("./tiny") == tiny_model_dir.resolve()
+
+
+def test_resolve_unknown_model_lists_the_known_ones(tiny_model_dir: Path) -> None:
+    with pytest.raises(SlmError, match="no model named 'nope'; models: .*tiny"):
+        resolve_model("nope")
+    with pytest.raises(SlmError, match="no model folder at"):
+        resolve_model(str(tiny_model_dir.parent / "missing"))

@@ -1,0 +1,180 @@
+"""Sampling rules on hand-made logits, the limits on settings, and properties of the filtered set."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from slmtui.engine import Sampling, SlmError, filter_logits, sample_next
+from slmtui.engine.sampling import apply_repetition_penalty
+
+OFF = Sampling(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, repetition_penalty=1.0)
+"""Every filter off: the plain softmax."""
+
+
+def logits_for(probs: list[float]) -> torch.Tensor:
+    return torch.tensor(probs).log()
+
+
+def test_temperature_zero_is_argmax() -> None:
+    logits = torch.tensor([0.1, 3.0, -1.0, 2.9, 0.0])
+    greedy = dataclasses.replace(OFF, temperature=0.0, top_k=1)
+    g = torch.Generator().manual_seed(0)
+    assert {sample_next(logits, greedy, g) for _ in range(50)} == {1}
+    assert sample_next(logits, dataclasses.replace(OFF, temperature=0.0)) == 1
+
+
+def test_with_every_filter_off_the_probabilities_are_the_softmax() -> None:
+    logits = torch.tensor([1.0, 3.0, 2.0, -1.0])
+    ids, probs = filter_logits(logits, OFF)
+    assert ids.tolist() == [1, 2, 0, 3]
+    assert torch.allclose(probs, torch.softmax(logits, -1)[ids])
+
+
+def test_temperature_sharpens_and_flattens() -> None:
+    logits = torch.tensor([2.0, 1.0, 0.0])
+    _, cold = filter_logits(logits, dataclasses.replace(OFF, temperature=0.5))
+    _, hot = filter_logits(logits, dataclasses.replace(OFF, temperature=2.0))
+    assert torch.allclose(cold, torch.softmax(logits / 0.5, -1))
+    assert torch.allclose(hot, torch.softmax(logits / 2.0, -1))
+    assert cold[0] > torch.softmax(logits, -1)[0] > hot[0]
+
+
+def test_top_k_keeps_exactly_the_k_most_likely() -> None:
+    logits = torch.tensor([0.5, 4.0, 1.0, 3.0, 2.0, -2.0])
+    ids, probs = filter_logits(logits, dataclasses.replace(OFF, top_k=3))
+    assert ids.tolist() == [1, 3, 4]
+    assert torch.allclose(probs, torch.softmax(torch.tensor([4.0, 3.0, 2.0]), -1))
+    ids, _ = filter_logits(logits, dataclasses.replace(OFF, top_k=100))  # k past the vocabulary: all of it
+    assert len(ids) == 6
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p() -> None:
+    logits = logits_for([0.05, 0.5, 0.15, 0.3])  # sorted: 1 (0.5), 3 (0.3), 2 (0.15), 0 (0.05)
+    for top_p, expected in [(0.4, [1]), (0.75, [1, 3]), (0.85, [1, 3, 2]), (0.99, [1, 3, 2, 0])]:
+        ids, probs = filter_logits(logits, dataclasses.replace(OFF, top_p=top_p))
+        assert ids.tolist() == expected, top_p
+        kept = torch.tensor([0.05, 0.5, 0.15, 0.3])[ids]
+        assert torch.allclose(probs, kept / kept.sum())
+
+
+def test_top_p_always_keeps_the_most_likely_token() -> None:
+    ids, probs = filter_logits(logits_for([0.9, 0.1]), dataclasses.replace(OFF, top_p=1e-6))
+    assert ids.tolist() == [0] and probs.tolist() == [1.0]
+
+
+def test_min_p_drops_tokens_below_a_fraction_of_the_best() -> None:
+    logits = logits_for([0.5, 0.3, 0.15, 0.05])
+    ids, _ = filter_logits(logits, dataclasses.replace(OFF, min_p=0.2))  # threshold 0.1
+    assert ids.tolist() == [0, 1, 2]
+    ids, _ = filter_logits(logits, dataclasses.replace(OFF, min_p=0.7))  # threshold 0.35
+    assert ids.tolist() == [0]
+
+
+def test_filters_combine() -> None:
+    logits = logits_for([0.4, 0.3, 0.2, 0.1])
+    ids, _ = filter_logits(logits, dataclasses.replace(OFF, top_k=3, top_p=0.95, min_p=0.6))
+    assert ids.tolist() == [0, 1]  # top_k drops 3; min_p (0.6 of the best) drops 2
+
+
+def test_repetition_penalty_divides_positive_and_multiplies_negative_logits() -> None:
+    logits = torch.tensor([2.0, -2.0, 1.0, -1.0])
+    context = torch.tensor([0, 1, 0, 1, 1])  # repeats count once
+    out = apply_repetition_penalty(logits, context, 2.0)
+    assert out.tolist() == [1.0, -4.0, 1.0, -1.0]
+    assert logits.tolist() == [2.0, -2.0, 1.0, -1.0], "the input must not change"
+    # Below 1 it favours repeats instead.
+    assert apply_repetition_penalty(logits, context, 0.5).tolist() == [4.0, -1.0, 1.0, -1.0]
+    assert apply_repetition_penalty(logits, context, 1.0) is logits
+    assert apply_repetition_penalty(logits, torch.tensor([], dtype=torch.long), 2.0) is logits
+
+
+def test_repetition_penalty_can_change_the_greedy_choice() -> None:
+    logits = torch.tensor([3.0, 2.0])
+    greedy = dataclasses.replace(OFF, temperature=0.0)
+    assert sample_next(logits, greedy) == 0
+    assert sample_next(apply_repetition_penalty(logits, torch.tensor([0]), 2.0), greedy) == 1
+
+
+def test_sampling_follows_the_probabilities() -> None:
+    logits = logits_for([0.7, 0.2, 0.1])
+    g = torch.Generator().manual_seed(0)
+    draws = [sample_next(logits, OFF, g) for _ in range(4000)]
+    freq = [draws.count(i) / len(draws) for i in range(3)]
+    assert freq == pytest.approx([0.7, 0.2, 0.1], abs=0.03)
+
+
+def test_same_generator_seed_same_draws() -> None:
+    logits = torch.randn(100, generator=torch.Generator().manual_seed(3))
+    a = [sample_next(logits, OFF, torch.Generator().manual_seed(9)) for _ in range(5)]
+    b = [sample_next(logits, OFF, torch.Generator().manual_seed(9)) for _ in range(5)]
+    assert a == b
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"temperature": -0.1}, "temperature must be between 0.0 and 5.0, got -0.1"),
+        ({"temperature": float("nan")}, "temperature must be a number, got nan"),
+        ({"temperature": "hot"}, "temperature must be a number, got 'hot'"),
+        ({"top_k": -1}, "top_k must be between 0 and 100000, got -1"),
+        ({"top_k": 2.5}, "top_k must be a whole number, got 2.5"),
+        ({"top_p": 0.0}, "top_p must be greater than 0 (use 1 to turn it off)"),
+        ({"top_p": 1.5}, "top_p must be between 0.0 and 1.0, got 1.5"),
+        ({"min_p": -0.5}, "min_p must be between 0.0 and 1.0, got -0.5"),
+        ({"repetition_penalty": 0.0}, "repetition_penalty must be between 0.5 and 3.0, got 0.0"),
+        ({"max_new_tokens": 0}, "max_new_tokens must be between 1 and 100000, got 0"),
+        ({"seed": -3}, "seed must be a whole number >= 0, got -3"),
+        ({"seed": True}, "seed must be a whole number >= 0, got True"),
+        ({"stop": ("",)}, "stop strings must be non-empty text"),
+        ({"max_new_tokens": True}, "max_new_tokens must be a number, got True"),
+    ],
+)
+def test_impossible_settings_raise_a_clear_error(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(SlmError) as e:
+        Sampling(**changes)  # type: ignore[arg-type]
+    assert message in str(e.value)
+    assert e.value.exit_code == 2
+
+
+def test_several_problems_are_reported_together() -> None:
+    with pytest.raises(SlmError) as e:
+        Sampling(temperature=9, top_k=-1)
+    assert "temperature" in str(e.value) and "top_k" in str(e.value)
+
+
+def test_to_dict_round_trips_and_rejects_unknown_settings() -> None:
+    s = Sampling(temperature=0.3, top_k=5, stop=["\n\n", "THE END"], seed=7)  # type: ignore[arg-type]
+    assert s.stop == ("\n\n", "THE END")
+    assert Sampling.from_dict(s.to_dict()) == s
+    with pytest.raises(SlmError, match="unknown sampling settings: temp"):
+        Sampling.from_dict({"temp": 1.0})
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    values=st.lists(st.floats(-30, 30, allow_nan=False, width=32), min_size=1, max_size=60),
+    temperature=st.floats(0.05, 5.0),
+    top_k=st.integers(0, 80),
+    top_p=st.floats(1e-3, 1.0),
+    min_p=st.floats(0.0, 1.0),
+)
+def test_filtered_probabilities_sum_to_one_and_are_sorted(
+    values: list[float], temperature: float, top_k: int, top_p: float, min_p: float
+) -> None:
+    s = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
+    logits = torch.tensor(values)
+    ids, probs = filter_logits(logits, s)
+    assert 1 <= len(ids) <= (len(values) if top_k == 0 else min(top_k, len(values)))
+    assert len(set(ids.tolist())) == len(ids)
+    assert math.isclose(float(probs.sum()), 1.0, abs_tol=1e-5)
+    assert bool((probs[:-1] >= probs[1:]).all()), "probabilities must be sorted, most likely first"
+    assert bool((probs >= 0).all())
+    assert float(logits[ids[0]]) == max(values), "the most likely token is always kept"
+    token = sample_next(logits, s, torch.Generator().manual_seed(0))
+    assert token in ids.tolist()
