@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from slmtui.engine import DEVICE_CHOICES, PRESETS, SlmError, paths, preset
+from trainer.corpus import corpus_path
 from trainer.events import DoneEvent, ErrorEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
 from trainer.loop import DEFAULT_TOKENIZER, TRAIN_PRESETS, RunSpec, TrainConfig, train
 
@@ -37,8 +38,8 @@ def parse_duration(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="slm-train", description="Pretrain a small GPT on a folder of books (or fine-tune one).")
-    p.add_argument("--corpus", type=Path, default=paths.BUNDLED_CORPUS_DIR,
-                   help="folder of .txt/.md files, or one file (default: the bundled public-domain novels)")
+    p.add_argument("--corpus", type=corpus_path, default=paths.BUNDLED_CORPUS_DIR,
+                   help="folder of .txt/.md files, or one file; 'bundled' (the default) is the shipped public-domain novels")
     p.add_argument("--name", help="model name: saved as <user data>/models/NAME (default: the corpus folder's name)")
     p.add_argument("--out", type=Path, help="model folder to write (instead of --name)")
     p.add_argument("--preset", default="seed", help=f"architecture and training settings: {', '.join(PRESETS)}")

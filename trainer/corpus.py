@@ -15,8 +15,22 @@ from functools import cached_property
 from pathlib import Path
 
 from slmtui.engine.errors import SlmError
+from slmtui.engine.paths import BUNDLED_CORPUS_DIR
 
 TEXT_SUFFIXES = frozenset({".txt", ".md"})
+BUNDLED = "bundled"
+"""How model.toml and the command line name the corpus shipped with slmtui, wherever it is installed."""
+
+
+def corpus_label(path: Path) -> str:
+    """The corpus as model.toml records it: "bundled", or an absolute path."""
+    resolved = Path(path).expanduser().resolve()
+    return BUNDLED if resolved == BUNDLED_CORPUS_DIR.resolve() else str(resolved)
+
+
+def corpus_path(label: str | Path) -> Path:
+    """The inverse of corpus_label; "bundled" is the shipped corpus."""
+    return BUNDLED_CORPUS_DIR if str(label) == BUNDLED else Path(label).expanduser()
 
 # A line is "long" (it reached the wrap margin) at this fraction of the file's wrap width. In the
 # bundled books 98% of the non-final lines of prose paragraphs reach 0.8 of it; verse, headings

@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from slmtui.engine import GPT, Generator, GPTConfig, Sampling, evaluate_ids, pick_device, token_byte_lengths
 from slmtui.engine.errors import SlmError
 from slmtui.engine.modeldir import METRICS, TRAIN_STATE, load_model_dir, save_model_dir
-from trainer.corpus import corpus_fingerprint, read_corpus, split_documents
+from trainer.corpus import corpus_fingerprint, corpus_label, corpus_path, read_corpus, split_documents
 from trainer.data import Batches, cache_key, tokenize_corpus
 from trainer.events import CheckpointEvent, DoneEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
 from trainer.tokenizers import build_tokenizer
@@ -239,15 +239,15 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         cfg = replace(cfg, time_limit_s=spec.train.time_limit_s, max_steps=spec.train.max_steps or cfg.max_steps)
     elif state:
         cfg = replace(cfg, time_limit_s=None)
-    corpus_path = Path(state["corpus"]) if state else spec.corpus
+    corpus_dir = corpus_path(state["corpus"]) if state else spec.corpus
     tokenizer_arg = state["tokenizer_arg"] if state else spec.tokenizer
 
-    corpus = read_corpus(corpus_path)
+    corpus = read_corpus(corpus_dir)
     for skipped in corpus.skipped:
         warn(f"skipped {skipped.name}: {skipped.reason}")
     fingerprint = corpus_fingerprint(corpus)
     if state and state["corpus_fingerprint"] != fingerprint:
-        raise SlmError(f"the corpus at {corpus_path} changed since this run started; start a new run instead of --resume")
+        raise SlmError(f"the corpus at {corpus_dir} changed since this run started; start a new run instead of --resume")
     train_texts, val_texts = split_documents(corpus, val_fraction=cfg.val_fraction)
 
     parent: str | None = None
@@ -268,7 +268,7 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     batches = Batches(data.train, block_size=model_config.block_size, batch_size=cfg.batch_size, seed=cfg.seed,
                       rank=ddp.rank, world_size=ddp.world_size)
     if not data.val_docs:
-        raise SlmError(f"the corpus at {corpus_path} is too small to hold out validation text")
+        raise SlmError(f"the corpus at {corpus_dir} is too small to hold out validation text")
     batch_tokens = batches.global_batch * model_config.block_size
     max_steps = state["max_steps"] if state and not spec.train.max_steps else cfg.max_steps or 0
     if not max_steps and cfg.epochs:
@@ -308,14 +308,14 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     byte_lengths = token_byte_lengths(tokenizer)
     val_docs = [d.tolist() for d in data.val_docs]
     start_step = progress.step
-    emit(StartEvent(name=spec.out.name, path=str(spec.out), n_params=model.num_params(), corpus=str(corpus_path),
+    emit(StartEvent(name=spec.out.name, path=str(spec.out), n_params=model.num_params(), corpus=corpus_label(corpus_dir),
                     corpus_bytes=corpus.n_bytes, train_tokens=len(data.train), val_tokens=data.val_tokens,
                     max_steps=max_steps, start_step=start_step, batch_tokens=batch_tokens, device=str(device),
                     dtype=str(dtype).removeprefix("torch.")))
 
     def summary(reason: str) -> dict[str, object]:
         return {
-            "preset": spec.preset, "corpus": str(corpus_path), "corpus_sha256": fingerprint, "corpus_bytes": corpus.n_bytes,
+            "preset": spec.preset, "corpus": corpus_label(corpus_dir), "corpus_sha256": fingerprint, "corpus_bytes": corpus.n_bytes,
             "val_fraction": cfg.val_fraction, "tokenizer_arg": tokenizer_arg, "steps": progress.step,
             "tokens_seen": progress.tokens_seen, "val_loss": progress.best_val_loss, "val_bpb": progress.best_val_bpb,
             "wall_time_s": round(progress.elapsed_s, 1), "device": str(device), "dtype": str(dtype).removeprefix("torch."),
@@ -332,7 +332,7 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
             "elapsed_s": progress.elapsed_s, "best_val_loss": progress.best_val_loss, "best_val_bpb": progress.best_val_bpb,
             "bad_evals": progress.bad_evals, "max_steps": progress.max_steps, "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None, "train_config": asdict(cfg),
-            "corpus": str(corpus_path), "corpus_fingerprint": fingerprint, "tokenizer_arg": tokenizer_arg,
+            "corpus": corpus_label(corpus_dir), "corpus_fingerprint": fingerprint, "tokenizer_arg": tokenizer_arg,
         }
         if progress.best_val_loss is None:
             # Not evaluated yet: the newest weights are the best we know.

@@ -109,6 +109,7 @@ def save_model_dir(
             else:
                 target.write_bytes(content)
         for f in tmp.iterdir():
+            f.chmod(0o666 & ~umask)
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
         _swap_into_place(tmp, path)

@@ -1,0 +1,59 @@
+"""`python -m trainer.export SRC DEST`: a model folder made fit to ship.
+
+Drops the training state, stores the weights in 16 bits, and re-scores the validation split with
+the rounded weights, so model.toml's val_bpb is exactly what `slmtui eval --corpus ... --split val`
+reports for the shipped files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from slmtui.engine import SlmError, evaluate_texts, load_model_dir, save_model_dir
+from slmtui.engine.modeldir import METRICS
+from trainer.corpus import corpus_path, read_corpus, split_documents
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def export_model(src: Path, dest: Path, *, dtype: str = "bf16", corpus: Path | None = None) -> dict[str, object]:
+    """Write DEST from SRC; returns the training summary written to DEST's model.toml."""
+    loaded = load_model_dir(src)
+    rounded = loaded.model
+    with torch.no_grad():
+        for p in rounded.parameters():
+            p.copy_(p.to(DTYPES[dtype]).to(torch.float32))
+    training = dict(loaded.info.training)
+    corpus_dir = corpus or corpus_path(str(training.get("corpus", "")))
+    val_fraction = float(training.get("val_fraction", 0.05))  # type: ignore[arg-type]
+    _, val_texts = split_documents(read_corpus(corpus_dir), val_fraction=val_fraction)
+    result = evaluate_texts(rounded, loaded.tokenizer, val_texts)
+    training.update(val_loss=result.loss, val_bpb=result.bits_per_byte, val_tokens=result.tokens,
+                    val_bytes=result.bytes, weights_dtype=dtype, exported_from=src.name)
+    extra = {name: src / name for name in (METRICS, "training_metrics.png") if (src / name).is_file()}
+    save_model_dir(dest, rounded, loaded.tokenizer, training=training, dtype=DTYPES[dtype], extra_files=extra)
+    return training
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trainer.export", description=__doc__.splitlines()[0])
+    p.add_argument("src", type=Path)
+    p.add_argument("dest", type=Path)
+    p.add_argument("--dtype", choices=tuple(DTYPES), default="bf16")
+    p.add_argument("--corpus", type=Path, help="the corpus the model was trained on (default: as model.toml says)")
+    args = p.parse_args(argv)
+    try:
+        training = export_model(args.src, args.dest, dtype=args.dtype, corpus=args.corpus)
+    except SlmError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    print(f"wrote {args.dest}: val loss {training['val_loss']:.4f}, {training['val_bpb']:.4f} bits/byte ({args.dtype})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
