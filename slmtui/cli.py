@@ -1,0 +1,332 @@
+"""The ``slmtui`` command: no subcommand opens the TUI; ``generate``, ``eval`` and ``models`` run headless.
+
+Errors a person can fix (a bad option, a missing model, an unreadable file) print one line,
+``slmtui: error: <message>``, on stderr and exit 2 (``SlmError.exit_code``); anything else that escapes
+is a bug and keeps its traceback. Ctrl+C exits 130 without a word.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from slmtui import __version__
+from slmtui.engine.errors import SlmError
+
+if TYPE_CHECKING:
+    from slmtui.engine import EvalResult, LoadedModel, ModelInfo, Sampling
+
+PROG = "slmtui"
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # the same as engine.DEVICE_CHOICES (checked by pick_device)
+SAMPLING_OPTIONS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens", "seed")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting, so every error is one line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise SlmError(message, exit_code=2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # --model and --device may stand before or after the subcommand. In the subcommands they default
+    # to SUPPRESS so that leaving them out there keeps what was given before the subcommand.
+    common = _Parser(add_help=False)
+    common.add_argument("--model", default=argparse.SUPPRESS, metavar="NAME|PATH",
+                        help="a model name (see `slmtui models`) or a model folder (default: default)")
+    common.add_argument("--device", default=argparse.SUPPRESS, choices=DEVICE_CHOICES,
+                        help="where the model runs (default: auto = CUDA, then MPS, then CPU)")
+
+    parser = _Parser(prog=PROG, description="A terminal storytelling app with its own small GPT. "
+                     "With no command, opens the writing app.", parents=[common])
+    # Not set_defaults(model=..., device=...): that would change the actions shared with `common`.
+    parser.set_defaults(func=_cmd_tui)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    gen = sub.add_parser("generate", parents=[common], help="continue a prompt and stream the text to stdout",
+                         description="Continue PROMPT with the model, streaming the text as it is written.")
+    gen.add_argument("prompt", metavar="PROMPT", help="the text to continue; - reads it from standard input")
+    defaults = _default_sampling()
+    gen.add_argument("--temperature", type=float, metavar="T", help=f"0 = always the likeliest token (default {defaults.temperature})")
+    gen.add_argument("--top-k", type=int, metavar="K", help=f"keep the k likeliest tokens, 0 = off (default {defaults.top_k})")
+    gen.add_argument("--top-p", type=float, metavar="P", help=f"keep the smallest set with this much probability, 1 = off (default {defaults.top_p})")
+    gen.add_argument("--min-p", type=float, metavar="P", help=f"drop tokens below this fraction of the likeliest, 0 = off (default {defaults.min_p})")
+    gen.add_argument("--repetition-penalty", type=float, metavar="X",
+                     help=f"make tokens already in the text less likely, 1 = off (default {defaults.repetition_penalty})")
+    gen.add_argument("--max-new-tokens", type=int, metavar="N", help=f"how many tokens to write (default {defaults.max_new_tokens})")
+    gen.add_argument("--seed", type=int, metavar="N", help="same seed, prompt and settings: same text (default: a fresh one)")
+    gen.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                     help=r"stop once the text written contains TEXT (repeatable; \n and \t are understood)")
+    gen.add_argument("--memory", default="", metavar="TEXT",
+                     help="text the model always sees before the story's last tokens (names, setting)")
+    gen.set_defaults(func=_cmd_generate)
+
+    ev = sub.add_parser("eval", parents=[common], help="loss, perplexity and bits per byte of a model on some text",
+                        description="Score how well a model predicts text files, or a corpus's held-out split.")
+    ev.add_argument("files", nargs="*", metavar="FILE", help="UTF-8 text files")
+    ev.add_argument("--corpus", type=Path, metavar="DIR", help="a corpus folder, split as the trainer splits it")
+    ev.add_argument("--split", choices=("val", "train"), help="which part of --corpus (default: val)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.set_defaults(func=_cmd_eval)
+
+    models = sub.add_parser("models", parents=[common], help="list the installed models",
+                            description="List your models and the bundled ones.")
+    models.add_argument("--json", action="store_true", help="print a JSON list")
+    models.set_defaults(func=_cmd_models)
+
+    _add_stories_parser(sub, common)
+    return parser
+
+
+def _add_stories_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """THE PLACE FOR `slmtui stories list|export` (the stories store's own command).
+
+    Registered only when ``slmtui.stories`` imports, so a missing or broken store never takes
+    ``generate``/``eval``/``models`` down with it. Until its author fills this in, nothing is registered.
+    """
+    try:
+        import slmtui.stories  # noqa: F401
+    except ImportError:
+        return
+    # stories: register the subcommand here, e.g.
+    #   p = sub.add_parser("stories", parents=[common], help="list and export saved stories")
+    #   ...; p.set_defaults(func=_cmd_stories)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (``python -m slmtui`` and the script exit with it)."""
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as e:  # --help and --version print and exit 0
+            return e.code if isinstance(e.code, int) else 0
+        args.model = getattr(args, "model", None)
+        args.device = getattr(args, "device", "auto")
+        return int(args.func(args) or 0)
+    except SlmError as e:
+        print(f"{PROG}: error: {_one_line(str(e))}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        if sys.stdout.isatty():
+            print(file=sys.stdout)  # end the half-written line before the shell prompt
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`slmtui generate ... | head`): stop quietly, and keep Python from
+        # complaining when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split()) or "unknown error"
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _cmd_tui(args: argparse.Namespace) -> int:
+    try:
+        from slmtui.tui.app import run_app
+    except ModuleNotFoundError as e:
+        if e.name and not e.name.startswith("slmtui"):
+            raise SlmError(f"the TUI is not available: {e.name} is not installed", exit_code=1) from e
+        raise SlmError("the TUI is not available", exit_code=1) from e
+    except ImportError as e:
+        raise SlmError("the TUI is not available", exit_code=1) from e
+    rc = run_app(model=args.model, device=args.device)
+    return rc if isinstance(rc, int) else 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    prompt = _read_prompt(args.prompt)
+    sampling = _sampling_from_args(args)  # checked before the (slow) model load
+    loaded = _load(args)
+    from slmtui.engine import Generator
+
+    out = sys.stdout
+    last = ""
+    for event in Generator(loaded.model, loaded.tokenizer).stream(prompt, sampling, memory=args.memory):
+        if event.text:
+            out.write(event.text)
+            out.flush()
+            last = event.text
+    if last and not last.endswith("\n"):
+        out.write("\n")
+    out.flush()
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    if args.files and args.corpus is not None:
+        raise SlmError("give text files or --corpus, not both")
+    if not args.files and args.corpus is None:
+        raise SlmError("nothing to evaluate: give text files, or --corpus DIR")
+    if args.split is not None and args.corpus is None:
+        raise SlmError("--split needs --corpus")
+    if args.files:
+        texts = [_read_text(Path(f)) for f in args.files]
+        source: dict[str, object] = {"source": "files", "files": [str(f) for f in args.files]}
+    loaded = _load(args)
+    if args.corpus is not None:
+        split = args.split or "val"
+        texts, val_fraction = _corpus_split(args.corpus, split, loaded.info)
+        source = {"source": "corpus", "corpus": str(args.corpus), "split": split, "val_fraction": val_fraction}
+    from slmtui.engine import evaluate_texts
+
+    result = evaluate_texts(loaded.model, loaded.tokenizer, texts)
+    if result.tokens == 0:
+        raise SlmError("nothing to evaluate: the text is shorter than two tokens")
+    report = {"model": loaded.info.name, "path": str(loaded.info.path), **source, "texts": len(texts), **result.to_dict()}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        _print_eval(report, result)
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from slmtui.engine import list_models
+
+    rows = [_model_row(info) for info in list_models()]
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    if not rows:
+        print("no models yet: train one with slm-train")
+        return 0
+    header = ("NAME", "PARAMETERS", "VOCAB", "CONTEXT", "VAL LOSS", "VAL BPB", "CREATED", "SOURCE")
+    table = [header] + [
+        (
+            r["name"],
+            _human(r["parameters"]),
+            str(r["vocab_size"]),
+            str(r["block_size"]),
+            "-" if r["val_loss"] is None else f"{r['val_loss']:.3f}",
+            "-" if r["val_bpb"] is None else f"{r['val_bpb']:.3f}",
+            "-" if r["created"] is None else str(r["created"])[:16].replace("T", " "),
+            "bundled" if r["bundled"] else "user",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _default_sampling() -> Sampling:
+    from slmtui.engine.sampling import Sampling
+
+    return Sampling()
+
+
+def _sampling_from_args(args: argparse.Namespace) -> Sampling:
+    given = {name: getattr(args, name) for name in SAMPLING_OPTIONS if getattr(args, name) is not None}
+    if args.stop:
+        given["stop"] = tuple(s.replace("\\n", "\n").replace("\\t", "\t") for s in args.stop)
+    try:
+        return dataclasses.replace(_default_sampling(), **given)
+    except SlmError as e:
+        # Name the options as they were typed: "--top-p must be ..." rather than "top_p must be ...".
+        message = str(e)
+        for name in (*SAMPLING_OPTIONS, "stop"):
+            message = message.replace(f"{name} must", f"--{name.replace('_', '-')} must")
+            message = message.replace(f"{name} strings must", f"--{name} strings must")
+        raise SlmError(message) from e
+
+
+def _read_prompt(prompt: str) -> str:
+    if prompt != "-":
+        return prompt  # "" is allowed: the story starts from nothing
+    text = sys.stdin.read()
+    if not text.strip():
+        raise SlmError("the prompt on standard input is empty (pass '' to start from nothing)")
+    return text
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise SlmError(f"{path} is not UTF-8 text (byte {e.start})") from e
+    except OSError as e:
+        raise SlmError(f"cannot read {path}: {e.strerror or e}") from e
+
+
+def _load(args: argparse.Namespace) -> LoadedModel:
+    from slmtui.engine import load_model_dir, pick_device, resolve_model
+
+    device = pick_device(args.device)
+    return load_model_dir(resolve_model(args.model), device=device)
+
+
+def _corpus_split(corpus_path: Path, split: str, info: ModelInfo) -> tuple[list[str], float]:
+    """The texts of one split of a corpus, cut as the model's trainer cut them (its val_fraction)."""
+    try:
+        from trainer.corpus import read_corpus, split_documents
+    except ImportError as e:
+        raise SlmError("--corpus needs the trainer package, which is not installed here", exit_code=1) from e
+    val_fraction = info.training.get("val_fraction", 0.05)
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
+        val_fraction = 0.05
+    corpus = read_corpus(corpus_path)
+    for skipped in corpus.skipped:
+        print(f"{PROG}: skipped {skipped.name}: {skipped.reason}", file=sys.stderr)
+    if not corpus.documents:
+        raise SlmError(f"{corpus_path} holds no readable text")
+    train, val = split_documents(corpus, val_fraction=float(val_fraction))
+    return (val if split == "val" else train), float(val_fraction)
+
+
+def _print_eval(report: dict[str, Any], result: EvalResult) -> None:
+    if report["source"] == "files":
+        what = f"{report['texts']} file{'s' if report['texts'] != 1 else ''}"
+    else:
+        what = f"{report['corpus']} ({report['split']} split, val_fraction {report['val_fraction']:g})"
+    print(f"model        {report['model']}  ({report['path']})")
+    print(f"text         {what}: {result.tokens:,} tokens, {result.bytes:,} bytes")
+    print(f"loss         {result.loss:.4f} nats/token")
+    print(f"perplexity   {result.perplexity:.2f}")
+    print(f"bits/byte    {result.bits_per_byte:.4f}")
+
+
+def _model_row(info: ModelInfo) -> dict[str, Any]:
+    c = info.config
+    t = info.training
+
+    def number(key: str) -> float | None:
+        value = t.get(key)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    return {
+        "name": info.name,
+        "path": str(info.path),
+        "parameters": info.n_params,
+        "vocab_size": c.vocab_size,
+        "n_vocab": info.tokenizer.n_vocab,
+        "block_size": c.block_size,
+        "n_layer": c.n_layer,
+        "n_head": c.n_head,
+        "n_embd": c.n_embd,
+        "val_loss": number("val_loss"),
+        "val_bpb": number("val_bpb"),
+        "created": str(t["created"]) if "created" in t else None,
+        "bundled": info.bundled,
+    }
+
+
+def _human(n: int) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
