@@ -29,6 +29,7 @@ from slmtui.engine.modeldir import METRICS, TRAIN_STATE, load_model_dir, save_mo
 from trainer.corpus import corpus_fingerprint, corpus_label, corpus_path, read_corpus, split_documents
 from trainer.data import Batches, cache_key, tokenize_corpus
 from trainer.events import CheckpointEvent, DoneEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
+from trainer.plot import PLOT_FILE, render_metrics_png
 from trainer.tokenizers import build_tokenizer
 
 
@@ -203,6 +204,14 @@ class _Distributed:
         dist.all_reduce(t)
         return bool(t.item() > 0)
 
+    def broadcast(self, value: int) -> int:
+        """Rank 0's value, on every rank."""
+        if not self.enabled:
+            return value
+        t = torch.tensor([value], dtype=torch.int64, device=self.device if self.device.type == "cuda" else "cpu")
+        dist.broadcast(t, src=0)
+        return int(t.item())
+
     def close(self) -> None:
         if self.enabled and dist.is_initialized():
             dist.destroy_process_group()
@@ -342,8 +351,11 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         buffer = io.BytesIO()
         torch.save(train_state, buffer)
         metrics = ("\n".join(progress.metrics) + "\n").encode() if progress.metrics else b""
-        save_model_dir(spec.out, best, tokenizer, training=summary(reason),
-                       extra_files={TRAIN_STATE: buffer.getvalue(), METRICS: metrics})
+        extra_files = {TRAIN_STATE: buffer.getvalue(), METRICS: metrics}
+        png = render_metrics_png(progress.metrics)  # None without matplotlib (the `plot` extra)
+        if png is not None:
+            extra_files[PLOT_FILE] = png
+        save_model_dir(spec.out, best, tokenizer, training=summary(reason), extra_files=extra_files)
         emit(CheckpointEvent(step=progress.step, path=str(spec.out)))
 
     def evaluate() -> None:
@@ -388,7 +400,10 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
             # Only a time budget: the schedule's horizon is where the time runs out at the pace so far
             # (evaluations included), re-estimated after each evaluation.
             pace = (run_elapsed - first_step_s) / (steps_this_run - 1)
-            max_steps = progress.max_steps = progress.step + max(1, int((cfg.time_limit_s - run_elapsed) / pace))
+            # Each rank times itself; rank 0's estimate is everyone's, or the ranks would disagree on
+            # the learning rate (replicas drift apart) and on the last step (one waits for the other forever).
+            max_steps = progress.max_steps = ddp.broadcast(
+                progress.step + max(1, int((cfg.time_limit_s - run_elapsed) / pace)))
         lr = lr_at(progress.step, cfg, max_steps or 10**9)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -438,8 +453,9 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
                 reason = "early_stop"
                 break
 
-    # Stopped before the schedule's end (Ctrl+C, or this invocation's time ran out): resumable.
-    resumable = reason == "interrupted" or (reason == "time_limit" and (not max_steps or progress.step < max_steps))
+    # Stopped before the schedule's end (Ctrl+C, or this invocation's time ran out before its fixed
+    # horizon): resumable. A run whose horizon came from its time budget has finished its schedule.
+    resumable = reason == "interrupted" or (reason == "time_limit" and not time_horizon and progress.step < max_steps)
     # A finished run is scored at its last step; an interrupted one is not, so that resuming it replays
     # exactly the evaluations (and early-stopping counts) of an uninterrupted run.
     if ddp.is_main and not resumable and progress.step > start_step and progress.step % cfg.eval_interval:
