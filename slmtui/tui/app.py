@@ -1,0 +1,198 @@
+"""SlmApp: opens the writer at once and loads the model behind it; global keys; the command palette.
+
+The screen comes first and the model second: loading runs in a thread worker, so the app is usable (stories,
+panels, typing) while the weights are read, and a missing model is a message on the screen, not a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from slmtui.engine.errors import SlmError
+from slmtui.engine.sampling import Sampling
+from slmtui.settings import LoadResult, SamplingDefaults, Settings, load_settings, save_settings
+from slmtui.stories import StoryStore
+from slmtui.tui.modals import AskScreen
+from slmtui.tui.widgets.sampling_panel import BUILTIN_PRESETS, SamplingPanel
+from slmtui.tui.writer import Engine, WriterScreen
+
+PRESET_KEYS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty")
+"""What a saved preset holds: the character of the sampling, not the length or the seed."""
+
+
+def sampling_from_settings(settings: Settings) -> tuple[Sampling, str | None]:
+    """The panel's starting sampling; a value out of the engine's ranges falls back to the defaults, in words."""
+    try:
+        return Sampling(**settings.sampling.as_dict()), None
+    except SlmError as e:
+        return Sampling(), f"config.toml [sampling]: {e}; using the defaults"
+
+
+class SlmApp(App[int]):
+    """The slmtui terminal app."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "slmtui"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        *,
+        model: str | None = None,
+        device: str = "auto",
+        engine: Engine | None = None,
+        store: StoryStore | None = None,
+        settings: LoadResult | None = None,
+    ) -> None:
+        """``engine`` and ``store`` are for tests: a model and a database made there, used as they are."""
+        super().__init__()
+        self.loaded_settings = settings or load_settings()
+        self.settings = self.loaded_settings.settings
+        self._explicit_model = model
+        self.model_name = model or self.settings.model
+        self.device = device
+        self._engine = engine
+        self._store = store
+        self.writer: WriterScreen | None = None
+        if self.settings.keys:
+            self.set_keymap(dict(self.settings.keys))
+
+    @property
+    def store(self) -> StoryStore:
+        if self._store is None:
+            self._store = StoryStore()
+        return self._store
+
+    async def on_mount(self) -> None:
+        if self.settings.theme in self.available_themes:
+            self.theme = self.settings.theme
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        sampling, problem = sampling_from_settings(self.settings)
+        self.writer = WriterScreen(self.store, sampling=sampling, presets=dict(self.settings.presets))
+        await self.push_screen(self.writer)
+        for text in [*self.loaded_settings.problems, *([problem] if problem else [])]:
+            self.notify(text, title="Settings", severity="warning", timeout=12)
+        if self._engine is not None:
+            self.writer.engine = self._engine
+        else:
+            self.load_model(self.model_name)
+
+    def on_unmount(self) -> None:
+        if self.writer is not None:
+            self.writer.shutdown()
+        if self._store is not None:
+            self._store.close()
+
+    # --- the model ---------------------------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="model", exit_on_error=False)
+    def load_model(self, name: str | None) -> None:
+        """Import torch, read the weights and build a Generator, off the UI thread."""
+        from slmtui.engine.device import pick_device
+        from slmtui.engine.generate import Generator
+        from slmtui.engine.modeldir import load_model_dir, resolve_model
+
+        try:
+            path = resolve_model(name)
+        except SlmError as e:
+            if name is None or self._explicit_model is not None:
+                self.call_from_thread(self._model_missing, name, e.message)
+                return
+            try:  # the last model used is gone: fall back to the bundled one
+                path = resolve_model(None)
+            except SlmError:
+                self.call_from_thread(self._model_missing, None, e.message)
+                return
+            self.call_from_thread(self.notify, f"{e.message}; opening the bundled model", severity="warning")
+        try:
+            loaded = load_model_dir(path, device=pick_device(self.device))
+            engine = Engine(Generator(loaded.model, loaded.tokenizer), loaded.info.name)
+        except SlmError as e:
+            self.call_from_thread(self._model_failed, e.message)
+            return
+        self.call_from_thread(self._model_loaded, engine)
+
+    def _model_loaded(self, engine: Engine) -> None:
+        self._engine = engine
+        if self._explicit_model is not None and self._explicit_model != self.settings.model:
+            self.save(replace(self.settings, model=self._explicit_model))  # the last model used opens next time
+        if self.writer is not None:
+            self.writer.engine = engine
+
+    def _model_missing(self, name: str | None, message: str) -> None:
+        if self.writer is None:
+            return
+        if name is None:  # no model chosen and none bundled: nothing to fix but to train one
+            self.writer.model_failed(message, missing=True)
+        else:
+            self.writer.model_failed(message, missing=False)
+
+    def _model_failed(self, message: str) -> None:
+        if self.writer is not None:
+            self.writer.model_failed(message, missing=False)
+
+    # --- settings ----------------------------------------------------------------------------------------------
+
+    def save(self, settings: Settings) -> None:
+        """Keep ``settings`` and write config.toml; a broken config file is left alone (its problem was shown)."""
+        self.settings = settings
+        if not self.loaded_settings.writable:
+            return
+        try:
+            save_settings(settings, self.loaded_settings.path)
+        except SlmError as e:
+            self.notify(e.message, title="Settings not saved", severity="warning", timeout=8)
+
+    def remember_sampling(self, sampling: Sampling) -> None:
+        """The panel's settings become the starting values next time."""
+        values = {k: v for k, v in sampling.to_dict().items() if k != "stop"}
+        self.save(replace(self.settings, sampling=SamplingDefaults(**values)))
+
+    def _theme_changed(self, theme: object) -> None:
+        if self.theme != self.settings.theme:
+            self.save(replace(self.settings, theme=self.theme))
+
+    def action_save_preset(self) -> None:
+        writer = self.writer
+        if writer is None:
+            return
+
+        def named(name: str | None) -> None:
+            name = (name or "").strip()
+            if not name:
+                return
+            if name in BUILTIN_PRESETS:
+                self.notify(f"“{name}” is a built-in preset; choose another name.", severity="warning")
+                return
+            values = {k: getattr(writer.sampling, k) for k in PRESET_KEYS}
+            presets = {**self.settings.presets, name: values}
+            self.save(replace(self.settings, presets=presets))
+            writer.query_one(SamplingPanel).user_presets = dict(presets)
+            self.notify(f"Preset “{name}” saved to config.toml.", timeout=4)
+
+        self.push_screen(AskScreen("Save the sampling settings as a preset named:", placeholder="e.g. dreamy"), named)
+
+    # --- the command palette -----------------------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        commands = getattr(screen, "commands", None)
+        if commands is not None:
+            for command in commands():
+                yield SystemCommand(command.title, command.help, command.callback)
+
+
+def run_app(*, model: str | None, device: str) -> int:
+    """``slmtui`` with no subcommand: the writer, on the last model used or the bundled one."""
+    app = SlmApp(model=model, device=device)
+    app.run()
+    return app.return_code or 0

@@ -1,0 +1,27 @@
+"""Palette commands: every key binding of a screen, plus the actions that have no key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from textual.binding import Binding
+from textual.screen import Screen
+
+
+@dataclass(frozen=True)
+class Command:
+    """An action the command palette offers on a screen."""
+
+    title: str
+    help: str
+    callback: Callable[[], object]
+
+
+def binding_commands(screen: Screen[object]) -> Iterator[Command]:
+    """One command per described binding of ``screen``, named as the footer names it, its key as the help."""
+    for binding in screen.BINDINGS:
+        if not isinstance(binding, Binding) or not binding.description:
+            continue
+        key = binding.key_display or binding.key.split(",")[0]
+        yield Command(binding.description, f"key: {key}", lambda action=binding.action: screen.run_action(action))

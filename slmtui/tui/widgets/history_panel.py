@@ -1,0 +1,111 @@
+"""Every continuation of the story as a tree: the branch being read is marked, any passage can be chosen.
+
+Nesting happens only where the story branches: a run of single continuations stays on one level, and at a
+branch point each alternative holds its own continuation one level in. A 50-passage story with two retries
+is three levels deep, not fifty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from rich.style import Style
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from slmtui.stories import Passage
+from slmtui.tui.widgets.story_view import printable
+
+LABEL_CHARS = 40
+
+
+def passage_label(p: Passage, index: int, count: int) -> Text:
+    words = printable(" ".join(p.text.split())) or "(empty)"
+    if len(words) > LABEL_CHARS:
+        words = words[: LABEL_CHARS - 1] + "…"
+    label = Text(("✎ " if p.author == "user" else "◆ ") + words)
+    if count > 1:
+        label.append(f"  {index + 1}/{count}")
+    return label
+
+
+class HistoryPanel(Tree[int]):
+    """The story's passages; ``data`` of each node is its passage id."""
+
+    COMPONENT_CLASSES = {"history-panel--current", "history-panel--user", "history-panel--model"}
+
+    BINDINGS = [
+        Binding("e", "edit", "Edit passage"),
+    ]
+
+    @dataclass
+    class Chosen(Message):
+        """The user picked a passage: make it the one the story is read to."""
+
+        passage_id: int
+
+    @dataclass
+    class EditRequested(Message):
+        """The user asked to edit a passage's text."""
+
+        passage_id: int
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("Story", id=id)
+        self.show_root = False
+        self.guide_depth = 2
+        self._current_path: set[int] = set()
+        self._authors: dict[int, str] = {}
+
+    def show(self, children: Mapping[int | None, Sequence[Passage]], current_path: Sequence[int]) -> None:
+        """Rebuild from ``children`` (parent id -> its continuations, None for the roots)."""
+        self._current_path = set(current_path)
+        self._authors = {p.id: p.author for kids in children.values() for p in kids}
+        self.clear()
+        cursor: TreeNode[int] | None = None
+        current = current_path[-1] if current_path else None
+        # (container node, the alternatives at this point), done iteratively: a chain can be long.
+        stack: list[tuple[TreeNode[int], Sequence[Passage]]] = [(self.root, children.get(None, ()))]
+        while stack:
+            container, kids = stack.pop()
+            while len(kids) == 1:  # a single continuation: same level
+                p = kids[0]
+                node = container.add_leaf(passage_label(p, 0, 1), data=p.id)
+                cursor = node if p.id == current else cursor
+                kids = children.get(p.id, ())
+            for i, p in enumerate(kids):  # a branch point: each alternative nests its own continuation
+                grand = children.get(p.id, ())
+                node = container.add(passage_label(p, i, len(kids)), data=p.id, expand=p.id in self._current_path,
+                                     allow_expand=bool(grand))
+                cursor = node if p.id == current else cursor
+                if grand:
+                    stack.append((node, grand))
+        self.root.expand()
+        if cursor is not None:
+            self.call_after_refresh(self._move_to, cursor)
+
+    def _move_to(self, node: TreeNode[int]) -> None:
+        self.move_cursor(node, animate=False)
+
+    def render_label(self, node: TreeNode[int], base_style: Style, style: Style) -> Text:
+        text = super().render_label(node, base_style, style)
+        if node.data is not None:
+            author = self._authors.get(node.data, "model")
+            text.stylize(self.get_component_rich_style(f"history-panel--{author}", partial=True))
+            if node.data in self._current_path:
+                text.stylize(self.get_component_rich_style("history-panel--current", partial=True))
+        return text
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[int]) -> None:
+        event.stop()
+        if event.node.data is not None:
+            self.post_message(self.Chosen(event.node.data))
+
+    def action_edit(self) -> None:
+        node = self.cursor_node
+        if node is not None and node.data is not None:
+            self.post_message(self.EditRequested(node.data))

@@ -1,0 +1,226 @@
+"""The sampling panel: one field per setting, each range enforced with a short hint, and named presets.
+
+The panel owns no generation state: it holds the current frozen ``Sampling`` and, on every valid change,
+swaps in a new one (``dataclasses.replace``) and posts ``SamplingPanel.Changed``. The screen keeps that
+object where the generation worker reads it before every token, so a change applies to the very next one.
+An invalid value shows its error and leaves the sampling as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.reactive import var
+from textual.widgets import Input, Label, Select, Static
+
+from slmtui.engine.errors import SlmError
+from slmtui.engine.sampling import SAMPLING_LIMITS, Sampling
+
+
+def _range(name: str) -> str:
+    lo, hi = SAMPLING_LIMITS[name]
+    return f"{lo:g}–{hi:g}"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    """The ``Sampling`` attribute."""
+    label: str
+    hint: str
+    whole: bool = False
+    optional: bool = False
+    """Blank means None (only the seed)."""
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("temperature", "temperature", f"{_range('temperature')} · 0 = always the likeliest token"),
+    Field("top_k", "top-k", f"{_range('top_k')} · keep the k likeliest · 0 = off", whole=True),
+    Field("top_p", "top-p", "above 0, at most 1 · likeliest tokens adding up to p · 1 = off"),
+    Field("min_p", "min-p", f"{_range('min_p')} · drop tokens under min-p × the likeliest · 0 = off"),
+    Field("repetition_penalty", "repetition", f"{_range('repetition_penalty')} · above 1 avoids repeats · 1 = off"),
+    Field("max_new_tokens", "length", f"{_range('max_new_tokens')} tokens per continuation", whole=True),
+    Field("seed", "seed", "a whole number ≥ 0 repeats a continuation · blank = a fresh one", whole=True, optional=True),
+)
+
+BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
+    "faithful": {"temperature": 0.5, "top_k": 20, "top_p": 0.9, "min_p": 0.05, "repetition_penalty": 1.15},
+    "balanced": {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.0, "repetition_penalty": 1.1},
+    "wild": {"temperature": 1.2, "top_k": 0, "top_p": 1.0, "min_p": 0.02, "repetition_penalty": 1.05},
+}
+"""Presets set the character of the writing; length and seed stay as they are."""
+
+
+def format_value(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def parse_value(field: Field, text: str) -> object:
+    """The field's text as a value, or SlmError in words."""
+    text = text.strip()
+    if not text:
+        if field.optional:
+            return None
+        raise SlmError(f"{field.label} needs a value")
+    try:
+        return int(text) if field.whole else float(text)
+    except ValueError:
+        kind = "a whole number" if field.whole else "a number"
+        raise SlmError(f"{field.label} must be {kind}, not {text!r}") from None
+
+
+def apply_preset(sampling: Sampling, values: dict[str, Any]) -> Sampling:
+    """``sampling`` with a preset's values; SlmError if they are out of range."""
+    return replace(sampling, **values)
+
+
+class SamplingPanel(Vertical):
+    """Sampling fields, a preset picker and a hint line."""
+
+    sampling: var[Sampling] = var(Sampling)
+    """The settings in force. The screen sets it (a story opened, a preset saved); the panel swaps it on edits."""
+    user_presets: var[dict[str, dict[str, Any]]] = var(dict)
+    """The user's presets from config.toml: name -> some of the sampling values."""
+
+    @dataclass
+    class Changed(Message):
+        """The user changed a setting: ``sampling`` is the new object to use from the next token on."""
+
+        panel: SamplingPanel
+        sampling: Sampling
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="sampling-row"):
+            yield Label("preset", classes="sampling-label")
+            yield Select[str]([], prompt="custom", compact=True, id="sampling-preset")
+        for field in FIELDS:
+            with Horizontal(classes="sampling-row"):
+                yield Label(field.label, classes="sampling-label")
+                yield Input(
+                    format_value(getattr(self.sampling, field.name)),
+                    compact=True,
+                    id=f"sampling-{field.name}",
+                    classes="sampling-input",
+                    tooltip=field.hint,
+                    select_on_focus=True,
+                )
+        yield Static("Enter applies · Tab moves", id="sampling-hint")
+
+    def on_mount(self) -> None:
+        self.border_title = "Sampling"
+        self._refresh_presets()
+
+    # --- attributes down ---------------------------------------------------------------------------------------
+
+    def watch_sampling(self, sampling: Sampling) -> None:
+        if not self.is_mounted:
+            return
+        for field in FIELDS:
+            box = self.query_one(f"#sampling-{field.name}", Input)
+            box.value = format_value(getattr(sampling, field.name))
+            box.remove_class("-invalid")
+        self._show_matching_preset()
+
+    def watch_user_presets(self) -> None:
+        if self.is_mounted:
+            self._refresh_presets()
+
+    def all_presets(self) -> dict[str, dict[str, Any]]:
+        return {**BUILTIN_PRESETS, **self.user_presets}
+
+    def _refresh_presets(self) -> None:
+        select = self.query_one("#sampling-preset", Select)
+        with self.prevent(Select.Changed):
+            select.set_options([(name, name) for name in self.all_presets()])
+        self._show_matching_preset()
+
+    def _show_matching_preset(self) -> None:
+        select = self.query_one("#sampling-preset", Select)
+        match = next(
+            (
+                name
+                for name, values in self.all_presets().items()
+                if values and all(getattr(self.sampling, k, None) == v for k, v in values.items())
+            ),
+            None,
+        )
+        with self.prevent(Select.Changed):
+            if match is None:
+                select.clear()
+            else:
+                select.value = match
+
+    # --- the user's edits --------------------------------------------------------------------------------------
+
+    def _hint(self, text: str, *, error: bool = False) -> None:
+        hint = self.query_one("#sampling-hint", Static)
+        hint.update(text)
+        hint.set_class(error, "-error")
+
+    def _field_of(self, box: Input) -> Field:
+        name = (box.id or "").removeprefix("sampling-")
+        return next(f for f in FIELDS if f.name == name)
+
+    @on(Input.Submitted, ".sampling-input")
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.commit(event.input)
+
+    @on(Input.Blurred, ".sampling-input")
+    def _blurred(self, event: Input.Blurred) -> None:
+        if not self.commit(event.input):
+            # Leaving the field with a bad value: put the value in force back, the error stays on show.
+            event.input.value = format_value(getattr(self.sampling, self._field_of(event.input).name))
+            event.input.remove_class("-invalid")
+
+    def on_descendant_focus(self, event: object) -> None:
+        focused = self.screen.focused
+        if isinstance(focused, Input) and focused.has_class("sampling-input"):
+            self._hint(f"{self._field_of(focused).label}: {self._field_of(focused).hint}")
+
+    def commit(self, box: Input) -> bool:
+        """Apply the field's text: True if the sampling now holds it (or already did)."""
+        field = self._field_of(box)
+        try:
+            value = parse_value(field, box.value)
+            if value == getattr(self.sampling, field.name):
+                box.remove_class("-invalid")
+                return True
+            new = replace(self.sampling, **{field.name: value})
+        except SlmError as e:
+            box.add_class("-invalid")
+            self._hint(f"✗ {e} · kept {format_value(getattr(self.sampling, field.name)) or 'blank'}", error=True)
+            return False
+        box.remove_class("-invalid")
+        self._hint(f"{field.label} = {format_value(value) or 'random'} · applies to the next token")
+        self._swap(new)
+        return True
+
+    @on(Select.Changed, "#sampling-preset")
+    def _preset_chosen(self, event: Select.Changed) -> None:
+        event.stop()
+        if event.value is Select.NULL:
+            return
+        self.use_preset(str(event.value))
+
+    def use_preset(self, name: str) -> None:
+        try:
+            new = apply_preset(self.sampling, self.all_presets()[name])
+        except (KeyError, SlmError) as e:
+            self._hint(f"✗ preset {name!r}: {e}", error=True)
+            return
+        self._hint(f"preset {name}")
+        self._swap(new)
+
+    def _swap(self, new: Sampling) -> None:
+        self.sampling = new
+        self.post_message(self.Changed(self, new))

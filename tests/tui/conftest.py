@@ -1,0 +1,45 @@
+"""TUI fixtures: the tiny model as the writer's engine (paced on demand), a stories database, an app maker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from tui_helpers import PacedGenerator, default_settings
+
+from slmtui.engine import paths
+from slmtui.engine.model import GPT
+from slmtui.engine.tokenizer import Tokenizer
+from slmtui.stories import StoryStore
+from slmtui.tui.app import SlmApp
+from slmtui.tui.writer import Engine
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def engine(tiny_model: GPT, byte_tokenizer: Tokenizer) -> Engine:
+    return Engine(PacedGenerator(tiny_model, byte_tokenizer), "tiny")
+
+
+@pytest.fixture
+def store() -> Iterator[StoryStore]:
+    s = StoryStore(paths.stories_db())
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def make_app(engine: Engine, store: StoryStore) -> Callable[..., SlmApp]:
+    """An SlmApp on the tiny model and the test's database, with first-run settings."""
+
+    def make(**kwargs: object) -> SlmApp:
+        kwargs.setdefault("engine", engine)
+        kwargs.setdefault("store", store)
+        kwargs.setdefault("settings", default_settings())
+        return SlmApp(**kwargs)  # type: ignore[arg-type]
+
+    return make

@@ -1,0 +1,298 @@
+"""The writer, driven with Pilot: streaming, live sampling, stop, the passage tree, token view, persistence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from slmtui.engine import paths
+from slmtui.engine.sampling import Sampling
+from slmtui.stories import StoryStore
+from slmtui.tui.app import SlmApp
+from slmtui.tui.modals import AlternativesScreen
+from slmtui.tui.writer import Engine, WriterScreen
+
+from tui_helpers import default_settings, passage_rows, press_now, wait_for, wait_idle
+
+pytestmark = pytest.mark.anyio
+
+FAST = Sampling(max_new_tokens=6, seed=1)
+
+
+def writer_of(app: SlmApp) -> WriterScreen:
+    assert isinstance(app.screen, WriterScreen)
+    return app.screen
+
+
+def model_text(writer: WriterScreen) -> str:
+    return writer.story_view.story_text.full_text
+
+
+async def test_streaming_shows_text_before_generation_ends(make_app: Callable[..., SlmApp], engine: Engine) -> None:
+    engine.generator.delay = 0.01  # type: ignore[attr-defined]
+    app = make_app()
+    async with app.run_test() as pilot:
+        writer = writer_of(app)
+        writer.set_sampling(Sampling(max_new_tokens=400, seed=3))
+        await pilot.press(*"Once")
+        await press_now(pilot, "enter")
+        await wait_for(pilot, lambda: len(model_text(writer)) > len("Once") + 5)
+        assert writer.job is not None and not writer.job.done, "text must show while the model is still writing"
+        assert writer.state == "writing…"
+        await press_now(pilot, "escape")
+
+
+async def test_sampling_change_mid_generation_applies_to_the_next_token(
+    make_app: Callable[..., SlmApp], engine: Engine
+) -> None:
+    engine.generator.delay = 0.02  # type: ignore[attr-defined]
+    n = 40  # prompt + continuation stay inside the tiny model's 64-token window
+    start = Sampling(temperature=1.5, top_k=0, top_p=1.0, repetition_penalty=1.0, max_new_tokens=n, seed=11)
+    app = make_app()
+    async with app.run_test() as pilot:
+        writer = writer_of(app)
+        writer.set_sampling(start)
+        await pilot.press("H", "i")
+        await press_now(pilot, "enter")
+        job = writer.job
+        assert job is not None
+        await wait_for(pilot, lambda: job.produced >= 5)
+        # Through the panel, as a user does it: focus the field (its text is selected), type, Enter.
+        box = writer.query_one("#sampling-temperature")
+        box.focus()
+        await pilot.pause(0.01)
+        await press_now(pilot, "0", "enter")
+        assert writer.sampling.temperature == 0.0
+        await wait_idle(pilot, writer)
+
+    greedy_from = next(i for i, s in enumerate(job.samplings) if s.temperature == 0.0)
+    assert 5 <= greedy_from < n, "the change must land mid-generation"
+    assert all(s.temperature == 1.5 for s in job.samplings[:greedy_from])
+    ids = [m.token_id for m in writer.tokens[job.passage_id]]
+    assert len(ids) == n
+    tokenizer = engine.tokenizer
+    prefix = tokenizer.encode(job.prompt) + ids[:greedy_from]
+    greedy = Sampling(temperature=0.0, repetition_penalty=1.0, max_new_tokens=n - greedy_from)
+    expected = [e.token_id for e in engine.generator.stream(prefix, greedy)]
+    assert ids[greedy_from:] == expected
+
+
+async def test_escape_stops_within_one_token(make_app: Callable[..., SlmApp], engine: Engine, store: StoryStore) -> None:
+    engine.generator.delay = 0.03  # type: ignore[attr-defined]
+    app = make_app()
+    async with app.run_test() as pilot:
+        writer = writer_of(app)
+        writer.set_sampling(Sampling(max_new_tokens=1000, seed=5))
+        await pilot.press(*"Go")
+        await press_now(pilot, "enter")
+        job = writer.job
+        assert job is not None
+        await wait_for(pilot, lambda: job.produced >= 3)
+        before = job.produced
+        await press_now(pilot, "escape")
+        assert job.done, "Escape returns once the worker has stopped"
+        assert job.produced <= before + 1
+        await pilot.pause(0.2)
+        assert job.produced <= before + 1
+        assert writer.job is None and writer.state == "stopped"
+        # Everything shown is saved, and nothing more.
+        saved = store.story_text(writer.story.id)  # type: ignore[union-attr]
+        assert saved == model_text(writer)
+
+
+async def test_undo_redo_retry_and_branches_keep_every_passage(
+    make_app: Callable[..., SlmApp], store: StoryStore
+) -> None:
+    app = make_app()
+    async with app.run_test() as pilot:
+        writer = writer_of(app)
+        writer.set_sampling(Sampling(max_new_tokens=6))
+        await pilot.press(*"Once", "enter")
+        await wait_idle(pilot, writer)
+        first = writer.path[-1]
+        await pilot.press("ctrl+r")  # retry: a second continuation of the same point
+        await wait_idle(pilot, writer)
+        second = writer.path[-1]
+        assert second.parent_id == first.parent_id and second.id != first.id
+        await pilot.press("ctrl+r")
+        await wait_idle(pilot, writer)
+        third = writer.path[-1]
+        db = paths.stories_db()
+        rows = passage_rows(db)
+        assert len(rows) == 4  # the user's line and three continuations
+        await pilot.press("alt+left")
+        assert writer.path[-1].id == second.id
+        await pilot.press("alt+left")
+        assert writer.path[-1].id == first.id
+        await pilot.press("alt+right", "alt+right")
+        assert writer.path[-1].id == third.id
+        await pilot.press("ctrl+z")
+        assert [p.author for p in writer.path] == ["user"]
+        await pilot.press("ctrl+z")
+        assert writer.path == [] and model_text(writer) == ""
+        await pilot.press("ctrl+y", "ctrl+y")
+        assert writer.path[-1].id == third.id, "redo retraces the branch last read"
+        # Undo and the sibling moves never delete: every passage is still there, with its text.
+        assert passage_rows(db) == rows
+        assert all(text for _, _, _, text in rows)
+        # The history tree shows them all.
+        tree_ids = set()
+        stack = [writer.query_one("#history").root]
+        while stack:
+            node = stack.pop()
+            stack.extend(node.children)
+            if node.data is not None:
+                tree_ids.add(node.data)
+        assert tree_ids == {r[0] for r in rows}
+
+
+async def test_token_alternative_becomes_a_new_branch(make_app: Callable[..., SlmApp], store: StoryStore) -> None:
+    app = make_app()
+    async with app.run_test() as pilot:
+        writer = writer_of(app)
+        writer.set_sampling(Sampling(max_new_tokens=12, seed=2))
+        await pilot.press(*"Tell", "enter")
+        await wait_idle(pilot, writer)
+        original = writer.path[-1]
+        marks = writer.tokens[original.id]
+        await pilot.press("ctrl+t")
+        assert writer.story_view.token_view and writer.story_view.has_focus
+        await pilot.press("left", "left", "left")  # from the last token to the 4th from the end
+        k = len(marks) - 4
+        await pilot.press("enter")
+        assert isinstance(app.screen, AlternativesScreen)
+        mark = marks[k]
+        alt = next(a for a in mark.alternatives if a.token_id != mark.token_id)
+        index = mark.alternatives.index(alt)
+        await pilot.press(*["down"] * index, "enter")
+        await pilot.pause()
+        branch = writer.path[-1]
+        assert branch.id != original.id and branch.parent_id == original.parent_id
+        assert store.get_passage(original.id).text == original.text, "the old branch is kept as it was"
+        await wait_idle(pilot, writer)
+        text = store.get_passage(branch.id).text
+        prefix = original.text[: mark.start] + alt.text
+        assert text.startswith(prefix) and len(text) > len(prefix), "the model went on from the chosen token"
+        assert {p.id for p in store.siblings(branch.id)} >= {original.id, branch.id}
+        assert writer.tokens[branch.id][k].token_id == alt.token_id
+
+
+async def test_story_survives_quitting_and_reopening(make_app: Callable[..., SlmApp], engine: Engine) -> None:
+    db = paths.stories_db()
+    first_store = StoryStore(db)
+    app = make_app(store=first_store)
+    async with app.run_test() as pilot:
+        writer = writer_of(app)
+        writer.set_sampling(FAST)
+        await pilot.press(*"The lighthouse", "enter")
+        await wait_idle(pilot, writer)
+        await pilot.press(*"keeper woke", "enter")
+        await wait_idle(pilot, writer)
+        shown = model_text(writer)
+        await pilot.press("ctrl+q")
+    reopened = StoryStore(db)
+    app = make_app(store=reopened)
+    async with app.run_test() as pilot:
+        writer = writer_of(app)
+        assert model_text(writer) == shown
+        assert [p.author for p in writer.path] == ["user", "model", "user", "model"]
+        assert writer.sub_title.startswith("The lighthouse")
+    reopened.close()
+
+
+async def test_an_invalid_sampling_value_shows_an_error_and_keeps_the_old_one(make_app: Callable[..., SlmApp]) -> None:
+    app = make_app()
+    async with app.run_test() as pilot:
+        writer = writer_of(app)
+        before = writer.sampling
+        writer.query_one("#sampling-top_p").focus()
+        await pilot.press("7", "enter")
+        hint = writer.query_one("#sampling-hint")
+        assert hint.has_class("-error") and "top_p" in str(hint.render())
+        assert writer.sampling is before
+        await pilot.press("tab")  # leaving the field puts the value in force back
+        assert writer.query_one("#sampling-top_p").value == "0.95"
+
+
+async def test_presets_apply_and_the_users_own_are_saved(make_app: Callable[..., SlmApp]) -> None:
+    app = make_app()
+    async with app.run_test() as pilot:
+        writer = writer_of(app)
+        writer.query_one("#sampling").use_preset("wild")
+        await pilot.pause()
+        assert writer.sampling.temperature == 1.2 and writer.sampling.top_k == 0
+        writer.query_one("#sampling-temperature").focus()
+        await pilot.press(*"1.4", "enter")
+        app.action_save_preset()
+        await pilot.pause()
+        await pilot.press(*"stormy", "enter")
+        await pilot.pause()
+        assert app.settings.presets["stormy"]["temperature"] == 1.4
+    text = paths.config_file().read_text()
+    assert "[presets.stormy]" in text and "temperature = 1.4" in text
+
+
+async def test_memory_is_saved_and_sent_to_the_model(
+    make_app: Callable[..., SlmApp], store: StoryStore, engine: Engine
+) -> None:
+    app = make_app()
+    async with app.run_test() as pilot:
+        writer = writer_of(app)
+        writer.set_sampling(FAST)
+        writer.query_one("#memory-text").focus()
+        await pilot.press(*"Wendy is brave.")
+        writer.query_one("#prompt").focus()
+        await pilot.pause()
+        assert writer.story is not None and store.get_story(writer.story.id).memory == "Wendy is brave."
+        await pilot.press(*"Once", "enter")
+        await wait_idle(pilot, writer)
+        assert engine.generator.memory == "Wendy is brave."  # type: ignore[attr-defined]
+        assert writer.query_one("#context").memory_tokens == len("Wendy is brave.")
+
+
+async def test_edit_a_passage(make_app: Callable[..., SlmApp], store: StoryStore) -> None:
+    app = make_app()
+    async with app.run_test() as pilot:
+        writer = writer_of(app)
+        writer.set_sampling(FAST)
+        await pilot.press(*"Once", "enter")
+        await wait_idle(pilot, writer)
+        passage = writer.path[-1]
+        await pilot.press("f2")
+        await pilot.press("ctrl+a" if False else "end", *" EDITED", "ctrl+s")
+        await pilot.pause()
+        assert store.get_passage(passage.id).text.endswith(" EDITED")
+        assert model_text(writer).endswith(" EDITED")
+
+
+async def test_no_model_says_so_on_screen(monkeypatch, store: StoryStore, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(paths, "BUNDLED_MODELS_DIR", tmp_path / "no-bundled-models")
+    app = SlmApp(store=store, settings=default_settings())
+    async with app.run_test() as pilot:
+        writer = writer_of(app)
+        await wait_for(pilot, lambda: writer.state == "no model")
+        assert "No model yet" in str(writer.story_view.story_text.render())
+        await pilot.press(*"Still saved", "enter")  # writing still works; the text waits for a model
+        assert store.story_text(writer.story.id) == "Still saved"  # type: ignore[union-attr]
+
+
+async def test_loads_the_model_in_a_worker(tiny_model_dir, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
+    app = SlmApp(model="tiny", device="cpu", store=store, settings=default_settings())
+    async with app.run_test() as pilot:
+        writer = writer_of(app)
+        assert writer.state == "loading model…" or writer.engine is not None
+        await wait_for(pilot, lambda: writer.engine is not None)
+        assert writer.state == "ready"
+        assert str(writer.query_one("#status-model").render()) == "tiny"
+    assert app.settings.model == "tiny", "the model opened by name is the one opened next time"
+
+
+async def test_every_binding_is_a_palette_command(make_app: Callable[..., SlmApp]) -> None:
+    app = make_app()
+    async with app.run_test():
+        writer = writer_of(app)
+        titles = {c.title for c in app.get_system_commands(writer)}
+        for binding in WriterScreen.BINDINGS:
+            assert binding.description in titles  # type: ignore[union-attr]
+        assert {"Export story as Markdown", "Export story as text", "New story", "Save sampling as preset"} <= titles

@@ -1,0 +1,65 @@
+"""Helpers for the TUI tests (imported by name: the tests folders are not packages)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from textual import events
+from textual.pilot import Pilot
+
+from slmtui.engine import paths
+from slmtui.engine.generate import Generator, TokenEvent
+from slmtui.settings import LoadResult, Settings
+from slmtui.tui.writer import WriterScreen
+
+
+class PacedGenerator(Generator):
+    """The real engine, slowed to one token per ``delay`` seconds so a test can act mid-generation."""
+
+    delay = 0.0
+    memory: str | None = None
+    """The memory the last stream was given."""
+
+    def stream(self, *args, **kwargs) -> Iterator[TokenEvent]:  # type: ignore[no-untyped-def, override]
+        self.memory = kwargs.get("memory")
+        for event in super().stream(*args, **kwargs):
+            if self.delay:
+                time.sleep(self.delay)
+            yield event
+
+
+async def press_now(pilot: Pilot[object], *keys: str) -> None:
+    """Press keys and wait until the app has handled them, but not for the CPU to go idle as
+    ``pilot.press`` does: while the model writes it never is, and each key would cost a second."""
+    for key in keys:
+        pilot.app.post_message(events.Key(key, key if len(key) == 1 else None))
+        await pilot.pause(0.01)
+
+
+def default_settings() -> LoadResult:
+    """Settings as on a first run, never read from or written to a real config file."""
+    return LoadResult(Settings(), [], paths.config_file(), writable=True)
+
+
+async def wait_for(pilot: Pilot[object], condition: Callable[[], object], *, timeout: float = 10.0) -> None:
+    """Let the app run until ``condition()`` holds (or fail after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {condition}")
+        await pilot.pause(0.02)
+
+
+async def wait_idle(pilot: Pilot[object], writer: WriterScreen, *, timeout: float = 20.0) -> None:
+    """Until the writer has finished the continuation it is writing."""
+    await wait_for(pilot, lambda: writer.job is None, timeout=timeout)
+    await pilot.pause()
+
+
+def passage_rows(db: Path) -> list[tuple[int, int | None, str, str]]:
+    """Every passage in the database, read with plain sqlite3: (id, parent_id, author, text)."""
+    with sqlite3.connect(db) as conn:
+        return list(conn.execute("SELECT id, parent_id, author, text FROM passages ORDER BY id"))
