@@ -123,6 +123,8 @@ class _Reporter:
     def __call__(self, event: Event) -> None:
         if self.mode == "jsonl":
             print(to_json(event), flush=True)
+            if isinstance(event, DoneEvent):
+                self._done(event)  # stderr gets the closing lines (and how to resume) in every mode
             return
         if self.mode == "none":
             if isinstance(event, DoneEvent):

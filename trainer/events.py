@@ -99,10 +99,17 @@ def to_json(event: Event) -> str:
 
 
 def from_json(line: str) -> Event:
-    """Parse one line; unknown keys are ignored so an older TUI can read a newer trainer."""
+    """Parse one line; unknown keys are ignored so an older TUI can read a newer trainer.
+
+    Anything that is not an event (a stray print, a torn line, a missing field) raises ValueError,
+    the one exception a reader has to catch.
+    """
     data = json.loads(line)
     if not isinstance(data, dict) or data.get("event") not in EVENT_TYPES:
         raise ValueError(f"not a trainer event: {line[:80]!r}")
     cls = EVENT_TYPES[data["event"]]
     known = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in known})
+    try:
+        return cls(**{k: v for k, v in data.items() if k in known})
+    except TypeError as e:  # a required field is missing
+        raise ValueError(f"not a complete {data['event']} event ({e}): {line[:80]!r}") from e

@@ -448,7 +448,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
                 t_eval = time.perf_counter()
                 evaluate()
                 progress.elapsed_s += time.perf_counter() - t_eval
-            checkpoint("running")
+            if not (max_steps and progress.step >= max_steps):  # the last step's checkpoint follows the loop
+                checkpoint("running")
             if ddp.any(progress.bad_evals >= cfg.patience):
                 reason = "early_stop"
                 break

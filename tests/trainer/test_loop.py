@@ -1,0 +1,234 @@
+"""trainer/loop.py in-process: schedule, optimizer groups, batches, exact resume, time budget.
+
+The runs use the ``tiny`` preset (2 layers, 64 wide, 512-token BPE) on ~25 KB of a bundled book,
+so a 30-step run takes a second or two on a busy CPU. One uninterrupted run (with dropout, so that
+resuming has RNG state to restore) is shared by the tests as their reference.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from slmtui.engine import GPT, load_model_dir, preset
+from slmtui.engine.modeldir import METRICS, TRAIN_STATE
+from slmtui.engine.paths import BUNDLED_CORPUS_DIR
+from trainer.data import Batches
+from trainer.events import CheckpointEvent, DoneEvent, EvalEvent, Event, StartEvent, StepEvent
+from trainer.loop import TRAIN_PRESETS, RunSpec, TrainConfig, lr_at, make_optimizer, train
+
+N_STEPS = 30
+
+
+def book_excerpt(filename: str, n_chars: int, *, skip_paragraphs: int = 40) -> str:
+    """Whole paragraphs of a bundled book (past its title pages) adding up to about ``n_chars``."""
+    paragraphs = (BUNDLED_CORPUS_DIR / filename).read_text(encoding="utf-8").split("\n\n")[skip_paragraphs:]
+    out, size = [], 0
+    for p in paragraphs:
+        if size >= n_chars:
+            break
+        out.append(p)
+        size += len(p) + 2
+    return "\n\n".join(out) + "\n"
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "willows.txt"
+    path.write_text(book_excerpt("grahame-wind-in-the-willows.txt", 24_000), encoding="utf-8")
+    return path
+
+
+class Recorder:
+    """Collects events; optionally asks the run to stop once step ``stop_at`` is done."""
+
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.events: list[Event] = []
+        self.stop_at = stop_at
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+
+    def should_stop(self) -> bool:
+        return self.stop_at is not None and any(isinstance(e, StepEvent) and e.step >= self.stop_at for e in self.events)
+
+    @property
+    def losses(self) -> dict[int, float]:
+        return {e.step: e.loss for e in self.events if isinstance(e, StepEvent)}
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def spec_for(out: Path, corpus: Path, *, resume: bool = False, dropout: float = 0.0, **train: object) -> RunSpec:
+    cfg = replace(TRAIN_PRESETS["tiny"], **{"max_steps": N_STEPS, **train})  # type: ignore[arg-type]
+    return RunSpec(out=out, corpus=corpus, model=replace(preset("tiny"), dropout=dropout), train=cfg,
+                   tokenizer="bpe:512", preset="tiny", resume=resume)
+
+
+def run(spec: RunSpec, stop_at: int | None = None) -> tuple[Recorder, DoneEvent]:
+    rec = Recorder(stop_at)
+    done = train(spec, rec, should_stop=rec.should_stop)
+    return rec, done
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def test_lr_warms_up_linearly_then_decays_by_cosine_to_the_floor() -> None:
+    cfg = TrainConfig(lr=1e-3, warmup_steps=100, min_lr_ratio=0.1)
+    assert lr_at(0, cfg, 1000) == pytest.approx(1e-5)
+    assert lr_at(49, cfg, 1000) == pytest.approx(5e-4)
+    assert lr_at(99, cfg, 1000) == pytest.approx(1e-3)
+    assert lr_at(100, cfg, 1000) == pytest.approx(1e-3)
+    assert lr_at(550, cfg, 1000) == pytest.approx(1e-4 + 0.5 * 9e-4)  # half-way down the cosine
+    assert lr_at(1000, cfg, 1000) == pytest.approx(1e-4)
+    assert lr_at(5000, cfg, 1000) == pytest.approx(1e-4)  # never below the floor
+    lrs = [lr_at(s, cfg, 1000) for s in range(100, 1001)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_a_short_run_shortens_its_warmup() -> None:
+    """40 steps with the seed preset's 1000 warmup steps would never reach the peak."""
+    cfg = TRAIN_PRESETS["seed"]
+    lrs = [lr_at(s, cfg, 40) for s in range(40)]
+    assert max(lrs) == pytest.approx(cfg.lr)
+    assert lrs[-1] < 0.2 * cfg.lr
+
+
+def test_adamw_decays_matrices_only() -> None:
+    model = GPT(preset("tiny"))
+    opt = make_optimizer(model, TrainConfig(weight_decay=0.1), torch.device("cpu"))
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert decayed, "no parameter is decayed"
+    for pid, name in names.items():
+        p = dict(model.named_parameters())[name]
+        assert (pid in decayed) == (p.dim() >= 2), name
+    assert all(g["weight_decay"] == 0 for g in opt.param_groups if any(p.dim() < 2 for p in g["params"]))
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
+
+
+def test_batches_are_a_pure_function_of_seed_and_step_and_shard_by_rank() -> None:
+    import numpy as np
+
+    data = np.arange(5000, dtype=np.uint16)
+    whole = Batches(data, block_size=16, batch_size=8, seed=7)
+    x1, y1 = whole.get(3)
+    x2, y2 = Batches(data, block_size=16, batch_size=8, seed=7).get(3)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert torch.equal(y1[:, :-1], x1[:, 1:])  # targets are the inputs shifted by one
+    assert not torch.equal(whole.get(4)[0], x1)
+    assert not torch.equal(Batches(data, block_size=16, batch_size=8, seed=8).get(3)[0], x1)
+    halves = [Batches(data, block_size=16, batch_size=4, seed=7, rank=r, world_size=2).get(3)[0] for r in (0, 1)]
+    assert torch.equal(torch.cat(halves), x1)  # two ranks see exactly the single process's batch
+
+
+# --------------------------------------------------------------------------- a run
+
+
+@pytest.fixture(scope="module")
+def reference(corpus_file: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Recorder, DoneEvent, Path]:
+    """One uninterrupted 30-step run with dropout 0.1, in its own SLMTUI_HOME."""
+    home = tmp_path_factory.mktemp("reference-home")
+    out = home / "models" / "ref"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SLMTUI_HOME", str(home))
+        rec, done = run(spec_for(out, corpus_file, dropout=0.1))
+    return rec, done, out
+
+
+def test_run_reports_and_saves(reference: tuple[Recorder, DoneEvent, Path]) -> None:
+    rec, done, out = reference
+    (start,) = rec.of(StartEvent)
+    assert start.max_steps == N_STEPS and start.start_step == 0 and start.batch_tokens == 8 * 64
+    assert sorted(rec.losses) == list(range(1, N_STEPS + 1))
+    assert rec.losses[N_STEPS] < rec.losses[1] - 0.5, "the loss did not fall"
+    assert [e.step for e in rec.of(EvalEvent)] == [25, N_STEPS]  # every eval_interval, and at the end
+    assert done.reason == "max_steps" and done.resume_command is None and done.step == N_STEPS
+    assert math.isfinite(done.best_val_loss) and done.best_val_loss == min(e.val_loss for e in rec.of(EvalEvent))
+    assert rec.events[-1] == done and rec.of(CheckpointEvent)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["ref"]  # no temporary folder left
+    steps = [json.loads(line) for line in (out / METRICS).read_text().splitlines()]
+    assert [s["step"] for s in steps if s["event"] == "step"] == list(range(1, N_STEPS + 1))
+    info = load_model_dir(out).info
+    assert info.training["val_loss"] == pytest.approx(done.best_val_loss)
+    assert info.training["steps"] == N_STEPS and info.training["tokens_seen"] == N_STEPS * 8 * 64
+
+
+def test_resumed_run_matches_an_uninterrupted_one(
+    reference: tuple[Recorder, DoneEvent, Path], corpus_file: Path, tmp_path: Path
+) -> None:
+    """Stopped at step 13 (between evaluations) and resumed: the same losses, step for step.
+
+    Dropout is on, so this also checks that the RNG state is saved and restored.
+    """
+    ref, ref_done, _ = reference
+    out = tmp_path / "run"
+    first, done = run(spec_for(out, corpus_file, dropout=0.1), stop_at=13)
+    assert done.reason == "interrupted" and done.step == 13
+    assert done.resume_command == f"slm-train --resume --out {out}"
+    assert max(first.losses) == 13
+    for step in range(1, 14):
+        assert first.losses[step] == pytest.approx(ref.losses[step], abs=1e-4), step
+
+    state = torch.load(out / TRAIN_STATE, map_location="cpu", weights_only=True)
+    assert state["step"] == 13 and state["tokens_seen"] == 13 * 8 * 64
+    assert isinstance(state["optimizer"], dict) and isinstance(state["rng_cpu"], torch.Tensor)
+
+    # A resume takes everything from the saved state; whatever the spec says about the run is ignored.
+    resumed, done2 = run(RunSpec(out=out, corpus=Path("/nonexistent"), model=preset("seed"),
+                                 train=TRAIN_PRESETS["seed"], resume=True))
+    assert resumed.of(StartEvent)[0].start_step == 13
+    assert sorted(resumed.losses) == list(range(14, N_STEPS + 1))
+    for step in range(14, N_STEPS + 1):
+        assert resumed.losses[step] == pytest.approx(ref.losses[step], abs=1e-4), step
+    assert [(e.step, round(e.val_loss, 4)) for e in resumed.of(EvalEvent)] == \
+        [(e.step, round(e.val_loss, 4)) for e in ref.of(EvalEvent)]
+    assert done2.best_val_loss == pytest.approx(ref_done.best_val_loss, abs=1e-4)
+    # metrics.jsonl holds each step once: the first part's and the resumed part's.
+    lines = [json.loads(line) for line in (out / METRICS).read_text().splitlines()]
+    assert [m["step"] for m in lines if m["event"] == "step"] == list(range(1, N_STEPS + 1))
+    info = load_model_dir(out).info
+    assert info.training["steps"] == N_STEPS and info.training["tokens_seen"] == N_STEPS * 8 * 64
+
+
+def test_resume_after_stopping_at_an_evaluation(
+    reference: tuple[Recorder, DoneEvent, Path], corpus_file: Path, tmp_path: Path
+) -> None:
+    """Stopped right after the step-25 evaluation: the early-stopping count and best model carry over."""
+    ref, ref_done, _ = reference
+    out = tmp_path / "run"
+    _, done = run(spec_for(out, corpus_file, dropout=0.1), stop_at=25)
+    assert done.step == 25
+    resumed, done2 = run(spec_for(out, corpus_file, resume=True))
+    assert resumed.losses[N_STEPS] == pytest.approx(ref.losses[N_STEPS], abs=1e-4)
+    assert [e.step for e in resumed.of(EvalEvent)] == [N_STEPS]  # step 25's evaluation is not repeated
+    assert done2.reason == "max_steps" and done2.resume_command is None
+    assert done2.best_val_loss == pytest.approx(ref_done.best_val_loss, abs=1e-4)
+
+
+def test_resume_without_a_saved_run_is_a_clear_error(tmp_path: Path) -> None:
+    from slmtui.engine import SlmError
+
+    with pytest.raises(SlmError, match="nothing to resume"):
+        run(spec_for(tmp_path / "nothing", tmp_path, resume=True))
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_time_budget_alone_sets_the_schedule(corpus_file: Path, tmp_path: Path) -> None:
+    """With only --time-limit, the cosine is stretched over the steps that fit in the time."""
+    rec, done = run(spec_for(tmp_path / "t", corpus_file, max_steps=None, time_limit_s=3.0))
+    steps = rec.of(StepEvent)
+    assert done.reason == "time_limit"
+    assert len(steps) > 20, "too few steps to estimate the pace (the machine is very busy)"
+    assert steps[-1].elapsed_s < 3.0 + 1.0
+    peak = TRAIN_PRESETS["tiny"].lr
+    assert max(s.lr for s in steps) == pytest.approx(peak)
+    assert steps[-1].lr < 0.6 * peak, "the schedule's horizon was not brought in to the time limit"
