@@ -39,7 +39,8 @@ class SlmApp(App[int]):
 
     CSS_PATH = "app.tcss"
     TITLE = "slmtui"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    # The writer's side panel shows from -wide on (toggled with ctrl+s below); the stories preview from -medium.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-medium"), (110, "-wide")]
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
     ]
@@ -62,6 +63,7 @@ class SlmApp(App[int]):
         self.device = device
         self._engine = engine
         self._store = store
+        self._owns_store = store is None
         self.writer: WriterScreen | None = None
         if self.settings.keys:
             self.set_keymap(dict(self.settings.keys))
@@ -89,7 +91,7 @@ class SlmApp(App[int]):
     def on_unmount(self) -> None:
         if self.writer is not None:
             self.writer.shutdown()
-        if self._store is not None:
+        if self._store is not None and self._owns_store:
             self._store.close()
 
     # --- the model ---------------------------------------------------------------------------------------------

@@ -19,9 +19,10 @@ class Command:
 
 
 def binding_commands(screen: Screen[object]) -> Iterator[Command]:
-    """One command per described binding of ``screen``, named as the footer names it, its key as the help."""
+    """One command per described binding of ``screen`` (named by its tooltip if it has one, else as the footer
+    names it), its key as the help."""
     for binding in screen.BINDINGS:
         if not isinstance(binding, Binding) or not binding.description:
             continue
         key = binding.key_display or binding.key.split(",")[0]
-        yield Command(binding.description, f"key: {key}", lambda action=binding.action: screen.run_action(action))
+        yield Command(binding.tooltip or binding.description, f"key: {key}", lambda action=binding.action: screen.run_action(action))

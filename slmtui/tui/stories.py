@@ -12,15 +12,20 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Label
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from slmtui.engine import paths
 from slmtui.engine.atomic import write_text_atomic
 from slmtui.stories import Story, StoryStore
 from slmtui.tui.commands import Command, binding_commands
 from slmtui.tui.modals import AskScreen, ConfirmScreen
+from slmtui.tui.widgets.story_view import printable
 
 EXPORT_FORMATS = {"md": "Markdown", "txt": "text"}
+PREVIEW_CHARS = 1200
+TITLE_CHARS = 32
 
 
 def exports_dir() -> Path:
@@ -82,8 +87,11 @@ class StoriesScreen(Screen["StoriesScreen.Choice | None"]):
 
     def compose(self) -> ComposeResult:
         yield Header(icon="✎")
-        yield DataTable(id="stories-table", cursor_type="row", zebra_stripes=True)
-        yield Label("", id="stories-empty")
+        with Horizontal(id="stories-body"):
+            with Vertical(id="stories-list"):
+                yield DataTable(id="stories-table", cursor_type="row", zebra_stripes=True)
+                yield Label("", id="stories-empty")
+            yield Static("", id="stories-preview")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -104,10 +112,13 @@ class StoriesScreen(Screen["StoriesScreen.Choice | None"]):
         for story in self.stories:
             words = len(self.store.story_text(story.id).split())
             marker = "● " if story.id == self.current else "  "
-            table.add_row(marker + story.title, str(words), ago(story.updated), story.model or "–", key=str(story.id))
+            title = story.title if len(story.title) <= TITLE_CHARS else story.title[: TITLE_CHARS - 1] + "…"
+            table.add_row(marker + title, str(words), ago(story.updated), story.model or "–", key=str(story.id))
         empty = self.query_one("#stories-empty", Label)
         empty.update("No stories yet: press n to start one." if not self.stories else "")
         empty.display = not self.stories
+        if not self.stories:
+            self.query_one("#stories-preview", Static).update("")
         ids = [s.id for s in self.stories]
         if keep in ids:
             table.move_cursor(row=ids.index(keep))
@@ -131,6 +142,21 @@ class StoriesScreen(Screen["StoriesScreen.Choice | None"]):
         story = self.selected()
         if story is not None:
             self.dismiss(self.Choice(story.id))
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        story = self.selected()
+        preview = self.query_one("#stories-preview", Static)
+        if story is None:
+            preview.update("")
+            return
+        text = self.store.story_text(story.id)
+        if len(text) > PREVIEW_CHARS:  # the end of the story: where the writer picks it up
+            text = "…" + text[-PREVIEW_CHARS:]
+        preview.update(Content(printable(text) or "(empty)"))
+        preview.border_title = story.title
+        preview.border_subtitle = f"memory: {story.memory[:30]}…" if len(story.memory) > 30 else (
+            f"memory: {story.memory}" if story.memory else "")
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:

@@ -42,6 +42,8 @@ class StreamJob:
     """Tokens the engine has made so far (the UI may not have drawn them all yet)."""
     samplings: list[Sampling] = field(default_factory=list)
     """The sampling each produced token was drawn with, in order (tests read it; so could a status line)."""
+    stopped_at: int | None = None
+    """``produced`` when the user asked to stop: at most one token may follow it."""
     done: bool = False
     error: str | None = None
     finished: threading.Event = field(default_factory=threading.Event)

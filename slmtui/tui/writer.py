@@ -78,10 +78,11 @@ class WriterScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "stop", "Stop", id="stop"),
         Binding("ctrl+z", "undo", "Undo", id="undo"),
-        Binding("ctrl+y", "redo", "Redo", id="redo"),
+        Binding("ctrl+y", "redo", "Redo", id="redo", show=False),  # beside Undo in README and the palette
         Binding("ctrl+r", "retry", "Retry", id="retry"),
-        Binding("alt+left", "sibling(-1)", "◀ Branch", id="prev_branch", key_display="alt+←"),
-        Binding("alt+right", "sibling(1)", "Branch ▶", id="next_branch", key_display="alt+→"),
+        Binding("alt+left", "sibling(-1)", "Previous branch", id="prev_branch", show=False),
+        # The footer shows the pair as one key; the palette lists both.
+        Binding("alt+right", "sibling(1)", "Branch", id="next_branch", key_display="alt+←→", tooltip="Next branch"),
         Binding("ctrl+t", "toggle_tokens", "Tokens", id="token_view"),
         Binding("f2", "edit_current", "Edit", id="edit", show=False),
         Binding("ctrl+s", "toggle_panels", "Panels", id="panels"),
@@ -150,6 +151,8 @@ class WriterScreen(Screen[None]):
             story = recent[0] if recent else None
         self.open_story(story.id if story else None)
         self._timer = self.set_interval(FRAME_S, self._flush)
+        self._ready = True
+        self.watch_state(self.state)
         if self.engine is not None:
             self.watch_engine(self.engine)
 
@@ -159,8 +162,11 @@ class WriterScreen(Screen[None]):
 
     # --- the model ---------------------------------------------------------------------------------------------
 
+    _ready = False
+    """Set at the end of on_mount (is_mounted is not yet True there): watchers may touch the widgets."""
+
     def watch_engine(self, engine: Engine | None) -> None:
-        if not self.is_mounted:
+        if not self._ready:
             return
         status = self.query_one(StatusLine)
         meter = self.query_one(ContextMeter)
@@ -181,7 +187,7 @@ class WriterScreen(Screen[None]):
             self.notify(message, title="Model not loaded", severity="error", timeout=10)
 
     def watch_state(self, state: str) -> None:
-        if self.is_mounted:
+        if self._ready:
             self.query_one(StatusLine).state = state
 
     # --- stories -----------------------------------------------------------------------------------------------
@@ -281,6 +287,7 @@ class WriterScreen(Screen[None]):
         self._job_passage_offset = len(job.prompt) - len(self.path[-1].text) if self.path else 0
         self.state = "writing…"
         self._worker = self._generate(job, self.engine.generator)
+        self.refresh_bindings()
 
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
     def _generate(self, job: StreamJob, generator: Generator) -> None:
@@ -322,6 +329,7 @@ class WriterScreen(Screen[None]):
             return
         self.job = None
         self._worker = None
+        self.refresh_bindings()
         if job.error:
             self.state = f"error: {job.error}"
             self.notify(job.error, title="Generation failed", severity="error", timeout=10)
@@ -334,6 +342,7 @@ class WriterScreen(Screen[None]):
         job, worker = self.job, self._worker
         if job is None:
             return False
+        job.stopped_at = job.produced
         if worker is not None:
             worker.cancel()
         job.finished.wait(STOP_WAIT_S)
@@ -356,7 +365,7 @@ class WriterScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
-            return True if self.job is not None else None
+            return self.job is not None  # shown in the footer only while the model writes
         return True
 
     @property
@@ -540,10 +549,10 @@ class WriterScreen(Screen[None]):
     # --- panels, stories, palette ------------------------------------------------------------------------------
 
     def action_toggle_panels(self) -> None:
-        if self.has_class("-narrow"):
-            self.toggle_class("-show-panels")
-        else:
+        if self.has_class("-wide"):
             self.toggle_class("-hide-panels")
+        else:
+            self.toggle_class("-show-panels")
 
     def action_stories(self) -> None:
         from slmtui.tui.stories import StoriesScreen
@@ -579,8 +588,7 @@ class WriterScreen(Screen[None]):
         self.query_one(PromptLine).focus()
 
     def action_edit_memory(self) -> None:
-        if self.has_class("-narrow"):
-            self.add_class("-show-panels")
+        self.add_class("-show-panels")
         self.remove_class("-hide-panels")
         self.query_one("#memory-text").focus()
 

@@ -44,7 +44,7 @@ def default_settings() -> LoadResult:
     return LoadResult(Settings(), [], paths.config_file(), writable=True)
 
 
-async def wait_for(pilot: Pilot[object], condition: Callable[[], object], *, timeout: float = 10.0) -> None:
+async def wait_for(pilot: Pilot[object], condition: Callable[[], object], *, timeout: float = 30.0) -> None:
     """Let the app run until ``condition()`` holds (or fail after ``timeout`` seconds)."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -53,7 +53,13 @@ async def wait_for(pilot: Pilot[object], condition: Callable[[], object], *, tim
         await pilot.pause(0.02)
 
 
-async def wait_idle(pilot: Pilot[object], writer: WriterScreen, *, timeout: float = 20.0) -> None:
+async def start_writing(pilot: Pilot[object], writer: WriterScreen) -> None:
+    """Press Enter in the prompt and wait until the model has started (not for the CPU to idle)."""
+    await press_now(pilot, "enter")
+    await wait_for(pilot, lambda: writer.job is not None)
+
+
+async def wait_idle(pilot: Pilot[object], writer: WriterScreen, *, timeout: float = 30.0) -> None:
     """Until the writer has finished the continuation it is writing."""
     await wait_for(pilot, lambda: writer.job is None, timeout=timeout)
     await pilot.pause()

@@ -33,6 +33,8 @@ class ContextMeter(Widget):
             words = f"model sees the last {seen} of {total} tokens"
         if memory:
             words += f" + {memory} memory"
+        if len(words) + 12 > self.size.width:  # narrow: the numbers only
+            words = f"sees {seen}/{total}" + (f" +{memory} mem" if memory else "")
         bar_width = max(4, min(40, self.size.width - len(words) - 3))
         memory_cells = 0
         if memory:

@@ -27,16 +27,19 @@ def passage_label(p: Passage, index: int, count: int) -> Text:
     words = printable(" ".join(p.text.split())) or "(empty)"
     if len(words) > LABEL_CHARS:
         words = words[: LABEL_CHARS - 1] + "…"
-    label = Text(("✎ " if p.author == "user" else "◆ ") + words)
-    if count > 1:
-        label.append(f"  {index + 1}/{count}")
-    return label
+    mark = "✎ " if p.author == "user" else "◆ "
+    return Text(mark + (f"{index + 1}/{count} " if count > 1 else "") + words)
 
 
 class HistoryPanel(Tree[int]):
     """The story's passages; ``data`` of each node is its passage id."""
 
-    COMPONENT_CLASSES = {"history-panel--current", "history-panel--user", "history-panel--model"}
+    COMPONENT_CLASSES = {
+        "history-panel--current",
+        "history-panel--other",
+        "history-panel--user",
+        "history-panel--model",
+    }
 
     BINDINGS = [
         Binding("e", "edit", "Edit passage"),
@@ -96,8 +99,9 @@ class HistoryPanel(Tree[int]):
         if node.data is not None:
             author = self._authors.get(node.data, "model")
             text.stylize(self.get_component_rich_style(f"history-panel--{author}", partial=True))
-            if node.data in self._current_path:
-                text.stylize(self.get_component_rich_style("history-panel--current", partial=True))
+            on_path = node.data in self._current_path
+            text.stylize(self.get_component_rich_style(f"history-panel--{'current' if on_path else 'other'}",
+                                                       partial=True))
         return text
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[int]) -> None:

@@ -28,28 +28,31 @@ class StatusLine(Horizontal):
         yield Label(id="status-context")
         yield Label(id="status-state")
 
+    _ready = False
+
     def on_mount(self) -> None:
+        self._ready = True  # is_mounted is still False here, and the labels need their first text
         for name in ("model_name", "tokens_per_second", "context_used", "state"):
             getattr(self, f"watch_{name}")()
 
     def watch_model_name(self) -> None:
-        if self.is_mounted:
+        if self._ready:
             self.query_one("#status-model", Label).update(self.model_name)
 
     def watch_tokens_per_second(self) -> None:
-        if self.is_mounted:
+        if self._ready:
             rate = self.tokens_per_second
             self.query_one("#status-speed", Label).update("– tok/s" if rate is None else f"{rate:,.1f} tok/s")
 
     def watch_context_used(self) -> None:
-        if self.is_mounted:
+        if self._ready:
             length = self.context_length or "–"
             self.query_one("#status-context", Label).update(f"ctx {self.context_used}/{length}")
 
     watch_context_length = watch_context_used
 
     def watch_state(self) -> None:
-        if self.is_mounted:
+        if self._ready:
             label = self.query_one("#status-state", Label)
             label.update(self.state)
             label.set_class(self.state == "writing…", "-busy")
