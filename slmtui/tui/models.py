@@ -1,0 +1,346 @@
+"""ModelsScreen: every model the app can write with; make one active, rename, delete, add a folder.
+
+Models are folders (slmtui.engine.modeldir). The list is the user's models folder, then the bundled ones they do
+not shadow. A folder elsewhere is added as a symbolic link in the models folder, so every part of slmtui (the
+writer, ``slmtui generate --model NAME``, ``slm-train --init-from NAME``) finds it by name and deleting it removes
+the link only, never the user's folder. Renames are one ``os.replace``; a deletion first renames the folder to
+a hidden name (gone from the list at once, atomically), then removes it.
+
+The active model lives in the app: ``app.set_active_model(name)`` remembers it in config.toml and loads it
+into the writer; this screen only calls it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Label, Static
+
+from slmtui.engine import ModelInfo, SlmError, list_models, paths, read_model_info
+from slmtui.engine.modeldir import DEFAULT_MODEL
+from slmtui.tui.commands import Command, binding_commands
+from slmtui.tui.modals import AskScreen, ConfirmScreen
+from slmtui.tui.training_plan import NAME_RE, human_bytes, human_duration
+
+Lister = Callable[[], list[ModelInfo]]
+
+
+def fmt_params(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
+
+
+def fmt_float(value: object, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
+
+
+def fmt_created(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        return "–"
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return value[:16]
+
+
+def fmt_corpus(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        return "–"
+    return "bundled novels" if value == "bundled" else Path(value).name or value
+
+
+def is_linked(info: ModelInfo) -> bool:
+    return info.path.is_symlink()
+
+
+def check_name(name: str, *, base: Path) -> str | None:
+    """Why ``name`` cannot be a new model's folder name, or None."""
+    if not NAME_RE.fullmatch(name) or name.startswith("."):
+        return f"“{name}”: use letters, digits, '.', '-' and '_' only"
+    if (base / name).exists() or (base / name).is_symlink():
+        return f"a model named “{name}” exists already"
+    return None
+
+
+def rename_model(info: ModelInfo, new_name: str) -> Path:
+    """Rename a model folder in one ``os.replace`` (a link is renamed, not its target)."""
+    if info.bundled:
+        raise SlmError("the bundled model cannot be renamed")
+    base = info.path.parent
+    problem = check_name(new_name, base=base)
+    if problem:
+        raise SlmError(problem)
+    target = base / new_name
+    try:
+        os.replace(info.path, target)  # checked above that nothing is there: a folder is never replaced
+    except OSError as e:
+        raise SlmError(f"cannot rename {info.path} to {new_name}: {e.strerror or e}") from e
+    return target
+
+
+def delete_model(info: ModelInfo) -> None:
+    """Remove a model: a linked folder loses its link only; a folder of ours is hidden at once, then removed."""
+    if info.bundled:
+        raise SlmError("the bundled model cannot be deleted")
+    path = info.path
+    try:
+        if path.is_symlink():
+            path.unlink()
+            return
+        gone = Path(tempfile.mkdtemp(prefix=f".{path.name}.deleted-", dir=path.parent))
+        gone.rmdir()
+        os.replace(path, gone)  # atomic: the model vanishes from every listing in one step
+    except OSError as e:
+        raise SlmError(f"cannot delete {path}: {e.strerror or e}") from e
+    shutil.rmtree(gone, ignore_errors=True)
+
+
+def add_model_folder(folder: Path) -> Path:
+    """Link a model folder from elsewhere into the models folder, under its own name (made unique)."""
+    folder = Path(folder).expanduser().resolve()
+    read_model_info(folder)  # raises SlmError, in words, when it is not a model folder
+    base = paths.models_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    if folder.parent == base.resolve():
+        raise SlmError(f"{folder.name} is in the models folder already")
+    stem = folder.name if NAME_RE.fullmatch(folder.name) and not folder.name.startswith(".") else "model"
+    name, n = stem, 2
+    while (base / name).exists() or (base / name).is_symlink():
+        name, n = f"{stem}-{n}", n + 1
+    link = base / name
+    try:
+        link.symlink_to(folder, target_is_directory=True)
+    except OSError as e:
+        raise SlmError(f"cannot add {folder}: {e.strerror or e}") from e
+    return link
+
+
+def describe_model(info: ModelInfo, *, active: bool) -> str:
+    """The details panel: everything model.toml says, in words."""
+    c, t, tok = info.config, info.training, info.tokenizer
+    where = ("bundled with slmtui" if info.bundled else
+             f"linked from {info.path.resolve()}" if is_linked(info) else "in your models folder")
+    lines = [
+        f"[b]{info.name}[/b]{'  [reverse] active [/reverse]' if active else ''} · {where}",
+        f"{fmt_params(info.n_params)} parameters · {c.n_layer} layers × {c.n_embd} wide, {c.n_head} heads · "
+        f"context {c.block_size} · tokenizer {tok.name} ({tok.n_vocab:,} tokens)",
+    ]
+    if t:
+        parts = [f"corpus {fmt_corpus(t.get('corpus'))}"]
+        if isinstance(t.get("corpus_bytes"), int):
+            parts[-1] += f" ({human_bytes(t['corpus_bytes'])})"  # type: ignore[arg-type]
+        if t.get("preset"):
+            parts.append(f"preset {t['preset']}")
+        if isinstance(t.get("steps"), int):
+            parts.append(f"{t['steps']:,} steps")
+        if isinstance(t.get("tokens_seen"), int):
+            parts.append(f"{t['tokens_seen']:,} tokens seen")
+        if isinstance(t.get("wall_time_s"), (int, float)):
+            parts.append(f"{human_duration(float(t['wall_time_s']))} on {t.get('device', '?')}")
+        lines.append(" · ".join(parts))
+        stopped = t.get("stopped")
+        val = f"validation loss {fmt_float(t.get('val_loss'))}, {fmt_float(t.get('val_bpb'))} bits/byte"
+        note = {"interrupted": " · stopped early: resume it on the training screen",
+                "running": " · saved mid-run"}.get(str(stopped), "")
+        lines.append(f"{val} · created {fmt_created(t.get('created'))}{note}")
+    return "\n".join(lines)
+
+
+class ModelsScreen(Screen[None]):
+    """The models, one a row; the highlighted one's details below."""
+
+    CSS_PATH = "models.tcss"
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("enter", "use", "Use", priority=True),
+        Binding("r", "rename", "Rename"),
+        Binding("d,delete", "delete", "Delete"),
+        Binding("a", "add", "Add folder"),
+    ]
+
+    def __init__(self, *, active: str | None = None, busy: Callable[[], Path | None] | None = None,
+                 lister: Lister = list_models) -> None:
+        """``active``: the model in use (a name or a folder; None: the bundled default). ``busy``: the folder a
+        training run writes now (not to be renamed or deleted under it). ``lister``: tests pass fixed models."""
+        super().__init__()
+        self.active = active
+        self.busy = busy or (lambda: None)
+        self.lister = lister
+        self.models: list[ModelInfo] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="✎")
+        yield DataTable(id="models-table", cursor_type="row", zebra_stripes=True)
+        yield Label("", id="models-empty")
+        yield Static("", id="models-detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "models"
+        table = self.query_one(DataTable)
+        for label, key in (("", "mark"), ("Model", "name"), ("Params", "params"), ("Vocab", "vocab"),
+                           ("Context", "context"), ("Corpus", "corpus"), ("Val loss", "val"), ("Bits/byte", "bpb"),
+                           ("Created", "created")):
+            table.add_column(label, key=key)
+        table.focus()
+        self.reload()
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    @work(thread=True, exclusive=True, group="models-list")
+    def reload(self, select: str | None = None) -> None:
+        """Read every model.toml off the UI thread (a slow disk or many models must not freeze it)."""
+        models = self.lister()
+        self.app.call_from_thread(self._show, models, select)
+
+    def is_active(self, info: ModelInfo) -> bool:
+        active = self.active
+        if active is None:
+            return info.bundled and info.name == DEFAULT_MODEL
+        if active == info.name:
+            return True
+        try:
+            return Path(active).expanduser().resolve() == info.path.resolve()
+        except OSError:
+            return False
+
+    def _show(self, models: list[ModelInfo], select: str | None) -> None:
+        table = self.query_one(DataTable)
+        keep = select or (self.selected().name if self.selected() else None)
+        self.models = models
+        table.clear()
+        for info in models:
+            t = info.training
+            mark = "●" if self.is_active(info) else ""
+            name = info.name + (" (bundled)" if info.bundled else " ↗" if is_linked(info) else "")
+            table.add_row(mark, name, fmt_params(info.n_params), f"{info.config.vocab_size:,}",
+                          str(info.config.block_size), fmt_corpus(t.get("corpus")), fmt_float(t.get("val_loss")),
+                          fmt_float(t.get("val_bpb")), fmt_created(t.get("created")), key=str(info.path))
+        empty = self.query_one("#models-empty", Label)
+        empty.update("No models yet: train one (f5), or add a model folder (a).")
+        empty.display = not models
+        names = [m.name for m in models]
+        if keep in names:
+            table.move_cursor(row=names.index(keep))
+        self._show_detail()
+
+    def selected(self) -> ModelInfo | None:
+        table = self.query_one(DataTable)
+        row = table.cursor_row
+        if not self.models or row is None or not 0 <= row < len(self.models):
+            return None
+        return self.models[row]
+
+    @on(DataTable.RowHighlighted)
+    def _show_detail(self) -> None:
+        info = self.selected()
+        detail = self.query_one("#models-detail", Static)
+        detail.update(describe_model(info, active=self.is_active(info)) if info else "")
+
+    # ------------------------------------------------------------------ actions
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_use(self) -> None:
+        info = self.selected()
+        if info is None:
+            return
+        self.active = info.name
+        set_active = getattr(self.app, "set_active_model", None)
+        if set_active is not None:
+            set_active(info.name)
+        self.notify(f"Writing with “{info.name}” from now on.", timeout=4)
+        self.reload(select=info.name)
+
+    def _refuse(self, info: ModelInfo, doing: str) -> bool:
+        if info.bundled:
+            self.notify(f"The bundled model cannot be {doing}.", severity="warning")
+            return True
+        busy = self.busy()
+        if busy is not None and busy.resolve() == info.path.resolve():
+            self.notify(f"“{info.name}” is being trained: stop the run first.", severity="warning")
+            return True
+        return False
+
+    def action_rename(self) -> None:
+        info = self.selected()
+        if info is None or self._refuse(info, "renamed"):
+            return
+
+        def named(name: str | None) -> None:
+            name = (name or "").strip()
+            if not name or name == info.name:
+                return
+            try:
+                target = rename_model(info, name)
+            except SlmError as e:
+                self.notify(str(e), title="Not renamed", severity="warning")
+                return
+            if self.is_active(info) and self.active is not None:
+                self.active = target.name
+                set_active = getattr(self.app, "set_active_model", None)
+                if set_active is not None:
+                    set_active(target.name)
+            self.reload(select=target.name)
+
+        self.app.push_screen(AskScreen(f"New name for “{info.name}”:", value=info.name), named)
+
+    def action_delete(self) -> None:
+        info = self.selected()
+        if info is None or self._refuse(info, "deleted"):
+            return
+        what = (f"the link to {info.path.resolve()} (the folder itself is kept)" if is_linked(info)
+                else f"its folder {info.path}")
+        question = f"Delete the model “{info.name}”? This removes {what}."
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            was_active = self.is_active(info) and self.active is not None
+            try:
+                delete_model(info)
+            except SlmError as e:
+                self.notify(str(e), title="Not deleted", severity="error")
+                return
+            self.notify(f"Deleted “{info.name}”.", timeout=4)
+            if was_active:
+                self.active = None
+                set_active = getattr(self.app, "set_active_model", None)
+                if set_active is not None:
+                    set_active(None)
+            self.reload()
+
+        self.app.push_screen(ConfirmScreen(question, yes="Delete", danger=True), answered)
+
+    def action_add(self) -> None:
+        def given(text: str | None) -> None:
+            text = (text or "").strip()
+            if not text:
+                return
+            try:
+                link = add_model_folder(Path(text))
+            except SlmError as e:
+                self.notify(str(e), title="Not added", severity="warning")
+                return
+            self.notify(f"Added “{link.name}”.", timeout=4)
+            self.reload(select=link.name)
+
+        self.app.push_screen(AskScreen("Path of a model folder (one holding model.toml):",
+                                       placeholder="~/models/my-model"), given)
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self) -> None:
+        self.action_use()
+
+    def commands(self) -> Iterator[Command]:
+        yield from binding_commands(self)

@@ -1,0 +1,139 @@
+"""The models screen: list, make active, rename, delete (never the bundled model), add a folder by path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input
+
+from slmtui.engine import GPTConfig, ModelInfo, SlmError, TokenizerSpec, paths, read_model_info, save_model_dir
+from slmtui.engine.model import GPT
+from slmtui.engine.tokenizer import ENDOFTEXT, GPT2_PATTERN, Tokenizer
+from slmtui.tui.modals import AskScreen, ConfirmScreen
+from slmtui.tui.models import ModelsScreen, add_model_folder, delete_model, rename_model
+
+from test_training_helpers import TrainHost
+from tui_helpers import wait_for
+
+pytestmark = pytest.mark.anyio
+
+
+def fixed_info(name: str, *, bundled: bool = False, vocab: int = 8192, **training: object) -> ModelInfo:
+    """A model as model.toml would describe it, at a path that is the same on every machine."""
+    config = GPTConfig(vocab_size=vocab, block_size=256, n_layer=6, n_head=4, n_embd=256, dropout=0.0,
+                       tie_embeddings=True)
+    spec = TokenizerSpec(name=f"bpe-{vocab}", pattern=GPT2_PATTERN, special_tokens={ENDOFTEXT: vocab - 1}, n_vocab=vocab)
+    base = Path("/opt/slmtui/assets/models") if bundled else Path("/home/reader/.local/share/slmtui/models")
+    return ModelInfo(path=base / name, config=config, tokenizer=spec, training=dict(training), bundled=bundled)
+
+
+FIXED_MODELS = [
+    fixed_info("my-novels", corpus="/home/reader/books", corpus_bytes=1_234_567, preset="default", steps=4000,
+               tokens_seen=32_768_000, val_loss=2.4512, val_bpb=0.8123, wall_time_s=5400.0, device="cpu",
+               created="2026-03-14T09:26:53+00:00", stopped="max_steps"),
+    fixed_info("poems", vocab=512, corpus="/home/reader/poems", preset="tiny", steps=300, val_loss=3.9, val_bpb=1.71,
+               created="2026-03-15T21:02:00+00:00", stopped="interrupted"),
+    fixed_info("default", bundled=True, corpus="bundled", corpus_bytes=7_123_456, preset="default", steps=20000,
+               val_loss=2.1234, val_bpb=0.7456, created="2026-02-01T12:00:00+00:00", stopped="early_stop"),
+]
+
+
+def test_models_screen_snapshot(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    app = TrainHost()
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        screen = ModelsScreen(active="my-novels", lister=lambda: list(FIXED_MODELS))
+        await app.push_screen(screen)
+        await wait_for(pilot, lambda: len(screen.models) == 3)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 30), run_before=run_before)
+
+
+# --------------------------------------------------------------------------------------------- file operations
+
+
+def save_tiny(name: str, tiny_model: GPT, tokenizer: Tokenizer, base: Path | None = None) -> Path:
+    return save_model_dir((base or paths.models_dir()) / name, tiny_model, tokenizer,
+                          training={"val_loss": 3.0, "val_bpb": 1.5, "created": "2026-01-02T00:00:00+00:00"})
+
+
+def test_rename_refuses_a_taken_or_bad_name_and_never_the_bundled(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    a = read_model_info(save_tiny("a", tiny_model, byte_tokenizer))
+    save_tiny("b", tiny_model, byte_tokenizer)
+    with pytest.raises(SlmError, match="exists"):
+        rename_model(a, "b")
+    with pytest.raises(SlmError, match="letters"):
+        rename_model(a, "../escape")
+    with pytest.raises(SlmError, match="bundled"):
+        rename_model(fixed_info("default", bundled=True), "mine")
+    with pytest.raises(SlmError, match="bundled"):
+        delete_model(fixed_info("default", bundled=True))
+    renamed = rename_model(a, "c")
+    assert renamed == paths.models_dir() / "c" and read_model_info(renamed).name == "c"
+    assert not (paths.models_dir() / "a").exists()
+
+
+def test_a_folder_added_by_path_is_linked_and_deleting_it_keeps_the_folder(
+    tmp_path: Path, tiny_model: GPT, byte_tokenizer: Tokenizer
+) -> None:
+    outside = save_tiny("elsewhere", tiny_model, byte_tokenizer, base=tmp_path)
+    with pytest.raises(SlmError):
+        add_model_folder(tmp_path)  # not a model folder
+    link = add_model_folder(outside)
+    assert link.is_symlink() and link.name == "elsewhere"
+    assert add_model_folder(outside).name == "elsewhere-2"  # a second link gets its own name
+    info = read_model_info(link)
+    delete_model(info)
+    assert not link.exists() and (outside / "model.toml").is_file()
+
+
+# --------------------------------------------------------------------------------------------- the screen
+
+
+async def test_make_active_rename_and_delete_from_the_screen(
+    tiny_model_dir: Path, tiny_model: GPT, byte_tokenizer: Tokenizer
+) -> None:
+    save_tiny("second", tiny_model, byte_tokenizer)
+    app = TrainHost()
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = ModelsScreen(active="tiny")
+        await app.push_screen(screen)
+        await wait_for(pilot, lambda: {"second", "tiny"} <= {m.name for m in screen.models})
+        names = [m.name for m in screen.models]
+        table = screen.query_one(DataTable)
+        assert table.get_row_at(names.index("tiny"))[0] == "●"  # the active one is marked
+
+        table.move_cursor(row=names.index("second"))
+        await pilot.press("enter")
+        assert app.active_models == ["second"]
+        await wait_for(pilot, lambda: table.get_row_at(names.index("second"))[0] == "●")
+
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskScreen))
+        app.screen.query_one(Input).value = "renamed"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "renamed" in {m.name for m in screen.models})
+        assert (paths.models_dir() / "renamed" / "model.toml").is_file()
+        assert not (paths.models_dir() / "second").exists()
+        assert app.active_models == ["second", "renamed"]  # the active model follows its new name
+
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.click("#yes")
+        await wait_for(pilot, lambda: "renamed" not in {m.name for m in screen.models})
+        assert not (paths.models_dir() / "renamed").exists()
+        assert app.active_models[-1] is None  # the active model is gone: back to the bundled one
+
+
+async def test_the_bundled_model_cannot_be_deleted() -> None:
+    app = TrainHost()
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = ModelsScreen(active=None, lister=lambda: [fixed_info("default", bundled=True)])
+        await app.push_screen(screen)
+        await wait_for(pilot, lambda: len(screen.models) == 1)
+        await pilot.press("d")
+        await pilot.pause()
+        assert app.screen is screen  # no confirmation asked: nothing to confirm
+        assert any("cannot be deleted" in n.message for n in app._notifications)

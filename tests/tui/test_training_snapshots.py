@@ -1,0 +1,52 @@
+"""How the training screen looks mid-run, fed a recorded run (no trainer process), at 120x35 and 80x24."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from slmtui.tui.trainer_process import TrainingSession
+from slmtui.tui.training import LossChart, TrainingScreen
+
+from test_training_helpers import TrainHost, recorded_events
+from tui_helpers import wait_for
+
+
+@pytest.fixture
+def books(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A corpus at the relative path ``books``, so the screen shows the same path on every machine."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "books").mkdir()
+    for i in range(3):
+        (tmp_path / "books" / f"book{i}.txt").write_text("Once upon a time there was a story.\n" * (100 + i))
+    return "books"
+
+
+def mid_run_app(books: str) -> TrainHost:
+    session = TrainingSession()
+    for line in recorded_events(steps=120, max_steps=300):
+        session.feed_line(line)
+    app = TrainHost(session)
+
+    async def open_screen() -> None:
+        await app.push_screen(TrainingScreen(session, corpus=Path(books), device="cpu"))
+
+    app.call_later(open_screen)
+    return app
+
+
+async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, TrainingScreen) and pilot.app.screen.corpus_size)
+    await pilot.pause(0.3)
+    await wait_for(pilot, lambda: pilot.app.screen.query_one(LossChart)._rendered is not None)
+    await pilot.app.workers.wait_for_complete()  # the chart is drawn in a thread
+    await pilot.pause()
+
+
+def test_training_screen_mid_run(snap_compare, books: str) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(mid_run_app(books), terminal_size=(120, 35), run_before=settle)
+
+
+def test_training_screen_mid_run_80x24(snap_compare, books: str) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(mid_run_app(books), terminal_size=(80, 24), run_before=settle)
