@@ -98,11 +98,16 @@ class HistoryPanel(Tree[int]):
         text = super().render_label(node, base_style, style)
         if node.data is not None:
             author = self._authors.get(node.data, "model")
-            text.stylize(self.get_component_rich_style(f"history-panel--{author}", partial=True))
             on_path = node.data in self._current_path
-            text.stylize(self.get_component_rich_style(f"history-panel--{'current' if on_path else 'other'}",
-                                                       partial=True))
+            text.stylize(self._foreground(f"history-panel--{author}"))
+            text.stylize(self._foreground(f"history-panel--{'current' if on_path else 'other'}"))
         return text
+
+    def _foreground(self, component: str) -> Style:
+        """A component's colour and text style, without its background (the cursor line keeps its own).
+        Not the partial style: it leaves theme colours such as $text-muted ("auto 60%") unresolved."""
+        full = self.get_component_rich_style(component)
+        return Style(color=full.color, bold=full.bold, dim=full.dim, italic=full.italic)
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[int]) -> None:
         event.stop()

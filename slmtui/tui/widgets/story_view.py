@@ -178,8 +178,9 @@ class StoryText(Widget):
         if 0 < self.window_start <= len(text):
             spans.append(Span(0, self.window_start, style("story-text--outside", partial=True)))
         if self.token_view:
-            shades = [style(f"story-text--p{i}", partial=True) for i in range(PROB_BUCKETS)]
-            cursor_style = style("story-text--cursor", partial=True)
+            # Not partial: Textual drops an opaque background from a partial style, and these are backgrounds.
+            shades = [style(f"story-text--p{i}") for i in range(PROB_BUCKETS)]
+            cursor_style = style("story-text--cursor")
             for n, (i, j) in enumerate(self.token_positions()):
                 mark = self.tokens[self.passages[i].passage_id][j]
                 a, b = starts[i] + mark.start, starts[i] + max(mark.end, mark.start)

@@ -1,0 +1,54 @@
+"""The writer, headless, streaming until it is killed: test_kill.py's subject (not a test itself).
+
+Usage: python kill_child.py LOG. Opens the model named "tiny" from $SLMTUI_HOME, starts a story and lets the
+model write without end. Every frame, the text it draws is appended to LOG as a JSON line with the time, so
+the test can tell what was on screen when, and compare it with what stories.db kept after a kill -9.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+
+import torch
+from tui_helpers import default_settings, start_writing, wait_for
+
+from slmtui.engine.sampling import Sampling
+from slmtui.tui.app import SlmApp
+from slmtui.tui.writer import WriterScreen
+
+
+def main(log_path: str) -> None:
+    torch.set_num_threads(1)
+    log = open(log_path, "a", buffering=1)  # line-buffered: each line is a write(2), kept by the OS on kill -9
+    draw = WriterScreen._flush
+
+    def logged_flush(self: WriterScreen) -> None:
+        job = self.job
+        before = self.story_view.story_text.text_of(job.passage_id) if job else None
+        draw(self)
+        if job is not None and before is not None:
+            after = self.story_view.story_text.text_of(job.passage_id) or ""
+            if len(after) > len(before):
+                log.write(json.dumps({"t": time.time(), "passage": job.passage_id, "text": after[len(before):]}) + "\n")
+
+    WriterScreen._flush = logged_flush  # type: ignore[method-assign]
+
+    async def run() -> None:
+        app = SlmApp(model="tiny", device="cpu", settings=default_settings())
+        async with app.run_test(headless=True) as pilot:
+            writer = app.screen
+            assert isinstance(writer, WriterScreen)
+            await wait_for(pilot, lambda: writer.engine is not None, timeout=60)
+            writer.set_sampling(Sampling(max_new_tokens=100_000, seed=1))
+            await pilot.press(*"Once upon a time")
+            await start_writing(pilot, writer)
+            await asyncio.sleep(3600)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
