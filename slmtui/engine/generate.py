@@ -15,10 +15,16 @@ import torch
 
 from slmtui.engine.errors import SlmError
 from slmtui.engine.model import GPT, KVCache
-from slmtui.engine.sampling import Sampling, apply_repetition_penalty, sample_next
+from slmtui.engine.sampling import Sampling, apply_repetition_penalty, draw, filter_candidates, top_candidates
 from slmtui.engine.tokenizer import Tokenizer
 
 SamplingSource = Sampling | Callable[[], Sampling]
+
+# Batch-1 decoding of a small model is a chain of tiny ops and one memory-bound matrix-vector product
+# per layer: extra threads buy little, and on a busy machine (a training run beside the app) a thread
+# that has to wait for a core stalls every op. Measured on 2 cores with a trainer running, the seed
+# preset decoded ~10x faster on 1 thread than on 2 (tests/bench/bench_generate.py, --threads).
+DECODE_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,9 @@ class Decoder:
 class Generator:
     """Streams continuations of a story from one model."""
 
-    def __init__(self, model: GPT, tokenizer: Tokenizer, *, n_alternatives: int = 5) -> None:
+    def __init__(
+        self, model: GPT, tokenizer: Tokenizer, *, n_alternatives: int = 5, num_threads: int | None = DECODE_THREADS
+    ) -> None:
         if tokenizer.n_vocab > model.config.vocab_size:
             raise SlmError(
                 f"tokenizer has {tokenizer.n_vocab} tokens but the model only {model.config.vocab_size}"
@@ -105,6 +113,8 @@ class Generator:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.n_alternatives = n_alternatives
+        self.num_threads = num_threads
+        """Intra-op CPU threads while this generator works (None: leave torch's setting alone)."""
 
     def stream(
         self,
@@ -122,7 +132,9 @@ class Generator:
             eot = self.tokenizer.eot_token
             ids = [eot] if eot is not None else self.tokenizer.encode("\n")
         decoder = Decoder(self.model, memory=self.tokenizer.encode(memory) if memory else ())
-        logits = decoder.start(ids)
+        threads = _threads(self.num_threads if decoder.device.type == "cpu" else None)
+        with threads:
+            logits = decoder.start(ids)
         text_decoder = self.tokenizer.stream_decoder()
         seed: int | None = None
         generator = torch.Generator(device="cpu")
@@ -135,28 +147,78 @@ class Generator:
             if seed is None or (s.seed is not None and s.seed != seed):
                 seed = s.seed if s.seed is not None else secrets.randbelow(2**31)
                 generator.manual_seed(seed)
-            # Rows past the tokenizer's vocabulary (vocab_size may be padded) are never valid tokens.
-            logits = logits.float().cpu()[: self.tokenizer.n_vocab]
-            recent = torch.tensor(decoder.story[-decoder.block_size :], dtype=torch.long)
-            token = sample_next(apply_repetition_penalty(logits, recent, s.repetition_penalty), s, generator)
-            probs = torch.softmax(logits, dim=-1)
-            top_p, top_ids = torch.topk(probs, self.n_alternatives)
-            alternatives = tuple(
-                Alternative(int(t), self.tokenizer.token_text(int(t)), float(p))
-                for p, t in zip(top_p.tolist(), top_ids.tolist())
-            )
+            with threads:
+                token, prob, alternatives = self._choose(logits, decoder.story, s, generator)
             piece = text_decoder.push(token)
             yield TokenEvent(
                 index=index,
                 token_id=token,
                 text=piece,
-                prob=float(probs[token]),
+                prob=prob,
                 alternatives=alternatives,
                 window_tokens=decoder.story_tokens_in_window,
                 seed=seed,
             )
             index += 1
             written += piece
-            if s.stop and any(stop in written for stop in s.stop):
+            # Only the end can hold a stop string this token completed (no rescanning the whole text).
+            if s.stop and any(stop in written[-(len(stop) + len(piece)) :] for stop in s.stop):
                 break
-            logits = decoder.step(token)
+            with threads:
+                logits = decoder.step(token)
+
+    @torch.inference_mode()
+    def _choose(
+        self, logits: torch.Tensor, story: list[int], s: Sampling, generator: torch.Generator
+    ) -> tuple[int, float, tuple[Alternative, ...]]:
+        """The next token, its probability, and the alternatives at this step.
+
+        Per token this is a handful of passes over the vocabulary (50k for GPT-2), so it avoids
+        any it can: the top-k serves both sampling and the alternatives when no penalty reorders it,
+        and probabilities come from one logsumexp instead of a full softmax.
+        """
+        # Rows past the tokenizer's vocabulary (vocab_size may be padded) are never valid tokens.
+        logits = logits.float().cpu()[: self.tokenizer.n_vocab]
+        penalised = logits
+        if s.repetition_penalty != 1.0:
+            recent = torch.tensor(story[-self.model.config.block_size :], dtype=torch.long)
+            penalised = apply_repetition_penalty(logits, recent, s.repetition_penalty)
+        n_alt = min(self.n_alternatives, logits.numel())
+        top: tuple[torch.Tensor, torch.Tensor] | None = None
+        if s.temperature == 0.0:
+            token = int(torch.argmax(penalised))
+        else:
+            top = top_candidates(penalised, s)
+            token = draw(*filter_candidates(*top, s), generator)
+        if top is not None and penalised is logits and top[0].numel() >= n_alt:
+            alt_logits, alt_ids = top[0][:n_alt], top[1][:n_alt]  # the same ranking: no second pass
+        else:
+            alt_logits, alt_ids = torch.topk(logits, n_alt)
+        # Softmax at temperature 1, before any filtering: p_i = exp(l_i - logsumexp(l)).
+        lse = torch.logsumexp(logits, dim=-1)
+        prob = float(torch.exp(logits[token] - lse))
+        alternatives = tuple(
+            Alternative(t, self.tokenizer.token_text(t), p)
+            for t, p in zip(alt_ids.tolist(), torch.exp(alt_logits - lse).tolist())
+        )
+        return token, prob, alternatives
+
+
+class _threads:
+    """A reusable ``with``: run the block with n intra-op threads, then give the caller back its setting.
+
+    Entered around each step rather than once per stream: between tokens the caller's code runs as it chose.
+    """
+
+    def __init__(self, n: int | None) -> None:
+        self.n = n
+        self.saved = 0
+
+    def __enter__(self) -> None:
+        self.saved = torch.get_num_threads()
+        if self.n is not None and self.n != self.saved:
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.n is not None and self.n != self.saved:
+            torch.set_num_threads(self.saved)

@@ -217,8 +217,9 @@ class GPT(nn.Module):
         start = cache.length if cache is not None else 0
         if start + T > self.config.block_size:
             raise ValueError(f"sequence of {start + T} tokens exceeds block_size {self.config.block_size}")
-        pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        # Positions start..start+T-1 are consecutive rows of wpe: a slice, not an arange and a gather.
+        pos_emb = self.transformer.wpe.weight[start : start + T]  # (T, C)
+        x = self.transformer.drop(self.transformer.wte(idx) + pos_emb)  # (B, T, C)
         for i, block in enumerate(self.transformer.h):
             x = block(x, cache, i)
         if cache is not None:

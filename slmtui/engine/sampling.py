@@ -97,14 +97,16 @@ def apply_repetition_penalty(logits: torch.Tensor, context: torch.Tensor, penalt
     return logits
 
 
-def filter_logits(logits: torch.Tensor, s: Sampling) -> tuple[torch.Tensor, torch.Tensor]:
-    """Candidates and their probabilities after temperature, top-k, top-p and min-p, most likely first.
-
-    Works on the top-k slice (sorted) rather than the whole vocabulary: cheap for 50k tokens.
-    """
+def top_candidates(logits: torch.Tensor, s: Sampling) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top-k logits and their ids, most likely first (the whole vocabulary, sorted, if top_k is 0)."""
     vocab = logits.size(-1)
     k = vocab if s.top_k <= 0 else min(s.top_k, vocab)
     values, ids = torch.topk(logits, k)  # sorted, descending
+    return values, ids
+
+
+def filter_candidates(values: torch.Tensor, ids: torch.Tensor, s: Sampling) -> tuple[torch.Tensor, torch.Tensor]:
+    """Temperature, top-p and min-p on candidates sorted most likely first; probabilities sum to 1."""
     probs = torch.softmax(values.float() / s.temperature, dim=-1)
     keep = torch.ones_like(probs, dtype=torch.bool)
     if s.top_p < 1.0:
@@ -118,10 +120,21 @@ def filter_logits(logits: torch.Tensor, s: Sampling) -> tuple[torch.Tensor, torc
     return ids[keep], probs / probs.sum()
 
 
+def filter_logits(logits: torch.Tensor, s: Sampling) -> tuple[torch.Tensor, torch.Tensor]:
+    """Candidates and their probabilities after temperature, top-k, top-p and min-p, most likely first.
+
+    Works on the top-k slice (sorted) rather than the whole vocabulary: cheap for 50k tokens.
+    """
+    return filter_candidates(*top_candidates(logits, s), s)
+
+
+def draw(ids: torch.Tensor, probs: torch.Tensor, generator: torch.Generator | None = None) -> int:
+    """One token from filtered candidates."""
+    return int(ids[torch.multinomial(probs, 1, generator=generator)])
+
+
 def sample_next(logits: torch.Tensor, s: Sampling, generator: torch.Generator | None = None) -> int:
     """Choose the next token from 1-D logits (already repetition-penalised)."""
     if s.temperature == 0.0:
         return int(torch.argmax(logits))
-    ids, probs = filter_logits(logits, s)
-    choice = torch.multinomial(probs, 1, generator=generator)
-    return int(ids[choice])
+    return draw(*filter_logits(logits, s), generator)

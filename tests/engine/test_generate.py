@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from slmtui.engine import GPT, Generator, GPTConfig, Sampling, SlmError, TokenEvent, Tokenizer
+from slmtui.engine.sampling import apply_repetition_penalty
 
 # Accents, a combining mark, CJK, emoji and a ZWJ family: GPT-2 splits several of these mid-character.
 UNICODE_TEXT = "Café naïve — 東京の夜、雪が降る。 🎉👩\u200d👩\u200d👧 e\u0301 Ünïcödé ok"
@@ -45,7 +46,7 @@ def gpt2() -> Tokenizer:
     return Tokenizer.gpt2()
 
 
-def greedy_continuation(model: GPT, ids: list[int], n: int, *, n_vocab: int = 257) -> list[int]:
+def greedy_continuation(model: GPT, ids: list[int], n: int, *, n_vocab: int = 257, penalty: float = 1.0) -> list[int]:
     """The argmax tokens by full recomputation, no cache, no penalty: the reference for temperature 0.
 
     Only the tokenizer's ids count: the tiny model's vocab_size (512) is padded past its 257 tokens.
@@ -55,7 +56,8 @@ def greedy_continuation(model: GPT, ids: list[int], n: int, *, n_vocab: int = 25
     with torch.inference_mode():
         for _ in range(n):
             logits, _ = model(torch.tensor([ids[-model.config.block_size :]]))
-            out.append(int(logits[0, -1, :n_vocab].argmax()))
+            recent = torch.tensor(ids[-model.config.block_size :])
+            out.append(int(apply_repetition_penalty(logits[0, -1, :n_vocab], recent, penalty).argmax()))
             ids.append(out[-1])
     return out
 
@@ -102,6 +104,14 @@ def test_greedy_generation_equals_argmax_by_full_recomputation(tiny_model: GPT, 
     prompt = byte_tokenizer.encode("abc")
     got = tokens(list(Generator(tiny_model, byte_tokenizer).stream(prompt, dataclasses.replace(GREEDY, max_new_tokens=40))))
     assert got == greedy_continuation(tiny_model, prompt, 40)
+
+
+def test_repetition_penalty_applies_to_the_story_so_far(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    prompt = byte_tokenizer.encode("aaaa bbbb")
+    s = dataclasses.replace(GREEDY, repetition_penalty=3.0, max_new_tokens=30)
+    got = tokens(list(Generator(tiny_model, byte_tokenizer).stream(prompt, s)))
+    assert got == greedy_continuation(tiny_model, prompt, 30, penalty=3.0)
+    assert got != greedy_continuation(tiny_model, prompt, 30), "the penalty changed nothing: a weak test"
 
 
 def test_should_stop_stops_between_tokens(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
@@ -215,3 +225,27 @@ def _is_incomplete(data: bytes) -> bool:
     except UnicodeDecodeError:
         return True
     return False
+
+
+def test_decoding_uses_its_own_thread_count_and_gives_the_callers_back(
+    tiny_model: GPT, byte_tokenizer: Tokenizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[int] = []
+    real_forward = tiny_model.forward
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(torch.get_num_threads())
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(tiny_model, "forward", spy)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        between = [torch.get_num_threads() for _ in Generator(tiny_model, byte_tokenizer, num_threads=1).stream("x", RANDOM)]
+        assert set(between) == {2}, "between tokens the caller's setting is back"
+        assert set(seen) == {1}
+        seen.clear()
+        list(Generator(tiny_model, byte_tokenizer, num_threads=None).stream("x", RANDOM))
+        assert set(seen) == {2}, "None leaves torch's setting alone"
+    finally:
+        torch.set_num_threads(saved)
