@@ -6,8 +6,10 @@ panels, typing) while the weights are read, and a missing model is a message on 
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable
 from dataclasses import replace
+from pathlib import Path
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -19,6 +21,9 @@ from slmtui.engine.sampling import Sampling
 from slmtui.settings import LoadResult, SamplingDefaults, Settings, load_settings, save_settings
 from slmtui.stories import StoryStore
 from slmtui.tui.modals import AskScreen
+from slmtui.tui.models import ModelsScreen
+from slmtui.tui.trainer_process import RunState, TrainingSession
+from slmtui.tui.training import QuitWhileTraining, TrainingScreen
 from slmtui.tui.widgets.sampling_panel import BUILTIN_PRESETS, SamplingPanel
 from slmtui.tui.writer import Engine, WriterScreen
 
@@ -43,6 +48,8 @@ class SlmApp(App[int]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-medium"), (110, "-wide")]
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
+        Binding("f5", "training", "Train", id="training"),
+        Binding("f6", "models", "Models", id="models"),
     ]
 
     def __init__(
@@ -65,6 +72,8 @@ class SlmApp(App[int]):
         self._store = store
         self._owns_store = store is None
         self.writer: WriterScreen | None = None
+        self.training = TrainingSession()
+        """The training run, owned here and not by its screen: it goes on while the user writes."""
         if self.settings.keys:
             self.set_keymap(dict(self.settings.keys))
 
@@ -87,6 +96,11 @@ class SlmApp(App[int]):
             self.writer.engine = self._engine
         else:
             self.load_model(self.model_name)
+        self.training.listeners.append(self._training_changed)
+        self.run_worker(self.training.reattach(), group="training", exit_on_error=False)  # a run left going
+        # Start-up's objects (torch's million above all) are never garbage: exempt them from collection, or
+        # every full collection walks them all and stalls the event loop for 100 ms or more.
+        gc.freeze()
 
     def on_unmount(self) -> None:
         if self.writer is not None:
@@ -183,10 +197,62 @@ class SlmApp(App[int]):
 
         self.push_screen(AskScreen("Save the sampling settings as a preset named:", placeholder="e.g. dreamy"), named)
 
+    # --- training and models -----------------------------------------------------------------------------------
+
+    def action_training(self) -> None:
+        """The training screen: one, kept installed, so its form and the run's view survive a visit."""
+        if isinstance(self.screen, TrainingScreen) or self.screen.is_modal:
+            return
+        if isinstance(self.screen, ModelsScreen):
+            self.pop_screen()
+        if not self.is_screen_installed("training"):
+            self.install_screen(TrainingScreen(self.training), "training")
+        self.push_screen("training")
+
+    def action_models(self) -> None:
+        if isinstance(self.screen, ModelsScreen) or self.screen.is_modal:
+            return
+        if isinstance(self.screen, TrainingScreen):
+            self.pop_screen()
+        training = self.training
+        busy = lambda: training.state.out if training.running else None  # noqa: E731 - the folder being written
+        self.push_screen(ModelsScreen(active=self.model_name, busy=busy))
+
+    def set_active_model(self, name: str | None) -> None:
+        """Write with ``name`` (a model's name or folder; None: the bundled one) from now on: remembered in
+        config.toml and loaded into the writer. The models and training screens call this."""
+        self._explicit_model = name
+        self.model_name = name
+        self.save(replace(self.settings, model=name))
+        self.load_model(name)
+
+    def _training_changed(self, state: RunState) -> None:
+        """How a run ended, said wherever the user is (the training screen shows it itself)."""
+        if isinstance(self.screen, TrainingScreen):
+            return
+        if state.status == "done" and state.done is not None:
+            self.notify(f"“{Path(state.done.path).name}” is trained and saved: write with it from the models "
+                        "screen (f6).", title="Training done", timeout=10)
+        elif state.status == "interrupted" and state.done is not None:
+            self.notify(f"Stopped at step {state.done.step:,} and saved: resume it on the training screen (f5).",
+                        title="Training stopped", timeout=10)
+        elif state.status == "failed":
+            self.notify(state.error or "the trainer stopped", title="Training failed", severity="error", timeout=15)
+
+    async def action_quit(self) -> None:
+        """Quitting while a model trains asks first: stop it (the trainer saves) or leave it running."""
+        if not self.training.running:
+            self.exit()
+        elif not isinstance(self.screen, QuitWhileTraining):
+            self.push_screen(QuitWhileTraining(self.training), lambda quit_now: self.exit() if quit_now else None)
+
     # --- the command palette -----------------------------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+        yield SystemCommand("Train a model", "f5: on your own text files; watch it learn", self.action_training)
+        yield SystemCommand("Models", "f6: choose the model to write with; rename, delete, add a folder",
+                            self.action_models)
         commands = getattr(screen, "commands", None)
         if commands is not None:
             for command in commands():
