@@ -9,7 +9,6 @@ keeps the event loop free however fast the trainer reports.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,16 +19,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
-from textual.reactive import reactive
-from textual.screen import ModalScreen, Screen
-from textual.widget import Widget
-from textual.widgets import Button, DirectoryTree, Footer, Header, Input, Label, ProgressBar, Select, Static
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, Select, Static
 from textual.worker import get_current_worker
-from textual_plotext import PlotextPlot
 
 from slmtui.engine import PRESETS, paths
 from slmtui.tui.commands import Command, binding_commands
 from slmtui.tui.trainer_process import DEFAULT_TOKENIZER, PRESET_NAMES, RunState, TrainingSession, TrainRequest
+from slmtui.tui.training_dialogs import FolderPicker, QuitWhileTraining
 from slmtui.tui.training_plan import (
     NAME_RE,
     TOKENIZER_RE,
@@ -40,13 +37,14 @@ from slmtui.tui.training_plan import (
     parse_duration,
     scan_corpus,
 )
+from slmtui.tui.training_widgets import LossChart, Stat
+
+__all__ = ["FolderPicker", "LossChart", "QuitWhileTraining", "TrainingScreen", "describe_run", "describe_status"]
 
 REFRESH_S = 0.25
 """How often the live view is redrawn while something changed."""
 CHART_REFRESH_S = 0.5
 """The chart is the costly part (plotext draws it whole, ~10 ms): twice a second is live enough."""
-CHART_POINTS = 400
-"""At most this many training-loss points are drawn (a braille chart has about two per column)."""
 BUDGET_KINDS = (("steps", "steps"), ("time (e.g. 15m)", "time"), ("epochs", "epochs"))
 BUDGET_DEFAULTS = {"steps": "300", "time": "10m", "epochs": "3"}
 
@@ -54,197 +52,6 @@ BUDGET_DEFAULTS = {"steps": "300", "time": "10m", "epochs": "3"}
 def _preset_label(name: str) -> str:
     c = PRESETS[name]
     return f"{name} · {c.n_layer}×{c.n_embd} · context {c.block_size}"
-
-
-class Stat(Widget):
-    """One live number with its label above it.
-
-    Drawn by ``render`` rather than made of Labels: a Label's ``update`` re-lays out the whole screen, which
-    several times a second is the most expensive thing this screen could do; a reactive only repaints.
-    """
-
-    COMPONENT_CLASSES = {"stat--label", "stat--value"}
-
-    value: reactive[str] = reactive("–")
-    """What the number reads now."""
-
-    def __init__(self, label: str, *, id: str) -> None:  # noqa: A002 - Textual's name
-        super().__init__(id=id, classes="stat")
-        self.label = label
-
-    def render(self) -> Text:
-        return Text.assemble((self.label, self.get_component_rich_style("stat--label")), "\n",
-                             (self.value, self.get_component_rich_style("stat--value")))
-
-
-class LossChart(PlotextPlot):
-    """Training loss (a line) and validation loss (points) against the step.
-
-    plotext draws the whole chart in Python (10-30 ms), and PlotextPlot would do it inside ``render``, on the
-    event loop, every time the widget repaints. Here a thread worker builds it once per ``draw`` (or resize)
-    and ``render`` returns the finished text, so the loop only pastes it in.
-    """
-
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
-        super().__init__(id=id)
-        self._data: tuple[list[tuple[int, float]], list[tuple[int, float]]] = ([], [])
-        self._rendered: Text | None = None
-        self._lock = threading.Lock()
-        """One build at a time: a cancelled thread worker still runs to its end, and the plot is not thread-safe."""
-
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.draw([], [])
-
-    def on_resize(self) -> None:
-        self._build()
-
-    def draw(self, train: list[tuple[int, float]], val: list[tuple[int, float]]) -> None:
-        if len(train) > CHART_POINTS:  # the mean of each bucket: the curve keeps its shape, the cost stays flat
-            size = math.ceil(len(train) / CHART_POINTS)
-            buckets = [train[i : i + size] for i in range(0, len(train), size)]
-            train = [(bucket[-1][0], sum(v for _, v in bucket) / len(bucket)) for bucket in buckets]
-        self._data = (list(train), list(val))
-        self._build()
-
-    @work(thread=True, exclusive=True, group="loss-chart")
-    def _build(self) -> None:
-        width, height = self.size
-        if not width or not height:
-            return
-        train, val = self._data
-        theme = self._get_plotext_theme_name(self.app.theme)
-        with self._lock:
-            plt = self.plt
-            plt.clear_data()
-            plt.xlabel("step")
-            if train:
-                plt.plot([s for s, _ in train], [v for _, v in train], label="train", marker="braille", color="cyan")
-            if val:
-                plt.plot([s for s, _ in val], [v for _, v in val], label="validation", marker="dot", color="orange")
-            plt.title("" if train or val else "loss: waiting for the first step")
-            plt.plotsize(width, height)
-            plt._set_size(width, height)  # as PlotextPlot.render does (textual-plotext issue 5)
-            plt.theme(theme)
-            text = Text.from_ansi(plt.build())
-        if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show, text)
-
-    def _show(self, text: Text) -> None:
-        self._rendered = text
-        self.refresh()
-
-    def render(self) -> Text:
-        return self._rendered if self._rendered is not None else Text("")
-
-
-class TextFiles(DirectoryTree):
-    """Folders and the files the trainer reads (.txt, .md); hidden entries left out."""
-
-    def filter_paths(self, paths: list[Path]) -> list[Path]:  # type: ignore[override]
-        return [p for p in paths if not p.name.startswith(".") and (p.is_dir() or p.suffix.lower() in (".txt", ".md"))]
-
-
-class FolderPicker(ModalScreen[Path | None]):
-    """Pick a corpus folder (or one text file) in a directory tree, or type its path."""
-
-    CSS_PATH = "training.tcss"
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
-
-    def __init__(self, start: Path | None = None) -> None:
-        super().__init__(classes="dialog-screen")
-        self.start = start if start is not None and start.is_dir() else Path.home()
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog dialog-wide", id="folder-picker"):
-            yield Label("Choose the folder of text files to train on", classes="dialog-question")
-            yield TextFiles(self.start, id="folder-tree")
-            yield Input(str(self.start), id="folder-path")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Use this folder", variant="primary", id="folder-use")
-                yield Button("Up", id="folder-up")
-                yield Button("Cancel", id="folder-cancel")
-
-    def on_mount(self) -> None:
-        self.query_one(TextFiles).focus()
-
-    @on(DirectoryTree.DirectorySelected)
-    @on(DirectoryTree.FileSelected)
-    def _selected(self, event: DirectoryTree.DirectorySelected | DirectoryTree.FileSelected) -> None:
-        self.query_one("#folder-path", Input).value = str(event.path)
-
-    @on(DirectoryTree.NodeHighlighted)
-    def _highlighted(self, event: DirectoryTree.NodeHighlighted) -> None:  # type: ignore[type-arg]
-        data = event.node.data
-        if data is not None:
-            self.query_one("#folder-path", Input).value = str(data.path)
-
-    @on(Button.Pressed, "#folder-up")
-    def _up(self) -> None:
-        tree = self.query_one(TextFiles)
-        tree.path = Path(tree.path).resolve().parent
-
-    @on(Button.Pressed, "#folder-cancel")
-    def _cancel(self) -> None:
-        self.dismiss(None)
-
-    @on(Button.Pressed, "#folder-use")
-    @on(Input.Submitted, "#folder-path")
-    def _use(self) -> None:
-        text = self.query_one("#folder-path", Input).value.strip()
-        path = Path(text).expanduser()
-        if not text or not path.exists():
-            self.notify(f"no such folder: {text}", severity="warning")
-            return
-        self.dismiss(path)
-
-
-class QuitWhileTraining(ModalScreen[bool]):
-    """The app is quitting while a model trains: stop (the trainer saves) or leave it running? True: quit."""
-
-    CSS_PATH = "training.tcss"
-    BINDINGS = [Binding("escape", "dismiss(False)", "Cancel")]
-
-    def __init__(self, session: TrainingSession) -> None:
-        super().__init__(classes="dialog-screen")
-        self.session = session
-
-    def compose(self) -> ComposeResult:
-        state = self.session.state
-        name = state.start.name if state.start else "a model"
-        with Vertical(classes="dialog", id="quit-training"):
-            yield Label(f"Training {name} is still running.", classes="dialog-question")
-            yield Label("Stop it (the run is saved and can be resumed), or leave it running in the background? "
-                        "slmtui shows it again when you come back.", id="quit-training-hint")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Stop and save", variant="error", id="quit-stop")
-                yield Button("Leave running", variant="primary", id="quit-leave")
-                yield Button("Cancel", id="quit-cancel")
-
-    def on_mount(self) -> None:
-        self.query_one("#quit-cancel", Button).focus()
-
-    @on(Button.Pressed, "#quit-cancel")
-    def _cancel(self) -> None:
-        self.dismiss(False)
-
-    @on(Button.Pressed, "#quit-leave")
-    def _leave(self) -> None:
-        self.session.detach()
-        self.dismiss(True)
-
-    @on(Button.Pressed, "#quit-stop")
-    async def _stop(self) -> None:
-        for button in self.query(Button):
-            button.disabled = True
-        self.query_one("#quit-training-hint", Label).update("Stopping: the trainer is saving the run…")
-        self.session.cancel()
-        self._wait_saved()
-
-    @work(exclusive=True, group="quit")
-    async def _wait_saved(self) -> None:
-        await self.session.wait(timeout=300)
-        self.dismiss(True)
 
 
 class TrainingScreen(Screen[None]):

@@ -1,0 +1,98 @@
+"""The training screen's live widgets: a number with its label, and the loss chart."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+from rich.text import Text
+from textual import work
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.worker import get_current_worker
+from textual_plotext import PlotextPlot
+
+CHART_POINTS = 400
+"""At most this many training-loss points are drawn (a braille chart has about two per column)."""
+
+
+class Stat(Widget):
+    """One live number with its label above it.
+
+    Drawn by ``render`` rather than made of Labels: a Label's ``update`` re-lays out the whole screen, which
+    several times a second is the most expensive thing this screen could do; a reactive only repaints.
+    """
+
+    COMPONENT_CLASSES = {"stat--label", "stat--value"}
+
+    value: reactive[str] = reactive("–")
+    """What the number reads now."""
+
+    def __init__(self, label: str, *, id: str) -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id, classes="stat")
+        self.label = label
+
+    def render(self) -> Text:
+        return Text.assemble((self.label, self.get_component_rich_style("stat--label")), "\n",
+                             (self.value, self.get_component_rich_style("stat--value")))
+
+
+class LossChart(PlotextPlot):
+    """Training loss (a line) and validation loss (points) against the step.
+
+    plotext draws the whole chart in Python (10-30 ms), and PlotextPlot would do it inside ``render``, on the
+    event loop, every time the widget repaints. Here a thread worker builds it once per ``draw`` (or resize)
+    and ``render`` returns the finished text, so the loop only pastes it in.
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id)
+        self._data: tuple[list[tuple[int, float]], list[tuple[int, float]]] = ([], [])
+        self._rendered: Text | None = None
+        self._lock = threading.Lock()
+        """One build at a time: a cancelled thread worker still runs to its end, and the plot is not thread-safe."""
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.draw([], [])
+
+    def on_resize(self) -> None:
+        self._build()
+
+    def draw(self, train: list[tuple[int, float]], val: list[tuple[int, float]]) -> None:
+        if len(train) > CHART_POINTS:  # the mean of each bucket: the curve keeps its shape, the cost stays flat
+            size = math.ceil(len(train) / CHART_POINTS)
+            buckets = [train[i : i + size] for i in range(0, len(train), size)]
+            train = [(bucket[-1][0], sum(v for _, v in bucket) / len(bucket)) for bucket in buckets]
+        self._data = (list(train), list(val))
+        self._build()
+
+    @work(thread=True, exclusive=True, group="loss-chart")
+    def _build(self) -> None:
+        width, height = self.size
+        if not width or not height:
+            return
+        train, val = self._data
+        theme = self._get_plotext_theme_name(self.app.theme)
+        with self._lock:
+            plt = self.plt
+            plt.clear_data()
+            plt.xlabel("step")
+            if train:
+                plt.plot([s for s, _ in train], [v for _, v in train], label="train", marker="braille", color="cyan")
+            if val:
+                plt.plot([s for s, _ in val], [v for _, v in val], label="validation", marker="dot", color="orange")
+            plt.title("" if train or val else "loss: waiting for the first step")
+            plt.plotsize(width, height)
+            plt._set_size(width, height)  # as PlotextPlot.render does (textual-plotext issue 5)
+            plt.theme(theme)
+            text = Text.from_ansi(plt.build())
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show, text)
+
+    def _show(self, text: Text) -> None:
+        self._rendered = text
+        self.refresh()
+
+    def render(self) -> Text:
+        return self._rendered if self._rendered is not None else Text("")
