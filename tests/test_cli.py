@@ -105,6 +105,11 @@ def test_eval_file_that_is_a_folder_or_not_text(capsys: pytest.CaptureFixture[st
     assert_usage_error(run(capsys, "eval", str(binary), "--model", "tiny"), f"{binary} is not UTF-8 text")
 
 
+def test_missing_corpus(capsys: pytest.CaptureFixture[str], tiny_model_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("trainer.corpus")
+    assert_usage_error(run(capsys, "eval", "--corpus", str(tmp_path / "nope"), "--model", "tiny"), "nope")
+
+
 def test_eval_text_too_short(capsys: pytest.CaptureFixture[str], tiny_model_dir: Path, tmp_path: Path) -> None:
     short = tmp_path / "short.txt"
     short.write_text("a")
