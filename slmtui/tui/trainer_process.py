@@ -320,8 +320,30 @@ class TrainingSession:
             self.state.status = status
         else:
             self.state.apply(event)
+        if isinstance(event, StartEvent) and event.start_step and not self.state.train_loss:
+            self._load_history(Path(event.path), event.start_step)
         if self.state.status != before:
             self._notify()
+
+    def _load_history(self, folder: Path, up_to: int) -> None:
+        """A resumed run followed from its start (reattached, or resumed in an earlier app): the curve before
+        ``up_to`` comes from the model folder's metrics.jsonl, read off the event loop when there is one."""
+        state = self.state
+
+        def merge(history: tuple[list[tuple[int, float]], list[tuple[int, float]]]) -> None:
+            train, val = history
+            if self.state is state:
+                state.train_loss[:0] = [p for p in train if p[0] <= up_to]
+                state.val_loss[:0] = [p for p in val if p[0] <= up_to]
+                state.version += 1
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            merge(read_history(folder / "metrics.jsonl"))
+            return
+        future = loop.run_in_executor(None, read_history, folder / "metrics.jsonl")
+        future.add_done_callback(lambda f: merge(f.result()) if not f.exception() else None)
 
     def _changed(self) -> None:
         self.state.version += 1
@@ -392,6 +414,26 @@ class TrainingSession:
                 how = f"the trainer exited with code {code}" if code is not None else "the trainer stopped"
                 state.error = "\n".join(tail) if tail else f"{how} without finishing"
         self._changed()
+
+
+def read_history(path: Path) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """(step, training loss) and (step, validation loss) from a model folder's metrics.jsonl (trainer events)."""
+    train: list[tuple[int, float]] = []
+    val: list[tuple[int, float]] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return train, val
+    for line in lines:
+        try:
+            event = trainer_events.from_json(line)
+        except (ValueError, TypeError):
+            continue
+        if isinstance(event, StepEvent) and math.isfinite(event.loss):
+            train.append((event.step, event.loss))
+        elif isinstance(event, EvalEvent):
+            val.append((event.step, event.val_loss))
+    return train, val
 
 
 def _new_run_dir(request: TrainRequest) -> Path:

@@ -367,6 +367,8 @@ class TrainingScreen(Screen[None]):
         yield from binding_commands(self)
         yield Command("Use the bundled corpus", "train on the shipped novels",
                       lambda: setattr(self.query_one("#train-corpus", Input), "value", ""))
+        if self.session.state.status == "done":
+            yield Command("Write with the model just trained", "make it the active model", self.action_use)
 
     # ------------------------------------------------------------------ the live view
 

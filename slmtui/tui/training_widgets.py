@@ -37,6 +37,19 @@ class Stat(Widget):
                              (self.value, self.get_component_rich_style("stat--value")))
 
 
+SMOOTHING = 0.8
+"""Weight of the past in the training-loss curve (TensorBoard's slider): a batch's loss is noisy."""
+
+
+def smooth(points: list[tuple[int, float]], weight: float = SMOOTHING) -> list[tuple[int, float]]:
+    """Exponential moving average, debiased so the curve starts at the first loss rather than at zero."""
+    out, avg = [], 0.0
+    for n, (step, value) in enumerate(points, 1):
+        avg = weight * avg + (1 - weight) * value
+        out.append((step, avg / (1 - weight**n)))
+    return out
+
+
 class LossChart(PlotextPlot):
     """Training loss (a line) and validation loss (points) against the step.
 
@@ -60,6 +73,7 @@ class LossChart(PlotextPlot):
         self._build()
 
     def draw(self, train: list[tuple[int, float]], val: list[tuple[int, float]]) -> None:
+        train = smooth(train)
         if len(train) > CHART_POINTS:  # the mean of each bucket: the curve keeps its shape, the cost stays flat
             size = math.ceil(len(train) / CHART_POINTS)
             buckets = [train[i : i + size] for i in range(0, len(train), size)]
@@ -79,7 +93,8 @@ class LossChart(PlotextPlot):
             plt.clear_data()
             plt.xlabel("step")
             if train:
-                plt.plot([s for s, _ in train], [v for _, v in train], label="train", marker="braille", color="cyan")
+                plt.plot([s for s, _ in train], [v for _, v in train], label="train (smoothed)", marker="braille",
+                         color="cyan")
             if val:
                 plt.plot([s for s, _ in val], [v for _, v in val], label="validation", marker="dot", color="orange")
             plt.title("" if train or val else "loss: waiting for the first step")

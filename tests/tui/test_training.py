@@ -6,6 +6,7 @@ milliseconds and covers what a real one makes slow to reach (crashes, quitting w
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -109,6 +110,19 @@ def test_state_folds_recorded_events() -> None:
     assert [s for s, _ in state.val_loss] == [25, 50]
     assert state.sample is not None and state.sample.step == 50
     assert "Done (max steps): my-novels saved at step 60" in describe_status(state).plain
+
+
+def test_a_resumed_run_followed_from_its_start_gets_its_earlier_curve(tmp_path: Path) -> None:
+    """Reattached (or resumed in an earlier app): the steps before the resume come from metrics.jsonl."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    history = [line for line in recorded_events(steps=30) if '"event": "start"' not in line]
+    (folder / "metrics.jsonl").write_text("\n".join(history) + "\n")
+    session = TrainingSession()
+    start = json.loads(recorded_events(steps=0)[0]) | {"path": str(folder), "start_step": 20}
+    session.feed_line(json.dumps(start))
+    assert [s for s, _ in session.state.train_loss] == list(range(1, 21))
+    assert session.state.val_loss == []  # the one evaluation, at step 25, came after the resume point
 
 
 def test_estimate_grows_with_the_budget_and_the_corpus(tmp_path: Path) -> None:
