@@ -182,7 +182,7 @@ class WriterScreen(Screen[None]):
         """The app could not load a model: say so where the story would be, and keep the stories usable."""
         self.state = "no model" if missing else f"error: {message}"
         self.query_one(StatusLine).model_name = "no model"
-        self.story_view.story_text.placeholder = NO_MODEL if missing else f"The model could not be loaded: {message}"
+        self.story_view.placeholder = NO_MODEL if missing else f"The model could not be loaded: {message}"
         if not missing:
             self.notify(message, title="Model not loaded", severity="error", timeout=10)
 
@@ -221,8 +221,8 @@ class WriterScreen(Screen[None]):
             self.sub_title = self.story.title
         if self.path:
             self._root_ids = [p.id for p in self.store.siblings(self.path[0].id)]
-        if view.story_text.placeholder != NO_MODEL or self.engine is not None:
-            view.story_text.placeholder = EMPTY_STORY
+        if view.placeholder != NO_MODEL or self.engine is not None:
+            view.placeholder = EMPTY_STORY
         view.show([Shown(p.id, p.author, p.text) for p in self.path], {p.id: self.tokens[p.id] for p in self.path if p.id in self.tokens})
         self._show_history()
         self._update_context_idle()
@@ -311,7 +311,7 @@ class WriterScreen(Screen[None]):
         if events:
             marks = self.tokens.setdefault(job.passage_id, [])
             view = self.story_view
-            shown = view.story_text.text_of(job.passage_id)
+            shown = view.text_of(job.passage_id)
             offset = len(shown) if shown is not None else 0
             pieces = []
             for e in events:
@@ -470,7 +470,7 @@ class WriterScreen(Screen[None]):
         view.token_view = not view.token_view
         if view.token_view:
             view.focus()
-            if not view.story_text.token_positions():
+            if not view.token_positions():
                 self.notify("Token view shades the tokens the model writes from now on; none to show yet.",
                             timeout=4)
             else:
@@ -481,7 +481,7 @@ class WriterScreen(Screen[None]):
     @on(StoryView.TokenChosen)
     def _token_chosen(self, event: StoryView.TokenChosen) -> None:
         mark = event.mark
-        shown = self.story_view.story_text.text_of(event.passage_id) or ""
+        shown = self.story_view.text_of(event.passage_id) or ""
 
         def picked(alt: Alternative | None) -> None:
             if alt is not None:
@@ -516,7 +516,7 @@ class WriterScreen(Screen[None]):
         """What the model would see if it went on now."""
         if self.engine is None:
             return
-        text = self.story_view.story_text.full_text
+        text = self.story_view.full_text
         ids = self.engine.tokenizer.encode(text) if text else []
         window = min(len(ids), self.engine.block_size - self._memory_tokens)
         unseen = len(ids) - window
@@ -544,7 +544,7 @@ class WriterScreen(Screen[None]):
         meter = self.query_one(ContextMeter)
         meter.story_tokens, meter.window_tokens = story_tokens, window
         self.query_one(StatusLine).context_used = self._memory_tokens + window
-        self.story_view.story_text.window_start = start
+        self.story_view.window_start = start
 
     # --- panels, stories, palette ------------------------------------------------------------------------------
 
@@ -580,7 +580,7 @@ class WriterScreen(Screen[None]):
         self.notify(f"Exported to {path}", title="Export", timeout=8)
 
     def action_copy_story(self) -> None:
-        self.app.copy_to_clipboard(self.story_view.story_text.full_text)
+        self.app.copy_to_clipboard(self.story_view.full_text)
         self.notify("The story is on the clipboard.", timeout=3)
 
     def action_new_story(self) -> None:

@@ -27,10 +27,10 @@ def main(log_path: str) -> None:
 
     def logged_flush(self: WriterScreen) -> None:
         job = self.job
-        before = self.story_view.story_text.text_of(job.passage_id) if job else None
+        before = self.story_view.text_of(job.passage_id) if job else None
         draw(self)
         if job is not None and before is not None:
-            after = self.story_view.story_text.text_of(job.passage_id) or ""
+            after = self.story_view.text_of(job.passage_id) or ""
             if len(after) > len(before):
                 log.write(json.dumps({"t": time.time(), "passage": job.passage_id, "text": after[len(before):]}) + "\n")
 

@@ -1,15 +1,22 @@
-"""One line under the story: the model, its speed, how full its context is, and what it is doing."""
+"""One line under the story: the model, its speed, how full its context is, and what it is doing.
+
+Drawn by ``render`` into its fixed one-line box: updating it every frame while the model writes repaints this
+line only (label widgets would re-lay-out the whole screen each time).
+"""
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.content import Content, Span
 from textual.reactive import reactive
-from textual.widgets import Label
+from textual.widget import Widget
+
+GAP = "   "
 
 
-class StatusLine(Horizontal):
+class StatusLine(Widget):
     """model · tokens/s · tokens in context / context length · state. The screen sets the attributes."""
+
+    COMPONENT_CLASSES = {"status-line--model", "status-line--state", "status-line--busy", "status-line--error"}
 
     model_name: reactive[str] = reactive("no model")
     """The model's name (its folder's name)."""
@@ -22,38 +29,29 @@ class StatusLine(Horizontal):
     state: reactive[str] = reactive("loading model…")
     """"loading model…", "ready", "writing…", "stopped", or what went wrong."""
 
-    def compose(self) -> ComposeResult:
-        yield Label(id="status-model")
-        yield Label(id="status-speed")
-        yield Label(id="status-context")
-        yield Label(id="status-state")
+    @property
+    def speed_text(self) -> str:
+        rate = self.tokens_per_second
+        return "– tok/s" if rate is None else f"{rate:,.1f} tok/s"
 
-    _ready = False
+    @property
+    def context_text(self) -> str:
+        return f"ctx {self.context_used}/{self.context_length or '–'}"
 
-    def on_mount(self) -> None:
-        self._ready = True  # is_mounted is still False here, and the labels need their first text
-        for name in ("model_name", "tokens_per_second", "context_used", "state"):
-            getattr(self, f"watch_{name}")()
-
-    def watch_model_name(self) -> None:
-        if self._ready:
-            self.query_one("#status-model", Label).update(self.model_name)
-
-    def watch_tokens_per_second(self) -> None:
-        if self._ready:
-            rate = self.tokens_per_second
-            self.query_one("#status-speed", Label).update("– tok/s" if rate is None else f"{rate:,.1f} tok/s")
-
-    def watch_context_used(self) -> None:
-        if self._ready:
-            length = self.context_length or "–"
-            self.query_one("#status-context", Label).update(f"ctx {self.context_used}/{length}")
-
-    watch_context_length = watch_context_used
-
-    def watch_state(self) -> None:
-        if self._ready:
-            label = self.query_one("#status-state", Label)
-            label.update(self.state)
-            label.set_class(self.state == "writing…", "-busy")
-            label.set_class(self.state.startswith(("error", "no model")), "-error")
+    def render(self) -> Content:
+        left = GAP.join((self.model_name, self.speed_text, self.context_text))
+        state = self.state
+        width = self.content_region.width
+        pad = max(1, width - len(left) - len(state))
+        text = left + " " * pad + state
+        if self.state == "writing…":
+            state_class = "busy"
+        elif self.state.startswith(("error", "no model")):
+            state_class = "error"
+        else:
+            state_class = "state"
+        start = len(left) + pad
+        return Content(text, spans=[
+            Span(0, len(self.model_name), self.get_visual_style("status-line--model", partial=True)),
+            Span(start, start + len(state), self.get_visual_style(f"status-line--{state_class}", partial=True)),
+        ])

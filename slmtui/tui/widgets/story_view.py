@@ -1,27 +1,31 @@
 """The story as one flowing text: the user's passages and the model's told apart by style.
 
-``StoryText`` draws the text (one ``Content`` with spans: who wrote what, the part of the story outside the
-model's window dimmed, and in token view each generated token shaded by its probability). ``StoryView`` is
-the scrolling frame around it: it follows the stream while the reader is at the bottom and stays put when
-they scroll back to read.
+A line-based ``ScrollView`` (as Textual's ``Log``): the text is wrapped once into line offsets, streamed text
+re-wraps only its last paragraph, and each frame draws only the lines in view, styled as they are drawn (who
+wrote what, the part outside the model's window dimmed, token shades). So the cost of a frame does not grow
+with the story, and no frame changes the screen's layout. It follows the stream while the reader is at the
+bottom and stays put when they scroll back. Text can be selected with the mouse and copied.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.content import Content, Span
+from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive, var
+from textual.scroll_view import ScrollView
+from textual.selection import Selection
+from textual.strip import Strip
 from textual.style import Style
-from textual.widget import Widget
 
 from slmtui.engine.generate import Alternative
 
 PROB_BUCKETS = 5
-"""Token view shades: story-text--p0 (unlikely) .. story-text--p4 (near certain), styled in app.tcss."""
+"""Token view shades: story-view--p0 (unlikely) .. story-view--p4 (near certain), styled in app.tcss."""
 
 
 @dataclass(frozen=True)
@@ -51,22 +55,50 @@ def prob_bucket(prob: float) -> int:
 
 
 def printable(text: str) -> str:
-    """Control characters (an untrained model writes them) would garble a terminal: show them as U+FFFD.
-    One character for one character, so offsets into the text stay valid."""
-    return "".join(c if c >= " " or c in "\n\t" else "\ufffd" for c in text) if not text.isprintable() else text
+    """Control characters (an untrained model writes them) would garble a terminal: U+FFFD for each, and a
+    space for a tab. One character for one character, so offsets into the text stay valid."""
+    if text.isprintable():
+        return text
+    return "".join(c if c >= " " or c == "\n" else " " if c == "\t" else "\ufffd" for c in text)
 
 
-class StoryText(Widget):
-    """The text of the story, drawn as one ``Content``. Selectable and copyable like any Textual text."""
+def wrap_offsets(text: str, start: int, width: int) -> list[tuple[int, int]]:
+    """(start, end) offsets into ``text`` of its lines from ``start`` on, wrapped at ``width`` cells the way
+    Textual wraps: each paragraph by ``Content.wrap``, each line found back in its paragraph."""
+    lines: list[tuple[int, int]] = []
+    offset = start
+    for paragraph in text[start:].split("\n"):
+        if not paragraph:
+            lines.append((offset, offset))
+        else:
+            pos = 0
+            for line in Content(paragraph).wrap(max(1, width)):
+                found = paragraph.find(line.plain, pos)
+                if found < 0:  # should not happen (the wrap only drops spaces); keep the offsets sane
+                    found = pos
+                lines.append((offset + found, offset + found + len(line.plain)))
+                pos = found + len(line.plain)
+        offset += len(paragraph) + 1
+    return lines
+
+
+class StoryView(ScrollView, can_focus=True):
+    """The story's text; the token cursor's keys while token view is on."""
 
     COMPONENT_CLASSES = {
-        "story-text--user",
-        "story-text--model",
-        "story-text--outside",
-        "story-text--cursor",
-        "story-text--placeholder",
-        *(f"story-text--p{i}" for i in range(PROB_BUCKETS)),
+        "story-view--user",
+        "story-view--model",
+        "story-view--outside",
+        "story-view--cursor",
+        "story-view--placeholder",
+        *(f"story-view--p{i}" for i in range(PROB_BUCKETS)),
     }
+
+    BINDINGS = [
+        Binding("left", "move_token(-1)", "Previous token", show=False),
+        Binding("right", "move_token(1)", "Next token", show=False),
+        Binding("enter", "choose_token", "Alternatives", show=False),
+    ]
 
     token_view: reactive[bool] = reactive(False)
     """Shade each generated token by its probability, and let the reader pick an alternative."""
@@ -76,135 +108,6 @@ class StoryText(Widget):
     """Offset in the whole text where the model's window begins: the text before it is dimmed."""
     placeholder: reactive[str] = reactive("")
     """Shown when the story is empty."""
-
-    class TokenClicked(Message):
-        """A token was clicked in token view."""
-
-        def __init__(self, index: int) -> None:
-            super().__init__()
-            self.index = index
-
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.passages: list[Shown] = []
-        self.tokens: dict[int, list[TokenMark]] = {}
-        self._positions: list[tuple[int, int]] | None = None
-        self._content: Content | None = None
-
-    # --- state -------------------------------------------------------------------------------------------------
-
-    def set_story(self, passages: list[Shown], tokens: dict[int, list[TokenMark]]) -> None:
-        self.passages = list(passages)
-        self.tokens = tokens
-        self._changed()
-
-    def append(self, passage_id: int, text: str) -> None:
-        """Add streamed text to the end of ``passage_id`` (the last passage shown)."""
-        if self.passages and self.passages[-1].passage_id == passage_id:
-            last = self.passages[-1]
-            self.passages[-1] = Shown(last.passage_id, last.author, last.text + text)
-            self._changed()
-
-    def text_of(self, passage_id: int) -> str | None:
-        return next((p.text for p in self.passages if p.passage_id == passage_id), None)
-
-    @property
-    def full_text(self) -> str:
-        return "".join(p.text for p in self.passages)
-
-    def token_positions(self) -> list[tuple[int, int]]:
-        """(passage index, token index) of every token the reader can pick in token view, in story order."""
-        if self._positions is None:
-            self._positions = [
-                (i, j)
-                for i, p in enumerate(self.passages)
-                for j in range(len(self.tokens.get(p.passage_id, ())))
-            ]
-        return self._positions
-
-    def token_at(self, index: int) -> tuple[Shown, int, TokenMark] | None:
-        positions = self.token_positions()
-        if not 0 <= index < len(positions):
-            return None
-        i, j = positions[index]
-        passage = self.passages[i]
-        return passage, j, self.tokens[passage.passage_id][j]
-
-    def _changed(self) -> None:
-        self._positions = None
-        self._content = None
-        self.refresh(layout=True)
-
-    def watch_token_view(self) -> None:
-        self._changed()
-
-    def watch_cursor(self) -> None:
-        self._content = None
-        self.refresh()
-
-    def watch_window_start(self) -> None:
-        self._content = None
-        self.refresh()
-
-    def watch_placeholder(self) -> None:
-        self._changed()
-
-    def notify_style_update(self) -> None:
-        self._content = None  # the theme or the CSS changed: the spans' styles must be looked up again
-        super().notify_style_update()
-
-    # --- drawing -----------------------------------------------------------------------------------------------
-
-    def render(self) -> Content:
-        if self._content is None:
-            self._content = self._build()
-        return self._content
-
-    def _build(self) -> Content:
-        text = printable(self.full_text)
-        if not text:
-            return Content(self.placeholder, spans=[Span(0, len(self.placeholder), self.get_visual_style("story-text--placeholder", partial=True))])
-        style = self.get_visual_style
-        author_style = {a: style(f"story-text--{a}", partial=True) for a in ("user", "model")}
-        spans: list[Span] = []
-        offset = 0
-        starts: list[int] = []
-        for p in self.passages:
-            starts.append(offset)
-            end = offset + len(p.text)
-            if end > offset:
-                spans.append(Span(offset, end, author_style.get(p.author, author_style["model"])))
-            offset = end
-        if 0 < self.window_start <= len(text):
-            spans.append(Span(0, self.window_start, style("story-text--outside", partial=True)))
-        if self.token_view:
-            # Not partial: Textual drops an opaque background from a partial style, and these are backgrounds.
-            shades = [style(f"story-text--p{i}") for i in range(PROB_BUCKETS)]
-            cursor_style = style("story-text--cursor")
-            for n, (i, j) in enumerate(self.token_positions()):
-                mark = self.tokens[self.passages[i].passage_id][j]
-                a, b = starts[i] + mark.start, starts[i] + max(mark.end, mark.start)
-                if b <= a:
-                    continue
-                spans.append(Span(a, b, shades[prob_bucket(mark.prob)] + Style.from_meta({"@click": f"pick({n})"})))
-                if n == self.cursor:
-                    spans.append(Span(a, b, cursor_style))
-        return Content(text, spans=spans)
-
-    def action_pick(self, index: int) -> None:
-        self.cursor = index
-        self.post_message(self.TokenClicked(index))
-
-
-class StoryView(VerticalScroll, can_focus=True):
-    """The scrolling frame of the story; the token cursor's keys while token view is on."""
-
-    BINDINGS = [
-        Binding("left", "move_token(-1)", "Previous token", show=False),
-        Binding("right", "move_token(1)", "Next token", show=False),
-        Binding("enter", "choose_token", "Alternatives", show=False),
-    ]
-
     follow: var[bool] = var(True)
     """Keep the end of the story in view as text streams in; off while the reader has scrolled back."""
 
@@ -219,38 +122,210 @@ class StoryView(VerticalScroll, can_focus=True):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.story_text = StoryText(id="story-text")
+        self.passages: list[Shown] = []
+        self.tokens: dict[int, list[TokenMark]] = {}
+        self._text = ""
+        """The whole story as drawn (``printable``): the passages' texts joined."""
+        self._starts: list[int] = []
+        """Where each passage begins in ``_text``."""
+        self._lines: list[tuple[int, int]] = []
+        self._wrap_width = 0
+        self._positions: list[tuple[int, int]] | None = None
+        self._marks: list[tuple[int, int, int, float]] | None = None
+        """Token view: (start, end, position index, prob) of every token in ``_text``, in order."""
+        self._styles: dict[str, Style] = {}
 
-    def compose(self):  # type: ignore[no-untyped-def]
-        yield self.story_text
-
-    # --- what the screen calls -------------------------------------------------------------------------------
+    # --- the story ---------------------------------------------------------------------------------------------
 
     def show(self, passages: list[Shown], tokens: dict[int, list[TokenMark]]) -> None:
         """Show a whole story (opened, undone, branch switched): jump to its end."""
-        self.story_text.set_story(passages, tokens)
-        if self.story_text.cursor is not None and self.story_text.cursor >= len(self.story_text.token_positions()):
-            self.story_text.cursor = None
+        self.passages = list(passages)
+        self.tokens = tokens
+        self._text = printable("".join(p.text for p in self.passages))
+        self._starts = []
+        offset = 0
+        for p in self.passages:
+            self._starts.append(offset)
+            offset += len(p.text)
+        self._tokens_changed()
+        if self.cursor is not None and self.cursor >= len(self.token_positions()):
+            self.cursor = None
+        self._rewrap(0)
         self.follow = True
         self.scroll_end(animate=False, immediate=False)
 
     def append(self, passage_id: int, text: str) -> None:
-        """Streamed text: follow it if the reader is at the end, else leave the view where it is."""
-        self.story_text.append(passage_id, text)
+        """Streamed text for the last passage: re-wrap its last paragraph, follow it if the reader is there."""
+        if not text or not self.passages or self.passages[-1].passage_id != passage_id:
+            return
+        last = self.passages[-1]
+        self.passages[-1] = Shown(last.passage_id, last.author, last.text + text)
+        paragraph = self._text.rfind("\n") + 1
+        self._text += printable(text)
+        self._tokens_changed()
+        self._rewrap(paragraph)
         if self.follow:
             self.scroll_end(animate=False, immediate=False)
 
+    def text_of(self, passage_id: int) -> str | None:
+        return next((p.text for p in self.passages if p.passage_id == passage_id), None)
+
     @property
-    def token_view(self) -> bool:
-        return self.story_text.token_view
+    def full_text(self) -> str:
+        return "".join(p.text for p in self.passages)
 
-    @token_view.setter
-    def token_view(self, on: bool) -> None:
-        self.story_text.token_view = on
-        if on and self.story_text.cursor is None and self.story_text.token_positions():
-            self.story_text.cursor = len(self.story_text.token_positions()) - 1
+    def token_positions(self) -> list[tuple[int, int]]:
+        """(passage index, token index) of every token the reader can pick in token view, in story order."""
+        if self._positions is None:
+            self._positions = [
+                (i, j) for i, p in enumerate(self.passages) for j in range(len(self.tokens.get(p.passage_id, ())))
+            ]
+        return self._positions
 
-    # --- scrolling ---------------------------------------------------------------------------------------------
+    def token_at(self, index: int) -> tuple[Shown, int, TokenMark] | None:
+        positions = self.token_positions()
+        if not 0 <= index < len(positions):
+            return None
+        i, j = positions[index]
+        passage = self.passages[i]
+        return passage, j, self.tokens[passage.passage_id][j]
+
+    def _tokens_changed(self) -> None:
+        self._positions = None
+        self._marks = None
+
+    # --- wrapping ----------------------------------------------------------------------------------------------
+
+    def _rewrap(self, start: int) -> None:
+        """Wrap the text from offset ``start`` (a paragraph's start) on; the lines before it stand."""
+        width = self.scrollable_content_region.width
+        if width <= 0:
+            return  # not laid out yet: on_resize wraps
+        if width != self._wrap_width or not self._text:
+            self._wrap_width, start = width, 0
+        keep = bisect_right(self._lines, (start, -1))  # lines that begin before the paragraph
+        text = self._text or self.placeholder
+        before = len(self._lines)
+        self._lines[keep:] = wrap_offsets(text, start, width) if text else []
+        if start and len(self._lines) == before:
+            self.refresh_lines(keep, before - keep)  # the common case while streaming: the last line grew
+        else:
+            self.virtual_size = Size(width, len(self._lines))
+            self.refresh()
+
+    def on_resize(self) -> None:
+        if self.scrollable_content_region.width != self._wrap_width:
+            self._rewrap(0)
+            if self.follow:
+                self.scroll_end(animate=False, immediate=False)
+
+    # --- drawing -----------------------------------------------------------------------------------------------
+
+    def notify_style_update(self) -> None:
+        self._styles = {}  # the theme or the CSS changed: look the spans' styles up again
+        super().notify_style_update()
+
+    def _style(self, name: str) -> Style:
+        if name not in self._styles:
+            # Backgrounds need the full style: Textual drops an opaque background from a partial one.
+            background = name.startswith(("p", "cursor"))
+            self._styles[name] = self.get_visual_style(f"story-view--{name}", partial=not background)
+        return self._styles[name]
+
+    def _token_marks(self) -> list[tuple[int, int, int, float]]:
+        if self._marks is None:
+            self._marks = []
+            for n, (i, j) in enumerate(self.token_positions()):
+                mark = self.tokens[self.passages[i].passage_id][j]
+                if mark.end > mark.start:
+                    self._marks.append((self._starts[i] + mark.start, self._starts[i] + mark.end, n, mark.prob))
+        return self._marks
+
+    def _spans(self, a: int, b: int) -> list[Span]:
+        """The styles of ``_text[a:b]``, as spans relative to ``a``."""
+        spans: list[Span] = []
+        first = max(0, bisect_right(self._starts, a) - 1)
+        for i in range(first, len(self.passages)):
+            start = self._starts[i]
+            if start >= b:
+                break
+            end = start + len(self.passages[i].text)
+            if end > a:
+                author = "user" if self.passages[i].author == "user" else "model"
+                spans.append(Span(max(start, a) - a, min(end, b) - a, self._style(author)))
+        if self.window_start > a:
+            spans.append(Span(0, min(self.window_start, b) - a, self._style("outside")))
+        if self.token_view:
+            marks = self._token_marks()
+            k = max(0, bisect_right(marks, (a, -1, -1, 0.0)) - 1)
+            for start, end, n, prob in marks[k:]:
+                if start >= b:
+                    break
+                if end <= a:
+                    continue
+                s, e = max(start, a) - a, min(end, b) - a
+                spans.append(Span(s, e, self._style(f"p{prob_bucket(prob)}") + Style.from_meta({"@click": f"pick({n})"})))
+                if n == self.cursor:
+                    spans.append(Span(s, e, self._style("cursor")))
+        return spans
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        index = scroll_y + y
+        width = self.scrollable_content_region.width
+        rich_style = self.rich_style
+        if index >= len(self._lines):
+            return Strip.blank(width, rich_style)
+        a, b = self._lines[index]
+        if self._text:
+            content = Content(self._text[a:b], spans=self._spans(a, b))
+        else:
+            content = Content(self.placeholder[a:b], spans=[Span(0, b - a, self._style("placeholder"))])
+        selection = self.text_selection
+        if selection is not None and (span := selection.get_span(index)) is not None:
+            start, end = span
+            content = content.stylize(self.screen.get_visual_style("screen--selection"), start,
+                                      len(content) if end == -1 else end)
+        strip = Strip(content.render_segments(self.visual_style), content.cell_length)
+        return strip.crop_extend(scroll_x, scroll_x + width, rich_style).apply_offsets(scroll_x, index)
+
+    # --- selection ---------------------------------------------------------------------------------------------
+
+    def _offset_of(self, x: int, y: int) -> int:
+        if y >= len(self._lines):
+            return len(self._text)
+        a, b = self._lines[y]
+        return min(a + x, b)
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        """The story's own text under the selection: soft line breaks are not copied as newlines."""
+        text = self.full_text
+        if not text:
+            return None
+        a = 0 if selection.start is None else self._offset_of(selection.start.x, selection.start.y)
+        b = len(text) if selection.end is None else self._offset_of(selection.end.x, selection.end.y)
+        return text[a:b], "\n"
+
+    def selection_updated(self, selection: Selection | None) -> None:
+        self.refresh()
+
+    # --- reactives ---------------------------------------------------------------------------------------------
+
+    def watch_token_view(self, on: bool) -> None:
+        if on and self.cursor is None and self.token_positions():
+            self.cursor = len(self.token_positions()) - 1
+        self.refresh()
+
+    def watch_cursor(self) -> None:
+        self.refresh()
+
+    def watch_window_start(self, old: int, new: int) -> None:
+        first, last = self._line_of(min(old, new)), self._line_of(max(old, new))
+        self.refresh_lines(first, last - first + 1)  # only the lines the dimming moved over
+
+    def watch_placeholder(self) -> None:
+        if not self._text:
+            self._rewrap(0)
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
@@ -265,46 +340,42 @@ class StoryView(VerticalScroll, can_focus=True):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("move_token", "choose_token"):
-            return self.token_view and bool(self.story_text.token_positions())
+            return self.token_view and bool(self.token_positions())
         return True
 
     def action_move_token(self, step: int) -> None:
-        positions = self.story_text.token_positions()
-        cursor = self.story_text.cursor
-        cursor = len(positions) - 1 if cursor is None else max(0, min(len(positions) - 1, cursor + step))
-        self.story_text.cursor = cursor
+        positions = self.token_positions()
+        cursor = self.cursor
+        self.cursor = len(positions) - 1 if cursor is None else max(0, min(len(positions) - 1, cursor + step))
         self._scroll_to_cursor()
 
     def action_choose_token(self) -> None:
-        cursor = self.story_text.cursor
-        if cursor is not None:
-            self._choose(cursor)
+        if self.cursor is not None:
+            self._choose(self.cursor)
 
-    def on_story_text_token_clicked(self, event: StoryText.TokenClicked) -> None:
-        event.stop()
-        self._choose(event.index)
+    def action_pick(self, index: int) -> None:
+        """A click on a token in token view."""
+        self.cursor = index
+        self._choose(index)
 
     def _choose(self, index: int) -> None:
-        found = self.story_text.token_at(index)
+        found = self.token_at(index)
         if found is not None:
             passage, j, mark = found
             self.post_message(self.TokenChosen(passage.passage_id, j, mark))
 
+    def _line_of(self, offset: int) -> int:
+        """The wrapped line holding ``offset`` in the text."""
+        return max(0, bisect_right(self._lines, (offset, len(self._text) + 1)) - 1)
+
     def _scroll_to_cursor(self) -> None:
-        """Bring the cursor's token into view (its line estimated from its place in the text)."""
-        found = self.story_text.token_at(self.story_text.cursor or 0)
+        found = self.token_at(self.cursor or 0)
         if found is None:
             return
         passage, _, mark = found
-        offset = 0
-        for p in self.story_text.passages:
-            if p.passage_id == passage.passage_id:
-                break
-            offset += len(p.text)
-        total = max(1, len(self.story_text.full_text))
-        y = int(self.virtual_size.height * (offset + mark.start) / total)
-        if not self.scrollable_content_region.height:
-            return
-        if not self.scroll_y <= y < self.scroll_y + self.scrollable_content_region.height:
+        offset = self._starts[self.passages.index(passage)] + mark.start
+        line = self._line_of(offset)
+        height = self.scrollable_content_region.height
+        if not self.scroll_y <= line < self.scroll_y + height:
             self.follow = False
-            self.scroll_to(y=max(0, y - self.scrollable_content_region.height // 2), animate=False)
+            self.scroll_to(y=max(0, line - height // 2), animate=False)

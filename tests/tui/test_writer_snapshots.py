@@ -1,0 +1,93 @@
+"""How the writer and the stories screen look: 80x24, 160x48, token view, and the stories list.
+
+Deterministic: a story written into the database by the test (no sampling), the tiny model's name and
+context, fixed token probabilities for token view, the cursor not blinking, times shown as "just now".
+"""
+
+from __future__ import annotations
+
+from slmtui.engine.generate import Alternative
+from slmtui.stories import StoryStore
+from slmtui.tui.app import SlmApp
+from slmtui.tui.widgets.prompt_line import PromptLine
+from slmtui.tui.widgets.story_view import TokenMark
+from slmtui.tui.writer import Engine, WriterScreen
+
+from tui_helpers import default_settings, wait_for
+
+OPENING = "The lighthouse keeper woke before dawn."
+LAMP = (" The lamp had gone out in the night, and the sea was grey and still. He climbed the stairs,"
+        " one hundred and twelve of them, counting as he always did.")
+LETTER = "\n\nAt the top he found a letter."
+ADDRESS = " It was addressed to him, in his mother's hand, though she had been dead for twenty years."
+
+
+def write_story(store: StoryStore) -> int:
+    """A story with a branch: the first continuation was retried once, and the reader went back to it."""
+    story = store.create_story(model="tiny", memory="The keeper is called Amos.")
+    opening = store.add_passage(story.id, parent_id=None, author="user", text=OPENING)
+    lamp = store.add_passage(story.id, parent_id=opening.id, author="model", text=LAMP)
+    store.add_passage(story.id, parent_id=opening.id, author="model", text=" Somewhere below, a bell was ringing.")
+    store.set_current(story.id, lamp.id)
+    letter = store.add_passage(story.id, parent_id=lamp.id, author="user", text=LETTER)
+    address = store.add_passage(story.id, parent_id=letter.id, author="model", text=ADDRESS)
+    return address.id
+
+
+def app_with_story(engine: Engine, store: StoryStore) -> tuple[SlmApp, int]:
+    last = write_story(store)
+    store.create_story(title="An empty page")  # a second story for the stories screen, older by a moment
+    store.set_current(store.get_passage(last).story_id, last)  # ...and the lighthouse touched last
+    return SlmApp(engine=engine, store=store, settings=default_settings()), last
+
+
+async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
+    writer = pilot.app.screen
+    assert isinstance(writer, WriterScreen)
+    await wait_for(pilot, lambda: writer.state == "ready")
+    writer.query_one(PromptLine).cursor_blink = False
+    await pilot.pause()
+
+
+def test_writer_80x24(snap_compare, engine: Engine, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
+    app, _ = app_with_story(engine, store)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settle)
+
+
+def test_writer_80x24_panels_shown(snap_compare, engine: Engine, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
+    app, _ = app_with_story(engine, store)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settle, press=["ctrl+s"])
+
+
+def test_writer_160x48(snap_compare, engine: Engine, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
+    app, _ = app_with_story(engine, store)
+    assert snap_compare(app, terminal_size=(160, 48), run_before=settle)
+
+
+def test_writer_token_view(snap_compare, engine: Engine, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
+    app, last = app_with_story(engine, store)
+
+    async def token_view(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(pilot)
+        writer = pilot.app.screen
+        # Tokens as if the model had just written the last passage: one a word, probabilities fixed.
+        marks, start = [], 0
+        for i, word in enumerate(ADDRESS.split(" ")[1:]):
+            piece = " " + word
+            alternatives = (Alternative(1, piece, 0.9 - 0.15 * (i % 6)), Alternative(2, " the", 0.05))
+            marks.append(TokenMark(start, start + len(piece), 1, 0.95 - 0.17 * (i % 6), alternatives))
+            start += len(piece)
+        writer.tokens[last] = marks
+        writer.open_story(writer.story.id)
+        writer.tokens[last] = marks
+        writer._show_story()
+        await pilot.press("ctrl+t", "left", "left")
+        pilot.app.clear_notifications()  # the token view's how-to toast would cover the panel
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 30), run_before=token_view)
+
+
+def test_stories_screen(snap_compare, engine: Engine, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
+    app, _ = app_with_story(engine, store)
+    assert snap_compare(app, terminal_size=(100, 30), run_before=settle, press=["ctrl+o"])
