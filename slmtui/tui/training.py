@@ -37,7 +37,7 @@ from slmtui.tui.training_plan import (
     parse_duration,
     scan_corpus,
 )
-from slmtui.tui.training_widgets import LossChart, Stat
+from slmtui.tui.training_widgets import LossChart, SampleText, Stat
 
 __all__ = ["FolderPicker", "LossChart", "QuitWhileTraining", "TrainingScreen", "describe_run", "describe_status"]
 
@@ -81,6 +81,7 @@ class TrainingScreen(Screen[None]):
         self.known_models: list = []
         self._drawn_version = -1
         self._drawn_running = False
+        self._buttons_shown: tuple[bool, ...] = ()
         self._drawn_points = (-1, -1)
         self._chart_drawn_at = 0.0
         self._shown: dict[str, Text] = {}
@@ -131,13 +132,12 @@ class TrainingScreen(Screen[None]):
                     yield Stat("ETA", id="stat-eta")
                 yield ProgressBar(total=None, show_eta=False, id="train-progress")
                 yield LossChart(id="train-chart")
-                yield Static("", id="train-sample")
+                yield SampleText(id="train-sample")
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = "training"
         self.stats = {s.id: s for s in self.query(Stat)}
-        self.query_one("#train-sample", Static).border_title = "sample"
         self.rescan()
         self.redraw()
         self.set_interval(REFRESH_S, self._tick)
@@ -380,21 +380,24 @@ class TrainingScreen(Screen[None]):
                 pass
 
     def _update_buttons(self) -> None:
-        """While a run goes on, the form gives way to a summary of the run and its Stop button."""
+        """While a run goes on, the form gives way to a summary of the run and its Stop button.
+
+        Everything is set only when it changes: setting ``display`` or refreshing the bindings (which rebuilds
+        the footer) re-lays out the screen even when nothing moved, and this runs four times a second."""
         state = self.session.state
         running = self.session.running
-        if self.has_class("-running") != running or self.query_one("#train-resume", Button).display != (
-                not running and self.resume_target() is not None):
-            self.refresh_bindings()
+        resumable = not running and self.resume_target() is not None
+        shown = (running, resumable, state.status == "done" and not running, state.status == "stopping")
+        if shown == self._buttons_shown:
+            return
+        self._buttons_shown = shown
         self.set_class(running, "-running")
         self.query_one("#train-start", Button).display = not running
         self.query_one("#train-stop", Button).display = running
         self.query_one("#train-stop", Button).disabled = state.status == "stopping"
-        resume = self.resume_target()
-        self.query_one("#train-resume", Button).display = not running and resume is not None
-        self.query_one("#train-use", Button).display = state.status == "done" and not running
-        if running:
-            self._update_static("#train-summary", describe_run(state))
+        self.query_one("#train-resume", Button).display = resumable
+        self.query_one("#train-use", Button).display = shown[2]
+        self.refresh_bindings()
 
     def redraw(self) -> None:
         """Draw ``session.state`` (the timer calls this only when its version moved)."""
@@ -402,6 +405,8 @@ class TrainingScreen(Screen[None]):
         self._drawn_version = state.version
         self._drawn_running = self.session.running
         self._update_buttons()
+        if self._drawn_running:
+            self._update_static("#train-summary", describe_run(state))
         self._update_static("#train-status", describe_status(state))
         status = self.query_one("#train-status", Static)
         status.set_class(state.status == "failed", "-error")
@@ -438,15 +443,13 @@ class TrainingScreen(Screen[None]):
             self._drawn_points = points
             self._chart_drawn_at = now
             self.query_one(LossChart).draw(state.train_loss, state.val_loss)
-        sample = self.query_one("#train-sample", Static)
+        sample = self.query_one(SampleText)
         if state.sample is not None:
             sample.border_title = f"sample at step {state.sample.step}"
-            self._update_static("#train-sample", Text.assemble((state.sample.prompt, "bold"),
-                                                               state.sample.text.replace("\n", " ⏎ ")))
+            sample.text = Text.assemble((state.sample.prompt, "bold"), state.sample.text.replace("\n", " ⏎ "))
         else:
             sample.border_title = "sample"
-            self._update_static("#train-sample", Text("The model writes a few words here at every evaluation.",
-                                                      style="dim"))
+            sample.text = Text("The model writes a few words here at every evaluation.", style="dim")
 
     def _update_static(self, selector: str, text: Text) -> None:
         """Update a Static only when its text changes: an update re-lays out the screen (heights are auto)."""

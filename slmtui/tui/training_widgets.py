@@ -37,6 +37,17 @@ class Stat(Widget):
                              (self.value, self.get_component_rich_style("stat--value")))
 
 
+class SampleText(Widget):
+    """The model's latest sample. A fixed height and a reactive, not a Static: updating a Static re-lays out
+    the whole screen, and a sample comes at every evaluation."""
+
+    text: reactive[Text] = reactive(Text, always_update=False)
+    """What it wrote, the prompt in bold."""
+
+    def render(self) -> Text:
+        return self.text
+
+
 SMOOTHING = 0.8
 """Weight of the past in the training-loss curve (TensorBoard's slider): a batch's loss is noisy."""
 
@@ -92,11 +103,13 @@ class LossChart(PlotextPlot):
             plt = self.plt
             plt.clear_data()
             plt.xlabel("step")
+            legend = height >= 12  # in a small chart the legend would hide the curves
             if train:
-                plt.plot([s for s, _ in train], [v for _, v in train], label="train (smoothed)", marker="braille",
-                         color="cyan")
+                plt.plot([s for s, _ in train], [v for _, v in train], label="train (smoothed)" if legend else None,
+                         marker="braille", color="cyan")
             if val:
-                plt.plot([s for s, _ in val], [v for _, v in val], label="validation", marker="dot", color="orange")
+                plt.plot([s for s, _ in val], [v for _, v in val], label="validation" if legend else None,
+                         marker="dot", color="orange")
             plt.title("" if train or val else "loss: waiting for the first step")
             plt.plotsize(width, height)
             plt._set_size(width, height)  # as PlotextPlot.render does (textual-plotext issue 5)
