@@ -103,7 +103,7 @@ class TrainingScreen(Screen[None]):
                     yield Label("Preset", classes="field-label")
                     yield Select([(_preset_label(p), p) for p in PRESET_NAMES], value="tiny", allow_blank=False,
                                  id="train-preset", compact=True)
-                    yield Label("Tokenizer: gpt2, or bpe:N (learnt)", classes="field-label")
+                    yield Label("Tokenizer (gpt2 or bpe:N)", classes="field-label")
                     yield Input(placeholder=DEFAULT_TOKENIZER["tiny"], id="train-tokenizer", compact=True)
                     yield Label("Budget", classes="field-label")
                     with Horizontal(classes="field-row"):

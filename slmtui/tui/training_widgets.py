@@ -34,7 +34,8 @@ class Stat(Widget):
 
     def render(self) -> Text:
         return Text.assemble((self.label, self.get_component_rich_style("stat--label")), "\n",
-                             (self.value, self.get_component_rich_style("stat--value")))
+                             (self.value, self.get_component_rich_style("stat--value")),
+                             no_wrap=True, overflow="ellipsis")
 
 
 class SampleText(Widget):
