@@ -30,6 +30,7 @@ from slmtui.engine.sampling import Sampling
 from slmtui.engine.tokenizer import Tokenizer
 from slmtui.stories import Passage, Story, StoryStore
 from slmtui.tui.commands import Command, binding_commands
+from slmtui.tui.context import StreamWindow, Window, idle_window, memory_tokens
 from slmtui.tui.modals import AlternativesScreen, EditTextScreen
 from slmtui.tui.streaming import StreamJob
 from slmtui.tui.widgets.context_meter import ContextMeter
@@ -77,6 +78,8 @@ class WriterScreen(Screen[None]):
 
     BINDINGS = [
         Binding("escape", "stop", "Stop", id="stop"),
+        # Escape while nothing is being written: back to the prompt line from wherever the focus is.
+        Binding("escape", "focus_prompt", "Back to writing", show=False),
         Binding("ctrl+z", "undo", "Undo", id="undo"),
         Binding("ctrl+y", "redo", "Redo", id="redo", show=False),  # beside Undo in README and the palette
         Binding("ctrl+r", "retry", "Retry", id="retry"),
@@ -113,10 +116,7 @@ class WriterScreen(Screen[None]):
         """The tokens written this session, per passage: what token view shades and offers alternatives for."""
         self.job: StreamJob | None = None
         self._worker: Worker[None] | None = None
-        self._job_prompt_ids: list[int] = []
-        self._job_first_mark = 0
-        self._job_passage_offset = 0
-        self._window_cache: tuple[int, int] = (-1, 0)
+        self._stream_window: StreamWindow | None = None
         self._memory_tokens = 0
         self._root_ids: list[int] = []
         self._initial_story = story_id
@@ -280,11 +280,13 @@ class WriterScreen(Screen[None]):
     def _start(self, job: StreamJob) -> None:
         assert self.engine is not None
         self.job = job
-        self._job_prompt_ids = self.engine.tokenizer.encode(job.prompt)
-        self._window_cache = (-1, 0)
         self._show_story()
-        self._job_first_mark = len(self.tokens.setdefault(job.passage_id, []))
-        self._job_passage_offset = len(job.prompt) - len(self.path[-1].text) if self.path else 0
+        self._stream_window = StreamWindow(
+            self.engine.tokenizer,
+            job.prompt,
+            passage_start=len(job.prompt) - len(self.path[-1].text) if self.path else 0,
+            first_mark=len(self.tokens.setdefault(job.passage_id, [])),
+        )
         self.state = "writing…"
         self._worker = self._generate(job, self.engine.generator)
         self.refresh_bindings()
@@ -358,6 +360,10 @@ class WriterScreen(Screen[None]):
                 worker.cancel()
             job.finished.wait(STOP_WAIT_S)
             self.job = None
+
+    def action_focus_prompt(self) -> None:
+        self.story_view.token_view = False
+        self.query_one(PromptLine).focus()
 
     def action_stop(self) -> None:
         if self._stop():
@@ -508,43 +514,26 @@ class WriterScreen(Screen[None]):
         if self.engine is None:
             return
         memory = self.story.memory if self.story else ""
-        n = len(self.engine.tokenizer.encode(memory)) if memory else 0
-        self._memory_tokens = min(n, self.engine.block_size // 2)
+        self._memory_tokens = memory_tokens(self.engine.tokenizer, memory, self.engine.block_size)
         self.query_one(ContextMeter).memory_tokens = self._memory_tokens
 
     def _update_context_idle(self) -> None:
         """What the model would see if it went on now."""
-        if self.engine is None:
-            return
-        text = self.story_view.full_text
-        ids = self.engine.tokenizer.encode(text) if text else []
-        window = min(len(ids), self.engine.block_size - self._memory_tokens)
-        unseen = len(ids) - window
-        self._set_context(len(ids), window, len(self.engine.tokenizer.decode(ids[:unseen])) if unseen > 0 else 0)
+        if self.engine is not None:
+            text = self.story_view.full_text
+            self._set_context(idle_window(self.engine.tokenizer, text, self.engine.block_size, self._memory_tokens))
 
     def _update_context_streaming(self, job: StreamJob, window_tokens: int) -> None:
         """What the model saw for the last token drawn."""
-        # An empty prompt is read as one <|endoftext|> token: it counts, but has no text.
-        prompt_tokens = len(self._job_prompt_ids) or 1
-        total = prompt_tokens + job.produced
-        unseen = total - window_tokens
-        if self._window_cache[0] != unseen:  # the window moves once every quarter context: cache its start
-            if unseen <= 0:
-                start = 0
-            elif unseen <= prompt_tokens:
-                start = len(self.engine.tokenizer.decode(self._job_prompt_ids[:unseen])) if self.engine else 0
-            else:
-                marks = self.tokens.get(job.passage_id, [])
-                k = self._job_first_mark + unseen - prompt_tokens - 1
-                start = self._job_passage_offset + (marks[k].end if 0 <= k < len(marks) else 0)
-            self._window_cache = (unseen, start)
-        self._set_context(total, window_tokens, self._window_cache[1])
+        if self._stream_window is not None:
+            marks = self.tokens.get(job.passage_id, [])
+            self._set_context(self._stream_window.at(job.produced, window_tokens, marks))
 
-    def _set_context(self, story_tokens: int, window: int, start: int) -> None:
+    def _set_context(self, window: Window) -> None:
         meter = self.query_one(ContextMeter)
-        meter.story_tokens, meter.window_tokens = story_tokens, window
-        self.query_one(StatusLine).context_used = self._memory_tokens + window
-        self.story_view.window_start = start
+        meter.story_tokens, meter.window_tokens = window.story_tokens, window.window_tokens
+        self.query_one(StatusLine).context_used = self._memory_tokens + window.window_tokens
+        self.story_view.window_start = window.start
 
     # --- panels, stories, palette ------------------------------------------------------------------------------
 

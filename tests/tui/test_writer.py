@@ -97,6 +97,10 @@ async def test_escape_stops_within_one_token(make_app: Callable[..., SlmApp], en
         await pilot.pause(0.2)
         assert job.produced <= job.stopped_at + 1
         assert writer.job is None and writer.state == "stopped"
+        # Escape again, nothing being written: back to the prompt line.
+        writer.query_one("#sampling-top_k").focus()
+        await pilot.press("escape")
+        assert app.focused is writer.query_one("#prompt")
         # Everything shown is saved, and nothing more.
         saved = store.story_text(writer.story.id)  # type: ignore[union-attr]
         assert saved == model_text(writer)

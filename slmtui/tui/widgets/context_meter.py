@@ -40,7 +40,12 @@ class ContextMeter(Widget):
         if memory:
             memory_cells = max(1, round(bar_width * memory / self.context_length / 4))
         story_cells = bar_width - memory_cells
-        seen_cells = story_cells if total == 0 or seen >= total else max(1, round(story_cells * seen / total))
+        if total == 0:
+            seen_cells = 0  # nothing to see yet
+        elif seen >= total:
+            seen_cells = story_cells
+        else:
+            seen_cells = max(1, round(story_cells * seen / total))
         unseen_cells = story_cells - seen_cells
         bar = "▪" * memory_cells + "░" * unseen_cells + "█" * seen_cells
         style = self.get_visual_style

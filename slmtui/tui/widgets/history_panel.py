@@ -64,6 +64,10 @@ class HistoryPanel(Tree[int]):
         self._current_path: set[int] = set()
         self._authors: dict[int, str] = {}
 
+    def on_mount(self) -> None:
+        self.border_title = "History"
+        self.border_subtitle = "enter: go · e: edit"
+
     def show(self, children: Mapping[int | None, Sequence[Passage]], current_path: Sequence[int]) -> None:
         """Rebuild from ``children`` (parent id -> its continuations, None for the roots)."""
         self._current_path = set(current_path)
