@@ -250,6 +250,7 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         cfg = replace(cfg, time_limit_s=None)
     corpus_dir = corpus_path(state["corpus"]) if state else spec.corpus
     tokenizer_arg = state["tokenizer_arg"] if state else spec.tokenizer
+    preset_name = state.get("preset", spec.preset) if state else spec.preset
 
     corpus = read_corpus(corpus_dir)
     for skipped in corpus.skipped:
@@ -324,7 +325,7 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
 
     def summary(reason: str) -> dict[str, object]:
         return {
-            "preset": spec.preset, "corpus": corpus_label(corpus_dir), "corpus_sha256": fingerprint, "corpus_bytes": corpus.n_bytes,
+            "preset": preset_name, "corpus": corpus_label(corpus_dir), "corpus_sha256": fingerprint, "corpus_bytes": corpus.n_bytes,
             "val_fraction": cfg.val_fraction, "tokenizer_arg": tokenizer_arg, "steps": progress.step,
             "tokens_seen": progress.tokens_seen, "val_loss": progress.best_val_loss, "val_bpb": progress.best_val_bpb,
             "wall_time_s": round(progress.elapsed_s, 1), "device": str(device), "dtype": str(dtype).removeprefix("torch."),
@@ -341,7 +342,7 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
             "elapsed_s": progress.elapsed_s, "best_val_loss": progress.best_val_loss, "best_val_bpb": progress.best_val_bpb,
             "bad_evals": progress.bad_evals, "max_steps": progress.max_steps, "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None, "train_config": asdict(cfg),
-            "corpus": corpus_label(corpus_dir), "corpus_fingerprint": fingerprint, "tokenizer_arg": tokenizer_arg,
+            "corpus": corpus_label(corpus_dir), "corpus_fingerprint": fingerprint, "tokenizer_arg": tokenizer_arg, "preset": preset_name,
         }
         if progress.best_val_loss is None:
             # Not evaluated yet: the newest weights are the best we know.
