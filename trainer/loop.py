@@ -24,6 +24,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from slmtui.engine import GPT, Generator, GPTConfig, Sampling, evaluate_ids, pick_device, token_byte_lengths
+from slmtui.engine.device import cpu_has_fast_bf16
 from slmtui.engine.errors import SlmError
 from slmtui.engine.modeldir import METRICS, TRAIN_STATE, load_model_dir, save_model_dir
 from trainer.corpus import corpus_fingerprint, corpus_label, corpus_path, read_corpus, split_documents
@@ -127,14 +128,6 @@ class _Progress:
     bad_evals: int = 0
     max_steps: int = 0
     metrics: list[str] = field(default_factory=list)
-
-
-def cpu_has_fast_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def pick_dtype(name: str, device: torch.device) -> torch.dtype:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from slmtui.engine.errors import SlmError
@@ -22,3 +24,12 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "mps" and not mps:
         raise SlmError("--device mps: Apple's MPS backend is not available here")
     return torch.device(name)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): there bf16 is faster, elsewhere slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags

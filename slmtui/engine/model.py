@@ -207,11 +207,13 @@ class GPT(nn.Module):
         *,
         cache: KVCache | None = None,
         last_only: bool = False,
+        hidden_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits (B, T, V) and, with targets, the mean cross-entropy.
 
         With a cache, idx holds only the new tokens; their positions continue after cache.length.
-        last_only computes the LM head for the last position alone (all that sampling needs).
+        last_only computes the LM head for the last position alone (all that sampling needs);
+        hidden_only stops before the LM head, for a caller that scores with its own copy of it.
         """
         B, T = idx.size()
         start = cache.length if cache is not None else 0
@@ -231,6 +233,8 @@ class GPT(nn.Module):
             return logits, loss
         if last_only:
             x = x[:, -1:, :]
+        if hidden_only:
+            return x, None
         return self.lm_head(x), None
 
     def new_cache(self, batch_size: int = 1) -> KVCache:

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from slmtui.engine import GPT, Generator, GPTConfig, Sampling, SlmError, TokenEvent, Tokenizer
+from slmtui.engine import GPT, Decoder, Generator, GPTConfig, Sampling, SlmError, TokenEvent, Tokenizer
 from slmtui.engine.sampling import apply_repetition_penalty
 
 # Accents, a combining mark, CJK, emoji and a ZWJ family: GPT-2 splits several of these mid-character.
@@ -21,6 +21,7 @@ class ScriptedGPT(GPT):
     """A real GPT (cache and all) whose next-token logits always favour the next token of a script.
 
     Each forward call answers one "what comes next?", which is what Generator asks once per token.
+    Build its Generator with fast_head=False: the script lives in the logits, not in a head.
     """
 
     def __init__(self, config: GPTConfig, script: list[int]) -> None:
@@ -139,14 +140,14 @@ def test_max_new_tokens_is_read_per_token(tiny_model: GPT, byte_tokenizer: Token
 def test_stop_string_ends_generation_after_the_token_that_completes_it(gpt2: Tokenizer) -> None:
     model = scripted(gpt2, "The cat sat. THE END and then more words follow here")
     s = dataclasses.replace(GREEDY, stop=("THE END", "never"), max_new_tokens=50)
-    text = "".join(e.text for e in Generator(model, gpt2).stream("Once", s))
+    text = "".join(e.text for e in Generator(model, gpt2, fast_head=False).stream("Once", s))
     assert text == "The cat sat. THE END"
 
 
 def test_stop_string_split_across_tokens(byte_tokenizer: Tokenizer) -> None:
     model = scripted(byte_tokenizer, "abc\n\nxyz")
     s = dataclasses.replace(GREEDY, stop=("\n\n",), max_new_tokens=50)
-    assert "".join(e.text for e in Generator(model, byte_tokenizer).stream("q", s)) == "abc\n\n"
+    assert "".join(e.text for e in Generator(model, byte_tokenizer, fast_head=False).stream("q", s)) == "abc\n\n"
 
 
 def test_stream_decoder_never_emits_half_a_character(gpt2: Tokenizer) -> None:
@@ -173,7 +174,7 @@ def test_stream_decoder_over_byte_tokens(byte_tokenizer: Tokenizer) -> None:
 def test_generated_unicode_streams_cleanly(gpt2: Tokenizer) -> None:
     model = scripted(gpt2, UNICODE_TEXT, block_size=16)  # also slides the window mid-text
     s = dataclasses.replace(GREEDY, max_new_tokens=len(gpt2.encode(UNICODE_TEXT)))
-    events = list(Generator(model, gpt2).stream("Un récit: ", s))
+    events = list(Generator(model, gpt2, fast_head=False).stream("Un récit: ", s))
     assert "".join(e.text for e in events) == UNICODE_TEXT
     assert all("\ufffd" not in e.text for e in events)
     assert max(e.window_tokens for e in events) <= 16
@@ -249,3 +250,15 @@ def test_decoding_uses_its_own_thread_count_and_gives_the_callers_back(
         assert set(seen) == {2}, "None leaves torch's setting alone"
     finally:
         torch.set_num_threads(saved)
+
+
+def test_fast_head_scores_like_the_exact_head(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    """The bf16 head copy may round, but must rank tokens as the model's own head does."""
+    exact = Decoder(tiny_model)
+    fast = Decoder(tiny_model, head=tiny_model.lm_head.weight.detach().to(torch.bfloat16))
+    ids = byte_tokenizer.encode("The fast head and the exact head agree.")
+    a, b = exact.start(ids), fast.start(ids)
+    for token in ids[:20]:
+        assert torch.allclose(a, b, atol=5e-2), (a - b).abs().max()
+        assert int(a.argmax()) == int(b.argmax())
+        a, b = exact.step(token), fast.step(token)
