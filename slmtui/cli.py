@@ -86,18 +86,60 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_stories_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    """THE PLACE FOR `slmtui stories list|export` (the stories store's own command).
+    """`slmtui stories list` and `slmtui stories export ID --format md|txt`: the saved stories, headless."""
+    stories = sub.add_parser("stories", help="list saved stories, or export one as Markdown or text",
+                             description="The stories the app saved (stories.db in the user data folder).")
+    actions = stories.add_subparsers(title="actions", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="id, title, passages' model, last change")
+    listing.add_argument("--json", action="store_true", help="print a JSON list")
+    listing.set_defaults(func=_cmd_stories_list)
+    export = actions.add_parser("export", help="print one story (the branch last chosen) to stdout or a file")
+    export.add_argument("id", type=int, metavar="ID", help="the story's id (see `slmtui stories list`)")
+    export.add_argument("--format", choices=("md", "txt"), default="md", help="Markdown (default) or plain text")
+    export.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of stdout")
+    export.set_defaults(func=_cmd_stories_export)
 
-    Registered only when ``slmtui.stories`` imports, so a missing or broken store never takes
-    ``generate``/``eval``/``models`` down with it. Until its author fills this in, nothing is registered.
-    """
+
+def _open_stories() -> Any:
+    from slmtui.engine import paths
+    from slmtui.stories import StoryStore
+
+    if not paths.stories_db().is_file():
+        return None
+    return StoryStore(paths.stories_db())
+
+
+def _cmd_stories_list(args: argparse.Namespace) -> int:
+    store = _open_stories()
+    found = store.list_stories() if store is not None else []
+    if args.json:
+        print(json.dumps([{"id": s.id, "title": s.title, "model": s.model, "created": s.created.isoformat(),
+                           "updated": s.updated.isoformat()} for s in found], indent=2))
+    elif not found:
+        print("no stories yet: open the app with `slmtui` and start writing")
+    else:
+        print(f"{'id':>4}  {'updated':<16}  {'model':<14}  title")
+        for s in found:
+            print(f"{s.id:>4}  {s.updated.strftime('%Y-%m-%d %H:%M'):<16}  {(s.model or '-')[:14]:<14}  {s.title}")
+    return 0
+
+
+def _cmd_stories_export(args: argparse.Namespace) -> int:
+    store = _open_stories()
+    if store is None:
+        raise SlmError("no stories yet: open the app with `slmtui` and start writing")
+    text = store.export_markdown(args.id) if args.format == "md" else store.export_text(args.id)
+    if args.output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return 0
+    from slmtui.engine.atomic import write_text_atomic
+
     try:
-        import slmtui.stories  # noqa: F401
-    except ImportError:
-        return
-    # stories: register the subcommand here, e.g.
-    #   p = sub.add_parser("stories", parents=[common], help="list and export saved stories")
-    #   ...; p.set_defaults(func=_cmd_stories)
+        write_text_atomic(args.output.expanduser(), text)
+    except OSError as e:
+        raise SlmError(f"cannot write {args.output}: {e.strerror}") from e
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
