@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", parents=[common], help="loss, perplexity and bits per byte of a model on some text",
                         description="Score how well a model predicts text files, or a corpus's held-out split.")
     ev.add_argument("files", nargs="*", metavar="FILE", help="UTF-8 text files")
-    ev.add_argument("--corpus", type=Path, metavar="DIR", help="a corpus folder, split as the trainer splits it")
+    ev.add_argument("--corpus", metavar="DIR", help="a corpus folder, split as the trainer splits it; 'bundled' is the shipped novels")
     ev.add_argument("--split", choices=("val", "train"), help="which part of --corpus (default: val)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=_cmd_eval)
@@ -312,16 +312,17 @@ def _load(args: argparse.Namespace) -> LoadedModel:
     return load_model_dir(resolve_model(args.model), device=device)
 
 
-def _corpus_split(corpus_path: Path, split: str, info: ModelInfo) -> tuple[list[str], float]:
+def _corpus_split(corpus_path: str, split: str, info: ModelInfo) -> tuple[list[str], float]:
     """The texts of one split of a corpus, cut as the model's trainer cut them (its val_fraction)."""
     try:
+        from trainer.corpus import corpus_path as resolve_corpus
         from trainer.corpus import read_corpus, split_documents
     except ImportError as e:
         raise SlmError("--corpus needs the trainer package, which is not installed here", exit_code=1) from e
     val_fraction = info.training.get("val_fraction", 0.05)
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
         val_fraction = 0.05
-    corpus = read_corpus(corpus_path)
+    corpus = read_corpus(resolve_corpus(corpus_path))
     for skipped in corpus.skipped:
         print(f"{PROG}: skipped {skipped.name}: {skipped.reason}", file=sys.stderr)
     if not corpus.documents:
