@@ -146,9 +146,18 @@ def pick_dtype(name: str, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
-def lr_at(step: int, cfg: TrainConfig, max_steps: int) -> float:
-    """Linear warmup to lr, then cosine decay to lr * min_lr_ratio at max_steps."""
-    warmup = min(cfg.warmup_steps, max(max_steps // 10, 1)) if max_steps < cfg.warmup_steps * 2 else cfg.warmup_steps
+def warmup_for(cfg: TrainConfig, max_steps: int) -> int:
+    """The warmup a run of max_steps gets: the configured one, cut to a tenth of a run too short for it."""
+    return min(cfg.warmup_steps, max(max_steps // 10, 1)) if max_steps < cfg.warmup_steps * 2 else cfg.warmup_steps
+
+
+def lr_at(step: int, cfg: TrainConfig, max_steps: int, warmup: int | None = None) -> float:
+    """Linear warmup to lr, then cosine decay to lr * min_lr_ratio at max_steps.
+
+    A run passes its warmup, fixed when the run starts: a horizon re-estimated later (a time budget)
+    must not shorten a warmup already under way, which would jump the learning rate.
+    """
+    warmup = warmup_for(cfg, max_steps) if warmup is None else warmup
     if step < warmup:
         return cfg.lr * (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, max_steps - warmup))
@@ -373,6 +382,7 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
 
     model.train()
     time_horizon = not max_steps
+    warmup = cfg.warmup_steps if time_horizon else warmup_for(cfg, max_steps)
     first_step_s = 0.0
     run_start = time.perf_counter()
     recent: deque[float] = deque(maxlen=20)
@@ -390,15 +400,15 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
             break
         t0 = time.perf_counter()
         steps_this_run = progress.step - start_step
-        if time_horizon and steps_this_run >= 20 and (steps_this_run == 20 or progress.step % cfg.eval_interval == 1):
+        if time_horizon and steps_this_run >= 20 and steps_this_run % 10 == 0:
             # Only a time budget: the schedule's horizon is where the time runs out at the pace so far
-            # (evaluations included), re-estimated after each evaluation.
+            # (evaluations included), re-estimated every 10 steps as the pace changes.
             pace = (run_elapsed - first_step_s) / (steps_this_run - 1)
             # Each rank times itself; rank 0's estimate is everyone's, or the ranks would disagree on
             # the learning rate (replicas drift apart) and on the last step (one waits for the other forever).
             max_steps = progress.max_steps = ddp.broadcast(
                 progress.step + max(1, int((cfg.time_limit_s - run_elapsed) / pace)))
-        lr = lr_at(progress.step, cfg, max_steps or 10**9)
+        lr = lr_at(progress.step, cfg, max_steps or 10**9, warmup)
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y = batches.get(progress.step)

@@ -78,8 +78,8 @@ LR_LOGGER = textwrap.dedent('''
         _log = open(os.path.join(os.environ["SLMTUI_TEST_LR_LOG"], "lr-" + os.environ["RANK"] + ".txt"), "w")
         _lr_at = loop.lr_at
 
-        def lr_at(step, cfg, max_steps):
-            lr = _lr_at(step, cfg, max_steps)
+        def lr_at(step, cfg, max_steps, warmup=None):
+            lr = _lr_at(step, cfg, max_steps, warmup)
             print(step, max_steps, repr(lr), file=_log, flush=True)
             return lr
 

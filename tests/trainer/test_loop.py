@@ -223,7 +223,8 @@ def test_resume_without_a_saved_run_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_time_budget_alone_sets_the_schedule(corpus_file: Path, tmp_path: Path) -> None:
     """With only --time-limit, the cosine is stretched over the steps that fit in the time."""
-    rec, done = run(spec_for(tmp_path / "t", corpus_file, max_steps=None, time_limit_s=3.0))
+    # No evaluation inside the budget: its cost, unknown before the first one, would cut the run short.
+    rec, done = run(spec_for(tmp_path / "t", corpus_file, max_steps=None, time_limit_s=3.0, eval_interval=10_000))
     steps = rec.of(StepEvent)
     assert done.reason == "time_limit"
     assert len(steps) > 20, "too few steps to estimate the pace (the machine is very busy)"
@@ -231,3 +232,16 @@ def test_time_budget_alone_sets_the_schedule(corpus_file: Path, tmp_path: Path) 
     peak = TRAIN_PRESETS["tiny"].lr
     assert max(s.lr for s in steps) == pytest.approx(peak)
     assert steps[-1].lr < 0.6 * peak, "the schedule's horizon was not brought in to the time limit"
+
+
+def test_a_time_budget_never_jumps_the_learning_rate_during_warmup(tmp_path: Path) -> None:
+    """With only --time-limit the horizon is estimated after 20 steps; the warmup must go on unchanged."""
+    lrs: list[float] = []
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n\n".join(f"Paragraph {i}: the quick brown fox jumps over the lazy dog." for i in range(300)))
+    cfg = replace(TRAIN_PRESETS["tiny"], warmup_steps=40, time_limit_s=3.0, eval_interval=1000)
+    spec = RunSpec(out=tmp_path / "m", corpus=corpus, model=preset("tiny"), train=cfg, tokenizer="bpe:300", preset="tiny")
+    train(spec, lambda e: lrs.append(e.lr) if isinstance(e, StepEvent) else None)
+    warm = lrs[: min(len(lrs), 40)]
+    assert len(warm) > 21
+    assert all(b - a == pytest.approx(cfg.lr / 40) for a, b in zip(warm, warm[1:]))
