@@ -22,6 +22,7 @@ from pathlib import Path
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
@@ -200,7 +201,13 @@ class ModelsScreen(Screen[None]):
     def reload(self, select: str | None = None) -> None:
         """Read every model.toml off the UI thread (a slow disk or many models must not freeze it)."""
         models = self.lister()
-        self.app.call_from_thread(self._show, models, select)
+        self.app.call_from_thread(self._show_if_open, models, select)
+
+    def _show_if_open(self, models: list[ModelInfo], select: str | None) -> None:
+        try:
+            self._show(models, select)
+        except NoMatches:  # the screen is closing and its widgets are going (they go before its workers stop)
+            pass
 
     def is_active(self, info: ModelInfo) -> bool:
         active = self.active

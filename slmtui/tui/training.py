@@ -217,6 +217,12 @@ class TrainingScreen(Screen[None]):
             self.app.call_from_thread(self._scanned, size, taken, resumable, models, device)
 
     def _scanned(self, size: CorpusSize, taken: set[str], resumable: set[str], models: list, device: str) -> None:
+        try:
+            self._show_scan(size, taken, resumable, models, device)
+        except NoMatches:  # the app is closing and the screen's widgets are going (they go before its workers stop)
+            pass
+
+    def _show_scan(self, size: CorpusSize, taken: set[str], resumable: set[str], models: list, device: str) -> None:
         if size.path != self.corpus():
             return  # the corpus changed again meanwhile; its own scan is on the way
         self.corpus_size, self.taken, self.resumable_names = size, taken, resumable

@@ -74,6 +74,8 @@ class LossChart(PlotextPlot):
         super().__init__(id=id)
         self._data: tuple[list[tuple[int, float]], list[tuple[int, float]]] = ([], [])
         self._rendered: Text | None = None
+        self._builds = 0
+        """Builds asked for so far: only the latest one's chart is shown, whichever thread finishes last."""
         self._lock = threading.Lock()
         """One build at a time: a cancelled thread worker still runs to its end, and the plot is not thread-safe."""
 
@@ -93,13 +95,19 @@ class LossChart(PlotextPlot):
         self._data = (list(train), list(val))
         self._build()
 
-    @work(thread=True, exclusive=True, group="loss-chart")
     def _build(self) -> None:
+        """Build the chart in a thread, from what is read here, on the event loop: the widget's size and the app's
+        theme are not thread-safe (reading ``size`` while the layout is stale arranges the screen, in that thread)."""
         width, height = self.size
         if not width or not height:
             return
-        train, val = self._data
-        theme = self._get_plotext_theme_name(self.app.theme)
+        self._builds += 1
+        self._build_in_thread(self._builds, width, height, self._data, self._get_plotext_theme_name(self.app.theme))
+
+    @work(thread=True, exclusive=True, group="loss-chart")
+    def _build_in_thread(self, build: int, width: int, height: int,
+                         data: tuple[list[tuple[int, float]], list[tuple[int, float]]], theme: str) -> None:
+        train, val = data
         with self._lock:
             plt = self.plt
             plt.clear_data()
@@ -117,9 +125,11 @@ class LossChart(PlotextPlot):
             plt.theme(theme)
             text = Text.from_ansi(plt.build())
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show, text)
+            self.app.call_from_thread(self._show, build, text)
 
-    def _show(self, text: Text) -> None:
+    def _show(self, build: int, text: Text) -> None:
+        if build != self._builds:
+            return  # a later build is on its way (a cancelled worker may still get here between its check and this)
         self._rendered = text
         self.refresh()
 

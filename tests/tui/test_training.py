@@ -73,6 +73,15 @@ def status_text(screen: TrainingScreen) -> str:
     return str(screen.query_one("#train-status").render())
 
 
+async def drawn(pilot, screen: TrainingScreen) -> None:  # type: ignore[no-untyped-def]
+    """Until the screen has drawn the session's latest state: it redraws on a 0.25 s timer, later on a busy machine,
+    so a fixed pause may end before the tick that draws it."""
+    session = screen.session
+    await wait_for(pilot, lambda: (screen._drawn_version, screen._drawn_running) == (session.state.version,
+                                                                                     session.running))
+    await pilot.pause()  # and laid out what it drew (a button shown is clickable)
+
+
 async def stop_everything(app: TrainHost) -> None:
     if app.training.running:
         app.training.kill()
@@ -163,7 +172,7 @@ async def test_a_run_started_from_the_screen_reaches_done_and_the_model_writes(t
             assert len(state.train_loss) == 30 and state.val_loss and state.sample is not None
 
             await app.push_screen("training")  # coming back shows the whole run
-            await pilot.pause(0.3)
+            await drawn(pilot, screen)
             assert "Done (max steps): little saved at step 30" in status_text(screen)
             use = screen.query_one("#train-use", Button)
             assert use.display
@@ -187,19 +196,24 @@ async def test_cancel_saves_and_resume_continues_from_the_saved_step(tmp_path: P
     async with app.run_test(size=(120, 35)) as pilot:
         try:
             screen = await open_training(app, corpus=corpus)
+            statuses: list[str] = []  # every status the run goes through, however briefly
+            app.training.listeners.append(lambda state: statuses.append(state.status))
             await fill(pilot, screen, tokenizer="bpe:300", steps="400", name="halfway")
             await pilot.press("ctrl+g")
             await wait_for(pilot, lambda: app.training.state.step is not None and app.training.state.step.step >= 3,
                            timeout=60)
             await pilot.press("ctrl+b")
-            assert app.training.state.status == "stopping"
+            # Stop answers at once ("stopping" while the trainer saves); the tiny run may be saved by now too.
+            await wait_for(pilot, lambda: "stopping" in statuses)
             await wait_for(pilot, lambda: not app.training.running, timeout=60)
             state = app.training.state
             assert state.status == "interrupted", state.error
+            assert [s for i, s in enumerate(statuses) if i == 0 or s != statuses[i - 1]] == [
+                "starting", "running", "stopping", "interrupted"]
             assert state.returncode == 130 and state.done is not None
             saved = state.done.step
             assert (paths.models_dir() / "halfway" / "train_state.pt").is_file()
-            await pilot.pause(0.3)
+            await drawn(pilot, screen)
             assert screen.query_one("#train-resume", Button).display
             assert f"Stopped at step {saved}" in status_text(screen)
 
@@ -227,7 +241,7 @@ async def test_a_trainer_error_is_shown_in_its_words(tmp_path: Path) -> None:
             await fill(pilot, screen, steps="30", name="never")
             await pilot.press("ctrl+g")
             await wait_for(pilot, lambda: not app.training.running and app.training.state.status != "idle", timeout=60)
-            await pilot.pause(0.3)
+            await drawn(pilot, screen)
             assert app.training.state.status == "failed"
             text = status_text(screen)
             assert "Training failed" in text and "binary file" in text
@@ -248,7 +262,7 @@ async def test_a_crash_without_an_error_event_shows_the_last_stderr_lines(tmp_pa
         await fill(pilot, screen, name="crashy")
         await pilot.press("ctrl+g")
         await wait_for(pilot, lambda: app.training.state.status == "failed", timeout=20)
-        await pilot.pause(0.3)
+        await drawn(pilot, screen)
         assert app.training.state.returncode == 1
         assert "RuntimeError: out of memory" in status_text(screen)
 
