@@ -76,7 +76,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def bench(*, rate: float, seconds: float, real: bool, work: Path) -> None:
-    from test_training_helpers import TrainHost, recorded_events
+    from training_helpers import TrainHost, recorded_events
 
     from slmtui.tui.trainer_process import TrainingSession, TrainRequest
     from slmtui.tui.training import LossChart, TrainingScreen

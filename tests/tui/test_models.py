@@ -13,7 +13,7 @@ from slmtui.engine.tokenizer import ENDOFTEXT, GPT2_PATTERN, Tokenizer
 from slmtui.tui.modals import AskScreen, ConfirmScreen
 from slmtui.tui.models import ModelsScreen, add_model_folder, delete_model, rename_model
 
-from test_training_helpers import TrainHost
+from training_helpers import TrainHost
 from tui_helpers import wait_for
 
 pytestmark = pytest.mark.anyio

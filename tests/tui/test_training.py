@@ -28,7 +28,7 @@ from slmtui.tui.trainer_process import (
 from slmtui.tui.training import QuitWhileTraining, TrainingScreen, describe_status
 from slmtui.tui.training_plan import estimate, scan_corpus
 
-from test_training_helpers import TrainHost, fake_trainer, recorded_events
+from training_helpers import TrainHost, fake_trainer, recorded_events
 from tui_helpers import wait_for
 
 pytestmark = pytest.mark.anyio

@@ -9,7 +9,7 @@ import pytest
 from slmtui.tui.trainer_process import TrainingSession
 from slmtui.tui.training import LossChart, TrainingScreen
 
-from test_training_helpers import TrainHost, recorded_events
+from training_helpers import TrainHost, recorded_events
 from tui_helpers import wait_for
 
 
