@@ -1,0 +1,63 @@
+"""The bundled default model: a valid folder whose numbers are true and whose text does not loop."""
+
+from __future__ import annotations
+
+import tomllib
+from collections import Counter
+
+import pytest
+
+from slmtui.engine import Generator, Sampling, evaluate_texts, load_model_dir, resolve_model
+from slmtui.engine.modeldir import bundled_default
+from slmtui.engine.paths import BUNDLED_CORPUS_DIR
+from trainer.corpus import read_corpus, split_documents
+
+# The README's sample prompts and seeds (section "The default model").
+README_SAMPLES = [
+    ("Harry looked at Hermione and", 1),
+    ("Dorothy opened the door of the little house and", 2),
+    ('"Where are you going?" asked the', 3),
+    ("The dragon had slept for a hundred years, until", 4),
+    ("Once upon a time, in a kingdom by the sea,", 5),
+]
+
+
+@pytest.fixture(scope="module")
+def default():
+    return load_model_dir(bundled_default())
+
+
+def test_the_default_model_is_found_by_name_and_valid(default) -> None:
+    assert resolve_model(None) == bundled_default()
+    assert default.info.bundled
+    meta = tomllib.loads((bundled_default() / "model.toml").read_text())
+    assert meta["weights"]["dtype"] in ("bfloat16", "float16")
+    size = sum(f.stat().st_size for f in bundled_default().iterdir())
+    assert size <= 30 * 2**20, f"{size} bytes"
+    assert not (bundled_default() / "train_state.pt").exists()
+    for key in ("corpus_sha256", "tokens_seen", "val_bpb", "wall_time_s", "device"):
+        assert key in default.info.training
+
+
+def test_its_tokenizer_round_trips_the_corpus(default) -> None:
+    corpus = read_corpus(BUNDLED_CORPUS_DIR)
+    sample = "".join(d.text[:20_000] for d in corpus.documents[:5])
+    ids = default.tokenizer.encode(sample)
+    assert default.tokenizer.decode(ids) == sample
+    assert len(sample.encode()) / len(ids) > 3.5  # an 8k BPE fitted to these books compresses well
+
+
+def test_eval_reproduces_the_val_bpb_in_model_toml(default) -> None:
+    _, val = split_documents(read_corpus(BUNDLED_CORPUS_DIR), val_fraction=float(default.info.training["val_fraction"]))
+    result = evaluate_texts(default.model, default.tokenizer, val)
+    assert round(result.bits_per_byte, 3) == round(float(default.info.training["val_bpb"]), 3)
+
+
+@pytest.mark.parametrize(("prompt", "seed"), README_SAMPLES)
+def test_samples_do_not_loop(default, prompt: str, seed: int) -> None:
+    """No 8-token sequence appears more than twice in 120 new tokens with the default sampling."""
+    events = list(Generator(default.model, default.tokenizer).stream(prompt, Sampling(seed=seed, max_new_tokens=120)))
+    ids = [e.token_id for e in events]
+    assert len(ids) == 120
+    grams = Counter(tuple(ids[i : i + 8]) for i in range(len(ids) - 7))
+    assert max(grams.values()) <= 2
