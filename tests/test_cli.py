@@ -78,7 +78,15 @@ def test_missing_model(capsys: pytest.CaptureFixture[str], tiny_model_dir: Path)
     assert_usage_error(run(capsys, "generate", "x", "--model", "./no/such/folder"), "no model folder at")
 
 
-def test_no_models_at_all(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture
+def no_bundled_models(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """As if slmtui shipped no model: the case of an install whose bundled model was removed."""
+    from slmtui.engine import paths
+
+    monkeypatch.setattr(paths, "BUNDLED_MODELS_DIR", tmp_path / "no-bundled-models")
+
+
+def test_no_models_at_all(capsys: pytest.CaptureFixture[str], no_bundled_models: None) -> None:
     assert_usage_error(run(capsys, "generate", "x"), "no model named 'default'", "slm-train")
 
 
@@ -260,18 +268,20 @@ def test_eval_corpus_uses_the_models_val_fraction(capsys: pytest.CaptureFixture[
 def test_models_lists_the_tiny_model(capsys: pytest.CaptureFixture[str], tiny_model_dir: Path) -> None:
     rc, out, _ = run(capsys, "models")
     assert rc == 0
-    header, row = out.splitlines()
+    header, row, bundled = out.splitlines()
+    assert bundled.split()[0] == "default" and bundled.split()[-1] == "bundled"  # yours first, then bundled
     assert header.split() == ["NAME", "PARAMETERS", "VOCAB", "CONTEXT", "VAL", "LOSS", "VAL", "BPB", "CREATED", "SOURCE"]
     assert row.split() == ["tiny", "169.7K", "512", "64", "6.250", "9.000", "2026-01-01", "00:00", "user"]
     rc, out, _ = run(capsys, "models", "--json")
-    (entry,) = json.loads(out)
+    entry, default = json.loads(out)
+    assert default["name"] == "default" and default["bundled"]
     assert entry["name"] == "tiny" and entry["path"] == str(tiny_model_dir)
     assert (entry["vocab_size"], entry["n_vocab"], entry["block_size"]) == (512, 257, 64)
     assert (entry["val_loss"], entry["val_bpb"], entry["bundled"]) == (6.25, 9.0, False)
     assert entry["parameters"] == load_model_dir(tiny_model_dir).model.num_params()
 
 
-def test_models_when_there_are_none(capsys: pytest.CaptureFixture[str]) -> None:
+def test_models_when_there_are_none(capsys: pytest.CaptureFixture[str], no_bundled_models: None) -> None:
     rc, out, _ = run(capsys, "models")
     assert rc == 0 and "no models yet" in out
     assert json.loads(run(capsys, "models", "--json")[1]) == []
@@ -318,7 +328,7 @@ def test_python_m_slmtui_in_a_real_process(capsys: pytest.CaptureFixture[str], t
     bad = _slmtui(*GEN, "--model", "nope", "--temperature", "0.5")
     assert bad.returncode == 2
     assert bad.stdout == ""
-    assert bad.stderr == "slmtui: error: no model named 'nope'; models: tiny\n"
+    assert bad.stderr == "slmtui: error: no model named 'nope'; models: tiny, default\n"
 
 
 # --------------------------------------------------------------------------- stories
