@@ -23,26 +23,14 @@ import torch
 
 from slmtui.engine import evaluate_texts, load_model_dir, paths
 from slmtui.engine.modeldir import METRICS, TRAIN_STATE
-from slmtui.engine.paths import BUNDLED_CORPUS_DIR
 from trainer.cli import main
 from trainer.events import CheckpointEvent, DoneEvent, ErrorEvent, EvalEvent, StartEvent, StepEvent, from_json
+from excerpts import book_excerpt
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 50
 SUMMARY_FIELDS = ("corpus", "corpus_sha256", "corpus_bytes", "tokens_seen", "val_loss", "val_bpb", "wall_time_s",
                   "device", "steps", "created")
-
-
-def book_excerpt(filename: str, n_chars: int, *, skip_paragraphs: int = 40) -> str:
-    """Whole paragraphs of a bundled book (past its title pages) adding up to about ``n_chars``."""
-    paragraphs = (BUNDLED_CORPUS_DIR / filename).read_text(encoding="utf-8").split("\n\n")[skip_paragraphs:]
-    out, size = [], 0
-    for p in paragraphs:
-        if size >= n_chars:
-            break
-        out.append(p)
-        size += len(p) + 2
-    return "\n\n".join(out) + "\n"
 
 
 def run_main(argv: list[str]) -> tuple[int, list[str], str]:

@@ -19,23 +19,11 @@ from pathlib import Path
 import pytest
 
 from slmtui.engine import load_model_dir
-from slmtui.engine.paths import BUNDLED_CORPUS_DIR
 from trainer.cli import main
 from trainer.events import CheckpointEvent, DoneEvent, StartEvent, StepEvent, from_json
+from excerpts import book_excerpt
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def book_excerpt(filename: str, n_chars: int, *, skip_paragraphs: int = 40) -> str:
-    """Whole paragraphs of a bundled book (past its title pages) adding up to about ``n_chars``."""
-    paragraphs = (BUNDLED_CORPUS_DIR / filename).read_text(encoding="utf-8").split("\n\n")[skip_paragraphs:]
-    out, size = [], 0
-    for p in paragraphs:
-        if size >= n_chars:
-            break
-        out.append(p)
-        size += len(p) + 2
-    return "\n\n".join(out) + "\n"
 
 
 def torchrun(args: list[str], *, extra_env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:

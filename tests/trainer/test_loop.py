@@ -17,24 +17,12 @@ import torch
 
 from slmtui.engine import GPT, load_model_dir, preset
 from slmtui.engine.modeldir import METRICS, TRAIN_STATE
-from slmtui.engine.paths import BUNDLED_CORPUS_DIR
 from trainer.data import Batches
 from trainer.events import CheckpointEvent, DoneEvent, EvalEvent, Event, StartEvent, StepEvent
 from trainer.loop import TRAIN_PRESETS, RunSpec, TrainConfig, lr_at, make_optimizer, train
+from excerpts import book_excerpt
 
 N_STEPS = 30
-
-
-def book_excerpt(filename: str, n_chars: int, *, skip_paragraphs: int = 40) -> str:
-    """Whole paragraphs of a bundled book (past its title pages) adding up to about ``n_chars``."""
-    paragraphs = (BUNDLED_CORPUS_DIR / filename).read_text(encoding="utf-8").split("\n\n")[skip_paragraphs:]
-    out, size = [], 0
-    for p in paragraphs:
-        if size >= n_chars:
-            break
-        out.append(p)
-        size += len(p) + 2
-    return "\n\n".join(out) + "\n"
 
 
 @pytest.fixture(scope="module")
