@@ -21,23 +21,27 @@ import tomli_w
 from slmtui.engine import paths
 from slmtui.engine.atomic import write_text_atomic
 from slmtui.engine.errors import SlmError
+from slmtui.engine.sampling import Sampling
+
+# The engine's Sampling is the one source of the default values; config.toml only overrides them.
+_ENGINE = Sampling()
 
 
 @dataclass(frozen=True)
 class SamplingDefaults:
     """The sampling a new story starts with. Frozen: change it with ``dataclasses.replace``."""
 
-    temperature: float = 0.8
+    temperature: float = _ENGINE.temperature
     """Divides the logits: below 1 plays safe, above 1 takes risks; 0 always picks the likeliest token."""
-    top_k: int = 40
+    top_k: int = _ENGINE.top_k
     """Sample only among the k likeliest tokens; 0 turns the filter off."""
-    top_p: float = 0.95
+    top_p: float = _ENGINE.top_p
     """Nucleus sampling: the smallest set of tokens whose probabilities add up to p."""
-    min_p: float = 0.0
+    min_p: float = _ENGINE.min_p
     """Drop tokens less likely than min_p times the likeliest one; 0 turns the filter off."""
-    repetition_penalty: float = 1.1
+    repetition_penalty: float = _ENGINE.repetition_penalty
     """Above 1 makes tokens already in the context less likely, against loops."""
-    max_new_tokens: int = 120
+    max_new_tokens: int = _ENGINE.max_new_tokens
     """How long one continuation may get."""
     seed: int | None = None
     """Fixes the random draws so a continuation repeats exactly; None (absent from the file) draws fresh ones."""
