@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from slmtui import __version__
 from slmtui.engine.errors import SlmError
+from slmtui.engine.seeds import SEED_HELP
 
 if TYPE_CHECKING:
     from slmtui.engine import EvalResult, LoadedModel, ModelInfo, Sampling
@@ -61,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--repetition-penalty", type=float, metavar="X",
                      help=f"make tokens already in the text less likely, 1 = off (default {defaults.repetition_penalty})")
     gen.add_argument("--max-new-tokens", type=int, metavar="N", help=f"how many tokens to write (default {defaults.max_new_tokens})")
-    gen.add_argument("--seed", type=int, metavar="N", help="same seed, prompt and settings: same text (default: a fresh one)")
+    gen.add_argument("--seed", type=int, metavar="N",
+                     help=f"same seed, prompt and settings: same text; {SEED_HELP} (default: a fresh one)")
     gen.add_argument("--stop", action="append", default=[], metavar="TEXT",
                      help=r"stop once the text written contains TEXT (repeatable; \n and \t are understood)")
     gen.add_argument("--memory", default="", metavar="TEXT",

@@ -86,7 +86,7 @@ _SAMPLING_RULES: dict[str, tuple[type, Callable[[Any], bool], str]] = {
     "min_p": (float, lambda v: 0 <= v <= 1, "a number from 0 to 1"),
     "repetition_penalty": (float, lambda v: v > 0, "a number above 0"),
     "max_new_tokens": (int, lambda v: v >= 1, "a whole number >= 1"),
-    "seed": (int, lambda v: v >= 0, "a whole number >= 0"),
+    "seed": (int, lambda v: True, "a whole number"),
 }
 assert set(_SAMPLING_RULES) == {f.name for f in fields(SamplingDefaults)}
 

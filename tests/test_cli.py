@@ -59,7 +59,7 @@ def assert_usage_error(result: tuple[int, str, str], *fragments: str) -> None:
         (["generate", "x", "--min-p", "2"], "--min-p must be between 0.0 and 1.0"),
         (["generate", "x", "--repetition-penalty", "0"], "--repetition-penalty must be between 0.5 and 3.0"),
         (["generate", "x", "--max-new-tokens", "0"], "--max-new-tokens must be between 1 and 100000"),
-        (["generate", "x", "--seed", "-1"], "--seed must be a whole number >= 0"),
+        (["generate", "x", "--seed", "1.5"], "argument --seed: invalid int value: '1.5'"),
         (["generate", "x", "--stop", ""], "--stop strings must be non-empty text"),
         (["--device", "tpu", "models"], "argument --device: invalid choice: 'tpu'"),
         (["generate", "x", "--device", "gpu"], "argument --device: invalid choice: 'gpu'"),

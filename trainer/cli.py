@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from slmtui.engine import DEVICE_CHOICES, PRESETS, SlmError, paths, preset
+from slmtui.engine.seeds import SEED_HELP
 from trainer.corpus import corpus_path
 from trainer.events import DoneEvent, ErrorEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
 from trainer.loop import DEFAULT_TOKENIZER, TRAIN_PRESETS, RunSpec, TrainConfig, train
@@ -56,9 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     arch.add_argument("--tie-embeddings", action=argparse.BooleanOptionalAction, default=None)
     opt = p.add_argument_group("optimisation overrides")
     for flag, kind in (("--batch-size", int), ("--lr", float), ("--warmup-steps", int), ("--weight-decay", float),
-                       ("--grad-clip", float), ("--eval-interval", int), ("--patience", int), ("--seed", int),
+                       ("--grad-clip", float), ("--eval-interval", int), ("--patience", int),
                        ("--val-fraction", float)):
         opt.add_argument(flag, type=kind)
+    opt.add_argument("--seed", type=int, metavar="N", help=f"weights' init and batch order: {SEED_HELP}")
     opt.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"))
     opt.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, faster steps)")
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)

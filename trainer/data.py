@@ -18,6 +18,7 @@ import torch
 from slmtui.engine import Tokenizer, paths
 from slmtui.engine.atomic import write_bytes_atomic, write_text_atomic
 from slmtui.engine.errors import SlmError
+from slmtui.engine.seeds import torch_seed
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class Batches:
         return self.batch_size * self.world_size
 
     def get(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        g = torch.Generator().manual_seed(torch_seed(self.seed) * 1_000_003 + step)
         starts = torch.randint(0, len(self.data) - self.block_size - 1, (self.global_batch,), generator=g)
         mine = starts[self.rank * self.batch_size : (self.rank + 1) * self.batch_size].tolist()
         # Open windows from the memmap per batch: only the rows needed are read from disk.

@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from slmtui.engine import GPT, Generator, GPTConfig, Sampling, evaluate_ids, pick_device, token_byte_lengths
 from slmtui.engine.device import cpu_has_fast_bf16
 from slmtui.engine.errors import SlmError
+from slmtui.engine.seeds import torch_seed
 from slmtui.engine.modeldir import METRICS, TRAIN_STATE, load_model_dir, save_model_dir
 from trainer.corpus import corpus_fingerprint, corpus_label, corpus_path, read_corpus, split_documents
 from trainer.data import Batches, cache_key, tokenize_corpus
@@ -288,7 +289,7 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     if not max_steps and not cfg.time_limit_s:
         raise SlmError("give a training budget: --max-steps, --epochs or --time-limit")
 
-    torch.manual_seed(cfg.seed + ddp.rank)
+    torch.manual_seed(torch_seed(cfg.seed) + ddp.rank)
     model = GPT(model_config)
     if spec.init_from is not None and not spec.resume:
         model.load_state_dict(loaded.model.state_dict())

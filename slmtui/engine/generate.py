@@ -17,6 +17,7 @@ from slmtui.engine.device import cpu_has_fast_bf16
 from slmtui.engine.errors import SlmError
 from slmtui.engine.model import GPT, KVCache
 from slmtui.engine.sampling import Sampling, apply_repetition_penalty, draw, filter_candidates, top_candidates
+from slmtui.engine.seeds import torch_seed
 from slmtui.engine.tokenizer import Tokenizer
 
 SamplingSource = Sampling | Callable[[], Sampling]
@@ -169,7 +170,7 @@ class Generator:
                 break
             if seed is None or (s.seed is not None and s.seed != seed):
                 seed = s.seed if s.seed is not None else secrets.randbelow(2**31)
-                generator.manual_seed(seed)
+                generator.manual_seed(torch_seed(seed))
             with threads:
                 token, prob, alternatives = self._choose(logits, decoder.story, s, generator)
             piece = text_decoder.push(token)

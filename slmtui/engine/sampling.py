@@ -40,7 +40,7 @@ class Sampling:
     max_new_tokens: int = 120
     """How many tokens one continuation writes."""
     seed: int | None = None
-    """Same seed, same prompt, same settings: same text. None draws a fresh seed."""
+    """Same seed, same prompt, same settings: same text. Any integer (see engine.seeds); None draws a fresh seed."""
     stop: tuple[str, ...] = ()
     """Generation ends when the text written contains one of these."""
 
@@ -63,8 +63,8 @@ class Sampling:
                 out.append(f"{name} must be between {lo} and {hi}, got {value}")
         if self.top_p == 0.0 and not out:
             out.append("top_p must be greater than 0 (use 1 to turn it off)")
-        if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0):
-            out.append(f"seed must be a whole number >= 0, got {self.seed!r}")
+        if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool)):
+            out.append(f"seed must be a whole number, got {self.seed!r}")
         if any(not isinstance(s, str) or not s for s in self.stop):
             out.append("stop strings must be non-empty text")
         return out

@@ -117,6 +117,15 @@ def test_batches_are_a_pure_function_of_seed_and_step_and_shard_by_rank() -> Non
     assert torch.equal(torch.cat(halves), x1)  # two ranks see exactly the single process's batch
 
 
+def test_batches_take_any_integer_seed_and_distinct_seeds_differ() -> None:
+    """--seed 2**64 used to overflow, and 1 and 2**32 + 1 drew the same batches."""
+    import numpy as np
+
+    data = np.arange(5000, dtype=np.uint16)
+    firsts = [Batches(data, block_size=16, batch_size=8, seed=s).get(0)[0] for s in (1, 2**32 + 1, 2**64, -5)]
+    assert all(not torch.equal(a, b) for i, a in enumerate(firsts) for b in firsts[i + 1:])
+
+
 # --------------------------------------------------------------------------- a run
 
 
