@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from slmtui.engine import GPT, Generator, GPTConfig, Sampling, evaluate_ids, pick_device, token_byte_lengths
 from slmtui.engine.device import cpu_has_fast_bf16
 from slmtui.engine.errors import SlmError
+from slmtui.engine.memory import check_fits, training_bytes
 from slmtui.engine.seeds import torch_seed
 from slmtui.engine.modeldir import METRICS, TRAIN_STATE, load_model_dir, save_model_dir
 from trainer.corpus import corpus_fingerprint, corpus_label, corpus_path, read_corpus, split_documents
@@ -289,6 +290,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     if not max_steps and not cfg.time_limit_s:
         raise SlmError("give a training budget: --max-steps, --epochs or --time-limit")
 
+    check_fits(f"training {model_config.n_params:,} parameters at batch {cfg.batch_size} x context "
+               f"{model_config.block_size}", training_bytes(model_config, batch_size=cfg.batch_size), device)
     torch.manual_seed(torch_seed(cfg.seed) + ddp.rank)
     model = GPT(model_config)
     if spec.init_from is not None and not spec.resume:

@@ -34,7 +34,18 @@ class GPTConfig:
     """Share the token embedding with the LM head: fewer parameters, better for small vocabularies."""
 
     def __post_init__(self) -> None:
+        # Types first: model.toml is hand-editable, and `n_head = 2.0` must be named, not a TypeError deep in torch.
         problems = []
+        for f in fields(self):
+            value, kind = getattr(self, f.name), _FIELD_TYPES[f.name]
+            if kind is bool and not isinstance(value, bool):
+                problems.append(f"{f.name} must be true or false, got {value!r}")
+            elif kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+                problems.append(f"{f.name} must be an integer, got {value!r}")
+            elif kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                problems.append(f"{f.name} must be a number, got {value!r}")
+        if problems:
+            raise SlmError("; ".join(problems))
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
@@ -44,6 +55,14 @@ class GPTConfig:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
         if problems:
             raise SlmError("invalid model config: " + "; ".join(problems))
+
+    @property
+    def n_params(self) -> int:
+        """Parameters this shape holds (a tied matrix once), computed without building the model."""
+        per_block = 12 * self.n_embd * self.n_embd + (13 * self.n_embd if self.bias else 0)
+        emb = self.vocab_size * self.n_embd + self.block_size * self.n_embd
+        head = 0 if self.tie_embeddings else self.vocab_size * self.n_embd
+        return self.n_layer * per_block + emb + head + (2 if self.bias else 1) * self.n_embd
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -55,6 +74,11 @@ class GPTConfig:
         if unknown:
             raise SlmError(f"unknown model config keys: {', '.join(unknown)}")
         return cls(**data)  # type: ignore[arg-type]
+
+
+_FIELD_TYPES: dict[str, type] = {"vocab_size": int, "block_size": int, "n_layer": int, "n_head": int, "n_embd": int,
+                                 "dropout": float, "bias": bool, "tie_embeddings": bool}
+assert set(_FIELD_TYPES) == {f.name for f in fields(GPTConfig)}
 
 
 PRESETS: dict[str, GPTConfig] = {

@@ -23,10 +23,12 @@ from pathlib import Path
 import tomli_w
 import torch
 from safetensors import SafetensorError
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from slmtui.engine import paths
 from slmtui.engine.errors import SlmError
+from slmtui.engine.memory import check_fits, inference_bytes
 from slmtui.engine.model import GPT, GPTConfig
 from slmtui.engine.tokenizer import Tokenizer, TokenizerSpec
 
@@ -37,6 +39,9 @@ TOKENIZER = "tokenizer.tiktoken"
 TRAIN_STATE = "train_state.pt"
 METRICS = "metrics.jsonl"
 DEFAULT_MODEL = "default"
+WEIGHT_DTYPES = ("float32", "float16", "bfloat16")
+"""What [weights] dtype may say: the dtypes models are saved in."""
+_DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2}  # safetensors' names for WEIGHT_DTYPES
 
 
 @dataclass(frozen=True)
@@ -55,11 +60,7 @@ class ModelInfo:
 
     @property
     def n_params(self) -> int:
-        c = self.config
-        per_block = 12 * c.n_embd * c.n_embd + (13 * c.n_embd if c.bias else 0)
-        emb = c.vocab_size * c.n_embd + c.block_size * c.n_embd
-        head = 0 if c.tie_embeddings else c.vocab_size * c.n_embd
-        return c.n_layer * per_block + emb + head + (2 if c.bias else 1) * c.n_embd
+        return self.config.n_params
 
 
 @dataclass
@@ -172,12 +173,29 @@ def read_model_info(path: Path) -> ModelInfo:
         raise SlmError(f"{meta_file}: the [{e.args[0]}] table is missing") from e
     except (TypeError, SlmError) as e:
         raise SlmError(f"{meta_file}: {e}") from e
+    stored = meta.get("weights", {})
+    kind = stored.get("dtype", "float32") if isinstance(stored, dict) else None
+    if kind not in WEIGHT_DTYPES:
+        raise SlmError(f"{meta_file}: [weights] dtype must be one of {', '.join(WEIGHT_DTYPES)}, got {kind!r}")
     if spec.n_vocab > config.vocab_size:
         raise SlmError(
             f"{meta_file}: the tokenizer has {spec.n_vocab} tokens but the model's vocab_size is {config.vocab_size}"
         )
     bundled = paths.BUNDLED_MODELS_DIR in path.resolve().parents
     return ModelInfo(path=path, config=config, tokenizer=spec, training=dict(meta.get("training", {})), bundled=bundled)
+
+
+def _read_header(weights: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Each tensor's shape and dtype, from the safetensors header alone (no tensor is read)."""
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            header = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise SlmError(f"{weights} is damaged or truncated: {e}") from e
+    for key, (_, kind) in header.items():
+        if kind not in _DTYPE_BYTES:
+            raise SlmError(f"{weights}: {key} is {kind}; weights must be float32, float16 or bfloat16")
+    return header
 
 
 def load_tokenizer(info: ModelInfo) -> Tokenizer:
@@ -188,32 +206,43 @@ def load_tokenizer(info: ModelInfo) -> Tokenizer:
 
 
 def load_model_dir(path: Path, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> LoadedModel:
-    """Load and validate a model folder; every problem is an SlmError naming the file."""
+    """Load and validate a model folder; every problem is an SlmError naming the file.
+
+    The order matters: model.toml and the weights' header are checked against each other, and the sizes
+    against free memory, before anything as large as the model is allocated.
+    """
     info = read_model_info(path)
     tokenizer = load_tokenizer(info)
     weights = info.path / WEIGHTS
     if not weights.is_file():
         raise SlmError(f"{weights} is missing")
+    header = _read_header(weights)
+    layers = len({k.split(".")[2] for k in header if k.startswith("transformer.h.")})
+    if info.config.n_layer > layers:  # before building even a shapes-only model of n_layer blocks
+        raise SlmError(f"{weights} does not match model.toml: missing transformer.h.{layers} "
+                       f"(n_layer = {info.config.n_layer}, the file holds {layers} layers)")
+    check_fits(f"{info.path / META} ({info.n_params:,} parameters, context {info.config.block_size})",
+               inference_bytes(info.config, weight_bytes=max(_DTYPE_BYTES[d] for _, d in header.values())), device)
+    with torch.device("meta"):  # shapes only: nothing allocated
+        expected = {k: tuple(v.shape) for k, v in GPT(info.config).state_dict().items()}
+    if info.config.tie_embeddings:
+        expected.pop("lm_head.weight")
+    missing = sorted(set(expected) - set(header))
+    unexpected = sorted(set(header) - set(expected))
+    if missing or unexpected:
+        parts = [f"missing {', '.join(missing[:3])}" if missing else "", f"unexpected {', '.join(unexpected[:3])}" if unexpected else ""]
+        raise SlmError(f"{weights} does not match model.toml: " + "; ".join(p for p in parts if p))
+    for key, (shape, _) in header.items():
+        if shape != expected[key]:
+            raise SlmError(f"{weights}: {key} has shape {shape}, model.toml implies {expected[key]}")
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
         raise SlmError(f"{weights} is damaged or truncated: {e}") from e
-    model = GPT(info.config)
-    expected = model.state_dict()
-    if info.config.tie_embeddings:
-        expected.pop("lm_head.weight")
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        parts = [f"missing {', '.join(missing[:3])}" if missing else "", f"unexpected {', '.join(unexpected[:3])}" if unexpected else ""]
-        raise SlmError(f"{weights} does not match model.toml: " + "; ".join(p for p in parts if p))
     for key, tensor in state.items():
-        if tensor.shape != expected[key].shape:
-            raise SlmError(
-                f"{weights}: {key} has shape {tuple(tensor.shape)}, model.toml implies {tuple(expected[key].shape)}"
-            )
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise SlmError(f"{weights}: {key} holds NaN or infinite values")
+    model = GPT(info.config)
     model.load_state_dict(state, strict=False)
     # load_state_dict copies into the float32 parameters, so the dtype is set on the module itself.
     model.to(device=device, dtype=dtype).eval()

@@ -206,6 +206,17 @@ def test_broken_toml(tiny_model_dir: Path) -> None:
         (lambda m: m["tokenizer"].pop("n_vocab"), r"\[tokenizer\] is incomplete"),
         (lambda m: m.update(format=99), "unsupported format 99"),
         (lambda m: m.pop("format"), "unsupported format None"),
+        # Types are named with the key and what was expected (a TypeError or "'<' not supported" before).
+        (lambda m: m["model"].update(n_head=2.0), "n_head must be an integer, got 2.0"),
+        (lambda m: m["model"].update(n_layer="six"), "n_layer must be an integer, got 'six'"),
+        (lambda m: m["model"].update(bias="yes"), "bias must be true or false, got 'yes'"),
+        (lambda m: m["model"].update(tie_embeddings=1), "tie_embeddings must be true or false, got 1"),
+        (lambda m: m["model"].update(dropout="0.1"), "dropout must be a number, got '0.1'"),
+        (lambda m: m["model"].update(vocab_size=True), "vocab_size must be an integer, got True"),
+        (lambda m: m["weights"].update(dtype="int8"), r"\[weights\] dtype must be one of float32, float16, bfloat16"),
+        # Too large for any memory: refused before a byte is allocated.
+        (lambda m: m["model"].update(vocab_size=10**12), "needs about .* GiB of memory"),
+        (lambda m: m["model"].update(block_size=10**9), "needs about .* GiB of memory"),
     ],
 )
 def test_bad_model_toml_names_the_file(tiny_model_dir: Path, change, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -213,6 +224,34 @@ def test_bad_model_toml_names_the_file(tiny_model_dir: Path, change, message: st
     with pytest.raises(SlmError, match=message) as e:
         load_model_dir(tiny_model_dir)
     assert str(tiny_model_dir / META) in str(e.value)
+
+
+def test_sizes_are_checked_against_free_memory_before_allocating(tiny_model_dir: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that fits on paper but not in this machine's free memory is named, not an allocator crash."""
+    from slmtui.engine import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 1000)
+    with pytest.raises(SlmError, match=r"model.toml \(.* parameters, context 64\) needs about .* MiB of memory, and cpu has"):
+        load_model_dir(tiny_model_dir)
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": None)  # unknown: no check
+    assert load_model_dir(tiny_model_dir).info.name == "tiny"
+
+
+def test_weights_of_an_unsupported_dtype(tiny_model_dir: Path) -> None:
+    weights = tiny_model_dir / WEIGHTS
+    state = load_file(str(weights))
+    state["transformer.wpe.weight"] = state["transformer.wpe.weight"].to(torch.int8)
+    save_file(state, str(weights))
+    with pytest.raises(SlmError, match="transformer.wpe.weight is I8; weights must be float32, float16 or bfloat16"):
+        load_model_dir(tiny_model_dir)
+
+
+def test_more_layers_in_model_toml_than_in_the_file(tiny_model_dir: Path) -> None:
+    """n_layer = 10**8 must not build even a shapes-only model of that depth."""
+    edit_toml(tiny_model_dir, lambda m: m["model"].update(n_layer=10**8))
+    with pytest.raises(SlmError, match=r"missing transformer.h.2 \(n_layer = 100000000, the file holds 2 layers\)"):
+        load_model_dir(tiny_model_dir)
 
 
 def test_not_a_folder(tmp_path: Path) -> None:
