@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     except SlmError as e:
         if args.progress == "jsonl":
             print(to_json(ErrorEvent(message=str(e))), flush=True)
-        print(f"slm-train: error: {e}", file=sys.stderr)
+        print(f"slm-train: error: {' '.join(str(e).split()) or 'unknown error'}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return 130

@@ -34,6 +34,7 @@ from trainer.data import Batches, cache_key, tokenize_corpus
 from trainer.events import CheckpointEvent, DoneEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
 from trainer.plot import PLOT_FILE, render_metrics_png
 from trainer.tokenizers import build_tokenizer
+from trainer.train_state import check_train_state
 
 
 @dataclass(frozen=True)
@@ -226,9 +227,17 @@ def _load_state(out: Path) -> dict:
     if not path.is_file():
         raise SlmError(f"nothing to resume: {path} does not exist (start the run without --resume)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling refuses anything but tensors and plain containers
-        raise SlmError(f"{path} is damaged or not a slmtui training state: {e}") from e
+        why = "not a file of plain tensors and values" if "Weights only load failed" in str(e) else _gist(e)
+        raise SlmError(f"{path} is damaged or not a slmtui training state ({why})") from e
+    return check_train_state(state, path)
+
+
+def _gist(e: BaseException, limit: int = 160) -> str:
+    """An exception's message on one line, cut to ``limit`` characters (torch's run to pages)."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def train(spec: RunSpec, emit: Callable[[Event], None], *, should_stop: Callable[[], bool] = lambda: False,
@@ -246,7 +255,10 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
            warn: Callable[[str], None], ddp: _Distributed) -> DoneEvent:
     device = ddp.device
     state = _load_state(spec.out) if spec.resume else None
-    cfg = TrainConfig.from_dict(state["train_config"]) if state else spec.train
+    try:
+        cfg = TrainConfig.from_dict(state["train_config"]) if state else spec.train
+    except (TypeError, ValueError) as e:
+        raise SlmError(f"{spec.out / TRAIN_STATE}: train_config is not valid ({e})") from e
     if state and (spec.train.max_steps or spec.train.time_limit_s):
         # A resumed run may get a new budget for this invocation (and a longer horizon).
         cfg = replace(cfg, time_limit_s=spec.train.time_limit_s, max_steps=spec.train.max_steps or cfg.max_steps)
@@ -300,8 +312,12 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     optimizer = make_optimizer(model, cfg, device)
     progress = _Progress(max_steps=max_steps)
     if state:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng_cpu"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as e:
+            raise SlmError(f"{spec.out / TRAIN_STATE} does not fit the model in {spec.out} ({_gist(e)})") from e
         progress = _Progress(step=state["step"], tokens_seen=state["tokens_seen"], elapsed_s=state["elapsed_s"],
                              best_val_loss=state["best_val_loss"], best_val_bpb=state.get("best_val_bpb"),
                              bad_evals=state["bad_evals"], max_steps=max_steps, metrics=_read_metrics(spec.out, state["step"]))
