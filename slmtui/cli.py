@@ -106,9 +106,9 @@ def _open_stories() -> Any:
     from slmtui.engine import paths
     from slmtui.stories import StoryStore
 
-    if not paths.stories_db().is_file():
+    if not paths.stories_db().exists():
         return None
-    return StoryStore(paths.stories_db())
+    return StoryStore(paths.stories_db())  # a folder or a damaged file is an error (exit 2), not "no stories"
 
 
 def _cmd_stories_list(args: argparse.Namespace) -> int:

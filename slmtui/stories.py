@@ -145,6 +145,34 @@ _UP = """WITH RECURSIVE up(id, depth) AS (
              WHERE p.parent_id IS NOT NULL)"""
 
 
+class DamagedStoreError(SlmError):
+    """stories.db cannot be used as it is: not a database, a table gone, pages damaged, or a folder.
+
+    The file is never touched: the app offers a fresh database beside it (``fresh_path_beside``), the CLI
+    exits 2 with this one line."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = " ".join(reason.split())
+        super().__init__(f"{path} is damaged ({self.reason}); it is left as it is", exit_code=2)
+
+
+def fresh_path_beside(damaged: Path) -> Path:
+    """Where to keep writing when ``damaged`` cannot be opened: ``stories-2.db`` beside it, or the newest
+    ``stories-N.db`` made on an earlier start that opens fine; never the damaged file itself."""
+    healthy: Path | None = None
+    for n in range(2, 1000):
+        candidate = damaged.with_name(f"{damaged.stem}-{n}{damaged.suffix}")
+        if not candidate.exists():
+            return healthy or candidate
+        try:
+            StoryStore(candidate).close()
+            healthy = candidate
+        except SlmError:
+            continue
+    raise SlmError(f"no free name for a fresh stories database beside {damaged}")
+
+
 class StoryStore:
     """All stories in one SQLite file. Safe to share between the UI thread and one worker: a lock serialises
     every call, and each public method is its own committed transaction."""
@@ -160,6 +188,8 @@ class StoryStore:
     def _open(self) -> sqlite3.Connection:
         # check_same_thread=False: a generation worker may write; self._lock makes that safe.
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per public call.
+        if self.path.is_dir():
+            raise DamagedStoreError(self.path, "it is a folder, not a database file")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False, isolation_level=None)
@@ -170,7 +200,7 @@ class StoryStore:
             self._prepare(conn)
         except sqlite3.DatabaseError as e:
             conn.close()
-            raise SlmError(f"{self.path} is not a readable stories database (corrupt?): {e}", exit_code=1) from e
+            raise DamagedStoreError(self.path, str(e)) from e
         except BaseException:
             conn.close()
             raise
@@ -184,10 +214,12 @@ class StoryStore:
                            f"version reads up to {SCHEMA_VERSION}). Upgrade slmtui to open it.", exit_code=1)
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if version == 0 and tables - _OWN_TABLES:
-            raise SlmError(f"{self.path} is an SQLite database, but not slmtui's stories", exit_code=1)
+            raise DamagedStoreError(self.path, "an SQLite database, but not slmtui's stories")
+        if version >= 1 and _OWN_TABLES - tables:
+            raise DamagedStoreError(self.path, f"the {' and '.join(sorted(_OWN_TABLES - tables))} table is missing")
         check = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
         if check != "ok":
-            raise SlmError(f"{self.path} is damaged: {check}", exit_code=1)
+            raise DamagedStoreError(self.path, check)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")  # in WAL: durable against app crashes, no fsync per commit
         conn.execute("PRAGMA foreign_keys = ON")

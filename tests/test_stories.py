@@ -195,6 +195,50 @@ def test_a_damaged_database_is_refused(tmp_path: Path) -> None:
         StoryStore(path)
 
 
+def _damaged(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / "stories.db"
+    if kind == "random bytes":
+        path.write_bytes(bytes(range(256)) * 64)
+    elif kind == "passages dropped":
+        with StoryStore(path) as store:
+            store.add_passage(store.create_story().id, parent_id=None, author="user", text="Once")
+        with sqlite3.connect(path) as conn:
+            conn.execute("DROP TABLE passages")
+        conn.close()
+    elif kind == "a folder":
+        path.mkdir()
+        (path / "notes.txt").write_text("mine")
+    return path
+
+
+@pytest.mark.parametrize(("kind", "reason"), [("random bytes", "file is not a database"),
+                                              ("passages dropped", "the passages table is missing"),
+                                              ("a folder", "it is a folder")])
+def test_damage_is_found_at_open_and_the_file_left_as_it_was(tmp_path: Path, kind: str, reason: str) -> None:
+    from slmtui.stories import DamagedStoreError
+
+    path = _damaged(tmp_path, kind)
+    before = sorted((p.name, p.read_bytes() if p.is_file() else None) for p in tmp_path.rglob("*"))
+    with pytest.raises(DamagedStoreError) as e:
+        StoryStore(path)
+    assert e.value.exit_code == 2 and reason in e.value.reason and str(path) in str(e.value)
+    assert sorted((p.name, p.read_bytes() if p.is_file() else None) for p in tmp_path.rglob("*")) == before
+
+
+def test_a_fresh_database_goes_beside_the_damaged_one_and_is_reused(tmp_path: Path) -> None:
+    from slmtui.stories import fresh_path_beside
+
+    damaged = _damaged(tmp_path, "random bytes")
+    first = fresh_path_beside(damaged)
+    assert first == tmp_path / "stories-2.db" and not first.exists()
+    with StoryStore(first) as store:
+        store.create_story(title="after the damage")
+    assert fresh_path_beside(damaged) == first  # the next start keeps writing there
+    first.write_bytes(b"damaged too" * 100)
+    assert fresh_path_beside(damaged) == tmp_path / "stories-3.db"
+    assert damaged.read_bytes() == bytes(range(256)) * 64
+
+
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "stories.db"
     with sqlite3.connect(path) as conn:
