@@ -19,8 +19,9 @@ from textual.screen import Screen
 from slmtui.engine.errors import SlmError
 from slmtui.engine.sampling import Sampling
 from slmtui.settings import LoadResult, SamplingDefaults, Settings, load_settings, save_settings
-from slmtui.stories import StoryStore
-from slmtui.tui.modals import AskScreen
+from slmtui.engine import paths
+from slmtui.stories import StoryStore, fresh_path_beside
+from slmtui.tui.modals import AskScreen, ConfirmScreen
 from slmtui.tui.models import ModelsScreen
 from slmtui.tui.trainer_process import RunState, TrainingSession
 from slmtui.tui.training import QuitWhileTraining, TrainingScreen
@@ -72,6 +73,8 @@ class SlmApp(App[int]):
         self._store = store
         self._owns_store = store is None
         self.writer: WriterScreen | None = None
+        self.startup_error: str | None = None
+        """Why the app could not start (stories.db unusable and no fresh one wanted): printed after it exits."""
         self.training = TrainingSession()
         """The training run, owned here and not by its screen: it goes on while the user writes."""
         if self.settings.keys:
@@ -87,6 +90,44 @@ class SlmApp(App[int]):
         if self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
         self.theme_changed_signal.subscribe(self, self._theme_changed)
+        if self._store is None:
+            try:
+                self._store = StoryStore()
+            except SlmError as e:
+                self._offer_fresh_store(e)
+                return
+        await self._open_writer()
+
+    def _offer_fresh_store(self, error: SlmError) -> None:
+        """stories.db cannot be opened: leave it exactly as it is, and offer a fresh database beside it."""
+        damaged = paths.stories_db()
+        try:
+            fresh = fresh_path_beside(damaged)
+        except SlmError as e:
+            self.startup_error = f"{error.message}; {e.message}"
+            self.exit(return_code=2)
+            return
+        where = "made on an earlier start" if fresh.exists() else "a fresh one"
+        question = (f"{error.message}.\n\nWrite in {fresh.name} beside it ({where}) instead? "
+                    f"Your stories in {damaged.name} stay there for you to recover.")
+
+        async def answered(use_fresh: bool | None) -> None:
+            if not use_fresh:
+                self.startup_error = error.message
+                self.exit(return_code=2)
+                return
+            try:
+                self._store = StoryStore(fresh)
+            except SlmError as e:
+                self.startup_error = e.message
+                self.exit(return_code=2)
+                return
+            await self._open_writer()
+            self.notify(f"Writing in {fresh}; {damaged.name} is left as it was.", title="Stories", timeout=12)
+
+        self.push_screen(ConfirmScreen(question, yes=f"Use {fresh.name}", no="Quit"), answered)
+
+    async def _open_writer(self) -> None:
         sampling, problem = sampling_from_settings(self.settings)
         self.writer = WriterScreen(self.store, sampling=sampling, presets=dict(self.settings.presets))
         await self.push_screen(self.writer)
@@ -134,6 +175,9 @@ class SlmApp(App[int]):
             engine = Engine(Generator(loaded.model, loaded.tokenizer), loaded.info.name)
         except SlmError as e:
             self.call_from_thread(self._model_failed, e.message)
+            return
+        except Exception as e:  # a bug or an allocator failure: still said on the screen, never "loading…" forever
+            self.call_from_thread(self._model_failed, f"{type(e).__name__}: {' '.join(str(e).split())[:300]}")
             return
         self.call_from_thread(self._model_loaded, engine)
 
@@ -263,4 +307,6 @@ def run_app(*, model: str | None, device: str) -> int:
     """``slmtui`` with no subcommand: the writer, on the last model used or the bundled one."""
     app = SlmApp(model=model, device=device)
     app.run()
+    if app.startup_error:
+        raise SlmError(app.startup_error, exit_code=app.return_code or 2)
     return app.return_code or 0

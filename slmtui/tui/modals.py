@@ -19,10 +19,11 @@ class ConfirmScreen(ModalScreen[bool]):
 
     BINDINGS = [Binding("escape", "dismiss(False)", "Cancel"), Binding("y", "dismiss(True)", "Yes", show=False)]
 
-    def __init__(self, question: str, *, yes: str = "Yes", danger: bool = False) -> None:
+    def __init__(self, question: str, *, yes: str = "Yes", no: str = "Cancel", danger: bool = False) -> None:
         super().__init__(classes="dialog-screen")
         self.question = question
         self.yes = yes
+        self.no = no
         self.danger = danger
 
     def compose(self) -> ComposeResult:
@@ -30,7 +31,7 @@ class ConfirmScreen(ModalScreen[bool]):
             yield Label(self.question, classes="dialog-question")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self.yes, variant="error" if self.danger else "primary", id="yes")
-                yield Button("Cancel", id="no")
+                yield Button(self.no, id="no")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
