@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import os
 import sys
@@ -166,6 +167,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         # complaining when it flushes stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as e:
+        if e.errno not in _WRITE_FAILURES:
+            raise
+        # `slmtui generate ... > /dev/full`: a failure, not bad input, so exit 1 (README, "Errors and exit
+        # codes"). What is left in stdout's buffer would fail again at exit: send it nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"{PROG}: error: cannot write the output: {e.strerror or e}", file=sys.stderr)
+        return 1
+
+
+_WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+"""The errors of a write that cannot be completed: a full disk, a quota, a file too large, a failing device."""
 
 
 def _one_line(message: str) -> str:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import platformdirs
 
+from slmtui.engine.errors import SlmError
+
 APP_NAME = "slmtui"
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 BUNDLED_MODELS_DIR = ASSETS_DIR / "models"
@@ -20,25 +22,37 @@ GPT2_RANKS_FILE = ASSETS_DIR / "tokenizers" / "r50k_base.tiktoken"
 
 def _home() -> Path | None:
     home = os.environ.get("SLMTUI_HOME")
-    return Path(home).expanduser() if home else None
+    if not home:
+        return None
+    path = Path(home).expanduser()
+    if path.exists() and not path.is_dir():
+        raise SlmError(f"SLMTUI_HOME={home} is a file; it must name a folder (or be unset)")
+    return path
+
+
+def _folder(path: Path) -> Path:
+    """``path``, which must be a folder if it exists: a file there is named, not a NotADirectoryError later."""
+    if path.exists() and not path.is_dir():
+        raise SlmError(f"{path} is a file; slmtui keeps a folder there (move the file away)")
+    return path
 
 
 def data_dir() -> Path:
     """models/ and stories.db live here."""
     home = _home()
-    return home / "data" if home else Path(platformdirs.user_data_dir(APP_NAME))
+    return _folder(home / "data" if home else Path(platformdirs.user_data_dir(APP_NAME)))
 
 
 def config_dir() -> Path:
     """config.toml lives here."""
     home = _home()
-    return home / "config" if home else Path(platformdirs.user_config_dir(APP_NAME))
+    return _folder(home / "config" if home else Path(platformdirs.user_config_dir(APP_NAME)))
 
 
 def cache_dir() -> Path:
     """Tokenised corpora live here; deleting it only costs re-tokenising."""
     home = _home()
-    return home / "cache" if home else Path(platformdirs.user_cache_dir(APP_NAME))
+    return _folder(home / "cache" if home else Path(platformdirs.user_cache_dir(APP_NAME)))
 
 
 def models_dir() -> Path:
