@@ -1,4 +1,5 @@
-"""The user's settings: ``Settings`` <-> ``config.toml`` (tomllib reads, tomli-w writes, atomically).
+"""The user's settings: ``Settings`` <-> ``config.toml`` (tomllib reads; tomlkit writes, atomically, changing only
+the values that changed, so the user's comments and unknown keys survive).
 
 Loading never fails: a missing file means defaults; a file with a syntax error means defaults plus a problem
 naming the line, and that file is then never written over (``save_settings`` re-parses what is on disk and
@@ -16,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import tomli_w
+import tomlkit
 
 from slmtui.engine import paths
 from slmtui.engine.atomic import write_text_atomic
@@ -90,7 +91,7 @@ _SAMPLING_RULES: dict[str, tuple[type, Callable[[Any], bool], str]] = {
 }
 assert set(_SAMPLING_RULES) == {f.name for f in fields(SamplingDefaults)}
 
-_HEADER = "# slmtui settings. The app rewrites this file when settings change; comments are not kept.\n\n"
+_HEADER = "# slmtui settings. The app updates values here in place: your comments and other keys are kept.\n\n"
 _KEY_PART = r"\"(?:[^\"\\]|\\.)*\"|'[^']*'|[A-Za-z0-9_-]+"  # a bare or quoted key, as TOML spells it
 _BARE_OR_QUOTED = re.compile(r"\"((?:[^\"\\]|\\.)*)\"|'([^']*)'|([A-Za-z0-9_-]+)")
 _TABLE_LINE = re.compile(r"\[\[?([^\]]+)\]\]?\s*(?:#.*)?$")
@@ -204,6 +205,29 @@ def _to_doc(settings: Settings) -> dict[str, Any]:
     return doc
 
 
+def _updated_text(text: str, settings: Settings) -> str:
+    """``text`` (a config.toml that parses) with only the values that differ from ``settings`` changed, in
+    place: the user's comments, layout, unknown keys and values the app ignored stay as they were."""
+    doc = tomlkit.parse(text)
+    was = _to_doc(_from_doc(tomllib.loads(text), _Report(Path(), text)))
+    _merge(doc, was, _to_doc(settings))
+    return tomlkit.dumps(doc)
+
+
+def _merge(table: Any, was: dict[str, Any], now: dict[str, Any]) -> None:
+    """Make ``table`` (tomlkit) say ``now`` where ``was`` (what the app read from it) differs."""
+    for key, value in now.items():
+        if key in was and was[key] == value:
+            continue
+        if isinstance(value, dict) and isinstance(table.get(key), dict):
+            _merge(table[key], was.get(key, {}) if isinstance(was.get(key), dict) else {}, value)
+        else:
+            table[key] = value
+    for key in was.keys() - now.keys():
+        if key in table:
+            del table[key]
+
+
 def _parse_error(e: tomllib.TOMLDecodeError | UnicodeDecodeError, text: str) -> tuple[int | None, str]:
     """(line, message) of a parse error. Python 3.11's TOMLDecodeError has the line only in its message."""
     if isinstance(e, UnicodeDecodeError):
@@ -264,6 +288,6 @@ def save_settings(settings: Settings, path: Path | None = None) -> None:
     except OSError as e:
         raise SlmError(f"cannot read {path} before saving settings: {e.strerror}", exit_code=1) from e
     try:
-        write_text_atomic(path, _HEADER + tomli_w.dumps(_to_doc(settings)))
+        write_text_atomic(path, _updated_text(text, settings) if text else _HEADER + tomlkit.dumps(_to_doc(settings)))
     except OSError as e:
         raise SlmError(f"cannot save settings to {path}: {e.strerror or e}", exit_code=1) from e

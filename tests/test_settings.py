@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import dataclasses
 import tomllib
 from pathlib import Path
@@ -121,10 +123,43 @@ def test_ill_typed_values_fall_back_one_by_one(tmp_path: Path) -> None:
         assert f"config.toml line {line}:" in matching[0]
     assert any("'hot'" in p for p in result.problems)
 
-    # the ill-typed file parses, so saving is allowed and writes only good values
-    save_settings(s, path)
+    # the ill-typed file parses, so saving is allowed; it changes only what changed and leaves the user's
+    # other lines (the ignored values included, still reported) for the user to fix
+    before = path.read_text()
+    save_settings(replace(s, theme="nord"), path)
     again = load_settings(path)
-    assert again.problems == [] and again.settings == s
+    assert again.settings == replace(s, theme="nord")
+    assert again.problems == [p for p in result.problems if ": theme:" not in p]  # the theme is fixed now
+    assert path.read_text().splitlines()[1:] == before.splitlines()[1:]
+
+
+def test_saving_keeps_comments_unknown_keys_and_layout(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        "# my settings, by hand\n"
+        'theme = "nord"  # the dark one\n'
+        "future_option = true\n"
+        "\n"
+        "[sampling]\n"
+        "# warmer than the default\n"
+        "temperature = 1.1\n"
+        "top_k = 50\n"
+        "\n"
+        "[keys]\n"
+        'generate = "ctrl+g"  # my key\n'
+    )
+    loaded = load_settings(path).settings
+    changed = replace(loaded, sampling=replace(loaded.sampling, temperature=0.7, seed=2**64), model="tiny")
+    save_settings(changed, path)
+    text = path.read_text()
+    for kept in ("# my settings, by hand", 'theme = "nord"  # the dark one', "future_option = true",
+                 "# warmer than the default", "top_k = 50", 'generate = "ctrl+g"  # my key'):
+        assert kept in text, text
+    assert "temperature = 0.7" in text and "temperature = 1.1" not in text
+    assert load_settings(path).settings == changed  # a seed past 64 bits round-trips too
+    save_settings(replace(changed, model=None, sampling=replace(changed.sampling, seed=None)), path)
+    text = path.read_text()
+    assert "model" not in text and "seed" not in text and "future_option = true" in text
 
 
 def test_wrongly_shaped_tables_are_reported(tmp_path: Path) -> None:
