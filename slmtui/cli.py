@@ -249,15 +249,24 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from slmtui.engine import list_models
+    from slmtui.engine.modeldir import scan_models
 
-    rows = [_model_row(info) for info in list_models()]
+    infos, broken = scan_models()
+    rows = [_model_row(info) for info in infos]
     if args.json:
-        print(json.dumps(rows))
+        print(json.dumps(rows + [{"name": b.name, "path": str(b.path), "bundled": b.bundled, "broken": True,
+                                  "error": b.reason} for b in broken]))
         return 0
     if not rows:
         print("no models yet: train one with slm-train")
-        return 0
+    else:
+        _print_models_table(rows)
+    for b in broken:  # a folder that fails to read is listed, not hidden: it may be the model the user wants
+        print(f"broken: {b.name}: {b.reason}")
+    return 0
+
+
+def _print_models_table(rows: list[dict[str, Any]]) -> None:
     header = ("NAME", "PARAMETERS", "VOCAB", "CONTEXT", "VAL LOSS", "VAL BPB", "CREATED", "SOURCE")
     table = [header] + [
         (
@@ -275,7 +284,6 @@ def _cmd_models(args: argparse.Namespace) -> int:
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    return 0
 
 
 # --------------------------------------------------------------------------- helpers
@@ -380,6 +388,7 @@ def _model_row(info: ModelInfo) -> dict[str, Any]:
         "val_bpb": number("val_bpb"),
         "created": str(t["created"]) if "created" in t else None,
         "bundled": info.bundled,
+        "broken": False,
     }
 
 

@@ -34,7 +34,11 @@ def parse_duration(text: str) -> float:
     if not text.strip() or not match or not any(match.groups()):
         raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 90s, 15m or 2h)")
     h, m, s = (float(g) if g else 0.0 for g in match.groups())
-    return h * 3600 + m * 60 + s
+    seconds = h * 3600 + m * 60 + s
+    if seconds <= 0:  # not "no limit": a run with no time at all is a mistake, said as one
+        raise argparse.ArgumentTypeError(f"{text!r} is no time at all: give more than 0 (e.g. 90s, 15m or 2h), "
+                                         "or leave --time-limit out for no limit")
+    return seconds
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -78,7 +78,7 @@ class TrainConfig:
             "warmup_steps": self.warmup_steps >= 0,
             "max_steps": self.max_steps is None or self.max_steps >= 1,
             "epochs": self.epochs is None or self.epochs > 0,
-            "time_limit": self.time_limit_s is None or self.time_limit_s > 0,
+            "time_limit_s": self.time_limit_s is None or self.time_limit_s > 0,
             "weight_decay": 0 <= self.weight_decay < 1,
             "grad_clip": self.grad_clip >= 0,
             "eval_interval": self.eval_interval >= 1,

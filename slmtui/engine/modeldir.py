@@ -272,10 +272,26 @@ def resolve_model(name_or_path: str | os.PathLike[str] | None) -> Path:
     raise SlmError(f"no model named {text!r}; models: {known}")
 
 
-def list_models() -> list[ModelInfo]:
-    """The user's models, then bundled ones they do not shadow. Unreadable folders are skipped."""
+@dataclass(frozen=True)
+class BrokenModel:
+    """A folder in a models folder that cannot be read as a model, and why (shown by `slmtui models`)."""
+
+    path: Path
+    reason: str
+    bundled: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def scan_models() -> tuple[list[ModelInfo], list[BrokenModel]]:
+    """The user's models, then bundled ones they do not shadow; and the folders that failed to read, with why.
+
+    Hidden folders (a save's temporary ``.name.tmp-*``) are neither."""
     seen: set[str] = set()
     out: list[ModelInfo] = []
+    broken: list[BrokenModel] = []
     for base in (paths.models_dir(), paths.BUNDLED_MODELS_DIR):
         if not base.is_dir():
             continue
@@ -285,6 +301,11 @@ def list_models() -> list[ModelInfo]:
             try:
                 out.append(read_model_info(folder))
                 seen.add(folder.name)
-            except SlmError:
-                continue
-    return out
+            except SlmError as e:
+                broken.append(BrokenModel(folder, e.message, bundled=base == paths.BUNDLED_MODELS_DIR))
+    return out, broken
+
+
+def list_models() -> list[ModelInfo]:
+    """The models that read; see ``scan_models`` for the folders that do not."""
+    return scan_models()[0]
