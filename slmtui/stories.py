@@ -16,6 +16,7 @@ import json
 import re
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -182,6 +183,9 @@ class StoryStore:
         self._lock = threading.RLock()
         self._last_now = datetime.min.replace(tzinfo=timezone.utc)
         self._conn = self._open()
+        # A store nobody closed (a command that returns early, a crash in a caller) still closes its connection
+        # when it is collected or the interpreter exits, so SQLite checkpoints and removes its -wal/-shm files.
+        self._closer = weakref.finalize(self, self._conn.close)
 
     # --- opening ----------------------------------------------------------------------------------------------
 
@@ -235,7 +239,7 @@ class StoryStore:
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._closer()
 
     def __enter__(self) -> StoryStore:
         return self

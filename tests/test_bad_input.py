@@ -1,0 +1,385 @@
+"""Bad input, everywhere a user can give it: one line on stderr, exit 2, no traceback, and nothing changed.
+
+One table over the `slmtui` commands, `slm-train`, damaged model folders, stories.db, config.toml and
+SLMTUI_HOME. Each case sets up its damage, snapshots every file under SLMTUI_HOME and the test's folder,
+runs the command (in-process through ``main(argv)``; the cases in SUBPROCESS again as a real process, to
+prove no traceback leaks past ``main``), and checks: exit status 2, exactly one line on stderr that starts
+with ``<program>: error: `` and holds the words the case names, no "Traceback", and every file and folder
+as it was. The one exclusion is SLMTUI_HOME/cache: tokenised corpora the trainer writes for itself before
+some checks can run (deleting it only costs re-tokenising, paths.cache_dir).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import tomli_w
+import tomllib
+import torch
+
+from slmtui.cli import main as slmtui_main
+from slmtui.engine import paths
+from slmtui.engine.modeldir import META, TOKENIZER, TRAIN_STATE, WEIGHTS
+from slmtui.stories import StoryStore
+from trainer.cli import main as train_main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Env:
+    """Where a case's files are: the test's folder, the tiny model's folder, a small corpus."""
+
+    tmp: Path
+    model: Path
+    corpus: Path
+    monkeypatch: pytest.MonkeyPatch
+
+    def fmt(self, argv: list[str]) -> list[str]:
+        return [a.format(tmp=self.tmp, model=self.model, corpus=self.corpus) for a in argv]
+
+
+Setup = Callable[[Env], None]
+
+
+@dataclass(frozen=True)
+class Case:
+    prog: str  # "slmtui" or "slm-train"
+    argv: list[str]  # {tmp}, {model} and {corpus} are filled in
+    words: str  # what the one line must say (case-insensitive)
+    setup: Setup = lambda env: None
+
+
+# --------------------------------------------------------------------------------------------- kinds of damage
+
+
+def model_toml(table: str, **values: object) -> Setup:
+    def setup(env: Env) -> None:
+        meta = tomllib.loads((env.model / META).read_text())
+        meta[table].update(values)
+        (env.model / META).write_text(tomli_w.dumps(meta))
+
+    return setup
+
+
+def set_format(env: Env, value: int) -> None:
+    meta = tomllib.loads((env.model / META).read_text())
+    meta["format"] = value
+    (env.model / META).write_text(tomli_w.dumps(meta))
+
+
+def write(name: str, data: bytes | None) -> Setup:
+    """Replace (or with None, delete) one file of the model folder."""
+
+    def setup(env: Env) -> None:
+        if data is None:
+            (env.model / name).unlink()
+        else:
+            (env.model / name).write_bytes(data)
+
+    return setup
+
+
+def truncate_weights(env: Env) -> None:
+    w = env.model / WEIGHTS
+    w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
+
+
+def stories_db(kind: str) -> Setup:
+    def setup(env: Env) -> None:
+        db = paths.stories_db()
+        db.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "random bytes":
+            db.write_bytes(hashlib.sha256(b"x").digest() * 200)
+        elif kind == "passages dropped":
+            with StoryStore(db) as store:
+                store.add_passage(store.create_story().id, parent_id=None, author="user", text="Once")
+            conn = sqlite3.connect(db)
+            conn.execute("DROP TABLE passages")
+            conn.commit()
+            conn.close()
+        elif kind == "a folder":
+            db.mkdir()
+            (db / "notes.txt").write_text("mine")
+        elif kind == "healthy":
+            with StoryStore(db) as store:
+                store.create_story(title="the only one")
+
+    return setup
+
+
+def home_is_a_file(env: Env) -> None:
+    home = env.tmp / "home-file"
+    home.write_text("not a folder")
+    env.monkeypatch.setenv("SLMTUI_HOME", str(home))
+
+
+def a_file_at(sub: str) -> Setup:
+    def setup(env: Env) -> None:
+        target = Path(os.environ["SLMTUI_HOME"]) / sub
+        if target.is_dir():
+            for p in sorted(target.rglob("*"), reverse=True):
+                p.rmdir() if p.is_dir() else p.unlink()
+            target.rmdir()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("a file where a folder belongs")
+
+    return setup
+
+
+def train_state(content: object) -> Setup:
+    """The tiny model's folder with this train_state.pt (bytes as they are, anything else torch.save'd)."""
+
+    def setup(env: Env) -> None:
+        path = env.model / TRAIN_STATE
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            torch.save(content, path)
+
+    return setup
+
+
+def full_state(**changes: object) -> dict[str, object]:
+    """Every key --resume reads, of the right type, then ``changes``."""
+    state: dict[str, object] = {
+        "model": {}, "optimizer": {}, "step": 1, "tokens_seen": 10, "elapsed_s": 1.0, "best_val_loss": None,
+        "bad_evals": 0, "max_steps": 5, "rng_cpu": torch.get_rng_state(), "train_config": {}, "corpus": "c",
+        "corpus_fingerprint": "f", "tokenizer_arg": "gpt2",
+    }
+    return {**state, **changes}
+
+
+def text_file(name: str, data: bytes) -> Setup:
+    def setup(env: Env) -> None:
+        (env.tmp / name).write_bytes(data)
+
+    return setup
+
+
+def both(*setups: Setup) -> Setup:
+    def setup(env: Env) -> None:
+        for s in setups:
+            s(env)
+
+    return setup
+
+
+GEN = ["generate", "Once", "--model", "tiny", "--max-new-tokens", "3"]
+TRAIN = ["--corpus", "{corpus}", "--preset", "tiny", "--max-steps", "2", "--out", "{tmp}/out", "--progress", "none"]
+RESUME = ["--resume", "--out", "{model}", "--progress", "none", "--max-steps", "3"]
+
+CASES: dict[str, Case] = {
+    # --- slmtui: options
+    "generate: --seed not an integer": Case("slmtui", [*GEN, "--seed", "1.5"], "invalid int value: '1.5'"),
+    "generate: --temperature out of range": Case("slmtui", [*GEN, "--temperature", "9"], "--temperature must be between"),
+    "generate: unknown model": Case("slmtui", ["generate", "x", "--model", "nope"], "no model named 'nope'"),
+    "generate: --model a folder that is not one": Case("slmtui", ["generate", "x", "--model", "{tmp}"], "model.toml is missing"),
+    "eval: nothing to evaluate": Case("slmtui", ["eval", "--model", "tiny"], "nothing to evaluate"),
+    "eval: missing file": Case("slmtui", ["eval", "{tmp}/none.txt", "--model", "tiny"], "cannot read"),
+    "eval: not UTF-8": Case("slmtui", ["eval", "{tmp}/latin.txt", "--model", "tiny"], "not UTF-8",
+                            text_file("latin.txt", "Caf\u00e9 na\u00efve".encode("latin-1"))),
+    "models: unknown device": Case("slmtui", ["--device", "tpu", "models"], "invalid choice: 'tpu'"),
+    # --- model folders, each kind of damage (generate loads the model)
+    "model.toml: n_head = 2.0": Case("slmtui", GEN, "n_head must be an integer, got 2.0", model_toml("model", n_head=2.0)),
+    "model.toml: n_layer = 'six'": Case("slmtui", GEN, "n_layer must be an integer, got 'six'", model_toml("model", n_layer="six")),
+    "model.toml: bias = 'yes'": Case("slmtui", GEN, "bias must be true or false", model_toml("model", bias="yes")),
+    "model.toml: tie_embeddings = 1": Case("slmtui", GEN, "tie_embeddings must be true or false",
+                                           model_toml("model", tie_embeddings=1)),
+    "model.toml: dropout = '0.1'": Case("slmtui", GEN, "dropout must be a number", model_toml("model", dropout="0.1")),
+    "model.toml: dtype = 'int8'": Case("slmtui", GEN, "[weights] dtype must be one of", model_toml("weights", dtype="int8")),
+    "model.toml: vocab_size too large for memory": Case("slmtui", GEN, "GiB of memory", model_toml("model", vocab_size=10**12)),
+    "model.toml: block_size too large for memory": Case("slmtui", GEN, "GiB of memory", model_toml("model", block_size=10**9)),
+    "model.toml: n_layer = 10**8": Case("slmtui", GEN, "the file holds 2 layers", model_toml("model", n_layer=10**8)),
+    "model.toml: n_embd not divisible": Case("slmtui", GEN, "divisible by n_head", model_toml("model", n_head=3)),
+    "model.toml: unknown key": Case("slmtui", GEN, "unknown model config keys: n_heads", model_toml("model", n_heads=2)),
+    "model.toml: format from the future": Case("slmtui", GEN, "unsupported format 99", lambda env: set_format(env, 99)),
+    "model.toml: not TOML": Case("slmtui", GEN, "not valid TOML", write(META, b"[model\nvocab_size = ")),
+    "model.toml: missing": Case("slmtui", GEN, "model.toml is missing", write(META, None)),
+    "weights: truncated": Case("slmtui", GEN, "damaged or truncated", truncate_weights),
+    "weights: random bytes": Case("slmtui", GEN, "damaged or truncated", write(WEIGHTS, b"\x07" * 999)),
+    "weights: missing": Case("slmtui", GEN, "model.safetensors is missing", write(WEIGHTS, None)),
+    "tokenizer: missing": Case("slmtui", GEN, "tokenizer", write(TOKENIZER, None)),
+    # --- stories.db
+    "stories list: random bytes": Case("slmtui", ["stories", "list"], "damaged (file is not a database)",
+                                       stories_db("random bytes")),
+    "stories list: passages table dropped": Case("slmtui", ["stories", "list"], "the passages table is missing",
+                                                 stories_db("passages dropped")),
+    "stories list: stories.db is a folder": Case("slmtui", ["stories", "list", "--json"], "it is a folder",
+                                                 stories_db("a folder")),
+    "stories export: random bytes": Case("slmtui", ["stories", "export", "1"], "damaged", stories_db("random bytes")),
+    "stories export: passages table dropped": Case("slmtui", ["stories", "export", "1", "--format", "txt"],
+                                                   "passages table is missing", stories_db("passages dropped")),
+    "stories export: no such story": Case("slmtui", ["stories", "export", "99"], "no story with id 99",
+                                          stories_db("healthy")),
+    "stories export: id not a number": Case("slmtui", ["stories", "export", "one"], "invalid int value"),
+    # --- SLMTUI_HOME and the folders under it
+    "generate: SLMTUI_HOME is a file": Case("slmtui", GEN, "SLMTUI_HOME=", home_is_a_file),
+    "models: SLMTUI_HOME is a file": Case("slmtui", ["models"], "is a file", home_is_a_file),
+    "stories list: SLMTUI_HOME is a file": Case("slmtui", ["stories", "list"], "is a file", home_is_a_file),
+    "models: the data folder is a file": Case("slmtui", ["models", "--json"], "is a file", a_file_at("data")),
+    "app: SLMTUI_HOME is a file": Case("slmtui", [], "SLMTUI_HOME=", home_is_a_file),
+    "app: the config folder (config.toml's) is a file": Case("slmtui", [], "config is a file", a_file_at("config")),
+    # --- slm-train
+    "slm-train: --time-limit 0": Case("slm-train", [*TRAIN, "--time-limit", "0"], "no time at all"),
+    "slm-train: --time-limit abc": Case("slm-train", [*TRAIN, "--time-limit", "abc"], "not a duration"),
+    "slm-train: --seed not an integer": Case("slm-train", [*TRAIN, "--seed", "1.5"], "invalid int value"),
+    "slm-train: unknown preset": Case("slm-train", [*TRAIN, "--preset", "enormous"], "unknown preset"),
+    "slm-train: negative lr": Case("slm-train", [*TRAIN, "--lr", "-1"], "lr=-1.0"),
+    "slm-train: n_head does not divide n_embd": Case("slm-train", [*TRAIN, "--n-head", "3"], "divisible by n_head"),
+    "slm-train: too large for memory": Case("slm-train", [*TRAIN, "--n-embd", "65536", "--n-head", "1"], "GiB of memory"),
+    "slm-train: missing corpus": Case("slm-train", [*TRAIN[:1], "{tmp}/no-books", *TRAIN[2:]], "not found"),
+    "slm-train: unknown tokenizer": Case("slm-train", [*TRAIN, "--tokenizer", "sentencepiece"], "--tokenizer"),
+    "slm-train: --init-from unknown": Case("slm-train", [*TRAIN, "--init-from", "nope"], "no model named 'nope'"),
+    "slm-train: --init-from n_head = 2.0": Case("slm-train", [*TRAIN, "--init-from", "tiny"], "n_head must be an integer",
+                                                model_toml("model", n_head=2.0)),
+    "slm-train: --init-from too large for memory": Case("slm-train", [*TRAIN, "--init-from", "tiny"], "GiB of memory",
+                                                        model_toml("model", vocab_size=10**12)),
+    "slm-train: SLMTUI_HOME is a file": Case("slm-train", ["--corpus", "{corpus}", "--preset", "tiny", "--name", "x",
+                                                           "--max-steps", "2", "--progress", "none"], "SLMTUI_HOME=",
+                                             home_is_a_file),
+    "slm-train: --resume with nothing to resume": Case("slm-train", RESUME, "nothing to resume"),
+    "slm-train: --resume on random bytes": Case("slm-train", RESUME, "damaged or not a slmtui training state",
+                                                train_state(hashlib.sha256(b"y").digest() * 100)),
+    "slm-train: --resume on a torch file without the keys": Case("slm-train", RESUME, "step, tokens_seen",
+                                                                 train_state({"a": 1})),
+    "slm-train: --resume on a torch file holding a list": Case("slm-train", RESUME, "holds a list",
+                                                               train_state([1, 2, 3])),
+    "slm-train: --resume with step of the wrong type": Case("slm-train", RESUME, "step should be an integer, got str",
+                                                            train_state(full_state(step="1"))),
+    "slm-train: --resume with a model of wrong tensors": Case("slm-train", RESUME, "model should map names to tensors",
+                                                              train_state(full_state(model={"w": [1.0]}))),
+}
+
+# These run again as real processes: what a user sees, with nothing between main() and the terminal.
+SUBPROCESS = ["model.toml: n_head = 2.0", "model.toml: vocab_size too large for memory", "stories list: random bytes",
+              "generate: SLMTUI_HOME is a file", "slm-train: --resume on random bytes", "slm-train: SLMTUI_HOME is a file"]
+
+
+# --------------------------------------------------------------------------------------------- running a case
+
+
+def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
+    """Every path under ``root`` but cache/: its kind, bytes' hash, permission bits and inode (so a file
+    replaced by an identical copy counts as changed). tests/fs_snapshot.py (issue 9's other half) does the
+    same; the two can become one."""
+    out: dict[str, tuple[object, ...]] = {}
+    if not os.path.lexists(root):
+        return out
+    paths_ = [root] if not root.is_dir() else [root, *root.rglob("*")]
+    for p in paths_:
+        rel = p.relative_to(root).as_posix() if p != root else "."
+        if rel == "cache" or rel.startswith("cache/"):
+            continue
+        st = p.lstat()
+        digest = hashlib.sha256(p.read_bytes()).hexdigest() if stat.S_ISREG(st.st_mode) else None
+        out[rel] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_ino, digest)
+    return out
+
+
+@pytest.fixture
+def env(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
+    corpus = tmp_path / "books" / "willows.txt"
+    corpus.parent.mkdir()
+    text = (paths.BUNDLED_CORPUS_DIR / "grahame-wind-in-the-willows.txt").read_text(encoding="utf-8")
+    corpus.write_text(text[20_000:44_000], encoding="utf-8")
+    return Env(tmp=tmp_path, model=tiny_model_dir, corpus=corpus, monkeypatch=monkeypatch)
+
+
+def roots(env: Env) -> list[Path]:
+    return [env.tmp, Path(os.environ["SLMTUI_HOME"]), env.model.parent.parent.parent]
+
+
+def run_in_process(case: Case, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    main = slmtui_main if case.prog == "slmtui" else train_main
+    try:
+        code = main(argv)
+    except SystemExit as e:  # slm-train's argparse errors
+        code = e.code if isinstance(e.code, int) else 1
+    return code, capsys.readouterr().err
+
+
+def run_process(case: Case, argv: list[str]) -> tuple[int, str]:
+    module = "slmtui" if case.prog == "slmtui" else "trainer"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", module, *argv], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+    return proc.returncode, proc.stderr
+
+
+def check(case: Case, env: Env, run: Callable[[list[str]], tuple[int, str]]) -> None:
+    case.setup(env)
+    argv = env.fmt(case.argv)
+    before = {str(r): snapshot(r) for r in roots(env)}
+    code, err = run(argv)
+    lines = err.splitlines()
+    assert "Traceback" not in err, err
+    assert code == 2, err
+    assert len(lines) == 1, f"expected one line on stderr, got {err!r}"
+    assert lines[0].startswith(f"{case.prog}: error: "), lines[0]
+    assert case.words.lower() in lines[0].lower(), lines[0]
+    after = {str(r): snapshot(r) for r in roots(env)}
+    changed = [f"{root}/{p}" for root in before for p in sorted(set(before[root]) | set(after[root]))
+               if before[root].get(p) != after[root].get(p)]
+    assert not changed, f"changed: {changed}"
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(name: str, env: Env,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    case = CASES[name]
+    if not case.argv:  # the app: in-process, a regression would open a terminal UI inside the test run
+        check(case, env, lambda argv: run_process(case, argv))
+    else:
+        check(case, env, lambda argv: run_in_process(case, argv, capsys))
+
+
+@pytest.mark.parametrize("name", [n for n in SUBPROCESS if CASES[n].argv])
+def test_as_a_real_process_no_traceback_leaks(name: str, env: Env) -> None:
+    case = CASES[name]
+    check(case, env, lambda argv: run_process(case, argv))
+
+
+def test_the_table_is_large_enough() -> None:
+    assert len(CASES) >= 40
+    assert {c.prog for c in CASES.values()} == {"slmtui", "slm-train"}
+
+
+# --------------------------------------------------------------------------------------------- not bad input, but
+
+def test_models_lists_broken_folders_with_the_reason(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder that fails to read is shown as broken, not hidden (it may be the model the user looks for)."""
+    import json
+
+    broken = env.model.parent / "half-copied"
+    broken.mkdir()
+    (broken / META).write_text("[model\n")
+    assert slmtui_main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny" in out
+    assert f"broken: half-copied: {broken / META} is not valid TOML" in out
+    assert slmtui_main(["models", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["tiny"]["broken"] is False
+    assert rows["half-copied"]["broken"] is True and "not valid TOML" in rows["half-copied"]["error"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="/dev/full is Linux's")
+def test_a_full_disk_is_one_line_and_exit_1(env: Env) -> None:
+    """`slmtui generate Hello > /dev/full`: not the user's input, so exit 1 (README, "Errors and exit codes")."""
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "slmtui", *GEN], cwd=REPO, stdout=full, stderr=subprocess.PIPE,
+                              text=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == "slmtui: error: cannot write the output: No space left on device\n"
