@@ -45,7 +45,7 @@ FIELDS: tuple[Field, ...] = (
     Field("min_p", "min-p", f"{_range('min_p')} · drop tokens under min-p × the likeliest · 0 = off"),
     Field("repetition_penalty", "repetition", f"{_range('repetition_penalty')} · above 1 avoids repeats · 1 = off"),
     Field("max_new_tokens", "length", f"{_range('max_new_tokens')} tokens per continuation", whole=True),
-    Field("seed", "seed", "a whole number ≥ 0 repeats a continuation · blank = a fresh one", whole=True, optional=True),
+    Field("seed", "seed", "any whole number repeats a continuation · blank = a fresh one", whole=True, optional=True),
 )
 
 BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
