@@ -97,6 +97,7 @@ def _add_stories_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     export.add_argument("id", type=int, metavar="ID", help="the story's id (see `slmtui stories list`)")
     export.add_argument("--format", choices=("md", "txt"), default="md", help="Markdown (default) or plain text")
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of stdout")
+    export.add_argument("--force", action="store_true", help="replace FILE if it exists (only ever a regular file)")
     export.set_defaults(func=_cmd_stories_export)
 
 
@@ -132,13 +133,10 @@ def _cmd_stories_export(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return 0
-    from slmtui.engine.atomic import write_text_atomic
+    from slmtui.engine.atomic import write_regular_file
 
-    try:
-        write_text_atomic(args.output.expanduser(), text)
-    except OSError as e:
-        raise SlmError(f"cannot write {args.output}: {e.strerror}") from e
-    print(f"wrote {args.output}", file=sys.stderr)
+    written = write_regular_file(args.output, text.encode("utf-8"), replace=args.force)
+    print(f"wrote {written}", file=sys.stderr)
     return 0
 
 
