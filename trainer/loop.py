@@ -247,6 +247,10 @@ def train(spec: RunSpec, emit: Callable[[Event], None], *, should_stop: Callable
 def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[], bool],
            warn: Callable[[str], None], ddp: _Distributed) -> DoneEvent:
     device = ddp.device
+    # Before anything is read, tokenised or trained: may this run write its model there at all?
+    # (A resumed run's corpus is known once its state is read: checked again below.)
+    check_model_target(spec.out, replace_model=spec.resume, corpus=None if spec.resume else spec.corpus,
+                       how_to_replace=REPLACE_HINT)
     state = _load_state(spec.out) if spec.resume else None
     cfg = TrainConfig.from_dict(state["train_config"]) if state else spec.train
     if state and (spec.train.max_steps or spec.train.time_limit_s):
@@ -257,8 +261,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     corpus_dir = corpus_path(state["corpus"]) if state else spec.corpus
     tokenizer_arg = state["tokenizer_arg"] if state else spec.tokenizer
     preset_name = state.get("preset", spec.preset) if state else spec.preset
-    # Before anything is read, tokenised or trained: may this run write its model there at all?
-    check_model_target(spec.out, replace_model=spec.resume, corpus=corpus_dir, how_to_replace=REPLACE_HINT)
+    if state:
+        check_model_target(spec.out, replace_model=True, corpus=corpus_dir)
 
     corpus = read_corpus(corpus_dir)
     for skipped in corpus.skipped:

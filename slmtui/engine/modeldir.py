@@ -85,12 +85,13 @@ def save_model_dir(
 ) -> Path:
     """Write a complete model folder at ``path`` and rename it into place.
 
-    ``check_model_target`` decides, before writing and again just before the rename, whether the
-    place may be taken: an existing model folder there is replaced only with ``replace_model``. When
-    the second check refuses (the folder changed meanwhile), the new model is kept beside it and the
-    error names where.
+    ``check_model_target`` decides, just before the rename, whether the place may be taken: an existing
+    model folder there is replaced only with ``replace_model``. When it refuses, nothing there is touched
+    and the new folder is kept beside it, under the name the error gives: a run that saw its folder
+    taken during hours of training keeps what it learned. Callers check once more before any work
+    (the trainer and the exporter do), so that a refusal up front writes nothing at all.
     """
-    path = check_model_target(path, replace_model=replace_model, corpus=corpus)
+    path = target_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     keep_tmp = False
@@ -279,7 +280,7 @@ def check_model_target(
             raise SlmError(f"{target} is inside the corpus ({source}): write the model somewhere else")
     try:
         mode = target.lstat().st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         above = next(p for p in target.parents if os.path.lexists(p))  # "/" always exists
         if not above.is_dir():
             raise SlmError(f"cannot write a model at {target}: {above} is not a folder") from None
