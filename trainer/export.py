@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from slmtui.engine import SlmError, evaluate_texts, load_model_dir, save_model_dir
+from slmtui.engine import SlmError, evaluate_texts, load_model_dir, read_model_info, save_model_dir
 from slmtui.engine.modeldir import METRICS, check_model_target
 from trainer.corpus import corpus_path, read_corpus, split_documents
 
@@ -26,14 +26,17 @@ def export_model(src: Path, dest: Path, *, dtype: str = "bf16", corpus: Path | N
 
     DEST must be new, an empty folder, or (with ``force``) a model folder: the same rule as training's.
     """
-    check_model_target(dest, replace_model=force, corpus=corpus, how_to_replace="add --force to replace it")
+    recorded = read_model_info(src).training.get("corpus")
+    if corpus is None and not recorded:
+        raise SlmError(f"{src}/model.toml does not name the corpus the model was trained on: give --corpus")
+    corpus_dir = corpus or corpus_path(str(recorded))
+    check_model_target(dest, replace_model=force, corpus=corpus_dir, how_to_replace="add --force to replace it")
     loaded = load_model_dir(src)
     rounded = loaded.model
     with torch.no_grad():
         for p in rounded.parameters():
             p.copy_(p.to(DTYPES[dtype]).to(torch.float32))
     training = dict(loaded.info.training)
-    corpus_dir = corpus or corpus_path(str(training.get("corpus", "")))
     val_fraction = float(training.get("val_fraction", 0.05))  # type: ignore[arg-type]
     _, val_texts = split_documents(read_corpus(corpus_dir), val_fraction=val_fraction)
     result = evaluate_texts(rounded, loaded.tokenizer, val_texts)

@@ -39,6 +39,26 @@ def test_export_writes_16_bit_weights_and_scores_them(capsys: pytest.CaptureFixt
     assert training["weights_dtype"] == "bf16" and training["val_bpb"] > 0
 
 
+def test_export_onto_the_recorded_corpus_is_refused(capsys: pytest.CaptureFixture[str], tiny_model_dir: Path,
+                                                    corpus: Path, tmp_path: Path) -> None:
+    """No --corpus: the one model.toml names is the one protected, before anything is loaded or scored."""
+    src = tmp_path / "trained"
+    shutil.copytree(tiny_model_dir, src)
+    meta = src / "model.toml"
+    meta.write_text(meta.read_text().replace("[training]", f"[training]\ncorpus = {str(corpus)!r}", 1))
+    before = snapshot(tmp_path)
+    code, err = export(capsys, str(src), str(corpus / "shipped"))
+    assert code == 2 and err.splitlines() == [f"error: {corpus / 'shipped'} is inside the corpus ({corpus}): "
+                                              "write the model somewhere else"]
+    assert_unchanged(before, snapshot(tmp_path))
+
+
+def test_export_needs_a_corpus(capsys: pytest.CaptureFixture[str], tiny_model_dir: Path, tmp_path: Path) -> None:
+    code, err = export(capsys, str(tiny_model_dir), str(tmp_path / "shipped"))
+    assert code == 2 and "does not name the corpus" in err and "give --corpus" in err
+    assert not (tmp_path / "shipped").exists()
+
+
 @pytest.mark.parametrize("case", ["existing model", "notes", "corpus", "models folder", "file"])
 def test_export_refuses_a_dest_it_may_not_replace(case: str, capsys: pytest.CaptureFixture[str], tiny_model_dir: Path,
                                                   corpus: Path, tmp_path: Path, slmtui_home: Path) -> None:
