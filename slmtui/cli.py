@@ -73,9 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", parents=[common], help="loss, perplexity and bits per byte of a model on some text",
                         description="Score how well a model predicts text files, or a corpus's held-out split.")
-    ev.add_argument("files", nargs="*", metavar="FILE", help="UTF-8 text files")
+    ev.add_argument("files", nargs="*", metavar="FILE",
+                    help="UTF-8 text files, read as the trainer reads a corpus (cleaned, hard wraps joined)")
+    ev.add_argument("--raw", action="store_true", help="score the files' bytes as they are, not as the trainer reads them")
     ev.add_argument("--corpus", metavar="DIR", help="a corpus folder, split as the trainer splits it; 'bundled' is the shipped novels")
-    ev.add_argument("--split", choices=("val", "train"), help="which part of --corpus (default: val)")
+    ev.add_argument("--split", choices=("val", "train", "all"),
+                    help="which part of --corpus: the held-out val (default), train, or all of it, each file whole")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=_cmd_eval)
 
@@ -100,6 +103,7 @@ def _add_stories_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     export.add_argument("id", type=int, metavar="ID", help="the story's id (see `slmtui stories list`)")
     export.add_argument("--format", choices=("md", "txt"), default="md", help="Markdown (default) or plain text")
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of stdout")
+    export.add_argument("--force", action="store_true", help="replace FILE if it exists (only ever a regular file)")
     export.set_defaults(func=_cmd_stories_export)
 
 
@@ -135,13 +139,10 @@ def _cmd_stories_export(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return 0
-    from slmtui.engine.atomic import write_text_atomic
+    from slmtui.engine.atomic import write_regular_file
 
-    try:
-        write_text_atomic(args.output.expanduser(), text)
-    except OSError as e:
-        raise SlmError(f"cannot write {args.output}: {e.strerror}") from e
-    print(f"wrote {args.output}", file=sys.stderr)
+    written = write_regular_file(args.output, text.encode("utf-8"), replace=args.force)
+    print(f"wrote {written}", file=sys.stderr)
     return 0
 
 
@@ -227,14 +228,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise SlmError("nothing to evaluate: give text files, or --corpus DIR")
     if args.split is not None and args.corpus is None:
         raise SlmError("--split needs --corpus")
+    if args.raw and args.corpus is not None:
+        raise SlmError("--raw is for FILE arguments: a corpus is always read as the trainer reads it")
     if args.files:
-        texts = [_read_text(Path(f)) for f in args.files]
-        source: dict[str, object] = {"source": "files", "files": [str(f) for f in args.files]}
+        # As the trainer reads a corpus by default, so a file's figure is comparable with training's.
+        read = _read_text if args.raw else _read_as_trainer
+        texts = [read(Path(f)) for f in args.files]
+        source: dict[str, object] = {"source": "files", "files": [str(f) for f in args.files],
+                                     "reading": "raw" if args.raw else "as-trainer"}
     loaded = _load(args)
     if args.corpus is not None:
         split = args.split or "val"
         texts, val_fraction = _corpus_split(args.corpus, split, loaded.info)
-        source = {"source": "corpus", "corpus": str(args.corpus), "split": split, "val_fraction": val_fraction}
+        source = {"source": "corpus", "corpus": str(args.corpus), "split": split, "val_fraction": val_fraction,
+                  "reading": "as-trainer"}
     from slmtui.engine import evaluate_texts
 
     result = evaluate_texts(loaded.model, loaded.tokenizer, texts)
@@ -320,12 +327,22 @@ def _read_prompt(prompt: str) -> str:
 
 
 def _read_text(path: Path) -> str:
+    """The file's bytes as they are, decoded: read_text() would turn CRLF into LF, which is not --raw."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
         raise SlmError(f"{path} is not UTF-8 text (byte {e.start})") from e
     except OSError as e:
         raise SlmError(f"cannot read {path}: {e.strerror or e}") from e
+
+
+def _read_as_trainer(path: Path) -> str:
+    try:
+        from trainer.corpus import read_text_file
+    except ImportError as e:
+        raise SlmError("reading text as the trainer does needs the trainer package, which is not installed "
+                       "here: add --raw to score the bytes as they are", exit_code=1) from e
+    return read_text_file(path)
 
 
 def _load(args: argparse.Namespace) -> LoadedModel:
@@ -350,6 +367,8 @@ def _corpus_split(corpus_path: str, split: str, info: ModelInfo) -> tuple[list[s
         print(f"{PROG}: skipped {skipped.name}: {skipped.reason}", file=sys.stderr)
     if not corpus.documents:
         raise SlmError(f"{corpus_path} holds no readable text")
+    if split == "all":
+        return [d.text for d in corpus.documents], float(val_fraction)
     train, val = split_documents(corpus, val_fraction=float(val_fraction))
     return (val if split == "val" else train), float(val_fraction)
 
@@ -358,9 +377,16 @@ def _print_eval(report: dict[str, Any], result: EvalResult) -> None:
     if report["source"] == "files":
         what = f"{report['texts']} file{'s' if report['texts'] != 1 else ''}"
     else:
-        what = f"{report['corpus']} ({report['split']} split, val_fraction {report['val_fraction']:g})"
+        what = (f"{report['corpus']} (all of it, each file whole)" if report["split"] == "all" else
+                f"{report['corpus']} ({report['split']} split, val_fraction {report['val_fraction']:g})")
     print(f"model        {report['model']}  ({report['path']})")
     print(f"text         {what}: {result.tokens:,} tokens, {result.bytes:,} bytes")
+    if report["reading"] == "raw":
+        reading = "raw: the files' bytes as they are"
+    else:
+        reading = "as the trainer reads a corpus: cleaned, hard wraps joined"
+        reading += " (--raw: the bytes as they are)" if report["source"] == "files" else ""
+    print(f"reading      {reading}")
     print(f"loss         {result.loss:.4f} nats/token")
     print(f"perplexity   {result.perplexity:.2f}")
     print(f"bits/byte    {result.bits_per_byte:.4f}")

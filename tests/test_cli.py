@@ -110,7 +110,8 @@ def test_eval_file_that_is_a_folder_or_not_text(capsys: pytest.CaptureFixture[st
     assert_usage_error(run(capsys, "eval", str(tmp_path), "--model", "tiny"), f"cannot read {tmp_path}")
     binary = tmp_path / "image.png"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
-    assert_usage_error(run(capsys, "eval", str(binary), "--model", "tiny"), f"{binary} is not UTF-8 text")
+    assert_usage_error(run(capsys, "eval", str(binary), "--model", "tiny"), f"{binary}: not UTF-8 text")
+    assert_usage_error(run(capsys, "eval", str(binary), "--raw", "--model", "tiny"), f"{binary} is not UTF-8 text")
 
 
 def test_missing_corpus(capsys: pytest.CaptureFixture[str], tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -222,12 +223,13 @@ def test_eval_json(capsys: pytest.CaptureFixture[str], tiny_model_dir: Path, tmp
     for i, text in enumerate(texts):
         files.append(tmp_path / f"{i}.txt")
         files[-1].write_text(text, encoding="utf-8")
-    rc, out, err = run(capsys, "eval", *map(str, files), "--model", "tiny", "--json")
+    rc, out, err = run(capsys, "eval", *map(str, files), "--raw", "--model", "tiny", "--json")
     assert rc == 0 and err == ""
     report = json.loads(out)
-    assert set(report) >= {"model", "path", "source", "files", "texts", "tokens", "bytes", "loss", "perplexity", "bits_per_byte"}
+    assert set(report) >= {"model", "path", "source", "files", "texts", "tokens", "bytes", "loss", "perplexity",
+                           "bits_per_byte", "reading"}
     assert report["model"] == "tiny" and report["path"] == str(tiny_model_dir)
-    assert report["source"] == "files" and report["texts"] == 2
+    assert report["source"] == "files" and report["texts"] == 2 and report["reading"] == "raw"
     loaded = load_model_dir(tiny_model_dir)
     expected = evaluate_texts(loaded.model, loaded.tokenizer, texts)
     assert report["tokens"] == expected.tokens == sum(len(t.encode()) - 1 for t in texts)
@@ -241,7 +243,7 @@ def test_eval_table(capsys: pytest.CaptureFixture[str], tiny_model_dir: Path) ->
     rc, out, _ = run(capsys, "eval", __file__, "--model", str(tiny_model_dir))
     assert rc == 0
     labels = [line.split()[0] for line in out.splitlines()]
-    assert labels == ["model", "text", "loss", "perplexity", "bits/byte"]
+    assert labels == ["model", "text", "reading", "loss", "perplexity", "bits/byte"]
 
 
 def test_eval_corpus_uses_the_models_val_fraction(capsys: pytest.CaptureFixture[str], tiny_model_dir: Path, tmp_path: Path) -> None:

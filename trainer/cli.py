@@ -17,6 +17,7 @@ from typing import NoReturn
 
 from slmtui.engine import DEVICE_CHOICES, PRESETS, SlmError, paths, preset
 from slmtui.engine.seeds import SEED_HELP
+from slmtui.engine.modeldir import target_path
 from trainer.corpus import corpus_path
 from trainer.events import DoneEvent, ErrorEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
 from trainer.loop import DEFAULT_TOKENIZER, TRAIN_PRESETS, RunSpec, TrainConfig, train
@@ -77,7 +78,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     if args.preset not in PRESETS or args.preset not in TRAIN_PRESETS:
         raise SlmError(f"unknown preset {args.preset!r}; choose one of: {', '.join(TRAIN_PRESETS)}")
     if args.out is not None:
-        out = args.out.expanduser().resolve()
+        out = target_path(args.out)  # not resolve(): a link at --out must be seen, and refused
     else:
         name = args.name or (args.corpus.stem if args.corpus != paths.BUNDLED_CORPUS_DIR else f"{args.preset}-bundled")
         if not re.fullmatch(r"[\w.-]+", name) or name.startswith("."):
@@ -105,8 +106,6 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     cfg = replace(TRAIN_PRESETS[args.preset], **overrides)
     if not args.resume and cfg.max_steps is None and cfg.epochs is None and cfg.time_limit_s is None:
         cfg = replace(cfg, epochs=10.0)  # with early stopping, the usual end
-    if not args.resume and not args.init_from and out.exists() and (out / "model.toml").exists():
-        raise SlmError(f"{out} already holds a model: choose another --name, or --resume to continue its run")
     if not args.resume:
         _check_corpus_path(args.corpus)
     return RunSpec(out=out, corpus=args.corpus.expanduser(), model=model, train=cfg,

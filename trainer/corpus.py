@@ -147,16 +147,8 @@ def read_corpus(path: Path) -> Corpus:
     documents: list[Document] = []
     skipped: list[Skipped] = []
     for name, file in named:
-        try:
-            data = file.read_bytes()
-        except OSError as e:
-            skipped.append(Skipped(name, f"unreadable ({e.strerror or e})"))
-            continue
-        text, reason = _decode(data)
+        text, reason = _read_file(file)
         if text is not None:
-            text = clean_text(text)
-            reason = "" if text else "empty"
-        if text:
             documents.append(Document(name, text))
         else:
             skipped.append(Skipped(name, reason))
@@ -169,6 +161,36 @@ def read_corpus(path: Path) -> Corpus:
         more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""
         raise SlmError(f"no usable text in {path}: all {len(skipped)} files were skipped ({shown}{more})")
     return Corpus(path=path, documents=tuple(documents), skipped=tuple(skipped))
+
+
+def _read_file(file: Path) -> tuple[str | None, str]:
+    """One file as the trainer reads it: (cleaned text, "") or (None, reason-for-a-person)."""
+    try:
+        data = file.read_bytes()
+    except OSError as e:
+        return None, f"unreadable ({e.strerror or e})"
+    text, reason = _decode(data)
+    if text is None:
+        return None, reason
+    text = clean_text(text)
+    return (text, "") if text else (None, "empty")
+
+
+def read_text_file(path: Path) -> str:
+    """One file read exactly as ``read_corpus`` reads each file of a corpus: decoded, checked, cleaned and
+    unwrapped. ``slmtui eval FILE`` scores this text, so its figures are the trainer's figures.
+
+    Raises SlmError naming the file when the trainer would skip it.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise SlmError(f"cannot read {path}: it is a folder (score a folder of books with --corpus)")
+    if not path.exists():
+        raise SlmError(f"cannot read {path}: No such file or directory")
+    text, reason = _read_file(path)
+    if text is None:
+        raise SlmError(f"{path}: {reason}")
+    return text
 
 
 # --------------------------------------------------------------------------- cleaning

@@ -13,29 +13,38 @@ from pathlib import Path
 
 import torch
 
-from slmtui.engine import SlmError, evaluate_texts, load_model_dir, save_model_dir
-from slmtui.engine.modeldir import METRICS
+from slmtui.engine import SlmError, evaluate_texts, load_model_dir, read_model_info, save_model_dir
+from slmtui.engine.modeldir import METRICS, check_model_target
 from trainer.corpus import corpus_path, read_corpus, split_documents
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
-def export_model(src: Path, dest: Path, *, dtype: str = "bf16", corpus: Path | None = None) -> dict[str, object]:
-    """Write DEST from SRC; returns the training summary written to DEST's model.toml."""
+def export_model(src: Path, dest: Path, *, dtype: str = "bf16", corpus: Path | None = None,
+                 force: bool = False) -> dict[str, object]:
+    """Write DEST from SRC; returns the training summary written to DEST's model.toml.
+
+    DEST must be new, an empty folder, or (with ``force``) a model folder: the same rule as training's.
+    """
+    recorded = read_model_info(src).training.get("corpus")
+    if corpus is None and not recorded:
+        raise SlmError(f"{src}/model.toml does not name the corpus the model was trained on: give --corpus")
+    corpus_dir = corpus or corpus_path(str(recorded))
+    check_model_target(dest, replace_model=force, corpus=corpus_dir, how_to_replace="add --force to replace it")
     loaded = load_model_dir(src)
     rounded = loaded.model
     with torch.no_grad():
         for p in rounded.parameters():
             p.copy_(p.to(DTYPES[dtype]).to(torch.float32))
     training = dict(loaded.info.training)
-    corpus_dir = corpus or corpus_path(str(training.get("corpus", "")))
     val_fraction = float(training.get("val_fraction", 0.05))  # type: ignore[arg-type]
     _, val_texts = split_documents(read_corpus(corpus_dir), val_fraction=val_fraction)
     result = evaluate_texts(rounded, loaded.tokenizer, val_texts)
     training.update(val_loss=result.loss, val_bpb=result.bits_per_byte, val_tokens=result.tokens,
                     val_bytes=result.bytes, weights_dtype=dtype, exported_from=src.name)
     extra = {name: src / name for name in (METRICS, "training_metrics.png") if (src / name).is_file()}
-    save_model_dir(dest, rounded, loaded.tokenizer, training=training, dtype=DTYPES[dtype], extra_files=extra)
+    save_model_dir(dest, rounded, loaded.tokenizer, training=training, dtype=DTYPES[dtype], extra_files=extra,
+                   replace_model=force, corpus=corpus_dir)
     return training
 
 
@@ -45,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dest", type=Path)
     p.add_argument("--dtype", choices=tuple(DTYPES), default="bf16")
     p.add_argument("--corpus", type=Path, help="the corpus the model was trained on (default: as model.toml says)")
+    p.add_argument("--force", action="store_true", help="replace DEST when it is already a model folder")
     args = p.parse_args(argv)
     try:
-        training = export_model(args.src, args.dest, dtype=args.dtype, corpus=args.corpus)
+        training = export_model(args.src, args.dest, dtype=args.dtype, corpus=args.corpus, force=args.force)
     except SlmError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

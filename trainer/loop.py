@@ -28,7 +28,7 @@ from slmtui.engine.device import cpu_has_fast_bf16
 from slmtui.engine.errors import SlmError
 from slmtui.engine.memory import check_fits, training_bytes
 from slmtui.engine.seeds import torch_seed
-from slmtui.engine.modeldir import METRICS, TRAIN_STATE, load_model_dir, save_model_dir
+from slmtui.engine.modeldir import METRICS, TRAIN_STATE, check_model_target, load_model_dir, save_model_dir
 from trainer.corpus import corpus_fingerprint, corpus_label, corpus_path, read_corpus, split_documents
 from trainer.data import Batches, cache_key, tokenize_corpus
 from trainer.events import CheckpointEvent, DoneEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
@@ -104,6 +104,10 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "default": TrainConfig(batch_size=32, lr=2e-3, warmup_steps=200, eval_interval=200, weight_decay=0.1),
 }
 DEFAULT_TOKENIZER = {"seed": "gpt2", "tiny": "bpe:512", "default": "bpe:8192"}
+
+
+REPLACE_HINT = "choose another --name or --out, or continue its run with --resume"
+"""How a user asks for an existing model folder to be replaced: only by continuing its own run."""
 
 
 @dataclass(frozen=True)
@@ -254,6 +258,10 @@ def train(spec: RunSpec, emit: Callable[[Event], None], *, should_stop: Callable
 def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[], bool],
            warn: Callable[[str], None], ddp: _Distributed) -> DoneEvent:
     device = ddp.device
+    # Before anything is read, tokenised or trained: may this run write its model there at all?
+    # (A resumed run's corpus is known once its state is read: checked again below.)
+    check_model_target(spec.out, replace_model=spec.resume, corpus=None if spec.resume else spec.corpus,
+                       how_to_replace=REPLACE_HINT)
     state = _load_state(spec.out) if spec.resume else None
     try:
         cfg = TrainConfig.from_dict(state["train_config"]) if state else spec.train
@@ -267,6 +275,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     corpus_dir = corpus_path(state["corpus"]) if state else spec.corpus
     tokenizer_arg = state["tokenizer_arg"] if state else spec.tokenizer
     preset_name = state.get("preset", spec.preset) if state else spec.preset
+    if state:
+        check_model_target(spec.out, replace_model=True, corpus=corpus_dir)
 
     corpus = read_corpus(corpus_dir)
     for skipped in corpus.skipped:
@@ -355,7 +365,10 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "train_config": asdict(cfg),
         }
 
+    saved = False  # once this run has written the folder, it is this run's to replace
+
     def checkpoint(reason: str) -> None:
+        nonlocal saved
         if not ddp.is_main:
             return
         train_state = {
@@ -378,7 +391,9 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         png = render_metrics_png(progress.metrics)  # None without matplotlib (the `plot` extra)
         if png is not None:
             extra_files[PLOT_FILE] = png
-        save_model_dir(spec.out, best, tokenizer, training=summary(reason), extra_files=extra_files)
+        save_model_dir(spec.out, best, tokenizer, training=summary(reason), extra_files=extra_files,
+                       replace_model=spec.resume or saved, corpus=corpus_dir)
+        saved = True
         emit(CheckpointEvent(step=progress.step, path=str(spec.out)))
 
     def evaluate() -> None:

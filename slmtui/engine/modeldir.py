@@ -8,13 +8,16 @@
       metrics.jsonl       optional: every training step and evaluation
 
 A folder is built under a temporary name beside its final place and renamed into place, so a crash
-leaves the old model or the new one, never half of one.
+leaves the old model or the new one, never half of one. What may be replaced so is decided in one place,
+``check_model_target``: nothing, an empty folder, or a proven model folder that the caller was asked to
+replace; never a file, a link, someone's notes, the corpus or a folder that holds the user's data.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 import tomllib
 from dataclasses import dataclass, field
@@ -78,11 +81,21 @@ def save_model_dir(
     training: dict[str, object] | None = None,
     dtype: torch.dtype = torch.float32,
     extra_files: dict[str, bytes | Path] | None = None,
+    replace_model: bool = False,
+    corpus: Path | None = None,
 ) -> Path:
-    """Write a complete model folder at ``path``, replacing any folder there in one rename."""
-    path = Path(path)
+    """Write a complete model folder at ``path`` and rename it into place.
+
+    ``check_model_target`` decides, just before the rename, whether the place may be taken: an existing
+    model folder there is replaced only with ``replace_model``. When it refuses, nothing there is touched
+    and the new folder is kept beside it, under the name the error gives: a run that saw its folder
+    taken during hours of training keeps what it learned. Callers check once more before any work
+    (the trainer and the exporter do), so that a refusal up front writes nothing at all.
+    """
+    path = target_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    keep_tmp = False
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide a shared model from other users
@@ -113,9 +126,15 @@ def save_model_dir(
             f.chmod(0o666 & ~umask)
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
+        try:
+            check_model_target(path, replace_model=replace_model, corpus=corpus)
+        except SlmError as e:
+            keep_tmp = True  # hours of training are not thrown away because the place was taken meanwhile
+            raise SlmError(f"{e}; the new model is kept at {tmp}", exit_code=e.exit_code) from e
         _swap_into_place(tmp, path)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not keep_tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
 
@@ -155,6 +174,11 @@ def read_model_info(path: Path) -> ModelInfo:
     """Read and check model.toml alone: cheap enough for listing many models."""
     path = Path(path)
     _recover(path)
+    return _parse_model_info(path)
+
+
+def _parse_model_info(path: Path) -> ModelInfo:
+    """model.toml read and checked; renames nothing (read_model_info first finishes an interrupted swap)."""
     meta_file = path / META
     if not path.is_dir():
         raise SlmError(f"no model folder at {path}")
@@ -196,6 +220,106 @@ def _read_header(weights: Path) -> dict[str, tuple[tuple[int, ...], str]]:
         if kind not in _DTYPE_BYTES:
             raise SlmError(f"{weights}: {key} is {kind}; weights must be float32, float16 or bfloat16")
     return header
+
+
+def is_model_folder(path: Path) -> bool:
+    """Proven, not guessed from one file name: a real folder whose model.toml parses with the expected
+    tables and values, beside a model.safetensors file. Reads model.toml only; renames nothing."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_dir():
+        return False
+    weights = path / WEIGHTS
+    if weights.is_symlink() or not weights.is_file():
+        return False
+    try:
+        _parse_model_info(path)
+    except Exception:  # any failure to read it (SlmError, OSError, a bad value) means: not proven
+        return False
+    return True
+
+
+def target_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` made absolute with its folders' links resolved but not a link at its last component,
+    so that ``check_model_target`` sees (and refuses) a link rather than the folder it points to."""
+    p = Path(os.path.abspath(Path(path).expanduser()))
+    return p.parent.resolve() / p.name if p.name else p
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "a file"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a folder"
+
+
+def _is_within(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+def check_model_target(
+    path: str | os.PathLike[str],
+    *,
+    replace_model: bool,
+    corpus: str | os.PathLike[str] | None = None,
+    how_to_replace: str = "it is replaced only when you ask for that",
+) -> Path:
+    """The one rule for where a model folder may be written; returns ``path`` normalised (``target_path``).
+
+    Allowed: nothing there yet, an empty folder, or a proven model folder (``is_model_folder``) when
+    ``replace_model`` says the user asked to replace it (``--resume``, ``--force``) or this run wrote it.
+    Refused, with an SlmError (exit 2) that names the path: a link; a file, FIFO or device; a non-empty
+    folder that is not a model folder; slmtui's data, models, config and cache folders, stories.db,
+    config.toml and any folder that holds one of them; the corpus, a folder inside it or one holding it;
+    and a model folder nobody asked to replace (``how_to_replace`` tells the user how to ask).
+    Every check only reads: a refused run has touched nothing.
+    """
+    target = target_path(path)
+    if target.is_symlink():
+        raise SlmError(f"{target} is a symbolic link (to {os.readlink(target)}): a model is never written "
+                       f"through a link; give the folder itself ({target.resolve()})")
+    for label, kept in paths.user_files().items():
+        kept = target_path(kept).resolve()
+        if target == kept:
+            raise SlmError(f"{target} is {label}: a model is never written there")
+        if _is_within(kept, target):
+            raise SlmError(f"{target} holds {label} ({kept}): a model is never written there")
+    if corpus is not None:
+        source = Path(corpus).expanduser().resolve()
+        if target == source:
+            raise SlmError(f"{target} is the corpus: a model is never written over its training text")
+        if _is_within(source, target):
+            raise SlmError(f"{target} holds the corpus ({source}): a model is never written there")
+        if _is_within(target, source):
+            raise SlmError(f"{target} is inside the corpus ({source}): write the model somewhere else")
+    try:
+        mode = target.lstat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        above = next(p for p in target.parents if os.path.lexists(p))  # "/" always exists
+        if not above.is_dir():
+            raise SlmError(f"cannot write a model at {target}: {above} is not a folder") from None
+        return target
+    except OSError as e:
+        raise SlmError(f"cannot write a model at {target}: {e.strerror or e}") from e
+    if not stat.S_ISDIR(mode):
+        raise SlmError(f"{target} is {_kind(mode)}, not a model folder: it is never replaced by a model")
+    try:
+        with os.scandir(target) as entries:
+            empty = next(entries, None) is None
+    except OSError as e:
+        raise SlmError(f"cannot read the folder {target}: {e.strerror or e}") from e
+    if empty:
+        return target
+    if not is_model_folder(target):
+        raise SlmError(f"{target} is not empty and is not a model folder: it is never replaced by a model "
+                       "(choose a new or an empty folder)")
+    if not replace_model:
+        raise SlmError(f"{target} already holds a model: {how_to_replace}")
+    return target
 
 
 def load_tokenizer(info: ModelInfo) -> Tokenizer:

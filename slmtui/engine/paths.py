@@ -65,3 +65,19 @@ def stories_db() -> Path:
 
 def config_file() -> Path:
     return config_dir() / "config.toml"
+
+
+def user_files() -> dict[str, Path]:
+    """What slmtui keeps of the user's, by what a message should call it.
+
+    Nothing may ever be written over one of these, or over a folder that holds one: a model folder
+    swapped in at the data folder would delete stories.db and every model with it.
+    """
+    return {
+        "slmtui's data folder": data_dir(),
+        "the models folder": models_dir(),
+        "stories.db": stories_db(),
+        "slmtui's config folder": config_dir(),
+        "config.toml": config_file(),
+        "slmtui's cache folder": cache_dir(),
+    }

@@ -17,7 +17,8 @@ from textual.content import Content
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from slmtui.engine import paths
-from slmtui.engine.atomic import write_text_atomic
+from slmtui.engine.atomic import write_regular_file
+from slmtui.engine.errors import SlmError
 from slmtui.stories import Story, StoryStore
 from slmtui.tui.commands import Command, binding_commands
 from slmtui.tui.modals import AskScreen, ConfirmScreen
@@ -37,12 +38,16 @@ def _slug(title: str) -> str:
 
 
 def export_story(store: StoryStore, story_id: int, fmt: str) -> Path:
-    """Write the story's current branch to ``<data dir>/exports/<title>-<id>.<fmt>``; returns the file."""
+    """Write the story's current branch to ``<data dir>/exports/<title>-<id>.<fmt>``; returns the file.
+
+    Exporting again replaces that file (the app named it), but never a link, FIFO or folder found in its
+    place: that raises SlmError, which the screens show.
+    """
     story = store.get_story(story_id)
     text = store.export_markdown(story_id) if fmt == "md" else store.export_text(story_id)
     path = exports_dir() / f"{_slug(story.title)}-{story.id}.{fmt}"
-    write_text_atomic(path, text)
-    return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_regular_file(path, text.encode("utf-8"), replace=True)
 
 
 def ago(when: datetime, now: datetime | None = None) -> str:
@@ -202,7 +207,11 @@ class StoriesScreen(Screen["StoriesScreen.Choice | None"]):
         story = self.selected()
         if story is None:
             return
-        path = export_story(self.store, story.id, fmt)
+        try:
+            path = export_story(self.store, story.id, fmt)
+        except SlmError as e:
+            self.notify(str(e), title="Export failed", severity="error", timeout=10)
+            return
         self.notify(f"Exported as {EXPORT_FORMATS[fmt]} to {path}", title="Export", timeout=8)
 
     def commands(self) -> Iterator[Command]:

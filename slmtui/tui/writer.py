@@ -565,7 +565,11 @@ class WriterScreen(Screen[None]):
         if self.story is None:
             self.notify("Nothing to export yet.", timeout=3)
             return
-        path = export_story(self.store, self.story.id, fmt)
+        try:
+            path = export_story(self.store, self.story.id, fmt)
+        except SlmError as e:
+            self.notify(str(e), title="Export failed", severity="error", timeout=10)
+            return
         self.notify(f"Exported to {path}", title="Export", timeout=8)
 
     def action_copy_story(self) -> None:

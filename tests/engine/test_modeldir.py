@@ -74,7 +74,7 @@ def test_bf16_save_loads(tiny_model: GPT, byte_tokenizer: Tokenizer, tmp_path: P
 def test_saving_leaves_no_temporary_folders(tiny_model: GPT, byte_tokenizer: Tokenizer, tmp_path: Path) -> None:
     target = tmp_path / "m"
     save_model_dir(target, tiny_model, byte_tokenizer, training={"step": 1})
-    save_model_dir(target, tiny_model, byte_tokenizer, training={"step": 2})  # replaces the first
+    save_model_dir(target, tiny_model, byte_tokenizer, training={"step": 2}, replace_model=True)  # replaces the first
     assert leftovers(tmp_path) == []
     assert read_model_info(target).training == {"step": 2}
 
@@ -84,7 +84,8 @@ def test_a_failed_save_keeps_the_old_model_and_leaves_nothing(
 ) -> None:
     target = save_model_dir(tmp_path / "m", tiny_model, byte_tokenizer, training={"step": 1})
     with pytest.raises(FileNotFoundError):
-        save_model_dir(target, tiny_model, byte_tokenizer, extra_files={"metrics.jsonl": tmp_path / "nope"})
+        save_model_dir(target, tiny_model, byte_tokenizer, extra_files={"metrics.jsonl": tmp_path / "nope"},
+                       replace_model=True)
     assert leftovers(tmp_path) == []
     assert read_model_info(target).training == {"step": 1}
     load_model_dir(target)
