@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 PROG = "slmtui"
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # the same as engine.DEVICE_CHOICES (checked by pick_device)
-SAMPLING_OPTIONS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens", "seed")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -128,7 +127,7 @@ def _cmd_stories_export(args: argparse.Namespace) -> int:
     store = _open_stories()
     if store is None:
         raise SlmError("no stories yet: open the app with `slmtui` and start writing")
-    text = store.export_markdown(args.id) if args.format == "md" else store.export_text(args.id)
+    text = store.export(args.id, args.format)
     if args.output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return 0
@@ -235,6 +234,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_models(args: argparse.Namespace) -> int:
     from slmtui.engine import list_models
+    from slmtui.format import params
 
     rows = [_model_row(info) for info in list_models()]
     if args.json:
@@ -247,7 +247,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     table = [header] + [
         (
             r["name"],
-            _human(r["parameters"]),
+            params(r["parameters"]),
             str(r["vocab_size"]),
             str(r["block_size"]),
             "-" if r["val_loss"] is None else f"{r['val_loss']:.3f}",
@@ -273,7 +273,9 @@ def _default_sampling() -> Sampling:
 
 
 def _sampling_from_args(args: argparse.Namespace) -> Sampling:
-    given = {name: getattr(args, name) for name in SAMPLING_OPTIONS if getattr(args, name) is not None}
+    from slmtui.engine.sampling import SAMPLING_FIELDS
+
+    given = {name: getattr(args, name) for name in SAMPLING_FIELDS if getattr(args, name) is not None}
     if args.stop:
         given["stop"] = tuple(s.replace("\\n", "\n").replace("\\t", "\t") for s in args.stop)
     try:
@@ -281,7 +283,7 @@ def _sampling_from_args(args: argparse.Namespace) -> Sampling:
     except SlmError as e:
         # Name the options as they were typed: "--top-p must be ..." rather than "top_p must be ...".
         message = str(e)
-        for name in (*SAMPLING_OPTIONS, "stop"):
+        for name in (*SAMPLING_FIELDS, "stop"):
             message = message.replace(f"{name} must", f"--{name.replace('_', '-')} must")
             message = message.replace(f"{name} strings must", f"--{name} strings must")
         raise SlmError(message) from e
@@ -366,10 +368,3 @@ def _model_row(info: ModelInfo) -> dict[str, Any]:
         "created": str(t["created"]) if "created" in t else None,
         "bundled": info.bundled,
     }
-
-
-def _human(n: int) -> str:
-    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)

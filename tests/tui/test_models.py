@@ -11,7 +11,8 @@ from slmtui.engine import GPTConfig, ModelInfo, SlmError, TokenizerSpec, paths, 
 from slmtui.engine.model import GPT
 from slmtui.engine.tokenizer import ENDOFTEXT, GPT2_PATTERN, Tokenizer
 from slmtui.tui.modals import AskScreen, ConfirmScreen
-from slmtui.tui.models import ModelsScreen, add_model_folder, delete_model, rename_model
+from slmtui.engine.modeldir import add_model_folder, delete_model, rename_model
+from slmtui.tui.screens.models import ModelsScreen
 
 from training_helpers import TrainHost
 from tui_helpers import wait_for

@@ -22,7 +22,7 @@ from textual.selection import Selection
 from textual.strip import Strip
 from textual.style import Style
 
-from slmtui.engine.generate import Alternative
+from slmtui.writing.stream import TokenMark
 
 PROB_BUCKETS = 5
 """Token view shades: story-view--p0 (unlikely) .. story-view--p4 (near certain), styled in app.tcss."""
@@ -36,18 +36,6 @@ class Shown:
     author: str
     """"user" or "model"."""
     text: str
-
-
-@dataclass(frozen=True)
-class TokenMark:
-    """A token the model wrote in this session, located in its passage's text."""
-
-    start: int
-    """Offset of the token's text in the passage's text."""
-    end: int
-    token_id: int
-    prob: float
-    alternatives: tuple[Alternative, ...]
 
 
 def prob_bucket(prob: float) -> int:
@@ -166,9 +154,6 @@ class StoryView(ScrollView, can_focus=True):
         self._rewrap(paragraph)
         if self.follow:
             self.scroll_end(animate=False, immediate=False)
-
-    def text_of(self, passage_id: int) -> str | None:
-        return next((p.text for p in self.passages if p.passage_id == passage_id), None)
 
     @property
     def full_text(self) -> str:
@@ -337,6 +322,17 @@ class StoryView(ScrollView, can_focus=True):
             self.follow = True
 
     # --- token cursor ------------------------------------------------------------------------------------------
+
+    def toggle_token_view(self) -> bool:
+        """Turn token view on (focused here, with a word on what to do) or off; returns whether it is on."""
+        self.token_view = not self.token_view
+        if self.token_view:
+            self.focus()
+            if not self.token_positions():
+                self.notify("Token view shades the tokens the model writes from now on; none to show yet.", timeout=4)
+            else:
+                self.notify("Token view: ←/→ move between tokens, Enter shows the alternatives.", timeout=4)
+        return self.token_view
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("move_token", "choose_token"):

@@ -1,6 +1,6 @@
 """TrainingScreen: choose what to train, start the trainer, and watch it learn.
 
-The run itself belongs to the app's ``TrainingSession`` (trainer_process.py): this screen only describes a
+The run itself belongs to the app's ``TrainingSession`` (slmtui/training/process.py): this screen only describes a
 request and draws ``session.state`` four times a second when it changed, so leaving the screen (to write while
 a model trains) costs the run nothing and coming back shows it whole. Drawing on a timer instead of per event
 keeps the event loop free however fast the trainer reports.
@@ -8,8 +8,6 @@ keeps the event loop free however fast the trainer reports.
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,34 +15,25 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, Select, Static
+from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 from textual.worker import get_current_worker
 
 from slmtui.engine import PRESETS, paths
 from slmtui.tui.commands import Command, binding_commands
-from slmtui.tui.trainer_process import DEFAULT_TOKENIZER, PRESET_NAMES, RunState, TrainingSession, TrainRequest
-from slmtui.tui.training_dialogs import FolderPicker, QuitWhileTraining
-from slmtui.tui.training_plan import (
-    NAME_RE,
-    TOKENIZER_RE,
-    CorpusSize,
-    default_name,
-    estimate,
-    human_duration,
-    parse_duration,
-    scan_corpus,
-)
-from slmtui.tui.training_widgets import LossChart, SampleText, Stat
-
-__all__ = ["FolderPicker", "LossChart", "QuitWhileTraining", "TrainingScreen", "describe_run", "describe_status"]
+from slmtui.training.plan import CorpusSize, estimate, plan_request, scan_corpus
+from slmtui.training.process import TrainingSession
+from slmtui.training.state import TrainRequest
+from slmtui.tui.messages import UseModel
+from slmtui.tui.screens.training_dialogs import FolderPicker
+from slmtui.tui.widgets.run_view import RunView
+from slmtui.tui.widgets.training_text import describe_run
+from trainer.config import DEFAULT_TOKENIZER, PRESET_NAMES, unique_run_name
 
 REFRESH_S = 0.25
 """How often the live view is redrawn while something changed."""
-CHART_REFRESH_S = 0.5
-"""The chart is the costly part (plotext draws it whole, ~10 ms): twice a second is live enough."""
 BUDGET_KINDS = (("steps", "steps"), ("time (e.g. 15m)", "time"), ("epochs", "epochs"))
 BUDGET_DEFAULTS = {"steps": "300", "time": "10m", "epochs": "3"}
 
@@ -82,10 +71,7 @@ class TrainingScreen(Screen[None]):
         self._drawn_version = -1
         self._drawn_running = False
         self._buttons_shown: tuple[bool, ...] = ()
-        self._drawn_points = (-1, -1)
-        self._chart_drawn_at = 0.0
         self._shown: dict[str, Text] = {}
-        self.stats: dict[str | None, Stat] = {}
 
     # ------------------------------------------------------------------ layout
 
@@ -119,25 +105,11 @@ class TrainingScreen(Screen[None]):
                     yield Button("Stop", variant="error", id="train-stop")
                     yield Button("Resume", variant="primary", id="train-resume")
                     yield Button("Write with it", variant="primary", id="train-use")
-            with Vertical(id="train-live"):
-                yield Static("", id="train-status")
-                with Grid(id="train-stats"):
-                    yield Stat("step", id="stat-step")
-                    yield Stat("epoch", id="stat-epoch")
-                    yield Stat("train loss", id="stat-loss")
-                    yield Stat("val loss", id="stat-val")
-                    yield Stat("perplexity", id="stat-ppl")
-                    yield Stat("tokens/s", id="stat-speed")
-                    yield Stat("elapsed", id="stat-elapsed")
-                    yield Stat("ETA", id="stat-eta")
-                yield ProgressBar(total=None, show_eta=False, id="train-progress")
-                yield LossChart(id="train-chart")
-                yield SampleText(id="train-sample")
+            yield RunView(id="train-live")
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = "training"
-        self.stats = {s.id: s for s in self.query(Stat)}
         self.rescan()
         self.redraw()
         self.set_interval(REFRESH_S, self._tick)
@@ -185,34 +157,16 @@ class TrainingScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="train-scan")
     def _scan(self, corpus: Path | None) -> None:
         """Size the corpus, list the models (names taken, runs to resume) and find the device, off the UI."""
-        from slmtui.engine import list_models, read_model_info
+        from slmtui.engine import list_models, pick_device
+        from slmtui.engine.modeldir import model_folder_names
 
         size = scan_corpus(corpus)
         if get_current_worker().is_cancelled:
             return
-        taken, resumable = set(), set()
-        base = paths.models_dir()
-        if base.is_dir():
-            for folder in base.iterdir():
-                if folder.name.startswith("."):
-                    continue
-                taken.add(folder.name)
-                if (folder / "train_state.pt").is_file():
-                    try:
-                        stopped = read_model_info(folder).training.get("stopped")
-                    except Exception:  # noqa: BLE001 - an unreadable folder is simply not resumable
-                        continue
-                    if stopped in ("interrupted", "time_limit", "running"):
-                        resumable.add(folder.name)
         models = list_models()
-        device = self.fixed_device or "cpu"
-        if self.fixed_device is None:
-            try:
-                import torch
-
-                device = "cuda" if torch.cuda.is_available() else "cpu"
-            except Exception:  # noqa: BLE001 - no torch, no GPU: the guess stays "cpu"
-                pass
+        taken = model_folder_names()
+        resumable = {m.name for m in models if not m.bundled and m.resumable}
+        device = self.fixed_device or pick_device("auto").type
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._scanned, size, taken, resumable, models, device)
 
@@ -230,54 +184,17 @@ class TrainingScreen(Screen[None]):
         label = self.query_one("#train-corpus-size", Static)
         label.update(size.describe() if size.path is not None or size.error else f"bundled novels: {size.describe()}")
         label.set_class(size.error is not None, "-error")
-        self.query_one("#train-name", Input).placeholder = default_name(size.path, self.preset(), taken)
+        self.query_one("#train-name", Input).placeholder = unique_run_name(size.path, self.preset(), taken)
         self._update_estimate()
 
     def _request(self) -> tuple[TrainRequest | None, list[str]]:
         """The run the form describes, or the problems that stand in its way."""
-        problems: list[str] = []
-        size = self.corpus_size
-        if size is None:
-            problems.append("the corpus is still being counted")
-        elif size.error:
-            problems.append(size.error)
-        preset = self.preset()
-        tokenizer = self.query_one("#train-tokenizer", Input).value.strip() or None
-        if tokenizer is not None and not TOKENIZER_RE.fullmatch(tokenizer):
-            problems.append(f"tokenizer {tokenizer!r}: write gpt2 or bpe:N (e.g. bpe:2048)")
-        kind = str(self.query_one("#train-budget-kind", Select).value)
-        text = self.query_one("#train-budget", Input).value.strip()
-        budget: dict[str, float | int] = {}
-        if kind == "steps":
-            if text.isdigit() and int(text) > 0:
-                budget["max_steps"] = int(text)
-            else:
-                problems.append(f"steps: a whole number above 0, not {text!r}")
-        elif kind == "time":
-            seconds = parse_duration(text)
-            if seconds is None:
-                problems.append(f"time: a duration such as 90s, 15m or 2h, not {text!r}")
-            else:
-                budget["time_limit_s"] = seconds
-        else:
-            try:
-                epochs = float(text)
-                if not epochs > 0:
-                    raise ValueError
-                budget["epochs"] = epochs
-            except ValueError:
-                problems.append(f"epochs: a number above 0, not {text!r}")
-        name = self.model_name()
-        if not NAME_RE.fullmatch(name) or name.startswith("."):
-            problems.append(f"name {name!r}: use letters, digits, '.', '-' and '_' only")
-        elif name in self.taken:
-            hint = " (or Resume its saved run)" if name in self.resumable_names else ""
-            problems.append(f"a model named {name!r} exists: choose another name{hint}")
-        if problems:
-            return None, problems
-        request = TrainRequest(corpus=self.corpus(), preset=preset, tokenizer=tokenizer, name=name,
-                               **budget)  # type: ignore[arg-type]
-        return request, []
+        return plan_request(
+            self.corpus_size, corpus=self.corpus(), preset=self.preset(),
+            tokenizer=self.query_one("#train-tokenizer", Input).value,
+            budget_kind=str(self.query_one("#train-budget-kind", Select).value),
+            budget=self.query_one("#train-budget", Input).value, name=self.model_name(), taken=self.taken,
+            resumable=self.resumable_names)
 
     def _update_estimate(self) -> None:
         box = self.query_one("#train-estimate", Static)
@@ -336,7 +253,7 @@ class TrainingScreen(Screen[None]):
         await self._launch(TrainRequest(resume=target))
 
     async def _launch(self, request: TrainRequest) -> None:
-        self._drawn_points = (-1, -1)
+        self.query_one(RunView).reset()
         await self.session.start(request)
         self.redraw()
 
@@ -353,10 +270,9 @@ class TrainingScreen(Screen[None]):
 
     def action_use(self) -> None:
         out = self.session.state.out
-        set_active = getattr(self.app, "set_active_model", None)
-        if out is None or set_active is None:
+        if out is None:
             return
-        set_active(out.name if out.parent == paths.models_dir() else str(out))
+        self.post_message(UseModel(out.name if out.parent == paths.models_dir() else str(out)))
         self.app.pop_screen()
 
     @on(Button.Pressed)
@@ -413,113 +329,10 @@ class TrainingScreen(Screen[None]):
         self._update_buttons()
         if self._drawn_running:
             self._update_static("#train-summary", describe_run(state))
-        self._update_static("#train-status", describe_status(state))
-        status = self.query_one("#train-status", Static)
-        status.set_class(state.status == "failed", "-error")
-        status.set_class(state.status == "done", "-done")
-        step = state.step
-        start = state.start
-        stat = self.stats
-        max_steps = step.max_steps if step else start.max_steps if start else 0
-        current = step.step if step else start.start_step if start else 0
-        stat["stat-step"].value = f"{current:,} / {max_steps:,}" if max_steps else (f"{current:,}" if start else "–")
-        stat["stat-epoch"].value = f"{step.epoch:.2f}" if step else "–"
-        stat["stat-loss"].value = f"{step.loss:.3f}" if step and math.isfinite(step.loss) else "–"
-        if state.eval is not None:
-            stat["stat-val"].value = f"{state.eval.val_loss:.3f}"
-            stat["stat-ppl"].value = f"{state.eval.val_perplexity:,.1f}"
-        else:
-            stat["stat-val"].value = "–"
-            train_ppl = math.exp(min(step.loss, 50)) if step and math.isfinite(step.loss) else None
-            stat["stat-ppl"].value = f"{train_ppl:,.1f}" if train_ppl is not None else "–"
-        stat["stat-speed"].value = f"{step.tokens_per_s:,.0f}" if step else "–"
-        stat["stat-elapsed"].value = human_duration(step.elapsed_s) if step else "–"
-        eta = step.eta_s if step and state.active else (0.0 if state.status == "done" else None)
-        stat["stat-eta"].value = human_duration(eta) if eta is not None else "–"
-        bar = self.query_one(ProgressBar)
-        if max_steps:
-            bar.update(total=max_steps, progress=current)
-        elif state.active:
-            bar.update(total=None)  # the indeterminate pulse: preparing, steps unknown yet
-        else:
-            bar.update(total=1, progress=0)
-        points = (len(state.train_loss), len(state.val_loss))
-        now = time.monotonic()
-        if points != self._drawn_points and (now - self._chart_drawn_at >= CHART_REFRESH_S or not state.active):
-            self._drawn_points = points
-            self._chart_drawn_at = now
-            self.query_one(LossChart).draw(state.train_loss, state.val_loss)
-        sample = self.query_one(SampleText)
-        if state.sample is not None:
-            sample.border_title = f"sample at step {state.sample.step}"
-            sample.text = Text.assemble((state.sample.prompt, "bold"), state.sample.text.replace("\n", " ⏎ "))
-        else:
-            sample.border_title = "sample"
-            sample.text = Text("The model writes a few words here at every evaluation.", style="dim")
+        self.query_one(RunView).draw(state)
 
     def _update_static(self, selector: str, text: Text) -> None:
         """Update a Static only when its text changes: an update re-lays out the screen (heights are auto)."""
         if self._shown.get(selector) != text:
             self._shown[selector] = text
             self.query_one(selector, Static).update(text)
-
-
-def describe_run(state: RunState) -> Text:
-    """The run being trained, for the side panel while the form is hidden."""
-    request, start = state.request, state.start
-    rows: list[tuple[str, str]] = []
-    name = (start.name if start else request.resume.name if request and request.resume
-            else request.name if request else None)
-    rows.append(("model", name or "…"))
-    if start is not None:
-        rows.append(("corpus", "bundled novels" if start.corpus == "bundled" else Path(start.corpus).name))
-    elif request is not None and request.resume is None:
-        rows.append(("corpus", "bundled novels" if request.corpus is None else request.corpus.name))
-    if request is not None and request.resume is None:
-        rows.append(("preset", request.preset))
-        rows.append(("tokenizer", request.tokenizer or DEFAULT_TOKENIZER.get(request.preset, "?")))
-        budget = (f"{request.max_steps:,} steps" if request.max_steps else
-                  human_duration(request.time_limit_s) if request.time_limit_s else
-                  f"{request.epochs:g} epochs" if request.epochs else "10 epochs")
-        rows.append(("budget", budget))
-    elif request is not None:
-        rows.append(("run", "resumed"))
-    if start is not None:
-        rows.append(("size", f"{start.n_params / 1e6:.2f}M params"))
-        rows.append(("device", f"{start.device} {start.dtype}"))
-    text = Text()
-    for label, value in rows:
-        text.append(f"{label:<10}", style="dim")
-        text.append(f"{value}\n")
-    text.rstrip()
-    return text
-
-
-def describe_status(state: RunState) -> Text:
-    """One or two lines on what the run is doing, in words."""
-    start, done, request = state.start, state.done, state.request
-    name = (start.name if start else request.resume.name if request and request.resume
-            else request.name if request and request.name else "the model")
-    warnings = Text("".join(f"\nskipped {w.removeprefix('skipped ')}" for w in state.warnings[-2:]), style="dim")
-    if state.status == "idle":
-        return Text("Choose a corpus and a budget, then Start (ctrl+g). "
-                    "Training runs in the background: Escape to write meanwhile.")
-    if state.status == "starting":
-        return Text.assemble(f"Starting {name}: reading the corpus, building the tokenizer…", warnings)
-    if state.status == "running" and start is not None:
-        corpus = "the bundled novels" if start.corpus == "bundled" else Path(start.corpus).name
-        resumed = f", resumed at step {start.start_step:,}" if start.start_step else ""
-        return Text.assemble("Training ", (name, "bold"), f" on {corpus}: {start.n_params / 1e6:.2f}M parameters, "
-                             f"{start.train_tokens:,} tokens{resumed}", warnings)
-    if state.status == "stopping":
-        return Text("Stopping: the trainer is saving the run…")
-    if state.status == "done" and done is not None:
-        val = f", validation loss {done.best_val_loss:.3f}" if done.best_val_loss is not None else ""
-        bpb = f" ({done.val_bpb:.2f} bits/byte)" if done.val_bpb is not None else ""
-        return Text.assemble(f"Done ({done.reason.replace('_', ' ')}): ", (Path(done.path).name, "bold"),
-                             f" saved at step {done.step:,}{val}{bpb}. Write with it, or find it on the models screen.")
-    if state.status == "interrupted" and done is not None:
-        return Text(f"Stopped at step {done.step:,} and saved. Resume (ctrl+r) continues from there.")
-    if state.status == "failed":
-        return Text.assemble(("Training failed:\n", "bold"), state.error or "the trainer stopped without saying why")
-    return Text(state.status)
