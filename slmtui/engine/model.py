@@ -51,9 +51,10 @@ class GPTConfig:
     @property
     def param_count(self) -> int:
         """The parameters a GPT of this shape has (``GPT.num_params``), without building it: for listings and
-        estimates. Per block: attention 4·C² and MLP 8·C² weights, with biases 13·C (incl. two LayerNorms)."""
+        estimates. Per block: attention 4·C² and MLP 8·C² weights; two LayerNorms (2·C gains, 2·C biases) and the
+        linear layers' biases (9·C) with ``bias``, the gains alone without."""
         c = self.n_embd
-        per_block = 12 * c * c + (13 * c if self.bias else 0)
+        per_block = 12 * c * c + (13 * c if self.bias else 2 * c)
         emb = self.vocab_size * c + self.block_size * c
         head = 0 if self.tie_embeddings else self.vocab_size * c
         return self.n_layer * per_block + emb + head + (2 if self.bias else 1) * c

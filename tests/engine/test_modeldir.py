@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from pathlib import Path
 
@@ -251,3 +252,19 @@ def test_resolve_unknown_model_lists_the_known_ones(tiny_model_dir: Path) -> Non
         resolve_model("nope")
     with pytest.raises(SlmError, match="no model folder at"):
         resolve_model(str(tiny_model_dir.parent / "missing"))
+
+
+def test_resumable_names_and_the_models_folder(tiny_model_dir: Path) -> None:
+    from slmtui.engine.modeldir import RESUMABLE_STOPS, TRAIN_STATE, check_model_name, model_folder_names
+
+    info = read_model_info(tiny_model_dir)
+    assert not info.resumable and not info.linked
+    (tiny_model_dir / TRAIN_STATE).write_bytes(b"")
+    for stopped, resumable in [*((s, True) for s in RESUMABLE_STOPS), ("max_steps", False), ("early_stop", False)]:
+        assert dataclasses.replace(info, training={"stopped": stopped}).resumable is resumable, stopped
+    (paths.models_dir() / "not-a-model").mkdir()
+    (paths.models_dir() / ".tmp-half").mkdir()
+    assert model_folder_names() == {"tiny", "not-a-model"}
+    assert check_model_name("tiny") == "a model named “tiny” exists already"
+    assert "letters, digits" in (check_model_name(".x") or "") and "letters" in (check_model_name("a b") or "")
+    assert check_model_name("fresh") is None

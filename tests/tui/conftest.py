@@ -8,7 +8,6 @@ import pytest
 import torch
 from tui_helpers import PacedGenerator, default_settings
 
-from slmtui.engine import paths
 from slmtui.engine.model import GPT
 from slmtui.engine.tokenizer import Tokenizer
 from slmtui.stories import StoryStore
@@ -33,13 +32,6 @@ def one_torch_thread() -> Iterator[None]:
 @pytest.fixture
 def engine(tiny_model: GPT, byte_tokenizer: Tokenizer) -> ActiveModel:
     return ActiveModel(PacedGenerator(tiny_model, byte_tokenizer), "tiny")
-
-
-@pytest.fixture
-def store() -> Iterator[StoryStore]:
-    s = StoryStore(paths.stories_db())
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -11,13 +11,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from slmtui.engine import paths
 from slmtui.engine.generate import Generator, TokenEvent
 from slmtui.engine.model import GPT
 from slmtui.engine.sampling import Sampling
 from slmtui.engine.tokenizer import Tokenizer
 from slmtui.stories import StoryStore
 from slmtui.writing.session import ActiveModel, Progress, WritingSession, join_text
+from slmtui.writing.stream import StreamJob
 
 FAST = Sampling(max_new_tokens=6, seed=1)
 
@@ -39,13 +39,6 @@ class GatedGenerator(Generator):
 
 
 @pytest.fixture
-def store() -> Iterator[StoryStore]:
-    s = StoryStore(paths.stories_db())
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def generator(tiny_model: GPT, byte_tokenizer: Tokenizer) -> GatedGenerator:
     return GatedGenerator(tiny_model, byte_tokenizer)
 
@@ -59,6 +52,17 @@ def session(store: StoryStore, generator: GatedGenerator) -> Iterator[WritingSes
     for _ in range(100):
         generator.gate.release()
     s.shutdown()
+
+
+def let_through(generator: GatedGenerator, job: StreamJob, n: int, *, timeout: float = 10.0) -> None:
+    """Let ``n`` more tokens out of a held generator and wait until the job has them."""
+    target = job.produced + n
+    for _ in range(n):
+        generator.gate.release()
+    deadline = time.monotonic() + timeout
+    while job.produced < target:
+        assert time.monotonic() < deadline, "the stream did not go on"
+        time.sleep(0.005)
 
 
 def finish(session: WritingSession, *, timeout: float = 30.0) -> list[Progress]:
@@ -209,12 +213,7 @@ def test_stop_ends_within_one_token_and_everything_shown_is_saved(
     generator.hold = True
     job = session.send("Go")
     assert job is not None
-    for _ in range(3):
-        generator.gate.release()
-    deadline = time.monotonic() + 10
-    while job.produced < 3:
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    let_through(generator, job, 3)
     generator.gate.release()  # the token it may be computing when stop comes
     assert session.stop()
     assert job.done and job.stopped_at is not None and job.produced <= job.stopped_at + 1
@@ -231,16 +230,13 @@ def test_the_story_is_saved_while_it_streams(
     generator.hold = True
     job = session.send("Saved")
     assert job is not None
-    for _ in range(5):
-        generator.gate.release()
-    deadline = time.monotonic() + 10
-    while job.produced < 5:
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    time.sleep(0.05)
-    assert not job.done
+    let_through(generator, job, 5)
     saved = store.get_passage(job.passage_id).text
-    assert len(saved) >= 4, "the text so far is in the database before the stream ends"
+    progress = session.poll()
+    assert progress is not None and not progress.finished and not job.done
+    shown = progress.streamed[0].text
+    assert shown.startswith(saved) and len(saved) >= session.tokens[job.passage_id][3].end, \
+        "all but at most the newest token is in the database before the stream ends"
     generator.hold = False
     for _ in range(50):
         generator.gate.release()
