@@ -8,6 +8,10 @@ Every public mutating method is one transaction, committed before it returns: th
 moment and the database holds everything up to the last call. WAL with ``synchronous=NORMAL`` keeps those
 commits cheap (no fsync per commit) so ``append_text`` can run for each streamed chunk; an app crash loses
 nothing, a power cut at worst the last few commits.
+
+Over 400 lines because ``StoryStore`` is one class by design: every query and transaction on the one SQLite file
+sits behind one lock in one place, so the rules of the tree (undo, redo, siblings, the current path) cannot drift
+apart. The Markdown helpers and the export file at the end are small and belong to the stories.
 """
 
 from __future__ import annotations
