@@ -16,7 +16,7 @@ from pathlib import Path
 
 from slmtui.engine.errors import SlmError
 from slmtui.engine.paths import BUNDLED_CORPUS_DIR
-from trainer.config import TEXT_SUFFIXES, is_corpus_file
+from trainer.config import TEXT_SUFFIXES, is_corpus_file  # noqa: F401 - TEXT_SUFFIXES re-exported
 
 BUNDLED = "bundled"
 """How model.toml and the command line name the corpus shipped with slmtui, wherever it is installed."""

@@ -27,7 +27,7 @@ from slmtui.engine import GPT, Generator, GPTConfig, Sampling, evaluate_ids, pic
 from slmtui.engine.device import cpu_has_fast_bf16
 from slmtui.engine.errors import SlmError
 from slmtui.engine.modeldir import METRICS, TRAIN_STATE, load_model_dir, save_model_dir
-from trainer.config import DEFAULT_TOKENIZER, TRAIN_PRESETS, TrainConfig
+from trainer.config import DEFAULT_TOKENIZER, TRAIN_PRESETS, TrainConfig  # noqa: F401 - the first two re-exported
 from trainer.corpus import corpus_fingerprint, corpus_label, corpus_path, read_corpus, split_documents
 from trainer.data import Batches, cache_key, tokenize_corpus
 from trainer.events import CheckpointEvent, DoneEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json

@@ -200,3 +200,28 @@ def plan_request(
     if problems:
         return None, problems
     return TrainRequest(corpus=corpus, preset=preset, tokenizer=tok, name=name, **limits), []  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What the training form needs to know before a run: the corpus's size, the models folder, the device."""
+
+    size: CorpusSize
+    taken: set[str]
+    """Folder names already in the user's models folder."""
+    resumable: set[str]
+    """Of those, the ones holding a run that stopped early and saved its state."""
+    models: list[ModelInfo]
+    device: str
+
+
+def survey(corpus: Path | None, *, device: str | None = None) -> Survey:
+    """Size the corpus and look at the models folder (slow on a big folder: call it off the UI thread).
+    ``device`` fixes the device the estimate assumes; None asks torch."""
+    from slmtui.engine import list_models, pick_device
+    from slmtui.engine.modeldir import model_folder_names
+
+    size = scan_corpus(corpus)
+    models = list_models()
+    resumable = {m.name for m in models if not m.bundled and m.resumable}
+    return Survey(size, model_folder_names(), resumable, models, device or pick_device("auto").type)

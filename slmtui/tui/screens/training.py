@@ -15,33 +15,27 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Footer, Header, Input, Select, Static
 from textual.worker import get_current_worker
 
-from slmtui.engine import PRESETS, paths
+from slmtui.engine import ModelInfo, paths
 from slmtui.tui.commands import Command, binding_commands
-from slmtui.training.plan import CorpusSize, estimate, plan_request, scan_corpus
+from slmtui.format import BUNDLED_CORPUS
+from slmtui.training.plan import CorpusSize, Survey, estimate, plan_request, survey
 from slmtui.training.process import TrainingSession
 from slmtui.training.state import TrainRequest
 from slmtui.tui.messages import UseModel
 from slmtui.tui.screens.training_dialogs import FolderPicker
 from slmtui.tui.widgets.run_view import RunView
+from slmtui.tui.widgets.training_form import TrainingForm
 from slmtui.tui.widgets.training_text import describe_run
-from trainer.config import DEFAULT_TOKENIZER, PRESET_NAMES, unique_run_name
+from trainer.config import unique_run_name
 
 REFRESH_S = 0.25
 """How often the live view is redrawn while something changed."""
-BUDGET_KINDS = (("steps", "steps"), ("time (e.g. 15m)", "time"), ("epochs", "epochs"))
-BUDGET_DEFAULTS = {"steps": "300", "time": "10m", "epochs": "3"}
-
-
-def _preset_label(name: str) -> str:
-    c = PRESETS[name]
-    return f"{name} · {c.n_layer}×{c.n_embd} · context {c.block_size}"
-
 
 class TrainingScreen(Screen[None]):
     """Set up a run, start it, watch it; Escape goes back to writing while it trains."""
@@ -67,7 +61,7 @@ class TrainingScreen(Screen[None]):
         self.resumable_names: set[str] = set()
         """Of those, the ones holding a run that stopped early and saved its state."""
         self.device = "cpu"
-        self.known_models: list = []
+        self.known_models: list[ModelInfo] = []
         self._drawn_version = -1
         self._drawn_running = False
         self._buttons_shown: tuple[bool, ...] = ()
@@ -79,26 +73,7 @@ class TrainingScreen(Screen[None]):
         yield Header(icon="✎")
         with Horizontal(id="train-body"):
             with VerticalScroll(id="train-setup"):
-                with Vertical(id="train-form"):
-                    yield Label("Corpus", classes="field-label")
-                    with Horizontal(classes="field-row"):
-                        yield Input(str(self.initial_corpus or ""), placeholder="the bundled novels, or a folder path",
-                                    id="train-corpus", compact=True)
-                        yield Button("Browse…", id="train-browse", compact=True)
-                    yield Static("", id="train-corpus-size")
-                    yield Label("Preset", classes="field-label")
-                    yield Select([(_preset_label(p), p) for p in PRESET_NAMES], value="tiny", allow_blank=False,
-                                 id="train-preset", compact=True)
-                    yield Label("Tokenizer (gpt2 or bpe:N)", classes="field-label")
-                    yield Input(placeholder=DEFAULT_TOKENIZER["tiny"], id="train-tokenizer", compact=True)
-                    yield Label("Budget", classes="field-label")
-                    with Horizontal(classes="field-row"):
-                        yield Select(list(BUDGET_KINDS), value="steps", allow_blank=False, id="train-budget-kind",
-                                     compact=True)
-                        yield Input(BUDGET_DEFAULTS["steps"], id="train-budget", compact=True)
-                    yield Label("Model name", classes="field-label")
-                    yield Input(placeholder="tiny-bundled", id="train-name", compact=True)
-                    yield Static("", id="train-estimate")
+                yield TrainingForm(self.initial_corpus, id="train-form")
                 yield Static("", id="train-summary")
                 with Horizontal(id="train-buttons"):
                     yield Button("Start", variant="success", id="train-start")
@@ -121,34 +96,21 @@ class TrainingScreen(Screen[None]):
 
     # ------------------------------------------------------------------ the form
 
-    @on(Input.Changed, "#train-corpus")
-    def _corpus_changed(self) -> None:
-        self.rescan()
-
-    @on(Select.Changed, "#train-preset")
-    def _preset_changed(self, event: Select.Changed) -> None:
-        self.query_one("#train-tokenizer", Input).placeholder = DEFAULT_TOKENIZER.get(str(event.value), "")
-        self._update_estimate()
-
-    @on(Select.Changed, "#train-budget-kind")
-    def _budget_kind_changed(self, event: Select.Changed) -> None:
-        self.query_one("#train-budget", Input).value = BUDGET_DEFAULTS.get(str(event.value), "")
-        self._update_estimate()
-
-    @on(Input.Changed, "#train-tokenizer, #train-budget, #train-name")
-    def _field_changed(self) -> None:
-        self._update_estimate()
+    @on(TrainingForm.Changed)
+    def _form_changed(self, event: TrainingForm.Changed) -> None:
+        if event.corpus:
+            self.rescan()
+        else:
+            self._update_estimate()
 
     def corpus(self) -> Path | None:
-        text = self.query_one("#train-corpus", Input).value.strip()
-        return Path(text).expanduser() if text and text != "bundled" else None
+        return self.query_one(TrainingForm).corpus()
 
     def preset(self) -> str:
-        return str(self.query_one("#train-preset", Select).value)
+        return self.query_one(TrainingForm).preset()
 
     def model_name(self) -> str:
-        typed = self.query_one("#train-name", Input).value.strip()
-        return typed or self.query_one("#train-name", Input).placeholder
+        return self.query_one(TrainingForm).model_name()
 
     def rescan(self) -> None:
         self.query_one("#train-corpus-size", Static).update("counting…")
@@ -156,35 +118,27 @@ class TrainingScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="train-scan")
     def _scan(self, corpus: Path | None) -> None:
-        """Size the corpus, list the models (names taken, runs to resume) and find the device, off the UI."""
-        from slmtui.engine import list_models, pick_device
-        from slmtui.engine.modeldir import model_folder_names
-
-        size = scan_corpus(corpus)
-        if get_current_worker().is_cancelled:
-            return
-        models = list_models()
-        taken = model_folder_names()
-        resumable = {m.name for m in models if not m.bundled and m.resumable}
-        device = self.fixed_device or pick_device("auto").type
+        """Size the corpus, list the models and find the device, off the UI thread."""
+        found = survey(corpus, device=self.fixed_device)
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._scanned, size, taken, resumable, models, device)
+            self.app.call_from_thread(self._scanned, found)
 
-    def _scanned(self, size: CorpusSize, taken: set[str], resumable: set[str], models: list, device: str) -> None:
+    def _scanned(self, found: Survey) -> None:
         try:
-            self._show_scan(size, taken, resumable, models, device)
+            self._show_scan(found)
         except NoMatches:  # the app is closing and the screen's widgets are going (they go before its workers stop)
             pass
 
-    def _show_scan(self, size: CorpusSize, taken: set[str], resumable: set[str], models: list, device: str) -> None:
+    def _show_scan(self, found: Survey) -> None:
+        size = found.size
         if size.path != self.corpus():
             return  # the corpus changed again meanwhile; its own scan is on the way
-        self.corpus_size, self.taken, self.resumable_names = size, taken, resumable
-        self.known_models, self.device = models, device
+        self.corpus_size, self.taken, self.resumable_names = size, found.taken, found.resumable
+        self.known_models, self.device = found.models, found.device
         label = self.query_one("#train-corpus-size", Static)
-        label.update(size.describe() if size.path is not None or size.error else f"bundled novels: {size.describe()}")
+        label.update(size.describe() if size.path is not None or size.error else f"{BUNDLED_CORPUS}: {size.describe()}")
         label.set_class(size.error is not None, "-error")
-        self.query_one("#train-name", Input).placeholder = unique_run_name(size.path, self.preset(), taken)
+        self.query_one("#train-name", Input).placeholder = unique_run_name(size.path, self.preset(), found.taken)
         self._update_estimate()
 
     def _request(self) -> tuple[TrainRequest | None, list[str]]:
