@@ -20,12 +20,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input
 
 from slmtui.engine.errors import SlmError
-from slmtui.engine.generate import Alternative
 from slmtui.engine.sampling import Sampling
 from slmtui.stories import EXPORT_FORMATS, export_story
 from slmtui.tui.commands import Command, binding_commands
 from slmtui.tui.messages import SamplingChosen
-from slmtui.tui.modals import AlternativesScreen, EditTextScreen
+from slmtui.tui.modals import EditTextScreen
 from slmtui.tui.screens.stories import StoriesScreen
 from slmtui.tui.widgets.context_meter import ContextMeter
 from slmtui.tui.widgets.history_panel import HistoryPanel
@@ -177,8 +176,7 @@ class WriterScreen(Screen[None]):
     @on(Input.Submitted, "#prompt")
     def _prompt_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        text = event.value
-        event.input.value = ""
+        text, event.input.value = event.value, ""
         self.send(text)
 
     def send(self, text: str) -> None:
@@ -260,17 +258,9 @@ class WriterScreen(Screen[None]):
         if not self.story_view.toggle_token_view():
             self.query_one(PromptLine).focus()
 
-    @on(StoryView.TokenChosen)
-    def _token_chosen(self, event: StoryView.TokenChosen) -> None:
-        mark = event.mark
-        passage = next(p for p in self.session.path if p.id == event.passage_id)
-
-        def picked(alt: Alternative | None) -> None:
-            if alt is not None:
-                self.session.branch_from_token(event.passage_id, event.token_index, alt)
-
-        self.app.push_screen(AlternativesScreen(passage.text[mark.start : mark.end], mark.prob, mark.alternatives),
-                             picked)
+    @on(StoryView.AlternativeChosen)
+    def _alternative_chosen(self, event: StoryView.AlternativeChosen) -> None:
+        self.session.branch_from_token(event.passage_id, event.token_index, event.alternative)
 
     # --- panels, stories, palette ------------------------------------------------------------------------------
 

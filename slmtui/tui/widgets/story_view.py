@@ -22,6 +22,7 @@ from textual.selection import Selection
 from textual.strip import Strip
 from textual.style import Style
 
+from slmtui.engine.generate import Alternative
 from slmtui.writing.stream import TokenMark
 
 PROB_BUCKETS = 5
@@ -100,13 +101,14 @@ class StoryView(ScrollView, can_focus=True):
     """Keep the end of the story in view as text streams in; off while the reader has scrolled back."""
 
     @dataclass
-    class TokenChosen(Message):
-        """The reader asked for the alternatives of a token (Enter or a click in token view)."""
+    class AlternativeChosen(Message):
+        """The reader picked another token in place of one the model wrote (token view: Enter or a click shows
+        the alternatives): rewrite the story from there."""
 
         passage_id: int
         token_index: int
         """Index of the token among its passage's tokens."""
-        mark: TokenMark
+        alternative: Alternative
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -355,10 +357,20 @@ class StoryView(ScrollView, can_focus=True):
         self._choose(index)
 
     def _choose(self, index: int) -> None:
+        """Show the token's alternatives; the one picked goes up as ``AlternativeChosen``."""
+        from slmtui.tui.modals import AlternativesScreen  # here: the dialogs import this module
+
         found = self.token_at(index)
-        if found is not None:
-            passage, j, mark = found
-            self.post_message(self.TokenChosen(passage.passage_id, j, mark))
+        if found is None:
+            return
+        passage, j, mark = found
+
+        def picked(alt: Alternative | None) -> None:
+            if alt is not None:
+                self.post_message(self.AlternativeChosen(passage.passage_id, j, alt))
+
+        self.app.push_screen(AlternativesScreen(passage.text[mark.start : mark.end], mark.prob, mark.alternatives),
+                             picked)
 
     def _line_of(self, offset: int) -> int:
         """The wrapped line holding ``offset`` in the text."""
