@@ -24,6 +24,7 @@ from slmtui.settings import LoadResult, SamplingDefaults, Settings, load_setting
 from slmtui.stories import StoryStore
 from slmtui.training.process import TrainingSession
 from slmtui.training.state import RunState
+from slmtui.tui.commands import HasCommands
 from slmtui.tui.messages import PresetSaved, SamplingChosen, UseModel
 from slmtui.tui.screens.models import ModelsScreen
 from slmtui.tui.screens.training import TrainingScreen
@@ -242,9 +243,8 @@ class SlmApp(App[int]):
         yield SystemCommand("Train a model", "f5: on your own text files; watch it learn", self.action_training)
         yield SystemCommand("Models", "f6: choose the model to write with; rename, delete, add a folder",
                             self.action_models)
-        commands = getattr(screen, "commands", None)
-        if commands is not None:
-            for command in commands():
+        if isinstance(screen, HasCommands):
+            for command in screen.commands():
                 yield SystemCommand(command.title, command.help, command.callback)
 
 
