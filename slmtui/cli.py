@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from slmtui import __version__
 from slmtui.engine.errors import SlmError
 from slmtui.engine.seeds import SEED_HELP
+from slmtui.format import params
 
 if TYPE_CHECKING:
     from slmtui.engine import EvalResult, LoadedModel, ModelInfo, Sampling
 
 PROG = "slmtui"
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # the same as engine.DEVICE_CHOICES (checked by pick_device)
-SAMPLING_OPTIONS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "max_new_tokens", "seed")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -135,7 +135,7 @@ def _cmd_stories_export(args: argparse.Namespace) -> int:
     store = _open_stories()
     if store is None:
         raise SlmError("no stories yet: open the app with `slmtui` and start writing")
-    text = store.export_markdown(args.id) if args.format == "md" else store.export_text(args.id)
+    text = store.export(args.id, args.format)
     if args.output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return 0
@@ -278,7 +278,7 @@ def _print_models_table(rows: list[dict[str, Any]]) -> None:
     table = [header] + [
         (
             r["name"],
-            _human(r["parameters"]),
+            params(r["parameters"]),
             str(r["vocab_size"]),
             str(r["block_size"]),
             "-" if r["val_loss"] is None else f"{r['val_loss']:.3f}",
@@ -303,7 +303,9 @@ def _default_sampling() -> Sampling:
 
 
 def _sampling_from_args(args: argparse.Namespace) -> Sampling:
-    given = {name: getattr(args, name) for name in SAMPLING_OPTIONS if getattr(args, name) is not None}
+    from slmtui.engine.sampling import SAMPLING_FIELDS
+
+    given = {name: getattr(args, name) for name in SAMPLING_FIELDS if getattr(args, name) is not None}
     if args.stop:
         given["stop"] = tuple(s.replace("\\n", "\n").replace("\\t", "\t") for s in args.stop)
     try:
@@ -311,7 +313,7 @@ def _sampling_from_args(args: argparse.Namespace) -> Sampling:
     except SlmError as e:
         # Name the options as they were typed: "--top-p must be ..." rather than "top_p must be ...".
         message = str(e)
-        for name in (*SAMPLING_OPTIONS, "stop"):
+        for name in (*SAMPLING_FIELDS, "stop"):
             message = message.replace(f"{name} must", f"--{name.replace('_', '-')} must")
             message = message.replace(f"{name} strings must", f"--{name} strings must")
         raise SlmError(message) from e
@@ -416,10 +418,3 @@ def _model_row(info: ModelInfo) -> dict[str, Any]:
         "bundled": info.bundled,
         "broken": False,
     }
-
-
-def _human(n: int) -> str:
-    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)

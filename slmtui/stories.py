@@ -8,6 +8,10 @@ Every public mutating method is one transaction, committed before it returns: th
 moment and the database holds everything up to the last call. WAL with ``synchronous=NORMAL`` keeps those
 commits cheap (no fsync per commit) so ``append_text`` can run for each streamed chunk; an app crash loses
 nothing, a power cut at worst the last few commits.
+
+Over 400 lines because ``StoryStore`` is one class by design: every query and transaction on the one SQLite file
+sits behind one lock in one place, so the rules of the tree (undo, redo, siblings, the current path) cannot drift
+apart. The Markdown helpers and the export file at the end are small and belong to the stories.
 """
 
 from __future__ import annotations
@@ -25,11 +29,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from slmtui.engine import paths
+from slmtui.engine.atomic import write_regular_file
 from slmtui.engine.errors import SlmError
 
 Author = Literal["user", "model"]
 AUTHORS: tuple[str, ...] = ("user", "model")
 UNTITLED = "Untitled"
+EXPORT_FORMATS = {"md": "Markdown", "txt": "text"}
+"""The formats a story is exported in: file suffix -> the format's name for people."""
 TITLE_WORDS = 6
 TITLE_MAX_CHARS = 60
 
@@ -423,6 +430,13 @@ class StoryStore:
             p = self._passage_row(c, passage_id)
             return self._children(c, p.story_id, p.id, "position, id")
 
+    def passages(self, story_id: int) -> list[Passage]:
+        """Every passage of the story in one query, siblings in their order: the whole tree, for drawing it."""
+        with self._tx() as c:
+            self._story_row(c, story_id)
+            sql = "SELECT * FROM passages WHERE story_id = ? ORDER BY parent_id IS NOT NULL, parent_id, position, id"
+            return [_passage(r) for r in c.execute(sql, (story_id,))]
+
     def siblings(self, passage_id: int) -> list[Passage]:
         """All alternatives at this point, the passage itself included (so the UI can show "2/3")."""
         with self._tx() as c:
@@ -492,6 +506,12 @@ class StoryStore:
 
     # --- export -----------------------------------------------------------------------------------------------
 
+    def export(self, story_id: int, fmt: str) -> str:
+        """The story's current branch in ``fmt``: "md" (``export_markdown``) or "txt" (``export_text``)."""
+        if fmt not in EXPORT_FORMATS:
+            raise SlmError(f"unknown export format {fmt!r}; choose one of: {', '.join(EXPORT_FORMATS)}")
+        return self.export_markdown(story_id) if fmt == "md" else self.export_text(story_id)
+
     def export_text(self, story_id: int) -> str:
         """The current path's text, exactly as the reader sees it."""
         return self.story_text(story_id)
@@ -534,3 +554,25 @@ def _bold(text: str) -> str:
         lead, content, trail = m.groups()
         out.append(f"{lead}**{_escape(content)}**{trail}" if content else line)
     return "\n".join(out)
+
+
+def exports_dir() -> Path:
+    """Where the app writes exported stories (the CLI writes where it is told)."""
+    return paths.data_dir() / "exports"
+
+
+def _slug(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40] or "story"
+
+
+def export_story(store: StoryStore, story_id: int, fmt: str) -> Path:
+    """Write the story's current branch to ``<data dir>/exports/<title>-<id>.<fmt>``; returns the file.
+
+    Exporting again replaces that file (the app named it), but never a link, FIFO or folder found in its
+    place: that raises SlmError, which the screens show.
+    """
+    story = store.get_story(story_id)
+    text = store.export(story_id, fmt)
+    path = exports_dir() / f"{_slug(story.title)}-{story.id}.{fmt}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_regular_file(path, text.encode("utf-8"), replace=True)

@@ -6,6 +6,7 @@
   built from a rank file with the real ``Tokenizer.from_rank_file``. Any text encodes: one token a byte.
 - ``tiny_model``: a ``GPT(preset("tiny"))`` (2 layers, 64 wide, 64 context, vocab 512), randomly
   initialised from a fixed seed, in eval mode. Its weights are the same in every test.
+- ``store``: a ``StoryStore`` on ``paths.stories_db()`` (under the test's ``SLMTUI_HOME``), closed afterwards.
 - ``tiny_model_dir``: that model and tokenizer saved with the real ``save_model_dir`` as the model named
   ``tiny`` in ``paths.models_dir()`` (``$SLMTUI_HOME/data/models/tiny``); returns the folder's path.
   ``resolve_model("tiny")`` and ``slmtui generate --model tiny`` find it.
@@ -18,6 +19,7 @@ two-core machine a second OpenMP thread that has to wait for a core makes every 
 from __future__ import annotations
 
 from base64 import b64encode
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,7 @@ from slmtui.engine import paths
 from slmtui.engine.model import GPT, preset
 from slmtui.engine.modeldir import save_model_dir
 from slmtui.engine.tokenizer import ENDOFTEXT, GPT2_PATTERN, Tokenizer, TokenizerSpec
+from slmtui.stories import StoryStore
 
 torch.set_num_threads(1)
 
@@ -87,3 +90,11 @@ def tiny_model_dir(tiny_model: GPT, byte_tokenizer: Tokenizer) -> Path:
         byte_tokenizer,
         training={"val_loss": 6.25, "val_bpb": 9.0, "created": "2026-01-01T00:00:00Z", "val_fraction": 0.1},
     )
+
+
+@pytest.fixture
+def store() -> Iterator[StoryStore]:
+    """The stories database the app would open, in this test's SLMTUI_HOME."""
+    s = StoryStore(paths.stories_db())
+    yield s
+    s.close()

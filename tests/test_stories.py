@@ -315,3 +315,30 @@ def test_no_sequence_of_moves_loses_a_passage(ops: list[tuple[str, int]]) -> Non
             path = store.current_path(s)
             assert store.story_text(s) == "".join(added[p.id] for p in path)
             assert all(p.story_id == s for p in path)
+
+
+def test_passages_is_the_whole_tree_in_sibling_order(store: StoryStore) -> None:
+    story = store.create_story()
+    root = store.add_passage(story.id, parent_id=None, author="user", text="A")
+    first = store.add_passage(story.id, parent_id=root.id, author="model", text="b")
+    second = store.add_passage(story.id, parent_id=root.id, author="model", text="c")
+    deeper = store.add_passage(story.id, parent_id=first.id, author="user", text="d")
+    other = store.create_story()
+    store.add_passage(other.id, parent_id=None, author="user", text="elsewhere")
+    got = store.passages(story.id)
+    assert [p.id for p in got] == [root.id, first.id, second.id, deeper.id]
+    with pytest.raises(SlmError):
+        store.passages(9999)
+
+
+def test_export_by_format_and_to_the_exports_folder(store: StoryStore) -> None:
+    from slmtui.stories import export_story
+
+    story = store.create_story(title="Owls *at* sea")
+    store.add_passage(story.id, parent_id=None, author="user", text="The owl")
+    assert store.export(story.id, "txt") == "The owl"
+    assert store.export(story.id, "md") == store.export_markdown(story.id)
+    with pytest.raises(SlmError, match="unknown export format"):
+        store.export(story.id, "pdf")
+    path = export_story(store, story.id, "md")
+    assert path.name == f"owls-at-sea-{story.id}.md" and path.read_text() == store.export_markdown(story.id)

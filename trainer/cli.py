@@ -7,7 +7,6 @@ TUI. Ctrl+C or SIGTERM saves the run and prints how to resume it.
 from __future__ import annotations
 
 import argparse
-import re
 import signal
 import sys
 import threading
@@ -18,9 +17,11 @@ from typing import NoReturn
 from slmtui.engine import DEVICE_CHOICES, PRESETS, SlmError, paths, preset
 from slmtui.engine.seeds import SEED_HELP
 from slmtui.engine.modeldir import target_path
+from trainer import config
+from trainer.config import DEFAULT_EPOCHS, DEFAULT_TOKENIZER, TRAIN_PRESETS, default_run_name
 from trainer.corpus import corpus_path
 from trainer.events import DoneEvent, ErrorEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
-from trainer.loop import DEFAULT_TOKENIZER, TRAIN_PRESETS, RunSpec, TrainConfig, train
+from trainer.loop import RunSpec, train
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,12 +31,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_duration(text: str) -> float:
-    """Seconds from '90', '90s', '15m', '2h' or '1h30m'."""
-    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
-    if not text.strip() or not match or not any(match.groups()):
+    """--time-limit's type: seconds from '90', '90s', '15m', '2h' or '1h30m' (trainer.config.parse_duration)."""
+    seconds = config.parse_duration(text)
+    if seconds is None:
         raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 90s, 15m or 2h)")
-    h, m, s = (float(g) if g else 0.0 for g in match.groups())
-    seconds = h * 3600 + m * 60 + s
     if seconds <= 0:  # not "no limit": a run with no time at all is a mistake, said as one
         raise argparse.ArgumentTypeError(f"{text!r} is no time at all: give more than 0 (e.g. 90s, 15m or 2h), "
                                          "or leave --time-limit out for no limit")
@@ -80,8 +79,8 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     if args.out is not None:
         out = target_path(args.out)  # not resolve(): a link at --out must be seen, and refused
     else:
-        name = args.name or (args.corpus.stem if args.corpus != paths.BUNDLED_CORPUS_DIR else f"{args.preset}-bundled")
-        if not re.fullmatch(r"[\w.-]+", name) or name.startswith("."):
+        name = args.name or default_run_name(args.corpus, args.preset)
+        if not paths.is_model_name(name):
             raise SlmError(f"--name {name!r}: use letters, digits, '.', '-' and '_' only")
         out = paths.models_dir() / name
     model = preset(args.preset)
@@ -105,7 +104,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         overrides["compile"] = True
     cfg = replace(TRAIN_PRESETS[args.preset], **overrides)
     if not args.resume and cfg.max_steps is None and cfg.epochs is None and cfg.time_limit_s is None:
-        cfg = replace(cfg, epochs=10.0)  # with early stopping, the usual end
+        cfg = replace(cfg, epochs=DEFAULT_EPOCHS)  # with early stopping, the usual end
     if not args.resume:
         _check_corpus_path(args.corpus)
     return RunSpec(out=out, corpus=args.corpus.expanduser(), model=model, train=cfg,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from slmtui.engine.errors import SlmError
 from slmtui.engine.paths import BUNDLED_CORPUS_DIR
+from trainer.config import TEXT_SUFFIXES, is_corpus_file  # noqa: F401 - TEXT_SUFFIXES re-exported
 
-TEXT_SUFFIXES = frozenset({".txt", ".md"})
 BUNDLED = "bundled"
 """How model.toml and the command line name the corpus shipped with slmtui, wherever it is installed."""
 
@@ -88,21 +88,11 @@ class Corpus:
 # --------------------------------------------------------------------------- reading
 
 
-def _is_excluded(rel: Path) -> bool:
-    """SOURCES.md and LICENSE* describe a corpus (attribution tables, legal text) rather than
-    being part of it; a model trained on them learns Markdown tables and licence boilerplate.
-    Hidden files and folders (.git, .venv, editor swap files) are never corpus either."""
-    if any(part.startswith(".") for part in rel.parts):
-        return True
-    name = rel.name.lower()
-    return name == "sources.md" or name.startswith("license")
-
-
 def _find_files(root: Path) -> list[Path]:
     found = [
         p
         for p in root.rglob("*")
-        if p.suffix.lower() in TEXT_SUFFIXES and p.is_file() and not _is_excluded(p.relative_to(root))
+        if is_corpus_file(p.relative_to(root)) and p.is_file()
     ]
     # Sorting by the relative POSIX path makes the order, the split and the fingerprint the same
     # on every machine and file system.

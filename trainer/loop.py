@@ -29,81 +29,15 @@ from slmtui.engine.errors import SlmError
 from slmtui.engine.memory import check_fits, training_bytes
 from slmtui.engine.seeds import torch_seed
 from slmtui.engine.modeldir import METRICS, TRAIN_STATE, check_model_target, load_model_dir, save_model_dir
+from trainer.config import DEFAULT_TOKENIZER, TRAIN_PRESETS, TrainConfig  # noqa: F401 - the first two re-exported
 from trainer.corpus import corpus_fingerprint, corpus_label, corpus_path, read_corpus, split_documents
 from trainer.data import Batches, cache_key, tokenize_corpus
 from trainer.events import CheckpointEvent, DoneEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
 from trainer.plot import PLOT_FILE, render_metrics_png
 from trainer.tokenizers import build_tokenizer
-from trainer.train_state import check_train_state
+from trainer.train_state import ResumeState, gist
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings, with nanoGPT-style flat defaults."""
-
-    batch_size: int = 32
-    """Sequences per step on each process."""
-    lr: float = 6e-4
-    """Peak learning rate, reached after warmup."""
-    min_lr_ratio: float = 0.1
-    """Cosine decay ends at lr * min_lr_ratio."""
-    warmup_steps: int = 1000
-    max_steps: int | None = None
-    """The schedule's horizon. None: derived from --epochs or --time-limit."""
-    epochs: float | None = None
-    time_limit_s: float | None = None
-    """Wall-clock budget of this invocation; the run saves and can be resumed afterwards."""
-    weight_decay: float = 0.1
-    """Applied to matrices only, never to biases, norms or embeddings' positions (the original used 0.98)."""
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0
-    eval_interval: int = 100
-    eval_windows: int = 512
-    """Validation windows per evaluation; a validation set this small or smaller is scored in full."""
-    patience: int = 5
-    """Stop after this many evaluations without a better validation loss."""
-    seed: int = 1337
-    dtype: str = "auto"
-    """auto: bf16 autocast where the hardware has fast bf16 (CPU with AVX512-BF16/AMX, recent GPUs), else fp32."""
-    compile: bool = False
-    val_fraction: float = 0.05
-    sample_prompt: str = "The"
-    sample_tokens: int = 48
-
-    def __post_init__(self) -> None:
-        checks = {
-            "batch_size": self.batch_size >= 1,
-            "lr": 0 < self.lr < 1,
-            "warmup_steps": self.warmup_steps >= 0,
-            "max_steps": self.max_steps is None or self.max_steps >= 1,
-            "epochs": self.epochs is None or self.epochs > 0,
-            "time_limit_s": self.time_limit_s is None or self.time_limit_s > 0,
-            "weight_decay": 0 <= self.weight_decay < 1,
-            "grad_clip": self.grad_clip >= 0,
-            "eval_interval": self.eval_interval >= 1,
-            "patience": self.patience >= 1,
-            "dtype": self.dtype in ("auto", "fp32", "bf16", "fp16"),
-            "val_fraction": 0 < self.val_fraction < 0.5,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise SlmError(f"impossible training option(s): {', '.join(f'{k}={getattr(self, k, None)!r}' for k in bad)}")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, object]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})  # type: ignore[arg-type]
-
-
-# Training settings per preset (architectures in slmtui.engine.model.PRESETS).
-TRAIN_PRESETS: dict[str, TrainConfig] = {
-    # The original's: batch 32, lr 6e-4, warmup 1000, clip 1.0, eval every 100, now with a real schedule.
-    "seed": TrainConfig(batch_size=32, lr=6e-4, warmup_steps=1000, grad_clip=1.0, eval_interval=100),
-    "tiny": TrainConfig(batch_size=8, lr=3e-3, warmup_steps=10, eval_interval=25, eval_windows=32, patience=100),
-    "default": TrainConfig(batch_size=32, lr=2e-3, warmup_steps=200, eval_interval=200, weight_decay=0.1),
-}
-DEFAULT_TOKENIZER = {"seed": "gpt2", "tiny": "bpe:512", "default": "bpe:8192"}
 
 
 REPLACE_HINT = "choose another --name or --out, or continue its run with --resume"
@@ -226,22 +160,6 @@ class _Distributed:
             dist.destroy_process_group()
 
 
-def _load_state(out: Path) -> dict:
-    path = out / TRAIN_STATE
-    if not path.is_file():
-        raise SlmError(f"nothing to resume: {path} does not exist (start the run without --resume)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # unpickling refuses anything but tensors and plain containers
-        why = "not a file of plain tensors and values" if "Weights only load failed" in str(e) else _gist(e)
-        raise SlmError(f"{path} is damaged or not a slmtui training state ({why})") from e
-    return check_train_state(state, path)
-
-
-def _gist(e: BaseException, limit: int = 160) -> str:
-    """An exception's message on one line, cut to ``limit`` characters (torch's run to pages)."""
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def train(spec: RunSpec, emit: Callable[[Event], None], *, should_stop: Callable[[], bool] = lambda: False,
@@ -262,9 +180,9 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     # (A resumed run's corpus is known once its state is read: checked again below.)
     check_model_target(spec.out, replace_model=spec.resume, corpus=None if spec.resume else spec.corpus,
                        how_to_replace=REPLACE_HINT)
-    state = _load_state(spec.out) if spec.resume else None
+    state = ResumeState.load(spec.out) if spec.resume else None
     try:
-        cfg = TrainConfig.from_dict(state["train_config"]) if state else spec.train
+        cfg = TrainConfig.from_dict(state.train_config) if state else spec.train
     except (TypeError, ValueError) as e:
         raise SlmError(f"{spec.out / TRAIN_STATE}: train_config is not valid ({e})") from e
     if state and (spec.train.max_steps or spec.train.time_limit_s):
@@ -272,9 +190,9 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         cfg = replace(cfg, time_limit_s=spec.train.time_limit_s, max_steps=spec.train.max_steps or cfg.max_steps)
     elif state:
         cfg = replace(cfg, time_limit_s=None)
-    corpus_dir = corpus_path(state["corpus"]) if state else spec.corpus
-    tokenizer_arg = state["tokenizer_arg"] if state else spec.tokenizer
-    preset_name = state.get("preset", spec.preset) if state else spec.preset
+    corpus_dir = corpus_path(state.corpus) if state else spec.corpus
+    tokenizer_arg = state.tokenizer_arg if state else spec.tokenizer
+    preset_name = (state.preset or spec.preset) if state else spec.preset
     if state:
         check_model_target(spec.out, replace_model=True, corpus=corpus_dir)
 
@@ -282,7 +200,7 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     for skipped in corpus.skipped:
         warn(f"skipped {skipped.name}: {skipped.reason}")
     fingerprint = corpus_fingerprint(corpus)
-    if state and state["corpus_fingerprint"] != fingerprint:
+    if state and state.corpus_fingerprint != fingerprint:
         raise SlmError(f"the corpus at {corpus_dir} changed since this run started; start a new run instead of --resume")
     train_texts, val_texts = split_documents(corpus, val_fraction=cfg.val_fraction)
 
@@ -306,13 +224,13 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     if not data.val_docs:
         raise SlmError(f"the corpus at {corpus_dir} is too small to hold out validation text")
     batch_tokens = batches.global_batch * model_config.block_size
-    max_steps = state["max_steps"] if state and not spec.train.max_steps else cfg.max_steps or 0
+    max_steps = state.max_steps if state and not spec.train.max_steps else cfg.max_steps or 0
     if not max_steps and cfg.epochs:
         max_steps = max(1, math.ceil(cfg.epochs * len(data.train) / batch_tokens))
     if not max_steps and not cfg.time_limit_s:
         raise SlmError("give a training budget: --max-steps, --epochs or --time-limit")
 
-    check_fits(f"training {model_config.n_params:,} parameters at batch {cfg.batch_size} x context "
+    check_fits(f"training {model_config.param_count:,} parameters at batch {cfg.batch_size} x context "
                f"{model_config.block_size}", training_bytes(model_config, batch_size=cfg.batch_size), device)
     torch.manual_seed(torch_seed(cfg.seed) + ddp.rank)
     model = GPT(model_config)
@@ -323,17 +241,16 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     progress = _Progress(max_steps=max_steps)
     if state:
         try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["rng_cpu"])
+            model.load_state_dict(state.model)
+            optimizer.load_state_dict(state.optimizer)
+            torch.set_rng_state(state.rng_cpu)
         except (RuntimeError, ValueError, KeyError, TypeError) as e:
-            raise SlmError(f"{spec.out / TRAIN_STATE} does not fit the model in {spec.out} ({_gist(e)})") from e
-        progress = _Progress(step=state["step"], tokens_seen=state["tokens_seen"], elapsed_s=state["elapsed_s"],
-                             best_val_loss=state["best_val_loss"], best_val_bpb=state.get("best_val_bpb"),
-                             bad_evals=state["bad_evals"], max_steps=max_steps, metrics=_read_metrics(spec.out, state["step"]))
-        torch.set_rng_state(state["rng_cpu"])
-        if device.type == "cuda" and state.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(state["rng_cuda"])
+            raise SlmError(f"{spec.out / TRAIN_STATE} does not fit the model in {spec.out} ({gist(e)})") from e
+        progress = _Progress(step=state.step, tokens_seen=state.tokens_seen, elapsed_s=state.elapsed_s,
+                             best_val_loss=state.best_val_loss, best_val_bpb=state.best_val_bpb,
+                             bad_evals=state.bad_evals, max_steps=max_steps, metrics=_read_metrics(spec.out, state.step))
+        if device.type == "cuda" and state.rng_cuda is not None:
+            torch.cuda.set_rng_state(state.rng_cuda)
     best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     if state:
         best_weights = {k: v.clone() for k, v in loaded.model.state_dict().items()}
@@ -371,23 +288,21 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         nonlocal saved
         if not ddp.is_main:
             return
-        train_state = {
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer": optimizer.state_dict(), "step": progress.step, "tokens_seen": progress.tokens_seen,
-            "elapsed_s": progress.elapsed_s, "best_val_loss": progress.best_val_loss, "best_val_bpb": progress.best_val_bpb,
-            "bad_evals": progress.bad_evals, "max_steps": progress.max_steps, "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None, "train_config": asdict(cfg),
-            "corpus": corpus_label(corpus_dir), "corpus_fingerprint": fingerprint, "tokenizer_arg": tokenizer_arg, "preset": preset_name,
-        }
+        train_state = ResumeState(
+            model={k: v.detach().cpu() for k, v in model.state_dict().items()},
+            optimizer=optimizer.state_dict(), step=progress.step, tokens_seen=progress.tokens_seen,
+            elapsed_s=progress.elapsed_s, best_val_loss=progress.best_val_loss, best_val_bpb=progress.best_val_bpb,
+            bad_evals=progress.bad_evals, max_steps=progress.max_steps, rng_cpu=torch.get_rng_state(),
+            rng_cuda=torch.cuda.get_rng_state() if device.type == "cuda" else None, train_config=asdict(cfg),
+            corpus=corpus_label(corpus_dir), corpus_fingerprint=fingerprint, tokenizer_arg=tokenizer_arg, preset=preset_name,
+        )
         if progress.best_val_loss is None:
             # Not evaluated yet: the newest weights are the best we know.
             best_weights.update({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
         best = GPT(model_config)
         best.load_state_dict(best_weights)
-        buffer = io.BytesIO()
-        torch.save(train_state, buffer)
         metrics = ("\n".join(progress.metrics) + "\n").encode() if progress.metrics else b""
-        extra_files = {TRAIN_STATE: buffer.getvalue(), METRICS: metrics}
+        extra_files = {TRAIN_STATE: train_state.save(), METRICS: metrics}
         png = render_metrics_png(progress.metrics)  # None without matplotlib (the `plot` extra)
         if png is not None:
             extra_files[PLOT_FILE] = png

@@ -1,4 +1,4 @@
-"""What ``train_state.pt`` must hold for ``--resume``: checked by key and type before any of it is used.
+"""``train_state.pt``: the typed state a stopped run resumes from, checked by key and type before any of it is used.
 
 torch.load(weights_only=True) already refuses anything but tensors and plain containers; this turns a valid
 torch file of the wrong shape (a hand-made one, another program's, an older layout) into one line naming
@@ -7,12 +7,15 @@ the file and the key, instead of a KeyError deep in the loop.
 
 from __future__ import annotations
 
+import io
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from slmtui.engine.errors import SlmError
+from slmtui.engine.modeldir import TRAIN_STATE
 
 _NUMBER = (int, float)
 # key -> (the types allowed, what to call them in the message). bool is excluded from numbers below.
@@ -58,3 +61,60 @@ def check_train_state(state: Any, path: Path) -> dict[str, Any]:
     if bad:
         raise SlmError(f"{path}: model should map names to tensors ({bad[0]!r} does not)")
     return state
+
+
+def gist(e: BaseException, limit: int = 160) -> str:
+    """An exception's message on one line, cut to ``limit`` characters (torch's run to pages)."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass
+class ResumeState:
+    """What ``train_state.pt`` holds: everything a stopped run needs to go on exactly where it was.
+
+    Saved with ``torch.save`` as a plain dict of tensors and numbers, loaded with ``weights_only=True``: loading it
+    runs no code. ``load`` checks every key and type (``check_train_state``), so a file from an older trainer or
+    another program is refused in words.
+    """
+
+    model: dict[str, torch.Tensor]
+    """The newest weights (model.safetensors holds the best ones)."""
+    optimizer: dict
+    step: int
+    tokens_seen: int
+    elapsed_s: float
+    best_val_loss: float | None
+    best_val_bpb: float | None
+    bad_evals: int
+    max_steps: int
+    rng_cpu: torch.Tensor
+    rng_cuda: torch.Tensor | None
+    train_config: dict
+    """``asdict(TrainConfig)`` of the run."""
+    corpus: str
+    """The corpus as ``corpus_label`` names it."""
+    corpus_fingerprint: str
+    tokenizer_arg: str
+    preset: str | None
+    """None in a state saved before presets were recorded."""
+
+    def save(self) -> bytes:
+        """The file's bytes (the caller writes them with the model folder, atomically)."""
+        buffer = io.BytesIO()
+        torch.save({f.name: getattr(self, f.name) for f in fields(self)}, buffer)  # not asdict: it deep-copies
+        return buffer.getvalue()
+
+    @classmethod
+    def load(cls, out: Path) -> ResumeState:
+        path = out / TRAIN_STATE
+        if not path.is_file():
+            raise SlmError(f"nothing to resume: {path} does not exist (start the run without --resume)")
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # unpickling refuses anything but tensors and plain containers
+            why = "not a file of plain tensors and values" if "Weights only load failed" in str(e) else gist(e)
+            raise SlmError(f"{path} is damaged or not a slmtui training state ({why})") from e
+        data = {"best_val_bpb": None, "preset": None, "rng_cuda": None, **check_train_state(data, path)}
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})

@@ -44,7 +44,7 @@ def available_bytes(device: torch.device | str = "cpu") -> int | None:
 def inference_bytes(config: GPTConfig, *, weight_bytes: int = 4) -> int:
     """Loading and decoding one stream: float32 parameters, the weights read from the file beside them while
     they are copied in, the KV cache for a full context, and a bf16 copy of the LM head (engine.generate)."""
-    n = config.n_params
+    n = config.param_count
     kv = 2 * config.n_layer * config.block_size * config.n_embd * 4
     return n * 4 + n * weight_bytes + kv + config.vocab_size * config.n_embd * 2
 
@@ -54,7 +54,7 @@ def training_bytes(config: GPTConfig, *, batch_size: int) -> int:
     (~20 floats per layer, position and channel) and the logits with their gradient."""
     tokens = batch_size * config.block_size
     activations = 20 * config.n_layer * tokens * config.n_embd * 4
-    return 16 * config.n_params + activations + 2 * tokens * config.vocab_size * 4
+    return 16 * config.param_count + activations + 2 * tokens * config.vocab_size * 4
 
 
 def check_fits(what: str, need: int, device: torch.device | str = "cpu", *, available: int | None = None) -> None:

@@ -56,16 +56,19 @@ class GPTConfig:
         if problems:
             raise SlmError("invalid model config: " + "; ".join(problems))
 
-    @property
-    def n_params(self) -> int:
-        """Parameters this shape holds (a tied matrix once), computed without building the model."""
-        per_block = 12 * self.n_embd * self.n_embd + (13 * self.n_embd if self.bias else 0)
-        emb = self.vocab_size * self.n_embd + self.block_size * self.n_embd
-        head = 0 if self.tie_embeddings else self.vocab_size * self.n_embd
-        return self.n_layer * per_block + emb + head + (2 if self.bias else 1) * self.n_embd
-
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    @property
+    def param_count(self) -> int:
+        """The parameters a GPT of this shape has (``GPT.num_params``), without building it: for listings and
+        estimates. Per block: attention 4·C² and MLP 8·C² weights; two LayerNorms (2·C gains, 2·C biases) and the
+        linear layers' biases (9·C) with ``bias``, the gains alone without."""
+        c = self.n_embd
+        per_block = 12 * c * c + (13 * c if self.bias else 2 * c)
+        emb = self.vocab_size * c + self.block_size * c
+        head = 0 if self.tie_embeddings else self.vocab_size * c
+        return self.n_layer * per_block + emb + head + (2 if self.bias else 1) * c
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> GPTConfig:

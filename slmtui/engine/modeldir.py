@@ -45,6 +45,9 @@ DEFAULT_MODEL = "default"
 WEIGHT_DTYPES = ("float32", "float16", "bfloat16")
 """What [weights] dtype may say: the dtypes models are saved in."""
 _DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2}  # safetensors' names for WEIGHT_DTYPES
+RESUMABLE_STOPS = ("interrupted", "time_limit", "running")
+"""``[training] stopped`` values of a run that can go on: stopped by the user, by its time budget, or saved mid-run
+(its process was killed)."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,17 @@ class ModelInfo:
 
     @property
     def n_params(self) -> int:
-        return self.config.n_params
+        return self.config.param_count
+
+    @property
+    def linked(self) -> bool:
+        """Added from elsewhere: a link in the models folder to the user's own folder."""
+        return self.path.is_symlink()
+
+    @property
+    def resumable(self) -> bool:
+        """A run that stopped before its end and saved its state: ``slm-train --resume`` continues it."""
+        return (self.path / TRAIN_STATE).is_file() and self.training.get("stopped") in RESUMABLE_STOPS
 
 
 @dataclass
@@ -433,3 +446,78 @@ def scan_models() -> tuple[list[ModelInfo], list[BrokenModel]]:
 def list_models() -> list[ModelInfo]:
     """The models that read; see ``scan_models`` for the folders that do not."""
     return scan_models()[0]
+
+
+# --- managing the user's models folder (the models screen and any command may use these) ----------------------------
+
+
+def model_folder_names() -> set[str]:
+    """Every name taken in the user's models folder, readable model or not (a new model may not reuse one)."""
+    base = paths.models_dir()
+    if not base.is_dir():
+        return set()
+    return {p.name for p in base.iterdir() if not p.name.startswith(".")}
+
+
+def check_model_name(name: str, *, base: Path | None = None) -> str | None:
+    """Why ``name`` cannot be a new model's folder name in ``base`` (default: the models folder), or None."""
+    base = paths.models_dir() if base is None else base
+    if not paths.is_model_name(name):
+        return f"“{name}”: use letters, digits, '.', '-' and '_' only"
+    if (base / name).exists() or (base / name).is_symlink():
+        return f"a model named “{name}” exists already"
+    return None
+
+
+def rename_model(info: ModelInfo, new_name: str) -> Path:
+    """Rename a model folder in one ``os.replace`` (a link is renamed, not its target)."""
+    if info.bundled:
+        raise SlmError("the bundled model cannot be renamed")
+    base = info.path.parent
+    problem = check_model_name(new_name, base=base)
+    if problem:
+        raise SlmError(problem)
+    target = base / new_name
+    try:
+        os.replace(info.path, target)  # checked above that nothing is there: a folder is never replaced
+    except OSError as e:
+        raise SlmError(f"cannot rename {info.path} to {new_name}: {e.strerror or e}") from e
+    return target
+
+
+def delete_model(info: ModelInfo) -> None:
+    """Remove a model: a linked folder loses its link only; a folder of ours is hidden at once, then removed."""
+    if info.bundled:
+        raise SlmError("the bundled model cannot be deleted")
+    path = info.path
+    try:
+        if path.is_symlink():
+            path.unlink()
+            return
+        gone = Path(tempfile.mkdtemp(prefix=f".{path.name}.deleted-", dir=path.parent))
+        gone.rmdir()
+        os.replace(path, gone)  # atomic: the model vanishes from every listing in one step
+    except OSError as e:
+        raise SlmError(f"cannot delete {path}: {e.strerror or e}") from e
+    shutil.rmtree(gone, ignore_errors=True)
+
+
+def add_model_folder(folder: Path) -> Path:
+    """Link a model folder from elsewhere into the models folder, under its own name (made unique), so every part
+    of slmtui finds it by name and deleting it removes the link only, never the user's folder."""
+    folder = Path(folder).expanduser().resolve()
+    read_model_info(folder)  # raises SlmError, in words, when it is not a model folder
+    base = paths.models_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    if folder.parent == base.resolve():
+        raise SlmError(f"{folder.name} is in the models folder already")
+    stem = folder.name if paths.is_model_name(folder.name) else "model"
+    name, n = stem, 2
+    while (base / name).exists() or (base / name).is_symlink():
+        name, n = f"{stem}-{n}", n + 1
+    link = base / name
+    try:
+        link.symlink_to(folder, target_is_directory=True)
+    except OSError as e:
+        raise SlmError(f"cannot add {folder}: {e.strerror or e}") from e
+    return link

@@ -7,6 +7,7 @@ under one folder (tests set it so they never touch a real home).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import platformdirs
@@ -57,6 +58,15 @@ def cache_dir() -> Path:
 
 def models_dir() -> Path:
     return data_dir() / "models"
+
+
+MODEL_NAME_RE = re.compile(r"[\w.-]+")
+"""A model's name is its folder's name in models_dir(): letters, digits, '.', '-' and '_', not starting with '.'."""
+
+
+def is_model_name(name: str) -> bool:
+    """Whether ``name`` can name a model folder (hidden names are temporary folders of ours)."""
+    return bool(MODEL_NAME_RE.fullmatch(name)) and not name.startswith(".")
 
 
 def stories_db() -> Path:

@@ -86,6 +86,20 @@ class Sampling:
         return cls(**values)  # type: ignore[arg-type]
 
 
+SAMPLING_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Sampling) if f.name != "stop")
+"""The settings a person sets one by one (the panel's fields, the CLI's options, config.toml's [sampling]); stop
+strings are a list and travel apart."""
+PRESET_FIELDS: tuple[str, ...] = tuple(n for n in SAMPLING_FIELDS if n not in ("max_new_tokens", "seed"))
+"""What a preset holds: the character of the sampling, not the length or the seed."""
+
+BUILTIN_PRESETS: dict[str, dict[str, object]] = {
+    "faithful": {"temperature": 0.5, "top_k": 20, "top_p": 0.9, "min_p": 0.05, "repetition_penalty": 1.15},
+    "balanced": {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.0, "repetition_penalty": 1.1},
+    "wild": {"temperature": 1.2, "top_k": 0, "top_p": 1.0, "min_p": 0.02, "repetition_penalty": 1.05},
+}
+"""Presets set the character of the writing (``PRESET_FIELDS``); length and seed stay as they are."""
+
+
 def apply_repetition_penalty(logits: torch.Tensor, context: torch.Tensor, penalty: float) -> torch.Tensor:
     """CTRL's penalty (Keskar et al. 2019): divide positive logits and multiply negative ones of seen tokens."""
     if penalty == 1.0 or context.numel() == 0:

@@ -1,7 +1,9 @@
-"""SlmApp: opens the writer at once and loads the model behind it; global keys; the command palette.
+"""SlmApp: owns the services (settings, the writing session, the training run), opens the writer at once and
+loads the model behind it; global keys; the command palette.
 
 The screen comes first and the model second: loading runs in a thread worker, so the app is usable (stories,
 panels, typing) while the weights are read, and a missing model is a message on the screen, not a crash.
+Screens tell the app what to do with typed messages (slmtui/tui/messages.py), never by calling it by name.
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ from slmtui.engine.sampling import Sampling
 from slmtui.settings import LoadResult, SamplingDefaults, Settings, load_settings, save_settings
 from slmtui.engine import paths
 from slmtui.stories import StoryStore, fresh_path_beside
-from slmtui.tui.modals import AskScreen, ConfirmScreen
-from slmtui.tui.models import ModelsScreen
-from slmtui.tui.trainer_process import RunState, TrainingSession
-from slmtui.tui.training import QuitWhileTraining, TrainingScreen
-from slmtui.tui.widgets.sampling_panel import BUILTIN_PRESETS, SamplingPanel
-from slmtui.tui.writer import Engine, WriterScreen
-
-PRESET_KEYS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty")
-"""What a saved preset holds: the character of the sampling, not the length or the seed."""
+from slmtui.training.process import TrainingSession
+from slmtui.training.state import RunState
+from slmtui.tui.commands import HasCommands
+from slmtui.tui.modals import ConfirmScreen
+from slmtui.tui.messages import PresetSaved, SamplingChosen, UseModel
+from slmtui.tui.screens.models import ModelsScreen
+from slmtui.tui.screens.training import TrainingScreen
+from slmtui.tui.screens.training_dialogs import QuitWhileTraining
+from slmtui.tui.screens.writer import WriterScreen
+from slmtui.writing.session import ActiveModel, WritingSession
 
 
 def sampling_from_settings(settings: Settings) -> tuple[Sampling, str | None]:
@@ -58,7 +61,7 @@ class SlmApp(App[int]):
         *,
         model: str | None = None,
         device: str = "auto",
-        engine: Engine | None = None,
+        engine: ActiveModel | None = None,
         store: StoryStore | None = None,
         settings: LoadResult | None = None,
     ) -> None:
@@ -75,6 +78,8 @@ class SlmApp(App[int]):
         self.writer: WriterScreen | None = None
         self.startup_error: str | None = None
         """Why the app could not start (stories.db unusable and no fresh one wanted): printed after it exits."""
+        self.writing: WritingSession | None = None
+        """The story being written, owned here: the writer screen draws it."""
         self.training = TrainingSession()
         """The training run, owned here and not by its screen: it goes on while the user writes."""
         if self.settings.keys:
@@ -129,12 +134,14 @@ class SlmApp(App[int]):
 
     async def _open_writer(self) -> None:
         sampling, problem = sampling_from_settings(self.settings)
-        self.writer = WriterScreen(self.store, sampling=sampling, presets=dict(self.settings.presets))
+        self.writing = WritingSession(self.store, sampling=sampling)
+        self.writing.open_recent()
+        self.writer = WriterScreen(self.writing, presets=dict(self.settings.presets))
         await self.push_screen(self.writer)
         for text in [*self.loaded_settings.problems, *([problem] if problem else [])]:
             self.notify(text, title="Settings", severity="warning", timeout=12)
         if self._engine is not None:
-            self.writer.engine = self._engine
+            self.writing.set_model(self._engine)
         else:
             self.load_model(self.model_name)
         self.training.listeners.append(self._training_changed)
@@ -144,8 +151,8 @@ class SlmApp(App[int]):
         gc.freeze()
 
     def on_unmount(self) -> None:
-        if self.writer is not None:
-            self.writer.shutdown()
+        if self.writing is not None:
+            self.writing.shutdown()
         if self._store is not None and self._owns_store:
             self._store.close()
 
@@ -172,7 +179,7 @@ class SlmApp(App[int]):
             self.call_from_thread(self.notify, f"{e.message}; opening the bundled model", severity="warning")
         try:
             loaded = load_model_dir(path, device=pick_device(self.device))
-            engine = Engine(Generator(loaded.model, loaded.tokenizer), loaded.info.name)
+            engine = ActiveModel(Generator(loaded.model, loaded.tokenizer), loaded.info.name)
         except SlmError as e:
             self.call_from_thread(self._model_failed, e.message)
             return
@@ -181,24 +188,21 @@ class SlmApp(App[int]):
             return
         self.call_from_thread(self._model_loaded, engine)
 
-    def _model_loaded(self, engine: Engine) -> None:
+    def _model_loaded(self, engine: ActiveModel) -> None:
         self._engine = engine
         if self._explicit_model is not None and self._explicit_model != self.settings.model:
             self.save(replace(self.settings, model=self._explicit_model))  # the last model used opens next time
-        if self.writer is not None:
-            self.writer.engine = engine
+        if self.writing is not None:
+            self.writing.set_model(engine)
 
     def _model_missing(self, name: str | None, message: str) -> None:
-        if self.writer is None:
-            return
-        if name is None:  # no model chosen and none bundled: nothing to fix but to train one
-            self.writer.model_failed(message, missing=True)
-        else:
-            self.writer.model_failed(message, missing=False)
+        # No model chosen and none bundled: nothing to fix but to train one.
+        if self.writing is not None:
+            self.writing.model_failed(message, missing=name is None)
 
     def _model_failed(self, message: str) -> None:
-        if self.writer is not None:
-            self.writer.model_failed(message, missing=False)
+        if self.writing is not None:
+            self.writing.model_failed(message, missing=False)
 
     # --- settings ----------------------------------------------------------------------------------------------
 
@@ -212,34 +216,17 @@ class SlmApp(App[int]):
         except SlmError as e:
             self.notify(e.message, title="Settings not saved", severity="warning", timeout=8)
 
-    def remember_sampling(self, sampling: Sampling) -> None:
+    def on_sampling_chosen(self, message: SamplingChosen) -> None:
         """The panel's settings become the starting values next time."""
-        values = {k: v for k, v in sampling.to_dict().items() if k != "stop"}
+        values = {k: v for k, v in message.sampling.to_dict().items() if k != "stop"}
         self.save(replace(self.settings, sampling=SamplingDefaults(**values)))
 
     def _theme_changed(self, theme: object) -> None:
         if self.theme != self.settings.theme:
             self.save(replace(self.settings, theme=self.theme))
 
-    def action_save_preset(self) -> None:
-        writer = self.writer
-        if writer is None:
-            return
-
-        def named(name: str | None) -> None:
-            name = (name or "").strip()
-            if not name:
-                return
-            if name in BUILTIN_PRESETS:
-                self.notify(f"“{name}” is a built-in preset; choose another name.", severity="warning")
-                return
-            values = {k: getattr(writer.sampling, k) for k in PRESET_KEYS}
-            presets = {**self.settings.presets, name: values}
-            self.save(replace(self.settings, presets=presets))
-            writer.query_one(SamplingPanel).user_presets = dict(presets)
-            self.notify(f"Preset “{name}” saved to config.toml.", timeout=4)
-
-        self.push_screen(AskScreen("Save the sampling settings as a preset named:", placeholder="e.g. dreamy"), named)
+    def on_preset_saved(self, message: PresetSaved) -> None:
+        self.save(replace(self.settings, presets={**self.settings.presets, message.name: message.values}))
 
     # --- training and models -----------------------------------------------------------------------------------
 
@@ -262,9 +249,13 @@ class SlmApp(App[int]):
         busy = lambda: training.state.out if training.running else None  # noqa: E731 - the folder being written
         self.push_screen(ModelsScreen(active=self.model_name, busy=busy))
 
+    def on_use_model(self, message: UseModel) -> None:
+        """The models or training screen chose a model to write with: remembered and loaded into the writer."""
+        self.set_active_model(message.name)
+
     def set_active_model(self, name: str | None) -> None:
         """Write with ``name`` (a model's name or folder; None: the bundled one) from now on: remembered in
-        config.toml and loaded into the writer. The models and training screens call this."""
+        config.toml and loaded into the writer."""
         self._explicit_model = name
         self.model_name = name
         self.save(replace(self.settings, model=name))
@@ -297,9 +288,8 @@ class SlmApp(App[int]):
         yield SystemCommand("Train a model", "f5: on your own text files; watch it learn", self.action_training)
         yield SystemCommand("Models", "f6: choose the model to write with; rename, delete, add a folder",
                             self.action_models)
-        commands = getattr(screen, "commands", None)
-        if commands is not None:
-            for command in commands():
+        if isinstance(screen, HasCommands):
+            for command in screen.commands():
                 yield SystemCommand(command.title, command.help, command.callback)
 
 

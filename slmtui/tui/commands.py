@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from textual.binding import Binding
 from textual.screen import Screen
@@ -16,6 +17,13 @@ class Command:
     title: str
     help: str
     callback: Callable[[], object]
+
+
+@runtime_checkable
+class HasCommands(Protocol):
+    """A screen that offers commands to the palette (the app lists them with its own)."""
+
+    def commands(self) -> Iterator[Command]: ...
 
 
 def binding_commands(screen: Screen[object]) -> Iterator[Command]:

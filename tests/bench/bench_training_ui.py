@@ -78,8 +78,10 @@ def percentile(values: list[float], q: float) -> float:
 async def bench(*, rate: float, seconds: float, real: bool, work: Path) -> None:
     from training_helpers import TrainHost, recorded_events
 
-    from slmtui.tui.trainer_process import TrainingSession, TrainRequest
-    from slmtui.tui.training import LossChart, TrainingScreen
+    from slmtui.training.process import TrainingSession
+    from slmtui.training.state import TrainRequest
+    from slmtui.tui.screens.training import TrainingScreen
+    from slmtui.tui.widgets.training import LossChart
 
     if real:
         corpus = work / "books"

@@ -40,7 +40,7 @@ from slmtui.engine.sampling import Sampling  # noqa: E402
 from slmtui.settings import LoadResult, Settings  # noqa: E402
 from slmtui.tui.app import SlmApp  # noqa: E402
 from slmtui.tui.widgets.prompt_line import PromptLine  # noqa: E402
-from slmtui.tui.writer import WriterScreen  # noqa: E402
+from slmtui.tui.screens.writer import WriterScreen  # noqa: E402
 
 GOAL_MS = 50.0
 
@@ -75,17 +75,17 @@ async def measure(model: str, device: str, samples: int, warmup: float) -> dict[
     async with app.run_test(headless=True, size=(120, 35)) as pilot:
         writer = app.screen
         assert isinstance(writer, WriterScreen)
-        while writer.engine is None:
-            if writer.state.startswith(("error", "no model")):
-                raise SystemExit(f"cannot load the model: {writer.state}")
+        while writer.session.model is None:
+            if writer.session.state.startswith(("error", "no model")):
+                raise SystemExit(f"cannot load the model: {writer.session.state}")
             await asyncio.sleep(0.05)
         writer.set_sampling(Sampling(max_new_tokens=100_000, seed=1))
         prompt = writer.query_one(PromptLine)
         prompt.value = "Once upon a time"
         app.post_message(events.Key("enter", None))
-        while writer.job is None:
+        while writer.session.job is None:
             await asyncio.sleep(0.01)
-        job = writer.job
+        job = writer.session.job
 
         lateness: list[float] = []
         expected = [0.0]
@@ -125,7 +125,7 @@ async def measure(model: str, device: str, samples: int, warmup: float) -> dict[
 
         sent = time.perf_counter()
         app.post_message(events.Key("escape", None))
-        while not job.done or writer.job is not None:
+        while not job.done or writer.session.job is not None:
             await asyncio.sleep(0.0005)
         stop = time.perf_counter() - sent
         return {
@@ -134,7 +134,7 @@ async def measure(model: str, device: str, samples: int, warmup: float) -> dict[
             "stop": stop,
             "tok_s": tokens / elapsed,
             "chars": chars,
-            "model": writer.engine.name if writer.engine else model,
+            "model": writer.session.model.name if writer.session.model else model,
         }
 
 
@@ -142,7 +142,7 @@ STARTUP_CHILD = r"""
 import sys, time
 t0 = float(sys.argv[1])
 from slmtui.tui.app import SlmApp
-from slmtui.tui.writer import WriterScreen
+from slmtui.tui.screens.writer import WriterScreen
 import asyncio
 async def main():
     app = SlmApp(model=sys.argv[2], device=sys.argv[3])

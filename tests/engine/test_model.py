@@ -123,3 +123,12 @@ def test_config_from_dict_round_trips_and_rejects_unknown_keys() -> None:
 def test_unknown_preset_names_the_choices() -> None:
     with pytest.raises(SlmError, match="unknown preset 'huge'; choose one of: seed, tiny, default"):
         preset("huge")
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("variant", [{}, {"bias": False}, {"tie_embeddings": True}, {"tie_embeddings": False}])
+def test_param_count_is_what_a_built_model_has(name: str, variant: dict[str, bool]) -> None:
+    from dataclasses import replace
+
+    config = replace(PRESETS[name], vocab_size=300, **variant)
+    assert config.param_count == GPT(config).num_params()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from slmtui.engine import (
     save_model_dir,
 )
 from slmtui.engine import paths
-from slmtui.engine.modeldir import META, TOKENIZER, WEIGHTS
+from slmtui.engine.modeldir import META, TOKENIZER, WEIGHTS, ModelInfo, add_model_folder, delete_model, rename_model
 
 IDS = torch.tensor([[1, 72, 101, 108, 108, 111, 32, 200, 255, 0]])
 
@@ -291,3 +292,62 @@ def test_resolve_unknown_model_lists_the_known_ones(tiny_model_dir: Path) -> Non
         resolve_model("nope")
     with pytest.raises(SlmError, match="no model folder at"):
         resolve_model(str(tiny_model_dir.parent / "missing"))
+
+
+def test_resumable_names_and_the_models_folder(tiny_model_dir: Path) -> None:
+    from slmtui.engine.modeldir import RESUMABLE_STOPS, TRAIN_STATE, check_model_name, model_folder_names
+
+    info = read_model_info(tiny_model_dir)
+    assert not info.resumable and not info.linked
+    (tiny_model_dir / TRAIN_STATE).write_bytes(b"")
+    for stopped, resumable in [*((s, True) for s in RESUMABLE_STOPS), ("max_steps", False), ("early_stop", False)]:
+        assert dataclasses.replace(info, training={"stopped": stopped}).resumable is resumable, stopped
+    (paths.models_dir() / "not-a-model").mkdir()
+    (paths.models_dir() / ".tmp-half").mkdir()
+    assert model_folder_names() == {"tiny", "not-a-model"}
+    assert check_model_name("tiny") == "a model named “tiny” exists already"
+    assert "letters, digits" in (check_model_name(".x") or "") and "letters" in (check_model_name("a b") or "")
+    assert check_model_name("fresh") is None
+
+
+# --- managing the models folder (the models screen's and any command's operations) ----------------------------------
+
+
+def save_named(name: str, tiny_model: GPT, tokenizer: Tokenizer, base: Path | None = None) -> Path:
+    return save_model_dir((base or paths.models_dir()) / name, tiny_model, tokenizer, training={"val_loss": 3.0})
+
+
+def bundled_info() -> ModelInfo:
+    info = read_model_info(paths.BUNDLED_MODELS_DIR / "default")
+    assert info.bundled
+    return info
+
+
+def test_rename_refuses_a_taken_or_bad_name_and_never_the_bundled(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    a = read_model_info(save_named("a", tiny_model, byte_tokenizer))
+    save_named("b", tiny_model, byte_tokenizer)
+    with pytest.raises(SlmError, match="exists"):
+        rename_model(a, "b")
+    with pytest.raises(SlmError, match="letters"):
+        rename_model(a, "../escape")
+    with pytest.raises(SlmError, match="bundled"):
+        rename_model(bundled_info(), "mine")
+    with pytest.raises(SlmError, match="bundled"):
+        delete_model(bundled_info())
+    renamed = rename_model(a, "c")
+    assert renamed == paths.models_dir() / "c" and read_model_info(renamed).name == "c"
+    assert not (paths.models_dir() / "a").exists()
+
+
+def test_a_folder_added_by_path_is_linked_and_deleting_it_keeps_the_folder(
+    tmp_path: Path, tiny_model: GPT, byte_tokenizer: Tokenizer
+) -> None:
+    outside = save_named("elsewhere", tiny_model, byte_tokenizer, base=tmp_path)
+    with pytest.raises(SlmError):
+        add_model_folder(tmp_path)  # not a model folder
+    link = add_model_folder(outside)
+    assert link.is_symlink() and link.name == "elsewhere"
+    assert add_model_folder(outside).name == "elsewhere-2"  # a second link gets its own name
+    info = read_model_info(link)
+    delete_model(info)
+    assert not link.exists() and (outside / "model.toml").is_file()

@@ -178,3 +178,13 @@ def test_filtered_probabilities_sum_to_one_and_are_sorted(
     assert float(logits[ids[0]]) == max(values), "the most likely token is always kept"
     token = sample_next(logits, s, torch.Generator().manual_seed(0))
     assert token in ids.tolist()
+
+
+def test_fields_and_presets_come_from_sampling() -> None:
+    from slmtui.engine.sampling import BUILTIN_PRESETS, PRESET_FIELDS, SAMPLING_FIELDS
+
+    assert SAMPLING_FIELDS == tuple(f.name for f in dataclasses.fields(Sampling) if f.name != "stop")
+    assert set(PRESET_FIELDS) <= set(SAMPLING_FIELDS) and {"seed", "max_new_tokens"}.isdisjoint(PRESET_FIELDS)
+    for name, values in BUILTIN_PRESETS.items():
+        assert set(values) == set(PRESET_FIELDS), name
+        Sampling(**values)  # in range, or SlmError

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from slmtui.engine import GPT, load_model_dir, preset
+from slmtui.engine import GPT, SlmError, load_model_dir, preset
 from slmtui.engine.modeldir import METRICS, TRAIN_STATE
 from trainer.data import Batches
 from trainer.events import CheckpointEvent, DoneEvent, EvalEvent, Event, StartEvent, StepEvent
@@ -242,3 +242,18 @@ def test_a_time_budget_never_jumps_the_learning_rate_during_warmup(tmp_path: Pat
     warm = lrs[: min(len(lrs), 40)]
     assert len(warm) > 21
     assert all(b - a == pytest.approx(cfg.lr / 40) for a, b in zip(warm, warm[1:]))
+
+
+def test_resume_state_round_trips_and_refuses_a_foreign_file(tmp_path: Path) -> None:
+    from trainer.train_state import ResumeState
+
+    state = ResumeState(model={"w": torch.ones(2)}, optimizer={"state": {}, "param_groups": []}, step=7,
+                        tokens_seen=70, elapsed_s=1.5, best_val_loss=None, best_val_bpb=None, bad_evals=0,
+                        max_steps=10, rng_cpu=torch.get_rng_state(), rng_cuda=None, train_config={"lr": 0.1},
+                        corpus="bundled", corpus_fingerprint="abc", tokenizer_arg="bpe:512", preset="tiny")
+    (tmp_path / TRAIN_STATE).write_bytes(state.save())
+    back = ResumeState.load(tmp_path)
+    assert back.step == 7 and back.preset == "tiny" and torch.equal(back.model["w"], torch.ones(2))
+    torch.save({"step": 1}, tmp_path / TRAIN_STATE)
+    with pytest.raises(SlmError, match="not a slmtui training state"):
+        ResumeState.load(tmp_path)

@@ -8,12 +8,11 @@ import pytest
 import torch
 from tui_helpers import PacedGenerator, default_settings
 
-from slmtui.engine import paths
 from slmtui.engine.model import GPT
 from slmtui.engine.tokenizer import Tokenizer
 from slmtui.stories import StoryStore
 from slmtui.tui.app import SlmApp
-from slmtui.tui.writer import Engine
+from slmtui.writing.session import ActiveModel
 
 
 @pytest.fixture
@@ -31,19 +30,12 @@ def one_torch_thread() -> Iterator[None]:
 
 
 @pytest.fixture
-def engine(tiny_model: GPT, byte_tokenizer: Tokenizer) -> Engine:
-    return Engine(PacedGenerator(tiny_model, byte_tokenizer), "tiny")
+def engine(tiny_model: GPT, byte_tokenizer: Tokenizer) -> ActiveModel:
+    return ActiveModel(PacedGenerator(tiny_model, byte_tokenizer), "tiny")
 
 
 @pytest.fixture
-def store() -> Iterator[StoryStore]:
-    s = StoryStore(paths.stories_db())
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def make_app(engine: Engine, store: StoryStore) -> Callable[..., SlmApp]:
+def make_app(engine: ActiveModel, store: StoryStore) -> Callable[..., SlmApp]:
     """An SlmApp on the tiny model and the test's database, with first-run settings."""
 
     def make(**kwargs: object) -> SlmApp:

@@ -17,31 +17,29 @@ from tui_helpers import default_settings, start_writing, wait_for
 
 from slmtui.engine.sampling import Sampling
 from slmtui.tui.app import SlmApp
-from slmtui.tui.writer import WriterScreen
+from slmtui.tui.screens.writer import WriterScreen
+from slmtui.tui.widgets.story_view import StoryView
 
 
 def main(log_path: str) -> None:
     torch.set_num_threads(1)
     log = open(log_path, "a", buffering=1)  # line-buffered: each line is a write(2), kept by the OS on kill -9
-    draw = WriterScreen._flush
+    draw = StoryView.append
 
-    def logged_flush(self: WriterScreen) -> None:
-        job = self.job
-        before = self.story_view.text_of(job.passage_id) if job else None
-        draw(self)
-        if job is not None and before is not None:
-            after = self.story_view.text_of(job.passage_id) or ""
-            if len(after) > len(before):
-                log.write(json.dumps({"t": time.time(), "passage": job.passage_id, "text": after[len(before):]}) + "\n")
+    def logged_append(self: StoryView, passage_id: int, text: str) -> None:
+        """What the writer draws of a stream, as it draws it (once a frame)."""
+        draw(self, passage_id, text)
+        if text:
+            log.write(json.dumps({"t": time.time(), "passage": passage_id, "text": text}) + "\n")
 
-    WriterScreen._flush = logged_flush  # type: ignore[method-assign]
+    StoryView.append = logged_append  # type: ignore[method-assign]
 
     async def run() -> None:
         app = SlmApp(model="tiny", device="cpu", settings=default_settings())
         async with app.run_test(headless=True) as pilot:
             writer = app.screen
             assert isinstance(writer, WriterScreen)
-            await wait_for(pilot, lambda: writer.engine is not None, timeout=60)
+            await wait_for(pilot, lambda: writer.session.model is not None, timeout=60)
             writer.set_sampling(Sampling(max_new_tokens=100_000, seed=1))
             await pilot.press(*"Once upon a time")
             await start_writing(pilot, writer)

@@ -1,4 +1,5 @@
-"""The models screen: list, make active, rename, delete (never the bundled model), add a folder by path."""
+"""The models screen: list, make active, rename, delete (never the bundled model), add a folder by path (the
+folder operations themselves are tested in tests/engine/test_modeldir.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input
 
-from slmtui.engine import GPTConfig, ModelInfo, SlmError, TokenizerSpec, paths, read_model_info, save_model_dir
+from slmtui.engine import GPTConfig, ModelInfo, TokenizerSpec, paths, save_model_dir
 from slmtui.engine.model import GPT
 from slmtui.engine.tokenizer import ENDOFTEXT, GPT2_PATTERN, Tokenizer
 from slmtui.tui.modals import AskScreen, ConfirmScreen
-from slmtui.tui.models import ModelsScreen, add_model_folder, delete_model, rename_model
+from slmtui.tui.screens.models import ModelsScreen
 
 from training_helpers import TrainHost
 from tui_helpers import wait_for
@@ -51,42 +52,9 @@ def test_models_screen_snapshot(snap_compare) -> None:  # type: ignore[no-untype
     assert snap_compare(app, terminal_size=(120, 30), run_before=run_before)
 
 
-# --------------------------------------------------------------------------------------------- file operations
-
-
 def save_tiny(name: str, tiny_model: GPT, tokenizer: Tokenizer, base: Path | None = None) -> Path:
     return save_model_dir((base or paths.models_dir()) / name, tiny_model, tokenizer,
                           training={"val_loss": 3.0, "val_bpb": 1.5, "created": "2026-01-02T00:00:00+00:00"})
-
-
-def test_rename_refuses_a_taken_or_bad_name_and_never_the_bundled(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
-    a = read_model_info(save_tiny("a", tiny_model, byte_tokenizer))
-    save_tiny("b", tiny_model, byte_tokenizer)
-    with pytest.raises(SlmError, match="exists"):
-        rename_model(a, "b")
-    with pytest.raises(SlmError, match="letters"):
-        rename_model(a, "../escape")
-    with pytest.raises(SlmError, match="bundled"):
-        rename_model(fixed_info("default", bundled=True), "mine")
-    with pytest.raises(SlmError, match="bundled"):
-        delete_model(fixed_info("default", bundled=True))
-    renamed = rename_model(a, "c")
-    assert renamed == paths.models_dir() / "c" and read_model_info(renamed).name == "c"
-    assert not (paths.models_dir() / "a").exists()
-
-
-def test_a_folder_added_by_path_is_linked_and_deleting_it_keeps_the_folder(
-    tmp_path: Path, tiny_model: GPT, byte_tokenizer: Tokenizer
-) -> None:
-    outside = save_tiny("elsewhere", tiny_model, byte_tokenizer, base=tmp_path)
-    with pytest.raises(SlmError):
-        add_model_folder(tmp_path)  # not a model folder
-    link = add_model_folder(outside)
-    assert link.is_symlink() and link.name == "elsewhere"
-    assert add_model_folder(outside).name == "elsewhere-2"  # a second link gets its own name
-    info = read_model_info(link)
-    delete_model(info)
-    assert not link.exists() and (outside / "model.toml").is_file()
 
 
 # --------------------------------------------------------------------------------------------- the screen

@@ -9,9 +9,9 @@ import pytest
 from slmtui.engine import paths
 from slmtui.settings import load_settings
 from slmtui.tui.app import SlmApp
-from slmtui.tui.models import ModelsScreen
-from slmtui.tui.training import TrainingScreen
-from slmtui.tui.writer import WriterScreen
+from slmtui.tui.screens.models import ModelsScreen
+from slmtui.tui.screens.training import TrainingScreen
+from slmtui.tui.screens.writer import WriterScreen
 
 from tui_helpers import wait_for
 

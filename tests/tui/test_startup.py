@@ -15,7 +15,8 @@ from slmtui.engine import paths
 from slmtui.stories import StoryStore
 from slmtui.tui.app import SlmApp
 from slmtui.tui.modals import ConfirmScreen
-from slmtui.tui.writer import Engine, WriterScreen
+from slmtui.tui.screens.writer import WriterScreen
+from slmtui.writing.session import ActiveModel
 from tui_helpers import default_settings, wait_for
 
 pytestmark = pytest.mark.anyio
@@ -44,7 +45,7 @@ def tree(root: Path) -> dict[str, bytes | None]:
 
 
 @pytest.mark.parametrize("kind", ["random bytes", "passages dropped", "a folder"])
-async def test_a_damaged_stories_db_is_kept_and_a_fresh_one_offered_beside_it(engine: Engine, kind: str) -> None:
+async def test_a_damaged_stories_db_is_kept_and_a_fresh_one_offered_beside_it(engine: ActiveModel, kind: str) -> None:
     db = damage(kind)
     before = tree(db.parent)
     app = SlmApp(engine=engine, settings=default_settings())
@@ -64,7 +65,7 @@ async def test_a_damaged_stories_db_is_kept_and_a_fresh_one_offered_beside_it(en
         assert [s.title for s in fresh.list_stories()] == [story.title]
 
 
-async def test_declining_the_fresh_database_quits_with_the_reason(engine: Engine) -> None:
+async def test_declining_the_fresh_database_quits_with_the_reason(engine: ActiveModel) -> None:
     db = damage("random bytes")
     before = tree(db.parent)
     app = SlmApp(engine=engine, settings=default_settings())
@@ -104,8 +105,8 @@ async def test_every_model_load_failure_is_shown_and_the_app_keeps_running(
         await wait_for(pilot, lambda: isinstance(app.screen, WriterScreen))
         writer = app.screen
         assert isinstance(writer, WriterScreen)
-        await wait_for(pilot, lambda: writer.state != "loading model…")
-        assert writer.state.startswith("error: ") and expected in writer.state
+        await wait_for(pilot, lambda: app.writing is not None and app.writing.state != "loading model…")
+        assert app.writing.state.startswith("error: ") and expected in app.writing.state
         assert expected in writer.story_view.placeholder
         assert app.is_running  # still usable: the stories, the panels, the models screen
         await pilot.press("f6")

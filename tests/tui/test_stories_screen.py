@@ -9,8 +9,9 @@ import pytest
 from slmtui.stories import StoryStore
 from slmtui.tui.app import SlmApp
 from slmtui.tui.modals import AskScreen, ConfirmScreen
-from slmtui.tui.stories import StoriesScreen, exports_dir
-from slmtui.tui.writer import WriterScreen
+from slmtui.stories import exports_dir
+from slmtui.tui.screens.stories import StoriesScreen
+from slmtui.tui.screens.writer import WriterScreen
 
 pytestmark = pytest.mark.anyio
 
@@ -29,7 +30,7 @@ async def test_open_rename_delete_new_and_export(make_app: Callable[..., SlmApp]
     async with app.run_test(size=(100, 30)) as pilot:
         writer = app.screen
         assert isinstance(writer, WriterScreen)
-        assert writer.story is not None and writer.story.id == newer, "the app opens the story touched last"
+        assert writer.session.story is not None and writer.session.story.id == newer, "the app opens the story touched last"
 
         await pilot.press("ctrl+o")
         screen = app.screen
@@ -57,13 +58,13 @@ async def test_open_rename_delete_new_and_export(make_app: Callable[..., SlmApp]
         assert [s.id for s in store.list_stories()] == [newer]
 
         await pilot.press("enter")  # open the remaining one
-        assert app.screen is writer and writer.story is not None and writer.story.id == newer
+        assert app.screen is writer and writer.session.story is not None and writer.session.story.id == newer
 
         await pilot.press("ctrl+o", "n")  # a new story: an empty page, saved once something is written
-        assert app.screen is writer and writer.story is None and writer.path == []
-        writer.set_sampling(writer.sampling.__class__(max_new_tokens=3))
+        assert app.screen is writer and writer.session.story is None and writer.session.path == []
+        writer.set_sampling(writer.session.sampling.__class__(max_new_tokens=3))
         await pilot.press(*"Fresh", "enter")
-        assert writer.story is not None and writer.story.id not in (older, newer)
+        assert writer.session.story is not None and writer.session.story.id not in (older, newer)
 
 
 async def test_deleting_the_open_story_leaves_an_empty_page(make_app: Callable[..., SlmApp], store: StoryStore) -> None:
@@ -74,4 +75,4 @@ async def test_deleting_the_open_story_leaves_an_empty_page(make_app: Callable[.
         assert isinstance(writer, WriterScreen)
         await pilot.press("ctrl+o", "d", "y", "escape")
         assert app.screen is writer
-        assert writer.story is None and writer.story_view.full_text == ""
+        assert writer.session.story is None and writer.story_view.full_text == ""

@@ -16,17 +16,13 @@ import pytest
 from textual.widgets import Button, Input, Select
 
 from slmtui.engine import Generator, Sampling, load_model_dir, paths
-from slmtui.tui.models import ModelsScreen
-from slmtui.tui.trainer_process import (
-    DEFAULT_TOKENIZER,
-    PRESET_BATCH_SIZE,
-    PRESET_NAMES,
-    RunState,
-    TrainingSession,
-    TrainRequest,
-)
-from slmtui.tui.training import QuitWhileTraining, TrainingScreen, describe_status
-from slmtui.tui.training_plan import estimate, scan_corpus
+from slmtui.tui.screens.models import ModelsScreen
+from slmtui.training.process import TrainingSession
+from slmtui.training.state import RunState, TrainRequest
+from slmtui.tui.screens.training import TrainingScreen
+from slmtui.tui.screens.training_dialogs import QuitWhileTraining
+from slmtui.tui.widgets.training_text import describe_status
+from slmtui.training.plan import estimate, scan_corpus
 
 from training_helpers import TrainHost, fake_trainer, recorded_events
 from tui_helpers import wait_for
@@ -89,16 +85,6 @@ async def stop_everything(app: TrainHost) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- the contract
-
-
-def test_tui_mirrors_the_trainer_presets() -> None:
-    """The TUI may import trainer.events only, so it keeps copies of these; they must agree."""
-    from trainer.loop import DEFAULT_TOKENIZER as TRAINER_TOKENIZER
-    from trainer.loop import TRAIN_PRESETS
-
-    assert DEFAULT_TOKENIZER == TRAINER_TOKENIZER
-    assert set(PRESET_NAMES) == set(TRAIN_PRESETS)
-    assert PRESET_BATCH_SIZE == {name: cfg.batch_size for name, cfg in TRAIN_PRESETS.items()}
 
 
 def test_request_becomes_the_trainer_flags(tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from slmtui.tui.trainer_process import TrainingSession
-from slmtui.tui.training import LossChart, TrainingScreen
+from slmtui.training.process import TrainingSession
+from slmtui.tui.screens.training import TrainingScreen
+from slmtui.tui.widgets.training import LossChart
 
 from training_helpers import TrainHost, recorded_events
 from tui_helpers import wait_for

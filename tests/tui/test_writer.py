@@ -11,7 +11,8 @@ from slmtui.engine.sampling import Sampling
 from slmtui.stories import StoryStore
 from slmtui.tui.app import SlmApp
 from slmtui.tui.modals import AlternativesScreen
-from slmtui.tui.writer import Engine, WriterScreen
+from slmtui.tui.screens.writer import WriterScreen
+from slmtui.writing.session import ActiveModel
 
 from tui_helpers import default_settings, passage_rows, press_now, start_writing, wait_for, wait_idle
 
@@ -29,7 +30,7 @@ def model_text(writer: WriterScreen) -> str:
     return writer.story_view.full_text
 
 
-async def test_streaming_shows_text_before_generation_ends(make_app: Callable[..., SlmApp], engine: Engine) -> None:
+async def test_streaming_shows_text_before_generation_ends(make_app: Callable[..., SlmApp], engine: ActiveModel) -> None:
     engine.generator.delay = 0.01  # type: ignore[attr-defined]
     app = make_app()
     async with app.run_test() as pilot:
@@ -38,13 +39,13 @@ async def test_streaming_shows_text_before_generation_ends(make_app: Callable[..
         await pilot.press(*"Once")
         await start_writing(pilot, writer)
         await wait_for(pilot, lambda: len(model_text(writer)) > len("Once") + 5)
-        assert writer.job is not None and not writer.job.done, "text must show while the model is still writing"
-        assert writer.state == "writing…"
+        assert writer.session.job is not None and not writer.session.job.done, "text must show while the model is still writing"
+        assert writer.session.state == "writing…"
         await press_now(pilot, "escape")
 
 
 async def test_sampling_change_mid_generation_applies_to_the_next_token(
-    make_app: Callable[..., SlmApp], engine: Engine
+    make_app: Callable[..., SlmApp], engine: ActiveModel
 ) -> None:
     engine.generator.delay = 0.02  # type: ignore[attr-defined]
     n = 40  # prompt + continuation stay inside the tiny model's 64-token window
@@ -55,7 +56,7 @@ async def test_sampling_change_mid_generation_applies_to_the_next_token(
         writer.set_sampling(start)
         await pilot.press("H", "i")
         await start_writing(pilot, writer)
-        job = writer.job
+        job = writer.session.job
         assert job is not None
         await wait_for(pilot, lambda: job.produced >= 5)
         # Through the panel, as a user does it: focus the field (its text is selected), type, Enter.
@@ -64,13 +65,13 @@ async def test_sampling_change_mid_generation_applies_to_the_next_token(
         await pilot.pause(0.01)
         box.value = ""
         await press_now(pilot, "0", "enter")
-        await wait_for(pilot, lambda: writer.sampling.temperature == 0.0)
+        await wait_for(pilot, lambda: writer.session.sampling.temperature == 0.0)
         await wait_idle(pilot, writer)
 
     greedy_from = next(i for i, s in enumerate(job.samplings) if s.temperature == 0.0)
     assert 5 <= greedy_from < n, "the change must land mid-generation"
     assert all(s.temperature == 1.5 for s in job.samplings[:greedy_from])
-    ids = [m.token_id for m in writer.tokens[job.passage_id]]
+    ids = [m.token_id for m in writer.session.tokens[job.passage_id]]
     assert len(ids) == n
     tokenizer = engine.tokenizer
     prefix = tokenizer.encode(job.prompt) + ids[:greedy_from]
@@ -79,7 +80,7 @@ async def test_sampling_change_mid_generation_applies_to_the_next_token(
     assert ids[greedy_from:] == expected
 
 
-async def test_escape_stops_within_one_token(make_app: Callable[..., SlmApp], engine: Engine, store: StoryStore) -> None:
+async def test_escape_stops_within_one_token(make_app: Callable[..., SlmApp], engine: ActiveModel, store: StoryStore) -> None:
     engine.generator.delay = 0.03  # type: ignore[attr-defined]
     app = make_app()
     async with app.run_test() as pilot:
@@ -87,7 +88,7 @@ async def test_escape_stops_within_one_token(make_app: Callable[..., SlmApp], en
         writer.set_sampling(Sampling(max_new_tokens=1000, seed=5))
         await pilot.press(*"Go")
         await start_writing(pilot, writer)
-        job = writer.job
+        job = writer.session.job
         assert job is not None
         await wait_for(pilot, lambda: job.produced >= 3)
         await press_now(pilot, "escape")
@@ -96,13 +97,13 @@ async def test_escape_stops_within_one_token(make_app: Callable[..., SlmApp], en
         assert job.produced <= job.stopped_at + 1, "at most the token being computed follows Escape"
         await pilot.pause(0.2)
         assert job.produced <= job.stopped_at + 1
-        assert writer.job is None and writer.state == "stopped"
+        assert writer.session.job is None and writer.session.state == "stopped"
         # Escape again, nothing being written: back to the prompt line.
         writer.query_one("#sampling-top_k").focus()
         await pilot.press("escape")
         assert app.focused is writer.query_one("#prompt")
         # Everything shown is saved, and nothing more.
-        saved = store.story_text(writer.story.id)  # type: ignore[union-attr]
+        saved = store.story_text(writer.session.story.id)  # type: ignore[union-attr]
         assert saved == model_text(writer)
 
 
@@ -115,29 +116,29 @@ async def test_undo_redo_retry_and_branches_keep_every_passage(
         writer.set_sampling(Sampling(max_new_tokens=6))
         await pilot.press(*"Once", "enter")
         await wait_idle(pilot, writer)
-        first = writer.path[-1]
+        first = writer.session.path[-1]
         await pilot.press("ctrl+r")  # retry: a second continuation of the same point
         await wait_idle(pilot, writer)
-        second = writer.path[-1]
+        second = writer.session.path[-1]
         assert second.parent_id == first.parent_id and second.id != first.id
         await pilot.press("ctrl+r")
         await wait_idle(pilot, writer)
-        third = writer.path[-1]
+        third = writer.session.path[-1]
         db = paths.stories_db()
         rows = passage_rows(db)
         assert len(rows) == 4  # the user's line and three continuations
         await pilot.press("alt+left")
-        assert writer.path[-1].id == second.id
+        assert writer.session.path[-1].id == second.id
         await pilot.press("alt+left")
-        assert writer.path[-1].id == first.id
+        assert writer.session.path[-1].id == first.id
         await pilot.press("alt+right", "alt+right")
-        assert writer.path[-1].id == third.id
+        assert writer.session.path[-1].id == third.id
         await pilot.press("ctrl+z")
-        assert [p.author for p in writer.path] == ["user"]
+        assert [p.author for p in writer.session.path] == ["user"]
         await pilot.press("ctrl+z")
-        assert writer.path == [] and model_text(writer) == ""
+        assert writer.session.path == [] and model_text(writer) == ""
         await pilot.press("ctrl+y", "ctrl+y")
-        assert writer.path[-1].id == third.id, "redo retraces the branch last read"
+        assert writer.session.path[-1].id == third.id, "redo retraces the branch last read"
         # Undo and the sibling moves never delete: every passage is still there, with its text.
         assert passage_rows(db) == rows
         assert all(text for _, _, _, text in rows)
@@ -159,8 +160,8 @@ async def test_token_alternative_becomes_a_new_branch(make_app: Callable[..., Sl
         writer.set_sampling(Sampling(max_new_tokens=12, seed=2))
         await pilot.press(*"Tell", "enter")
         await wait_idle(pilot, writer)
-        original = writer.path[-1]
-        marks = writer.tokens[original.id]
+        original = writer.session.path[-1]
+        marks = writer.session.tokens[original.id]
         await pilot.press("ctrl+t")
         assert writer.story_view.token_view and writer.story_view.has_focus
         await pilot.press("left", "left", "left")  # from the last token to the 4th from the end
@@ -172,7 +173,7 @@ async def test_token_alternative_becomes_a_new_branch(make_app: Callable[..., Sl
         index = mark.alternatives.index(alt)
         await pilot.press(*["down"] * index, "enter")
         await pilot.pause()
-        branch = writer.path[-1]
+        branch = writer.session.path[-1]
         assert branch.id != original.id and branch.parent_id == original.parent_id
         assert store.get_passage(original.id).text == original.text, "the old branch is kept as it was"
         await wait_idle(pilot, writer)
@@ -180,10 +181,10 @@ async def test_token_alternative_becomes_a_new_branch(make_app: Callable[..., Sl
         prefix = original.text[: mark.start] + alt.text
         assert text.startswith(prefix) and len(text) > len(prefix), "the model went on from the chosen token"
         assert {p.id for p in store.siblings(branch.id)} >= {original.id, branch.id}
-        assert writer.tokens[branch.id][k].token_id == alt.token_id
+        assert writer.session.tokens[branch.id][k].token_id == alt.token_id
 
 
-async def test_story_survives_quitting_and_reopening(make_app: Callable[..., SlmApp], engine: Engine) -> None:
+async def test_story_survives_quitting_and_reopening(make_app: Callable[..., SlmApp], engine: ActiveModel) -> None:
     db = paths.stories_db()
     first_store = StoryStore(db)
     app = make_app(store=first_store)
@@ -201,7 +202,7 @@ async def test_story_survives_quitting_and_reopening(make_app: Callable[..., Slm
     async with app.run_test() as pilot:
         writer = writer_of(app)
         assert model_text(writer) == shown
-        assert [p.author for p in writer.path] == ["user", "model", "user", "model"]
+        assert [p.author for p in writer.session.path] == ["user", "model", "user", "model"]
         assert writer.sub_title.startswith("The lighthouse")
     reopened.close()
 
@@ -210,12 +211,12 @@ async def test_an_invalid_sampling_value_shows_an_error_and_keeps_the_old_one(ma
     app = make_app()
     async with app.run_test() as pilot:
         writer = writer_of(app)
-        before = writer.sampling
+        before = writer.session.sampling
         writer.query_one("#sampling-top_p").focus()
         await pilot.press("7", "enter")
         hint = writer.query_one("#sampling-hint")
         assert hint.has_class("-error") and "top_p" in str(hint.render())
-        assert writer.sampling is before
+        assert writer.session.sampling is before
         await pilot.press("tab")  # leaving the field puts the value in force back
         assert writer.query_one("#sampling-top_p").value == "0.95"
 
@@ -226,10 +227,10 @@ async def test_presets_apply_and_the_users_own_are_saved(make_app: Callable[...,
         writer = writer_of(app)
         writer.query_one("#sampling").use_preset("wild")
         await pilot.pause()
-        assert writer.sampling.temperature == 1.2 and writer.sampling.top_k == 0
+        assert writer.session.sampling.temperature == 1.2 and writer.session.sampling.top_k == 0
         writer.query_one("#sampling-temperature").focus()
         await pilot.press(*"1.4", "enter")
-        app.action_save_preset()
+        writer.query_one("#sampling").ask_preset_name()
         await pilot.pause()
         await pilot.press(*"stormy", "enter")
         await pilot.pause()
@@ -239,7 +240,7 @@ async def test_presets_apply_and_the_users_own_are_saved(make_app: Callable[...,
 
 
 async def test_memory_is_saved_and_sent_to_the_model(
-    make_app: Callable[..., SlmApp], store: StoryStore, engine: Engine
+    make_app: Callable[..., SlmApp], store: StoryStore, engine: ActiveModel
 ) -> None:
     app = make_app()
     async with app.run_test() as pilot:
@@ -249,7 +250,7 @@ async def test_memory_is_saved_and_sent_to_the_model(
         await pilot.press(*"Wendy is brave.")
         writer.query_one("#prompt").focus()
         await pilot.pause()
-        assert writer.story is not None and store.get_story(writer.story.id).memory == "Wendy is brave."
+        assert writer.session.story is not None and store.get_story(writer.session.story.id).memory == "Wendy is brave."
         await pilot.press(*"Once", "enter")
         await wait_idle(pilot, writer)
         assert engine.generator.memory == "Wendy is brave."  # type: ignore[attr-defined]
@@ -263,7 +264,7 @@ async def test_edit_a_passage(make_app: Callable[..., SlmApp], store: StoryStore
         writer.set_sampling(FAST)
         await pilot.press(*"Once", "enter")
         await wait_idle(pilot, writer)
-        passage = writer.path[-1]
+        passage = writer.session.path[-1]
         await pilot.press("f2")
         await pilot.press("ctrl+a" if False else "end", *" EDITED", "ctrl+s")
         await pilot.pause()
@@ -276,19 +277,19 @@ async def test_no_model_says_so_on_screen(monkeypatch, store: StoryStore, tmp_pa
     app = SlmApp(store=store, settings=default_settings())
     async with app.run_test() as pilot:
         writer = writer_of(app)
-        await wait_for(pilot, lambda: writer.state == "no model")
+        await wait_for(pilot, lambda: writer.session.state == "no model")
         assert "No model yet" in writer.story_view.placeholder and writer.story_view.full_text == ""
         await pilot.press(*"Still saved", "enter")  # writing still works; the text waits for a model
-        assert store.story_text(writer.story.id) == "Still saved"  # type: ignore[union-attr]
+        assert store.story_text(writer.session.story.id) == "Still saved"  # type: ignore[union-attr]
 
 
 async def test_loads_the_model_in_a_worker(tiny_model_dir, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
     app = SlmApp(model="tiny", device="cpu", store=store, settings=default_settings())
     async with app.run_test() as pilot:
         writer = writer_of(app)
-        assert writer.state == "loading model…" or writer.engine is not None
-        await wait_for(pilot, lambda: writer.engine is not None)
-        assert writer.state == "ready"
+        assert writer.session.state == "loading model…" or writer.session.model is not None
+        await wait_for(pilot, lambda: writer.session.model is not None)
+        assert writer.session.state == "ready"
         assert writer.query_one("#status").model_name == "tiny"
     assert app.settings.model == "tiny", "the model opened by name is the one opened next time"
 

@@ -10,8 +10,9 @@ from slmtui.engine.generate import Alternative
 from slmtui.stories import StoryStore
 from slmtui.tui.app import SlmApp
 from slmtui.tui.widgets.prompt_line import PromptLine
-from slmtui.tui.widgets.story_view import TokenMark
-from slmtui.tui.writer import Engine, WriterScreen
+from slmtui.writing.stream import TokenMark
+from slmtui.tui.screens.writer import WriterScreen
+from slmtui.writing.session import ActiveModel
 
 from tui_helpers import default_settings, wait_for
 
@@ -34,7 +35,7 @@ def write_story(store: StoryStore) -> int:
     return address.id
 
 
-def app_with_story(engine: Engine, store: StoryStore) -> tuple[SlmApp, int]:
+def app_with_story(engine: ActiveModel, store: StoryStore) -> tuple[SlmApp, int]:
     last = write_story(store)
     store.create_story(title="An empty page")  # a second story for the stories screen, older by a moment
     store.set_current(store.get_passage(last).story_id, last)  # ...and the lighthouse touched last
@@ -44,27 +45,27 @@ def app_with_story(engine: Engine, store: StoryStore) -> tuple[SlmApp, int]:
 async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
     writer = pilot.app.screen
     assert isinstance(writer, WriterScreen)
-    await wait_for(pilot, lambda: writer.state == "ready")
+    await wait_for(pilot, lambda: writer.session.state == "ready")
     writer.query_one(PromptLine).cursor_blink = False
     await pilot.pause()
 
 
-def test_writer_80x24(snap_compare, engine: Engine, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
+def test_writer_80x24(snap_compare, engine: ActiveModel, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
     app, _ = app_with_story(engine, store)
     assert snap_compare(app, terminal_size=(80, 24), run_before=settle)
 
 
-def test_writer_80x24_panels_shown(snap_compare, engine: Engine, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
+def test_writer_80x24_panels_shown(snap_compare, engine: ActiveModel, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
     app, _ = app_with_story(engine, store)
     assert snap_compare(app, terminal_size=(80, 24), run_before=settle, press=["ctrl+s"])
 
 
-def test_writer_160x48(snap_compare, engine: Engine, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
+def test_writer_160x48(snap_compare, engine: ActiveModel, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
     app, _ = app_with_story(engine, store)
     assert snap_compare(app, terminal_size=(160, 48), run_before=settle)
 
 
-def test_writer_token_view(snap_compare, engine: Engine, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
+def test_writer_token_view(snap_compare, engine: ActiveModel, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
     app, last = app_with_story(engine, store)
 
     async def token_view(pilot) -> None:  # type: ignore[no-untyped-def]
@@ -77,10 +78,9 @@ def test_writer_token_view(snap_compare, engine: Engine, store: StoryStore) -> N
             alternatives = (Alternative(1, piece, 0.9 - 0.15 * (i % 6)), Alternative(2, " the", 0.05))
             marks.append(TokenMark(start, start + len(piece), 1, 0.95 - 0.17 * (i % 6), alternatives))
             start += len(piece)
-        writer.tokens[last] = marks
-        writer.open_story(writer.story.id)
-        writer.tokens[last] = marks
-        writer._show_story()
+        writer.session.open(writer.session.story.id)
+        writer.session.tokens[last] = marks
+        writer._draw_story()
         await pilot.press("ctrl+t", "left", "left")
         pilot.app.clear_notifications()  # the token view's how-to toast would cover the panel
         await pilot.pause()
@@ -88,6 +88,6 @@ def test_writer_token_view(snap_compare, engine: Engine, store: StoryStore) -> N
     assert snap_compare(app, terminal_size=(120, 30), run_before=token_view)
 
 
-def test_stories_screen(snap_compare, engine: Engine, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
+def test_stories_screen(snap_compare, engine: ActiveModel, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
     app, _ = app_with_story(engine, store)
     assert snap_compare(app, terminal_size=(100, 30), run_before=settle, press=["ctrl+o"])

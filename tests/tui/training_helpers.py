@@ -16,8 +16,9 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Label
 
-from slmtui.tui.trainer_process import TrainingSession
-from slmtui.tui.training import QuitWhileTraining
+from slmtui.training.process import TrainingSession
+from slmtui.tui.messages import UseModel
+from slmtui.tui.screens.training_dialogs import QuitWhileTraining
 from trainer.events import DoneEvent, EvalEvent, SampleEvent, StartEvent, StepEvent, to_json
 
 APP_TCSS = Path(__file__).resolve().parents[2] / "slmtui" / "tui" / "app.tcss"
@@ -91,7 +92,7 @@ def fake_trainer(tmp_path: Path) -> list[str]:
 
 
 class TrainHost(App[None]):
-    """What the training and models screens need of the app: a session, ``set_active_model``, a quit guard."""
+    """What the training and models screens need of the app: a session, a ``UseModel`` handler, a quit guard."""
 
     CSS_PATH = str(APP_TCSS)
     TITLE = "slmtui"
@@ -106,8 +107,8 @@ class TrainHost(App[None]):
     def compose(self) -> ComposeResult:
         yield Label("the writer would be here", id="base")
 
-    def set_active_model(self, name: str | None) -> None:
-        self.active_models.append(name)
+    def on_use_model(self, message: UseModel) -> None:
+        self.active_models.append(message.name)
 
     async def action_quit(self) -> None:
         if self.training.running:

@@ -13,7 +13,7 @@ from textual.pilot import Pilot
 from slmtui.engine import paths
 from slmtui.engine.generate import Generator, TokenEvent
 from slmtui.settings import LoadResult, Settings
-from slmtui.tui.writer import WriterScreen
+from slmtui.tui.screens.writer import WriterScreen
 
 
 class PacedGenerator(Generator):
@@ -56,12 +56,12 @@ async def wait_for(pilot: Pilot[object], condition: Callable[[], object], *, tim
 async def start_writing(pilot: Pilot[object], writer: WriterScreen) -> None:
     """Press Enter in the prompt and wait until the model has started (not for the CPU to idle)."""
     await press_now(pilot, "enter")
-    await wait_for(pilot, lambda: writer.job is not None)
+    await wait_for(pilot, lambda: writer.session.job is not None)
 
 
 async def wait_idle(pilot: Pilot[object], writer: WriterScreen, *, timeout: float = 30.0) -> None:
     """Until the writer has finished the continuation it is writing."""
-    await wait_for(pilot, lambda: writer.job is None, timeout=timeout)
+    await wait_for(pilot, lambda: writer.session.job is None, timeout=timeout)
     await pilot.pause()
 
 

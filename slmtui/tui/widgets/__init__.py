@@ -1,1 +1,1 @@
-"""The writer's widgets, one per file: each holds one piece of the screen's state and posts messages up."""
+"""The app's widgets, one per file: each draws one piece of a screen, takes attributes down and posts messages up."""

@@ -19,7 +19,9 @@ from textual.reactive import var
 from textual.widgets import Input, Label, Select, Static
 
 from slmtui.engine.errors import SlmError
-from slmtui.engine.sampling import SAMPLING_LIMITS, Sampling
+from slmtui.engine.sampling import BUILTIN_PRESETS, PRESET_FIELDS, SAMPLING_FIELDS, SAMPLING_LIMITS, Sampling
+from slmtui.tui.messages import PresetSaved
+from slmtui.tui.modals import AskScreen
 
 
 def _range(name: str) -> str:
@@ -38,22 +40,19 @@ class Field:
     """Blank means None (only the seed)."""
 
 
-FIELDS: tuple[Field, ...] = (
-    Field("temperature", "temperature", f"{_range('temperature')} · 0 = always the likeliest token"),
-    Field("top_k", "top-k", f"{_range('top_k')} · keep the k likeliest · 0 = off", whole=True),
-    Field("top_p", "top-p", "above 0, at most 1 · likeliest tokens adding up to p · 1 = off"),
-    Field("min_p", "min-p", f"{_range('min_p')} · drop tokens under min-p × the likeliest · 0 = off"),
-    Field("repetition_penalty", "repetition", f"{_range('repetition_penalty')} · above 1 avoids repeats · 1 = off"),
-    Field("max_new_tokens", "length", f"{_range('max_new_tokens')} tokens per continuation", whole=True),
-    Field("seed", "seed", "any whole number repeats a continuation · blank = a fresh one", whole=True, optional=True),
-)
-
-BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
-    "faithful": {"temperature": 0.5, "top_k": 20, "top_p": 0.9, "min_p": 0.05, "repetition_penalty": 1.15},
-    "balanced": {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.0, "repetition_penalty": 1.1},
-    "wild": {"temperature": 1.2, "top_k": 0, "top_p": 1.0, "min_p": 0.02, "repetition_penalty": 1.05},
+_FIELD_TEXT: dict[str, tuple[str, str, bool, bool]] = {
+    # name: (label, hint, whole, optional)
+    "temperature": ("temperature", f"{_range('temperature')} · 0 = always the likeliest token", False, False),
+    "top_k": ("top-k", f"{_range('top_k')} · keep the k likeliest · 0 = off", True, False),
+    "top_p": ("top-p", "above 0, at most 1 · likeliest tokens adding up to p · 1 = off", False, False),
+    "min_p": ("min-p", f"{_range('min_p')} · drop tokens under min-p × the likeliest · 0 = off", False, False),
+    "repetition_penalty": ("repetition", f"{_range('repetition_penalty')} · above 1 avoids repeats · 1 = off", False,
+                           False),
+    "max_new_tokens": ("length", f"{_range('max_new_tokens')} tokens per continuation", True, False),
+    "seed": ("seed", "any whole number repeats a continuation · blank = a fresh one", True, True),
 }
-"""Presets set the character of the writing; length and seed stay as they are."""
+"""How each of the engine's ``SAMPLING_FIELDS`` is shown; a field the engine adds must be described here."""
+FIELDS: tuple[Field, ...] = tuple(Field(name, *_FIELD_TEXT[name]) for name in SAMPLING_FIELDS)
 
 
 def format_value(value: object) -> str:
@@ -220,6 +219,23 @@ class SamplingPanel(Vertical):
             return
         self._hint(f"preset {name}")
         self._swap(new)
+
+    def ask_preset_name(self) -> None:
+        """Save the settings in force as a preset of the user's: asks its name, then posts ``PresetSaved``."""
+
+        def named(name: str | None) -> None:
+            name = (name or "").strip()
+            if not name:
+                return
+            if name in BUILTIN_PRESETS:
+                self.notify(f"“{name}” is a built-in preset; choose another name.", severity="warning")
+                return
+            values = {k: getattr(self.sampling, k) for k in PRESET_FIELDS}
+            self.user_presets = {**self.user_presets, name: values}
+            self.post_message(PresetSaved(name, values))
+            self.notify(f"Preset “{name}” saved to config.toml.", timeout=4)
+
+        self.app.push_screen(AskScreen("Save the sampling settings as a preset named:", placeholder="e.g. dreamy"), named)
 
     def _swap(self, new: Sampling) -> None:
         self.sampling = new

@@ -28,6 +28,8 @@ class StatusLine(Widget):
     """The model's block size; 0 while no model is loaded."""
     state: reactive[str] = reactive("loading model…")
     """"loading model…", "ready", "writing…", "stopped", or what went wrong."""
+    state_kind: reactive[str] = reactive("idle")
+    """How ``state`` is styled: "idle", "busy" (the model writes) or "error"."""
 
     @property
     def speed_text(self) -> str:
@@ -44,12 +46,7 @@ class StatusLine(Widget):
         width = self.content_region.width
         pad = max(1, width - len(left) - len(state))
         text = left + " " * pad + state
-        if self.state == "writing…":
-            state_class = "busy"
-        elif self.state.startswith(("error", "no model")):
-            state_class = "error"
-        else:
-            state_class = "state"
+        state_class = {"busy": "busy", "error": "error"}.get(self.state_kind, "state")
         start = len(left) + pad
         return Content(text, spans=[
             Span(0, len(self.model_name), self.get_visual_style("status-line--model", partial=True)),

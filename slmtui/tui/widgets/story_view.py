@@ -23,6 +23,7 @@ from textual.strip import Strip
 from textual.style import Style
 
 from slmtui.engine.generate import Alternative
+from slmtui.writing.stream import TokenMark
 
 PROB_BUCKETS = 5
 """Token view shades: story-view--p0 (unlikely) .. story-view--p4 (near certain), styled in app.tcss."""
@@ -36,18 +37,6 @@ class Shown:
     author: str
     """"user" or "model"."""
     text: str
-
-
-@dataclass(frozen=True)
-class TokenMark:
-    """A token the model wrote in this session, located in its passage's text."""
-
-    start: int
-    """Offset of the token's text in the passage's text."""
-    end: int
-    token_id: int
-    prob: float
-    alternatives: tuple[Alternative, ...]
 
 
 def prob_bucket(prob: float) -> int:
@@ -112,13 +101,14 @@ class StoryView(ScrollView, can_focus=True):
     """Keep the end of the story in view as text streams in; off while the reader has scrolled back."""
 
     @dataclass
-    class TokenChosen(Message):
-        """The reader asked for the alternatives of a token (Enter or a click in token view)."""
+    class AlternativeChosen(Message):
+        """The reader picked another token in place of one the model wrote (token view: Enter or a click shows
+        the alternatives): rewrite the story from there."""
 
         passage_id: int
         token_index: int
         """Index of the token among its passage's tokens."""
-        mark: TokenMark
+        alternative: Alternative
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -166,9 +156,6 @@ class StoryView(ScrollView, can_focus=True):
         self._rewrap(paragraph)
         if self.follow:
             self.scroll_end(animate=False, immediate=False)
-
-    def text_of(self, passage_id: int) -> str | None:
-        return next((p.text for p in self.passages if p.passage_id == passage_id), None)
 
     @property
     def full_text(self) -> str:
@@ -338,6 +325,17 @@ class StoryView(ScrollView, can_focus=True):
 
     # --- token cursor ------------------------------------------------------------------------------------------
 
+    def toggle_token_view(self) -> bool:
+        """Turn token view on (focused here, with a word on what to do) or off; returns whether it is on."""
+        self.token_view = not self.token_view
+        if self.token_view:
+            self.focus()
+            if not self.token_positions():
+                self.notify("Token view shades the tokens the model writes from now on; none to show yet.", timeout=4)
+            else:
+                self.notify("Token view: ←/→ move between tokens, Enter shows the alternatives.", timeout=4)
+        return self.token_view
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("move_token", "choose_token"):
             return self.token_view and bool(self.token_positions())
@@ -359,10 +357,20 @@ class StoryView(ScrollView, can_focus=True):
         self._choose(index)
 
     def _choose(self, index: int) -> None:
+        """Show the token's alternatives; the one picked goes up as ``AlternativeChosen``."""
+        from slmtui.tui.modals import AlternativesScreen  # here: the dialogs import this module
+
         found = self.token_at(index)
-        if found is not None:
-            passage, j, mark = found
-            self.post_message(self.TokenChosen(passage.passage_id, j, mark))
+        if found is None:
+            return
+        passage, j, mark = found
+
+        def picked(alt: Alternative | None) -> None:
+            if alt is not None:
+                self.post_message(self.AlternativeChosen(passage.passage_id, j, alt))
+
+        self.app.push_screen(AlternativesScreen(passage.text[mark.start : mark.end], mark.prob, mark.alternatives),
+                             picked)
 
     def _line_of(self, offset: int) -> int:
         """The wrapped line holding ``offset`` in the text."""

@@ -17,149 +17,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import trainer.events as trainer_events
 from slmtui.engine import paths
-from trainer.events import CheckpointEvent, DoneEvent, ErrorEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent
-
-PRESET_NAMES = ("tiny", "seed", "default")
-"""The trainer's presets, smallest first (slmtui.engine.PRESETS holds their architectures)."""
-DEFAULT_TOKENIZER = {"seed": "gpt2", "tiny": "bpe:512", "default": "bpe:8192"}
-"""What the trainer uses when no --tokenizer is given. The TUI may import only ``trainer.events``, so this
-mirrors ``trainer.loop.DEFAULT_TOKENIZER``; tests/tui/test_training.py checks they agree."""
-PRESET_BATCH_SIZE = {"seed": 32, "tiny": 8, "default": 32}
-"""Sequences per step per preset (mirrors ``trainer.loop.TRAIN_PRESETS``, checked the same way): the run-time
-estimate needs it."""
+from slmtui.training.state import RunState, TrainRequest, read_history
+from trainer.events import EvalEvent, SampleEvent, StartEvent, StepEvent
 
 POLL_S = 0.05
 """How often the event file is read while the trainer runs."""
 STDERR_TAIL_LINES = 8
 TRAINER_NICENESS = 5
 """How much lower the trainer's CPU priority is than the app's."""
-
-
-@dataclass(frozen=True)
-class TrainRequest:
-    """One run as the training screen describes it; ``argv`` turns it into the trainer's flags."""
-
-    corpus: Path | None = None
-    """A folder of .txt/.md files or one file; None: the bundled novels."""
-    preset: str = "tiny"
-    tokenizer: str | None = None
-    """gpt2 or bpe:N; None: the preset's default."""
-    name: str | None = None
-    """Saved as <user data>/models/NAME; None: the trainer picks one from the corpus."""
-    max_steps: int | None = None
-    time_limit_s: float | None = None
-    epochs: float | None = None
-    resume: Path | None = None
-    """Continue the run saved in this model folder (``--resume --out``); the other fields but the budget are
-    ignored then, as the trainer reads them from the saved state."""
-    extra: tuple[str, ...] = ()
-    """More flags, passed as they are (tests use ``--eval-interval``)."""
-
-    def argv(self) -> list[str]:
-        if self.resume is not None:
-            args = ["--resume", "--out", str(self.resume)]
-        else:
-            args = ["--preset", self.preset]
-            if self.corpus is not None:
-                args += ["--corpus", str(self.corpus)]
-            if self.tokenizer:
-                args += ["--tokenizer", self.tokenizer]
-            if self.name:
-                args += ["--name", self.name]
-        if self.max_steps is not None:
-            args += ["--max-steps", str(self.max_steps)]
-        if self.time_limit_s is not None:
-            args += ["--time-limit", f"{self.time_limit_s:g}s"]
-        if self.epochs is not None and self.resume is None:
-            args += ["--epochs", f"{self.epochs:g}"]
-        return [*args, *self.extra, "--progress", "jsonl"]
-
-
-@dataclass
-class RunState:
-    """Everything the training screen shows about the current (or last) run, built from its events.
-
-    Only the event loop changes it; ``version`` goes up on every change, so a screen redraws only when
-    something is new.
-    """
-
-    status: str = "idle"
-    """idle, starting, running, stopping, done, interrupted (saved, resumable) or failed."""
-    request: TrainRequest | None = None
-    start: StartEvent | None = None
-    step: StepEvent | None = None
-    eval: EvalEvent | None = None
-    sample: SampleEvent | None = None
-    checkpoint: CheckpointEvent | None = None
-    done: DoneEvent | None = None
-    error: str | None = None
-    """What went wrong, in the trainer's words (its error event, else the last lines of its stderr)."""
-    warnings: list[str] = field(default_factory=list)
-    train_loss: list[tuple[int, float]] = field(default_factory=list)
-    val_loss: list[tuple[int, float]] = field(default_factory=list)
-    returncode: int | None = None
-    pid: int | None = None
-    run_dir: Path | None = None
-    started_at: float = 0.0
-    version: int = 0
-
-    @property
-    def active(self) -> bool:
-        return self.status in ("starting", "running", "stopping")
-
-    @property
-    def resumable(self) -> Path | None:
-        """The model folder to resume, when the run stopped early and saved."""
-        if self.done is not None and self.done.resume_command and self.status == "interrupted":
-            return Path(self.done.path)
-        return None
-
-    @property
-    def out(self) -> Path | None:
-        for ev in (self.done, self.checkpoint, self.start):
-            if ev is not None:
-                return Path(ev.path)
-        return None
-
-    def apply(self, event: Event) -> None:
-        """Fold one trainer event into the state."""
-        if isinstance(event, StartEvent):
-            self.start = event
-            self.status = "running"
-            # A resumed run starts where the saved one stopped: keep the curve up to there, drop the rest.
-            self.train_loss = [p for p in self.train_loss if p[0] <= event.start_step]
-            self.val_loss = [p for p in self.val_loss if p[0] <= event.start_step]
-        elif isinstance(event, StepEvent):
-            self.step = event
-            if math.isfinite(event.loss):
-                self.train_loss.append((event.step, event.loss))
-        elif isinstance(event, EvalEvent):
-            self.eval = event
-            self.val_loss.append((event.step, event.val_loss))
-        elif isinstance(event, SampleEvent):
-            self.sample = event
-        elif isinstance(event, CheckpointEvent):
-            self.checkpoint = event
-        elif isinstance(event, DoneEvent):
-            self.done = event
-            self.status = "interrupted" if event.resume_command else "done"
-        elif isinstance(event, ErrorEvent):
-            self.error = event.message
-            self.status = "failed"
-        self.version += 1
 
 
 Listener = Callable[[RunState], None]
@@ -414,26 +290,6 @@ class TrainingSession:
                 how = f"the trainer exited with code {code}" if code is not None else "the trainer stopped"
                 state.error = "\n".join(tail) if tail else f"{how} without finishing"
         self._changed()
-
-
-def read_history(path: Path) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    """(step, training loss) and (step, validation loss) from a model folder's metrics.jsonl (trainer events)."""
-    train: list[tuple[int, float]] = []
-    val: list[tuple[int, float]] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return train, val
-    for line in lines:
-        try:
-            event = trainer_events.from_json(line)
-        except (ValueError, TypeError):
-            continue
-        if isinstance(event, StepEvent) and math.isfinite(event.loss):
-            train.append((event.step, event.loss))
-        elif isinstance(event, EvalEvent):
-            val.append((event.step, event.val_loss))
-    return train, val
 
 
 def _new_run_dir(request: TrainRequest) -> Path:

@@ -11,7 +11,7 @@ import pytest
 
 from slmtui.engine import SlmError, paths
 from slmtui.stories import StoryStore
-from slmtui.tui.stories import export_story, exports_dir
+from slmtui.stories import export_story, exports_dir
 from tests.fs_snapshot import assert_unchanged, snapshot
 
 

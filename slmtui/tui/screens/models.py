@@ -6,18 +6,16 @@ writer, ``slmtui generate --model NAME``, ``slm-train --init-from NAME``) finds 
 the link only, never the user's folder. Renames are one ``os.replace``; a deletion first renames the folder to
 a hidden name (gone from the list at once, atomically), then removes it.
 
-The active model lives in the app: ``app.set_active_model(name)`` remembers it in config.toml and loads it
-into the writer; this screen only calls it.
+The folder operations are ``slmtui.engine.modeldir``'s (the CLI may use them too). The active model lives in the
+app: this screen posts ``UseModel`` and the app remembers it in config.toml and loads it into the writer.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
+
+from rich.markup import escape
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -26,133 +24,22 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from slmtui.engine import ModelInfo, SlmError, list_models, paths, read_model_info
-from slmtui.engine.modeldir import DEFAULT_MODEL
+from slmtui.engine import ModelInfo, SlmError, list_models
+from slmtui.engine.modeldir import DEFAULT_MODEL, add_model_folder, delete_model, rename_model
+from slmtui.format import corpus, created, model_details, number, params
 from slmtui.tui.commands import Command, binding_commands
+from slmtui.tui.messages import UseModel
 from slmtui.tui.modals import AskScreen, ConfirmScreen
-from slmtui.tui.training_plan import NAME_RE, human_bytes, human_duration
 
 Lister = Callable[[], list[ModelInfo]]
 
 
-def fmt_params(n: int) -> str:
-    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
-
-
-def fmt_float(value: object, digits: int = 3) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
-
-
-def fmt_created(value: object) -> str:
-    if not isinstance(value, str) or not value:
-        return "–"
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return value[:16]
-
-
-def fmt_corpus(value: object) -> str:
-    if not isinstance(value, str) or not value:
-        return "–"
-    return "bundled novels" if value == "bundled" else Path(value).name or value
-
-
-def is_linked(info: ModelInfo) -> bool:
-    return info.path.is_symlink()
-
-
-def check_name(name: str, *, base: Path) -> str | None:
-    """Why ``name`` cannot be a new model's folder name, or None."""
-    if not NAME_RE.fullmatch(name) or name.startswith("."):
-        return f"“{name}”: use letters, digits, '.', '-' and '_' only"
-    if (base / name).exists() or (base / name).is_symlink():
-        return f"a model named “{name}” exists already"
-    return None
-
-
-def rename_model(info: ModelInfo, new_name: str) -> Path:
-    """Rename a model folder in one ``os.replace`` (a link is renamed, not its target)."""
-    if info.bundled:
-        raise SlmError("the bundled model cannot be renamed")
-    base = info.path.parent
-    problem = check_name(new_name, base=base)
-    if problem:
-        raise SlmError(problem)
-    target = base / new_name
-    try:
-        os.replace(info.path, target)  # checked above that nothing is there: a folder is never replaced
-    except OSError as e:
-        raise SlmError(f"cannot rename {info.path} to {new_name}: {e.strerror or e}") from e
-    return target
-
-
-def delete_model(info: ModelInfo) -> None:
-    """Remove a model: a linked folder loses its link only; a folder of ours is hidden at once, then removed."""
-    if info.bundled:
-        raise SlmError("the bundled model cannot be deleted")
-    path = info.path
-    try:
-        if path.is_symlink():
-            path.unlink()
-            return
-        gone = Path(tempfile.mkdtemp(prefix=f".{path.name}.deleted-", dir=path.parent))
-        gone.rmdir()
-        os.replace(path, gone)  # atomic: the model vanishes from every listing in one step
-    except OSError as e:
-        raise SlmError(f"cannot delete {path}: {e.strerror or e}") from e
-    shutil.rmtree(gone, ignore_errors=True)
-
-
-def add_model_folder(folder: Path) -> Path:
-    """Link a model folder from elsewhere into the models folder, under its own name (made unique)."""
-    folder = Path(folder).expanduser().resolve()
-    read_model_info(folder)  # raises SlmError, in words, when it is not a model folder
-    base = paths.models_dir()
-    base.mkdir(parents=True, exist_ok=True)
-    if folder.parent == base.resolve():
-        raise SlmError(f"{folder.name} is in the models folder already")
-    stem = folder.name if NAME_RE.fullmatch(folder.name) and not folder.name.startswith(".") else "model"
-    name, n = stem, 2
-    while (base / name).exists() or (base / name).is_symlink():
-        name, n = f"{stem}-{n}", n + 1
-    link = base / name
-    try:
-        link.symlink_to(folder, target_is_directory=True)
-    except OSError as e:
-        raise SlmError(f"cannot add {folder}: {e.strerror or e}") from e
-    return link
-
-
 def describe_model(info: ModelInfo, *, active: bool) -> str:
-    """The details panel: everything model.toml says, in words."""
-    c, t, tok = info.config, info.training, info.tokenizer
+    """The details panel: the model's name and place, then everything model.toml says (``format.model_details``)."""
     where = ("bundled with slmtui" if info.bundled else
-             f"linked from {info.path.resolve()}" if is_linked(info) else "in your models folder")
-    lines = [
-        f"[b]{info.name}[/b]{'  [reverse] active [/reverse]' if active else ''} · {where}",
-        f"{fmt_params(info.n_params)} parameters · {c.n_layer} layers × {c.n_embd} wide, {c.n_head} heads · "
-        f"context {c.block_size} · tokenizer {tok.name} ({tok.n_vocab:,} tokens)",
-    ]
-    if t:
-        parts = [f"corpus {fmt_corpus(t.get('corpus'))}"]
-        if isinstance(t.get("corpus_bytes"), int):
-            parts[-1] += f" ({human_bytes(t['corpus_bytes'])})"  # type: ignore[arg-type]
-        if t.get("preset"):
-            parts.append(f"preset {t['preset']}")
-        if isinstance(t.get("steps"), int):
-            parts.append(f"{t['steps']:,} steps")
-        if isinstance(t.get("tokens_seen"), int):
-            parts.append(f"{t['tokens_seen']:,} tokens seen")
-        if isinstance(t.get("wall_time_s"), (int, float)):
-            parts.append(f"{human_duration(float(t['wall_time_s']))} on {t.get('device', '?')}")
-        lines.append(" · ".join(parts))
-        stopped = t.get("stopped")
-        val = f"validation loss {fmt_float(t.get('val_loss'))}, {fmt_float(t.get('val_bpb'))} bits/byte"
-        note = {"interrupted": " · stopped early: resume it on the training screen",
-                "running": " · saved mid-run"}.get(str(stopped), "")
-        lines.append(f"{val} · created {fmt_created(t.get('created'))}{note}")
-    return "\n".join(lines)
+             f"linked from {info.path.resolve()}" if info.linked else "in your models folder")
+    head = f"[b]{escape(info.name)}[/b]{'  [reverse] active [/reverse]' if active else ''} · {escape(where)}"
+    return "\n".join([head, *(escape(line) for line in model_details(info))])
 
 
 class ModelsScreen(Screen[None]):
@@ -228,10 +115,10 @@ class ModelsScreen(Screen[None]):
         for info in models:
             t = info.training
             mark = "●" if self.is_active(info) else ""
-            name = info.name + (" (bundled)" if info.bundled else " ↗" if is_linked(info) else "")
-            table.add_row(mark, name, fmt_params(info.n_params), f"{info.config.vocab_size:,}",
-                          str(info.config.block_size), fmt_corpus(t.get("corpus")), fmt_float(t.get("val_loss")),
-                          fmt_float(t.get("val_bpb")), fmt_created(t.get("created")), key=str(info.path))
+            name = info.name + (" (bundled)" if info.bundled else " ↗" if info.linked else "")
+            table.add_row(mark, name, params(info.n_params), f"{info.config.vocab_size:,}",
+                          str(info.config.block_size), corpus(t.get("corpus")), number(t.get("val_loss")),
+                          number(t.get("val_bpb")), created(t.get("created")), key=str(info.path))
         empty = self.query_one("#models-empty", Label)
         empty.update("No models yet: train one (f5), or add a model folder (a).")
         empty.display = not models
@@ -263,9 +150,7 @@ class ModelsScreen(Screen[None]):
         if info is None:
             return
         self.active = info.name
-        set_active = getattr(self.app, "set_active_model", None)
-        if set_active is not None:
-            set_active(info.name)
+        self.post_message(UseModel(info.name))
         self.notify(f"Writing with “{info.name}” from now on.", timeout=4)
         self.reload(select=info.name)
 
@@ -295,9 +180,7 @@ class ModelsScreen(Screen[None]):
                 return
             if self.is_active(info) and self.active is not None:
                 self.active = target.name
-                set_active = getattr(self.app, "set_active_model", None)
-                if set_active is not None:
-                    set_active(target.name)
+                self.post_message(UseModel(target.name))
             self.reload(select=target.name)
 
         self.app.push_screen(AskScreen(f"New name for “{info.name}”:", value=info.name), named)
@@ -306,7 +189,7 @@ class ModelsScreen(Screen[None]):
         info = self.selected()
         if info is None or self._refuse(info, "deleted"):
             return
-        what = (f"the link to {info.path.resolve()} (the folder itself is kept)" if is_linked(info)
+        what = (f"the link to {info.path.resolve()} (the folder itself is kept)" if info.linked
                 else f"its folder {info.path}")
         question = f"Delete the model “{info.name}”? This removes {what}."
 
@@ -322,9 +205,7 @@ class ModelsScreen(Screen[None]):
             self.notify(f"Deleted “{info.name}”.", timeout=4)
             if was_active:
                 self.active = None
-                set_active = getattr(self.app, "set_active_model", None)
-                if set_active is not None:
-                    set_active(None)
+                self.post_message(UseModel(None))
             self.reload()
 
         self.app.push_screen(ConfirmScreen(question, yes="Delete", danger=True), answered)

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DirectoryTree, Input, Label
 
-from slmtui.tui.trainer_process import TrainingSession
+from slmtui.training.process import TrainingSession
 
 
 class TextFiles(DirectoryTree):

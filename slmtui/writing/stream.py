@@ -4,7 +4,10 @@ The worker thread runs ``StreamJob.run``: it pulls events from the engine as fas
 appends them to a buffer under a lock, and saves the new text to the story store every ``save_every``
 seconds (and once at the end). The UI thread calls ``take()`` on a timer (30 times a second) and gets
 everything since the last call in one batch, so drawing never falls behind the engine and never blocks it.
-No Textual in here: the job is tested on its own.
+No Textual in here: the job is tested on its own (tests/writing/test_stream.py).
+
+A job is one stream, tagged with its ``index`` among the streams of one generation (0 when there is one), so
+that several candidates written at once each fill their own passage.
 """
 
 from __future__ import annotations
@@ -15,11 +18,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from slmtui.engine.generate import Generator, TokenEvent
+from slmtui.engine.generate import Alternative, Generator, TokenEvent
 from slmtui.engine.sampling import Sampling
 
 SAVE_EVERY_S = 0.5
 """How often streamed text is committed: a kill -9 loses at most this much (plus one frame) of text."""
+
+
+@dataclass(frozen=True)
+class TokenMark:
+    """A token the model wrote, located in its passage's text: what token view shades and offers alternatives for."""
+
+    start: int
+    """Offset of the token's text in the passage's text."""
+    end: int
+    token_id: int
+    prob: float
+    alternatives: tuple[Alternative, ...]
 
 
 class TextSink(Protocol):
@@ -35,6 +50,8 @@ class StreamJob:
     passage_id: int
     prompt: str
     memory: str = ""
+    index: int = 0
+    """Which stream of its generation this is (0 when there is one)."""
     seed: int = 0
     """The seed used when the panel's sampling has none, so the passage's settings replay it exactly."""
     started: float = field(default_factory=time.perf_counter)
@@ -48,6 +65,8 @@ class StreamJob:
     error: str | None = None
     finished: threading.Event = field(default_factory=threading.Event)
     """Set when the worker is done and every token is saved: stopping waits on it."""
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    """Set by ``cancel``; the engine checks it between tokens."""
     _pending: list[TokenEvent] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _resolved: tuple[Sampling | None, Sampling | None] = (None, None)
@@ -67,15 +86,19 @@ class StreamJob:
         generator: Generator,
         sink: TextSink,
         sampling: Callable[[], Sampling],
-        should_stop: Callable[[], bool],
+        should_stop: Callable[[], bool] | None = None,
         *,
         save_every: float = SAVE_EVERY_S,
     ) -> None:
-        """Stream until the length is reached or ``should_stop()``; called on the worker thread.
+        """Stream until the length is reached, ``cancel()`` or ``should_stop()``; called on the worker thread.
 
         ``sampling`` is called before every token, so a change in the panel applies to the very next one.
         """
         current: list[Sampling] = []
+        cancelled = self.cancelled.is_set
+
+        def stop() -> bool:
+            return cancelled() or (should_stop is not None and should_stop())
 
         def source() -> Sampling:
             s = self.resolve(sampling())
@@ -84,7 +107,7 @@ class StreamJob:
 
         unsaved: list[str] = []
         last_save = time.monotonic()
-        events = generator.stream(self.prompt, source, memory=self.memory, should_stop=should_stop)
+        events = generator.stream(self.prompt, source, memory=self.memory, should_stop=stop)
         try:
             for event in events:
                 with self._lock:
@@ -98,7 +121,7 @@ class StreamJob:
                     sink.append_text(self.passage_id, "".join(unsaved))
                     unsaved.clear()
                     last_save = now
-                if should_stop():  # stop now rather than after the engine reads this token
+                if stop():  # stop now rather than after the engine reads this token
                     break
         finally:
             close = getattr(events, "close", None)  # a generator: ends the engine's loop (and its cache) now
@@ -108,6 +131,12 @@ class StreamJob:
                 sink.append_text(self.passage_id, "".join(unsaved))
             self.done = True
             self.finished.set()
+
+    def cancel(self) -> None:
+        """Ask the worker to stop after the token it is computing (UI thread)."""
+        if self.stopped_at is None:
+            self.stopped_at = self.produced
+        self.cancelled.set()
 
     def take(self) -> list[TokenEvent]:
         """Everything streamed since the last call (UI thread)."""

@@ -16,13 +16,11 @@ from pathlib import Path
 from slmtui.engine import PRESETS, paths
 from slmtui.engine.model import GPTConfig
 from slmtui.engine.modeldir import ModelInfo
-from slmtui.tui.trainer_process import DEFAULT_TOKENIZER, PRESET_BATCH_SIZE
+from slmtui.format import human_bytes, human_duration, params
+from slmtui.training.state import TrainRequest
+from trainer.config import DEFAULT_EPOCHS, DEFAULT_TOKENIZER, TRAIN_PRESETS, is_corpus_file, parse_duration
 
-TEXT_SUFFIXES = frozenset({".txt", ".md"})
-"""The files the trainer reads in a folder (trainer.corpus.TEXT_SUFFIXES)."""
 TOKENIZER_RE = re.compile(r"gpt2|bpe:(\d+)")
-NAME_RE = re.compile(r"[\w.-]+")
-"""A model name the trainer accepts (letters, digits, '.', '-', '_'; not starting with '.')."""
 
 DEFAULT_FLOPS = {"cpu": 1.5e10, "cuda": 2.0e13, "mps": 2.0e12}
 """Sustained training FLOP/s assumed before any run on this device has been measured."""
@@ -57,11 +55,7 @@ def scan_corpus(path: Path | None) -> CorpusSize:
     files = n_bytes = 0
     try:
         for p in root.rglob("*"):
-            rel = p.relative_to(root)
-            if p.suffix.lower() not in TEXT_SUFFIXES or any(part.startswith(".") for part in rel.parts):
-                continue
-            name = p.name.lower()
-            if name == "sources.md" or name.startswith("license") or not p.is_file():
+            if not is_corpus_file(p.relative_to(root)) or not p.is_file():
                 continue
             files += 1
             n_bytes += p.stat().st_size
@@ -70,36 +64,6 @@ def scan_corpus(path: Path | None) -> CorpusSize:
     if not files:
         return CorpusSize(path, 0, 0, f"no .txt or .md files in {root}")
     return CorpusSize(path, files, n_bytes)
-
-
-def human_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"
-
-
-def human_duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "–"
-    s = max(0, round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds from '90', '90s', '15m', '2h', '1h30m' (as slm-train reads --time-limit); None if not one."""
-    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
-    if not text.strip() or not match or not any(match.groups()):
-        return None
-    h, m, s = (float(g) if g else 0.0 for g in match.groups())
-    total = h * 3600 + m * 60 + s
-    return total if total > 0 else None
 
 
 def vocab_size(tokenizer: str) -> int | None:
@@ -122,18 +86,10 @@ def model_config(preset: str, tokenizer: str) -> GPTConfig:
     return replace(PRESETS[preset], vocab_size=vocab_size(tokenizer) or PRESETS[preset].vocab_size)
 
 
-def n_params(c: GPTConfig) -> int:
-    """As ModelInfo.n_params counts them."""
-    per_block = 12 * c.n_embd * c.n_embd + (13 * c.n_embd if c.bias else 0)
-    emb = c.vocab_size * c.n_embd + c.block_size * c.n_embd
-    head = 0 if c.tie_embeddings else c.vocab_size * c.n_embd
-    return c.n_layer * per_block + emb + head + (2 if c.bias else 1) * c.n_embd
-
-
 def step_flops(c: GPTConfig, batch_size: int) -> float:
     """Forward and backward of one batch: 6 FLOPs per parameter per token, plus attention (nanoGPT's count)."""
     tokens = batch_size * c.block_size
-    return 6 * n_params(c) * tokens + 12 * c.n_layer * c.n_embd * c.block_size * tokens
+    return 6 * c.param_count * tokens + 12 * c.n_layer * c.n_embd * c.block_size * tokens
 
 
 @dataclass(frozen=True)
@@ -147,7 +103,7 @@ class Estimate:
 
     def describe(self) -> str:
         steps = f"{self.steps:,} steps" if self.steps else "steps: as many as fit"
-        return f"about {human_duration(self.seconds)} · {steps} · {self.params / 1e6:.1f}M parameters\n({self.basis})"
+        return f"about {human_duration(self.seconds)} · {steps} · {params(self.params)} parameters\n({self.basis})"
 
 
 def measured_flops(models: list[ModelInfo], device: str) -> tuple[float, str] | None:
@@ -177,7 +133,7 @@ def estimate(
     """The run's steps and seconds; with no budget the trainer trains 10 epochs (with early stopping)."""
     tok = tokenizer or DEFAULT_TOKENIZER[preset]
     config = model_config(preset, tok)
-    batch = PRESET_BATCH_SIZE[preset]
+    batch = TRAIN_PRESETS[preset].batch_size
     measured = measured_flops(list(models), device)
     guess = (DEFAULT_FLOPS.get(device, DEFAULT_FLOPS["cpu"]), f"a rough guess for {device}")
     flops, basis = measured or guess
@@ -186,7 +142,7 @@ def estimate(
     batch_tokens = batch * config.block_size
     steps: int | None = None
     if max_steps is None and time_limit_s is None and epochs is None:
-        epochs = 10.0
+        epochs = DEFAULT_EPOCHS
     if max_steps is not None:
         steps = max_steps
     elif epochs is not None:
@@ -199,14 +155,73 @@ def estimate(
     else:
         seconds = STARTUP_S + float(time_limit_s or 0)
         steps = int((time_limit_s or 0) / (step_s * (1 + EVAL_SHARE))) or None
-    return Estimate(steps=steps, seconds=seconds, flops_per_s=flops, basis=basis, params=n_params(config))
+    return Estimate(steps=steps, seconds=seconds, flops_per_s=flops, basis=basis, params=config.param_count)
 
 
-def default_name(corpus: Path | None, preset: str, taken: set[str]) -> str:
-    """The trainer's default name (the corpus folder's name, or PRESET-bundled), made unique among ``taken``."""
-    base = f"{preset}-bundled" if corpus is None else (Path(corpus).expanduser().stem or "model")
-    base = re.sub(r"[^\w.-]+", "-", base).strip(".-") or "model"
-    name, n = base, 2
-    while name in taken:
-        name, n = f"{base}-{n}", n + 1
-    return name
+def plan_request(
+    size: CorpusSize | None, *, corpus: Path | None, preset: str, tokenizer: str, budget_kind: str, budget: str,
+    name: str, taken: set[str], resumable: set[str],
+) -> tuple[TrainRequest | None, list[str]]:
+    """The run the training form describes (its fields as typed), or the problems that stand in its way."""
+    problems: list[str] = []
+    if size is None:
+        problems.append("the corpus is still being counted")
+    elif size.error:
+        problems.append(size.error)
+    tok = tokenizer.strip() or None
+    if tok is not None and not TOKENIZER_RE.fullmatch(tok):
+        problems.append(f"tokenizer {tok!r}: write gpt2 or bpe:N (e.g. bpe:2048)")
+    text = budget.strip()
+    limits: dict[str, float | int] = {}
+    if budget_kind == "steps":
+        if text.isdigit() and int(text) > 0:
+            limits["max_steps"] = int(text)
+        else:
+            problems.append(f"steps: a whole number above 0, not {text!r}")
+    elif budget_kind == "time":
+        seconds = parse_duration(text)
+        if seconds is None or seconds <= 0:
+            problems.append(f"time: a duration such as 90s, 15m or 2h, not {text!r}")
+        else:
+            limits["time_limit_s"] = seconds
+    else:
+        try:
+            epochs = float(text)
+            if not epochs > 0:
+                raise ValueError
+            limits["epochs"] = epochs
+        except ValueError:
+            problems.append(f"epochs: a number above 0, not {text!r}")
+    if not paths.is_model_name(name):
+        problems.append(f"name {name!r}: use letters, digits, '.', '-' and '_' only")
+    elif name in taken:
+        hint = " (or Resume its saved run)" if name in resumable else ""
+        problems.append(f"a model named {name!r} exists: choose another name{hint}")
+    if problems:
+        return None, problems
+    return TrainRequest(corpus=corpus, preset=preset, tokenizer=tok, name=name, **limits), []  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What the training form needs to know before a run: the corpus's size, the models folder, the device."""
+
+    size: CorpusSize
+    taken: set[str]
+    """Folder names already in the user's models folder."""
+    resumable: set[str]
+    """Of those, the ones holding a run that stopped early and saved its state."""
+    models: list[ModelInfo]
+    device: str
+
+
+def survey(corpus: Path | None, *, device: str | None = None) -> Survey:
+    """Size the corpus and look at the models folder (slow on a big folder: call it off the UI thread).
+    ``device`` fixes the device the estimate assumes; None asks torch."""
+    from slmtui.engine import list_models, pick_device
+    from slmtui.engine.modeldir import model_folder_names
+
+    size = scan_corpus(corpus)
+    models = list_models()
+    resumable = {m.name for m in models if not m.bundled and m.resumable}
+    return Survey(size, model_folder_names(), resumable, models, device or pick_device("auto").type)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from pathlib import Path
 
 from textual import on
 from textual.app import ComposeResult
@@ -16,53 +13,15 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from slmtui.engine import paths
-from slmtui.engine.atomic import write_regular_file
 from slmtui.engine.errors import SlmError
-from slmtui.stories import Story, StoryStore
+from slmtui.format import ago
+from slmtui.stories import EXPORT_FORMATS, Story, StoryStore, export_story
 from slmtui.tui.commands import Command, binding_commands
 from slmtui.tui.modals import AskScreen, ConfirmScreen
 from slmtui.tui.widgets.story_view import printable
 
-EXPORT_FORMATS = {"md": "Markdown", "txt": "text"}
 PREVIEW_CHARS = 1200
 TITLE_CHARS = 32
-
-
-def exports_dir() -> Path:
-    return paths.data_dir() / "exports"
-
-
-def _slug(title: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40] or "story"
-
-
-def export_story(store: StoryStore, story_id: int, fmt: str) -> Path:
-    """Write the story's current branch to ``<data dir>/exports/<title>-<id>.<fmt>``; returns the file.
-
-    Exporting again replaces that file (the app named it), but never a link, FIFO or folder found in its
-    place: that raises SlmError, which the screens show.
-    """
-    story = store.get_story(story_id)
-    text = store.export_markdown(story_id) if fmt == "md" else store.export_text(story_id)
-    path = exports_dir() / f"{_slug(story.title)}-{story.id}.{fmt}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_regular_file(path, text.encode("utf-8"), replace=True)
-
-
-def ago(when: datetime, now: datetime | None = None) -> str:
-    """A time as people say it: "just now", "5 min ago", "3 h ago", "yesterday", else the date."""
-    now = now or datetime.now(timezone.utc)
-    seconds = (now - when).total_seconds()
-    if seconds < 60:
-        return "just now"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min ago"
-    if seconds < 86400:
-        return f"{int(seconds // 3600)} h ago"
-    if seconds < 2 * 86400:
-        return "yesterday"
-    return when.astimezone().strftime("%Y-%m-%d")
 
 
 class StoriesScreen(Screen["StoriesScreen.Choice | None"]):

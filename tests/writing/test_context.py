@@ -6,8 +6,8 @@ from slmtui.engine.generate import Generator
 from slmtui.engine.model import GPT
 from slmtui.engine.sampling import Sampling
 from slmtui.engine.tokenizer import Tokenizer
-from slmtui.tui.context import StreamWindow, idle_window, memory_tokens
-from slmtui.tui.widgets.story_view import TokenMark
+from slmtui.writing.context import StreamWindow, idle_window, memory_tokens
+from slmtui.writing.stream import TokenMark
 
 
 def test_idle_window_and_memory(byte_tokenizer: Tokenizer) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from slmtui.engine.tokenizer import Tokenizer
-from slmtui.tui.widgets.story_view import TokenMark
+from slmtui.writing.stream import TokenMark
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,324 @@
+"""The writing room: the story, the prompt line, and the panels that steer the model.
+
+Everything about the story lives in the app's ``WritingSession`` (slmtui/writing/session.py): this screen draws
+its state when it says something changed, forwards keys to its operations, and drains its stream once a frame
+(a 30 Hz timer calls ``session.poll()`` and draws the new text in one batch), so drawing never falls behind
+the engine and never blocks it. The session's worker reads ``session.sampling`` before every token, so the
+panel's changes apply to the very next one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input
+
+from slmtui.engine.errors import SlmError
+from slmtui.engine.sampling import Sampling
+from slmtui.stories import EXPORT_FORMATS, export_story
+from slmtui.tui.commands import Command, binding_commands
+from slmtui.tui.messages import SamplingChosen
+from slmtui.tui.modals import EditTextScreen
+from slmtui.tui.screens.stories import StoriesScreen
+from slmtui.tui.widgets.context_meter import ContextMeter
+from slmtui.tui.widgets.history_panel import HistoryPanel
+from slmtui.tui.widgets.memory_box import MemoryBox
+from slmtui.tui.widgets.prompt_line import PromptLine
+from slmtui.tui.widgets.sampling_panel import SamplingPanel
+from slmtui.tui.widgets.status_line import StatusLine
+from slmtui.tui.widgets.story_view import Shown, StoryView
+from slmtui.writing.context import Window
+from slmtui.writing.session import Change, WritingSession
+
+FRAME_S = 1 / 30
+"""How often streamed tokens are drawn: once a frame, however fast the engine runs."""
+
+EMPTY_STORY = "An empty page. Write the opening lines below and press Enter, or press Enter on an empty line to let the model begin."
+NO_MODEL = "No model yet: train one with slm-train or from the Training screen. Your stories are kept meanwhile."
+
+
+class WriterScreen(Screen[None]):
+    """Write with the model: one story at a time, streamed, branched, saved as it goes."""
+
+    BINDINGS = [
+        Binding("escape", "stop", "Stop", id="stop"),
+        # Escape while nothing is being written: back to the prompt line from wherever the focus is.
+        Binding("escape", "focus_prompt", "Back to writing", show=False),
+        Binding("ctrl+z", "undo", "Undo", id="undo"),
+        Binding("ctrl+y", "redo", "Redo", id="redo", show=False),  # beside Undo in README and the palette
+        Binding("ctrl+r", "retry", "Retry", id="retry"),
+        Binding("alt+left", "sibling(-1)", "Previous branch", id="prev_branch", show=False),
+        # The footer shows the pair as one key; the palette lists both.
+        Binding("alt+right", "sibling(1)", "Branch", id="next_branch", key_display="alt+←→", tooltip="Next branch"),
+        Binding("ctrl+t", "toggle_tokens", "Tokens", id="token_view"),
+        Binding("f2", "edit_current", "Edit", id="edit", show=False),
+        Binding("ctrl+s", "toggle_panels", "Panels", id="panels"),
+        Binding("ctrl+o", "stories", "Stories", id="stories"),
+    ]
+
+    def __init__(self, session: WritingSession, *, presets: dict[str, dict[str, Any]] | None = None) -> None:
+        super().__init__()
+        self.session = session
+        self.presets = presets or {}
+
+    # --- layout ------------------------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="✎")
+        with Horizontal(id="body"):
+            with Vertical(id="main"):
+                yield StoryView(id="story")
+                yield ContextMeter(id="context")
+                yield PromptLine(id="prompt")
+            with Vertical(id="side"):
+                yield SamplingPanel(id="sampling")
+                yield MemoryBox(id="memory")
+                yield HistoryPanel(id="history")
+        yield StatusLine(id="status")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        panel = self.query_one(SamplingPanel)
+        panel.user_presets = self.presets
+        panel.sampling = self.session.sampling
+        self.query_one(PromptLine).focus()
+        # A Textual thread worker runs the stream: the app waits for it on exit, and its errors reach the log.
+        self.session.runner = lambda fn: self.run_worker(fn, thread=True, group="generate", exit_on_error=False)
+        self.session.listeners.append(self._changed)
+        self.query_one(MemoryBox).text = self.session.memory
+        self._draw_model()
+        self._draw_state()
+        self._draw_story()
+        self.set_interval(FRAME_S, self._frame)
+
+    def on_unmount(self) -> None:
+        if self._changed in self.session.listeners:
+            self.session.listeners.remove(self._changed)
+
+    @property
+    def story_view(self) -> StoryView:
+        return self.query_one(StoryView)
+
+    # --- drawing the session -----------------------------------------------------------------------------------
+
+    def _changed(self, change: Change) -> None:
+        if change == "model":
+            self._draw_model()
+            self._draw_story()
+        elif change == "story":
+            self._draw_story()
+        elif change == "memory":
+            self.query_one(ContextMeter).memory_tokens = self.session.memory_tokens
+            if not self.session.generating:
+                self._draw_context(self.session.idle_window())
+        else:
+            self._draw_state()
+            self.refresh_bindings()
+
+    def _draw_model(self) -> None:
+        session, status, meter = self.session, self.query_one(StatusLine), self.query_one(ContextMeter)
+        if session.model is not None:
+            status.model_name = session.model.name
+            status.context_length = meter.context_length = session.model.block_size
+            meter.memory_tokens = session.memory_tokens
+        elif session.model_problem is not None:
+            status.model_name = "no model"
+            missing = session.model_missing
+            self.story_view.placeholder = NO_MODEL if missing else f"The model could not be loaded: {session.model_problem}"
+            if not missing:
+                self.notify(session.model_problem, title="Model not loaded", severity="error", timeout=10)
+
+    def _draw_state(self) -> None:
+        status = self.query_one(StatusLine)
+        status.state, status.state_kind = self.session.state, self.session.state_kind
+
+    def _draw_story(self) -> None:
+        """The story at its current passage, the tree, the meter: all from the session."""
+        session, view = self.session, self.story_view
+        self.sub_title = session.story.title if session.story else "new story"
+        if session.model is not None or session.model_problem is None:
+            view.placeholder = EMPTY_STORY
+        view.show([Shown(p.id, p.author, p.text) for p in session.path], session.tokens)
+        self.query_one(HistoryPanel).show(session.tree, [p.id for p in session.path])
+        if not session.generating:
+            self._draw_context(session.idle_window())
+
+    def _draw_context(self, window: Window | None) -> None:
+        if window is None:
+            return
+        meter = self.query_one(ContextMeter)
+        meter.story_tokens, meter.window_tokens = window.story_tokens, window.window_tokens
+        self.query_one(StatusLine).context_used = self.session.memory_tokens + window.window_tokens
+        self.story_view.window_start = window.start
+
+    def _frame(self) -> None:
+        """Draw what the stream wrote since the last frame (UI thread, 30 times a second)."""
+        progress = self.session.poll()
+        if progress is None:
+            return
+        self.query_one(StatusLine).tokens_per_second = progress.tokens_per_second
+        # On finishing, the session has re-read the story and the view already shows all of it.
+        if progress.streamed and not progress.finished:
+            for streamed in progress.streamed:
+                self.story_view.append(streamed.passage_id, streamed.text)
+            self._draw_context(progress.window)
+        if progress.error:
+            self.notify(progress.error, title="Generation failed", severity="error", timeout=10)
+
+    # --- writing -----------------------------------------------------------------------------------------------
+
+    @on(Input.Submitted, "#prompt")
+    def _prompt_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        text, event.input.value = event.value, ""
+        self.send(text)
+
+    def send(self, text: str) -> None:
+        """The user's line joins the story (if any), then the model continues it."""
+        if self.session.send(text) is None and self.session.model is None:
+            self.notify("The model is not loaded yet: your text is saved, press Enter again once it is.",
+                        severity="warning")
+
+    def action_stop(self) -> None:
+        if self.session.stop():
+            self.notify("Stopped.", timeout=2)
+
+    def action_focus_prompt(self) -> None:
+        self.story_view.token_view = False
+        self.query_one(PromptLine).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            return self.session.generating  # shown in the footer only while the model writes
+        return True
+
+    def action_undo(self) -> None:
+        self.session.undo()
+
+    def action_redo(self) -> None:
+        self.session.redo()
+
+    def action_retry(self) -> None:
+        self.session.retry()
+
+    def action_sibling(self, step: int) -> None:
+        if self.session.path and self.session.sibling(step) == 1:
+            self.notify("No other branch here: Retry (ctrl+r) writes one.", timeout=3)
+
+    @on(HistoryPanel.Chosen)
+    def _history_chosen(self, event: HistoryPanel.Chosen) -> None:
+        self.session.choose(event.passage_id)
+
+    def action_edit_current(self) -> None:
+        if self.session.path:
+            self.edit_passage(self.session.path[-1].id)
+        else:
+            self.notify("Nothing to edit yet.", timeout=3)
+
+    @on(HistoryPanel.EditRequested)
+    def _history_edit(self, event: HistoryPanel.EditRequested) -> None:
+        self.edit_passage(event.passage_id)
+
+    def edit_passage(self, passage_id: int) -> None:
+        self.session.stop()
+        passage = self.session.store.get_passage(passage_id)
+        who = "your" if passage.author == "user" else "the model's"
+
+        def save(text: str | None) -> None:
+            if text is not None:
+                self.session.edit(passage_id, text)
+
+        self.app.push_screen(EditTextScreen(f"Edit {who} passage (ctrl+s saves, Esc cancels)", passage.text), save)
+
+    @on(MemoryBox.Changed)
+    def _memory_changed(self, event: MemoryBox.Changed) -> None:
+        self.session.set_memory(event.text)
+
+    # --- sampling ----------------------------------------------------------------------------------------------
+
+    @on(SamplingPanel.Changed)
+    def _sampling_changed(self, event: SamplingPanel.Changed) -> None:
+        self.session.sampling = event.sampling  # one reference swap: the worker's next token uses it
+        self.post_message(SamplingChosen(event.sampling))
+
+    def set_sampling(self, sampling: Sampling) -> None:
+        """Set from outside (tests, presets): the panel shows it and the next token uses it."""
+        self.session.sampling = sampling
+        self.query_one(SamplingPanel).sampling = sampling
+
+    # --- token view --------------------------------------------------------------------------------------------
+
+    def action_toggle_tokens(self) -> None:
+        if not self.story_view.toggle_token_view():
+            self.query_one(PromptLine).focus()
+
+    @on(StoryView.AlternativeChosen)
+    def _alternative_chosen(self, event: StoryView.AlternativeChosen) -> None:
+        self.session.branch_from_token(event.passage_id, event.token_index, event.alternative)
+
+    # --- panels, stories, palette ------------------------------------------------------------------------------
+
+    def action_toggle_panels(self) -> None:
+        if self.has_class("-wide"):
+            self.toggle_class("-hide-panels")
+        else:
+            self.toggle_class("-show-panels")
+
+    def action_stories(self) -> None:
+        session = self.session
+        session.stop()
+        current = session.story.id if session.story else None
+
+        def chosen(choice: StoriesScreen.Choice | None) -> None:
+            try:  # back (None): the story shown may have been renamed or deleted meanwhile
+                session.open(current if choice is None else choice.story_id)
+            except SlmError:
+                session.open(None)
+            self.query_one(MemoryBox).text = session.memory
+
+        self.app.push_screen(StoriesScreen(session.store, current=current), chosen)
+
+    def action_export(self, fmt: str) -> None:
+        if self.session.story is None:
+            self.notify("Nothing to export yet.", timeout=3)
+            return
+        try:
+            path = export_story(self.session.store, self.session.story.id, fmt)
+        except SlmError as e:
+            self.notify(str(e), title="Export failed", severity="error", timeout=10)
+            return
+        self.notify(f"Exported to {path}", title="Export", timeout=8)
+
+    def action_copy_story(self) -> None:
+        self.app.copy_to_clipboard(self.session.text)
+        self.notify("The story is on the clipboard.", timeout=3)
+
+    def action_new_story(self) -> None:
+        self.session.open(None)
+        self.query_one(MemoryBox).text = ""
+        self.query_one(PromptLine).focus()
+
+    def action_edit_memory(self) -> None:
+        self.add_class("-show-panels")
+        self.remove_class("-hide-panels")
+        self.query_one("#memory-text").focus()
+
+    def commands(self) -> Iterator[Command]:
+        """Every binding of this screen, and the actions that have no key, for the command palette."""
+        yield from binding_commands(self)
+        yield Command("Continue the story", "enter on an empty prompt", lambda: self.send(""))
+        yield Command("New story", "start on an empty page", self.action_new_story)
+        for fmt, name in EXPORT_FORMATS.items():
+            yield Command(f"Export story as {name}", f"writes a .{fmt} file and says where",
+                          lambda f=fmt: self.action_export(f))
+        yield Command("Copy story", "the whole story to the clipboard", self.action_copy_story)
+        yield Command("Edit memory", "text the model always sees", self.action_edit_memory)
+        for name in self.query_one(SamplingPanel).all_presets():
+            yield Command(f"Preset: {name}", "sampling preset", lambda n=name: self.query_one(SamplingPanel).use_preset(n))
+        yield Command("Save sampling as preset", "kept in config.toml", self.query_one(SamplingPanel).ask_preset_name)

@@ -1,0 +1,91 @@
+"""The training screen's form: corpus, preset, tokenizer, budget and model name, as the user types them.
+
+The form holds the fields only: it posts ``TrainingForm.Changed`` on every edit, and the screen sizes the corpus,
+checks the fields (``slmtui.training.plan.plan_request``) and shows the estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Button, Input, Label, Select, Static
+
+from slmtui.engine import PRESETS
+from trainer.config import DEFAULT_TOKENIZER, PRESET_NAMES
+
+BUDGET_KINDS = (("steps", "steps"), ("time (e.g. 15m)", "time"), ("epochs", "epochs"))
+BUDGET_DEFAULTS = {"steps": "300", "time": "10m", "epochs": "3"}
+
+
+def _preset_label(name: str) -> str:
+    c = PRESETS[name]
+    return f"{name} · {c.n_layer}×{c.n_embd} · context {c.block_size}"
+
+
+class TrainingForm(Vertical):
+    """The fields that describe a run."""
+
+    @dataclass
+    class Changed(Message):
+        """A field changed; ``corpus`` when it was the corpus (which must be sized again)."""
+
+        corpus: bool
+
+    def __init__(self, corpus: Path | None = None, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.initial_corpus = corpus
+
+    def compose(self) -> ComposeResult:
+        yield Label("Corpus", classes="field-label")
+        with Horizontal(classes="field-row"):
+            yield Input(str(self.initial_corpus or ""), placeholder="the bundled novels, or a folder path",
+                        id="train-corpus", compact=True)
+            yield Button("Browse…", id="train-browse", compact=True)
+        yield Static("", id="train-corpus-size")
+        yield Label("Preset", classes="field-label")
+        yield Select([(_preset_label(p), p) for p in PRESET_NAMES], value="tiny", allow_blank=False,
+                     id="train-preset", compact=True)
+        yield Label("Tokenizer (gpt2 or bpe:N)", classes="field-label")
+        yield Input(placeholder=DEFAULT_TOKENIZER["tiny"], id="train-tokenizer", compact=True)
+        yield Label("Budget", classes="field-label")
+        with Horizontal(classes="field-row"):
+            yield Select(list(BUDGET_KINDS), value="steps", allow_blank=False, id="train-budget-kind",
+                         compact=True)
+            yield Input(BUDGET_DEFAULTS["steps"], id="train-budget", compact=True)
+        yield Label("Model name", classes="field-label")
+        yield Input(placeholder="tiny-bundled", id="train-name", compact=True)
+        yield Static("", id="train-estimate")
+
+    def corpus(self) -> Path | None:
+        text = self.query_one("#train-corpus", Input).value.strip()
+        return Path(text).expanduser() if text and text != "bundled" else None
+
+    def preset(self) -> str:
+        return str(self.query_one("#train-preset", Select).value)
+
+    def model_name(self) -> str:
+        typed = self.query_one("#train-name", Input).value.strip()
+        return typed or self.query_one("#train-name", Input).placeholder
+
+    @on(Input.Changed, "#train-corpus")
+    def _corpus_changed(self) -> None:
+        self.post_message(self.Changed(corpus=True))
+
+    @on(Select.Changed, "#train-preset")
+    def _preset_changed(self, event: Select.Changed) -> None:
+        self.query_one("#train-tokenizer", Input).placeholder = DEFAULT_TOKENIZER.get(str(event.value), "")
+        self.post_message(self.Changed(corpus=False))
+
+    @on(Select.Changed, "#train-budget-kind")
+    def _budget_kind_changed(self, event: Select.Changed) -> None:
+        self.query_one("#train-budget", Input).value = BUDGET_DEFAULTS.get(str(event.value), "")
+        self.post_message(self.Changed(corpus=False))
+
+    @on(Input.Changed, "#train-tokenizer, #train-budget, #train-name")
+    def _field_changed(self) -> None:
+        self.post_message(self.Changed(corpus=False))

@@ -1,0 +1,72 @@
+"""The training screen's words: the run being trained and what it is doing, drawn from ``RunState``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+
+from slmtui.format import BUNDLED_CORPUS, human_duration, params
+from slmtui.training.state import RunState
+from trainer.config import DEFAULT_TOKENIZER
+
+
+def describe_run(state: RunState) -> Text:
+    """The run being trained, for the side panel while the form is hidden."""
+    request, start = state.request, state.start
+    rows: list[tuple[str, str]] = []
+    name = (start.name if start else request.resume.name if request and request.resume
+            else request.name if request else None)
+    rows.append(("model", name or "…"))
+    if start is not None:
+        rows.append(("corpus", BUNDLED_CORPUS if start.corpus == "bundled" else Path(start.corpus).name))
+    elif request is not None and request.resume is None:
+        rows.append(("corpus", BUNDLED_CORPUS if request.corpus is None else request.corpus.name))
+    if request is not None and request.resume is None:
+        rows.append(("preset", request.preset))
+        rows.append(("tokenizer", request.tokenizer or DEFAULT_TOKENIZER.get(request.preset, "?")))
+        budget = (f"{request.max_steps:,} steps" if request.max_steps else
+                  human_duration(request.time_limit_s) if request.time_limit_s else
+                  f"{request.epochs:g} epochs" if request.epochs else "10 epochs")
+        rows.append(("budget", budget))
+    elif request is not None:
+        rows.append(("run", "resumed"))
+    if start is not None:
+        rows.append(("size", f"{params(start.n_params)} params"))
+        rows.append(("device", f"{start.device} {start.dtype}"))
+    text = Text()
+    for label, value in rows:
+        text.append(f"{label:<10}", style="dim")
+        text.append(f"{value}\n")
+    text.rstrip()
+    return text
+
+
+def describe_status(state: RunState) -> Text:
+    """One or two lines on what the run is doing, in words."""
+    start, done, request = state.start, state.done, state.request
+    name = (start.name if start else request.resume.name if request and request.resume
+            else request.name if request and request.name else "the model")
+    warnings = Text("".join(f"\nskipped {w.removeprefix('skipped ')}" for w in state.warnings[-2:]), style="dim")
+    if state.status == "idle":
+        return Text("Choose a corpus and a budget, then Start (ctrl+g). "
+                    "Training runs in the background: Escape to write meanwhile.")
+    if state.status == "starting":
+        return Text.assemble(f"Starting {name}: reading the corpus, building the tokenizer…", warnings)
+    if state.status == "running" and start is not None:
+        corpus = f"the {BUNDLED_CORPUS}" if start.corpus == "bundled" else Path(start.corpus).name
+        resumed = f", resumed at step {start.start_step:,}" if start.start_step else ""
+        return Text.assemble("Training ", (name, "bold"), f" on {corpus}: {params(start.n_params)} parameters, "
+                             f"{start.train_tokens:,} tokens{resumed}", warnings)
+    if state.status == "stopping":
+        return Text("Stopping: the trainer is saving the run…")
+    if state.status == "done" and done is not None:
+        val = f", validation loss {done.best_val_loss:.3f}" if done.best_val_loss is not None else ""
+        bpb = f" ({done.val_bpb:.2f} bits/byte)" if done.val_bpb is not None else ""
+        return Text.assemble(f"Done ({done.reason.replace('_', ' ')}): ", (Path(done.path).name, "bold"),
+                             f" saved at step {done.step:,}{val}{bpb}. Write with it, or find it on the models screen.")
+    if state.status == "interrupted" and done is not None:
+        return Text(f"Stopped at step {done.step:,} and saved. Resume (ctrl+r) continues from there.")
+    if state.status == "failed":
+        return Text.assemble(("Training failed:\n", "bold"), state.error or "the trainer stopped without saying why")
+    return Text(state.status)

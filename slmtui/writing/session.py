@@ -1,0 +1,396 @@
+"""The writing session: the open story, the path shown, the model, and the stream being written. No Textual.
+
+The writer screen draws this object's state and forwards keys to its methods; tests drive it directly
+(tests/writing/test_session.py). Every operation commits to the ``StoryStore`` as it happens, then re-reads the
+story and its whole tree (one query) and tells the ``listeners`` what changed, so a screen redraws from here and
+keeps no copy of its own.
+
+Generation runs on a worker thread (``runner``; the screen hands in a Textual thread worker, tests a plain
+thread): a ``StreamJob`` buffers the engine's events and saves the text as it goes; ``poll()``, called on the
+UI thread once a frame, takes what was streamed, adds it to the path and the token marks, and says where the
+model's window now begins. Operations that name a passage take its id and default to the current one, and
+``poll`` reports each stream by its index, so several candidates at once fit the same shapes.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from slmtui.engine.errors import SlmError
+from slmtui.engine.generate import Alternative, Generator
+from slmtui.engine.sampling import Sampling
+from slmtui.engine.tokenizer import Tokenizer
+from slmtui.stories import Passage, Story, StoryStore
+from slmtui.writing.context import StreamWindow, Window, idle_window, memory_tokens
+from slmtui.writing.stream import SAVE_EVERY_S, StreamJob, TokenMark
+
+STOP_WAIT_S = 5.0
+"""How long stopping waits for the worker to finish the token it is on (one token: milliseconds)."""
+
+Change = Literal["model", "story", "memory", "state"]
+"""What a listener is told changed: the model, the story shown (text, path or tree), its memory, the status."""
+StateKind = Literal["idle", "busy", "error"]
+Runner = Callable[[Callable[[], None]], object]
+"""Runs a callable on a worker thread."""
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    """The loaded model the session writes with."""
+
+    generator: Generator
+    name: str
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self.generator.tokenizer
+
+    @property
+    def block_size(self) -> int:
+        return self.generator.model.config.block_size
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """What one stream wrote since the last poll."""
+
+    index: int
+    """Which stream of the generation (0 when there is one)."""
+    passage_id: int
+    text: str
+    marks: tuple[TokenMark, ...]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One frame's worth of generation: ``WritingSession.poll``'s answer."""
+
+    streamed: tuple[Streamed, ...]
+    window: Window | None
+    """What the model saw for the last token drawn (None before any)."""
+    tokens_per_second: float
+    finished: bool
+    error: str | None = None
+
+
+def join_text(before: str, text: str) -> str:
+    """The user's line as it joins the story: a space between words, nothing before punctuation."""
+    if before and text and not before[-1].isspace() and not text[0].isspace() and text[0] not in ".,;:!?)'\"”’":
+        return " " + text
+    return text
+
+
+def _thread(fn: Callable[[], None]) -> threading.Thread:
+    thread = threading.Thread(target=fn, name="slmtui-generate", daemon=True)
+    thread.start()
+    return thread
+
+
+class WritingSession:
+    """One story being written with one model."""
+
+    def __init__(self, store: StoryStore, *, sampling: Sampling | None = None, runner: Runner = _thread) -> None:
+        self.store = store
+        self.sampling: Sampling = sampling or Sampling()
+        """What the worker reads before every token. Replaced whole, never changed in place."""
+        self.runner = runner
+        self.model: ActiveModel | None = None
+        self.model_problem: str | None = None
+        """Why there is no model: None while loading or loaded."""
+        self.model_missing = False
+        """No model at all (none trained, none bundled), rather than one that failed to load."""
+        self.story: Story | None = None
+        """None: a fresh page, made a story once something is written."""
+        self.path: list[Passage] = []
+        """Root to current passage: the story as it reads. The passage being streamed grows here."""
+        self.tree: dict[int | None, list[Passage]] = {}
+        """Parent id (None for the roots) -> its continuations, in sibling order."""
+        self.tokens: dict[int, list[TokenMark]] = {}
+        """The tokens written this session, per passage."""
+        self.job: StreamJob | None = None
+        self.state = "loading model…"
+        self.state_kind: StateKind = "idle"
+        self.save_every = SAVE_EVERY_S
+        self.listeners: list[Callable[[Change], None]] = []
+        self._window: StreamWindow | None = None
+        self._memory_tokens = 0
+
+    # --- what the screen reads ----------------------------------------------------------------------------------
+
+    @property
+    def text(self) -> str:
+        """The story's text along the path shown."""
+        return "".join(p.text for p in self.path)
+
+    @property
+    def memory(self) -> str:
+        return self.story.memory if self.story else ""
+
+    @property
+    def generating(self) -> bool:
+        return self.job is not None
+
+    @property
+    def memory_tokens(self) -> int:
+        return self._memory_tokens
+
+    def idle_window(self) -> Window | None:
+        """What the model would see if it went on now (None without a model)."""
+        if self.model is None:
+            return None
+        return idle_window(self.model.tokenizer, self.text, self.model.block_size, self._memory_tokens)
+
+    def siblings(self, passage_id: int) -> list[Passage]:
+        passage = next((p for kids in self.tree.values() for p in kids if p.id == passage_id), None)
+        return self.tree.get(passage.parent_id, []) if passage else []
+
+    # --- the model ----------------------------------------------------------------------------------------------
+
+    def set_model(self, model: ActiveModel) -> None:
+        self.model, self.model_problem, self.model_missing = model, None, False
+        self._count_memory()
+        self._set_state("ready")
+        self._publish("model")
+
+    def model_failed(self, message: str, *, missing: bool) -> None:
+        """The app could not load a model: the stories stay usable, and the screen says why."""
+        self.model, self.model_problem, self.model_missing = None, message, missing
+        self._set_state("no model" if missing else f"error: {message}", "error")
+        self._publish("model")
+
+    # --- stories ------------------------------------------------------------------------------------------------
+
+    def open(self, story_id: int | None) -> None:
+        """Show a story (None: a fresh page)."""
+        self._stop()
+        self.story = self.store.get_story(story_id) if story_id is not None else None
+        self.tokens = {}
+        self._count_memory()
+        self._reload()
+
+    def open_recent(self) -> None:
+        recent = self.store.list_stories()
+        self.open(recent[0].id if recent else None)
+
+    def ensure_story(self) -> Story:
+        if self.story is None:
+            self.story = self.store.create_story(model=self.model.name if self.model else None)
+        return self.story
+
+    def _reload(self) -> None:
+        """Re-read the story, its path and its tree, and tell the listeners."""
+        if self.story is None:
+            self.path, self.tree = [], {}
+        else:
+            self.story = self.store.get_story(self.story.id)
+            self.path = self.store.current_path(self.story.id)
+            self.tree = {}
+            for p in self.store.passages(self.story.id):
+                self.tree.setdefault(p.parent_id, []).append(p)
+        self._publish("story")
+
+    # --- writing ------------------------------------------------------------------------------------------------
+
+    def send(self, text: str) -> StreamJob | None:
+        """The user's line joins the story (if any), then the model continues it. None: no model to continue
+        with (the line is saved)."""
+        self._stop()
+        story = self.ensure_story()
+        parent = self.path[-1].id if self.path else None
+        if text.strip():
+            before = self.path[-1].text if self.path else ""
+            parent = self.store.add_passage(story.id, parent_id=parent, author="user", text=join_text(before, text)).id
+        return self.continue_from(parent)
+
+    def continue_from(self, parent_id: int | None, *, text: str = "",
+                      tokens: list[TokenMark] | None = None) -> StreamJob | None:
+        """A new model passage under ``parent_id`` (starting with ``text``), streamed into."""
+        self._stop()
+        story = self.ensure_story()
+        if self.model is None:
+            self._reload()
+            return None
+        seed = self.sampling.seed if self.sampling.seed is not None else secrets.randbelow(2**31)
+        passage = self.store.add_passage(story.id, parent_id=parent_id, author="model", text=text,
+                                         sampling={**self.sampling.to_dict(), "seed": seed})
+        self.tokens[passage.id] = list(tokens or [])
+        prompt = self.store.story_text(story.id, passage.id)
+        job = StreamJob(passage.id, prompt, memory=self.memory, seed=seed)
+        self._reload()
+        self._window = StreamWindow(self.model.tokenizer, prompt, passage_start=len(prompt) - len(text),
+                                    first_mark=len(self.tokens[passage.id]))
+        self.job = job
+        self._set_state("writing…", "busy")
+        generator = self.model.generator
+        self.runner(lambda: self._work(job, generator))
+        return job
+
+    def _work(self, job: StreamJob, generator: Generator) -> None:
+        """The worker thread's body."""
+        try:
+            job.run(generator, self.store, lambda: self.sampling, save_every=self.save_every)
+        except SlmError as e:
+            job.error = e.message
+        except Exception as e:  # a bug: say it in words, and keep the traceback for the worker's log
+            job.error = f"{type(e).__name__}: {e}"
+            raise
+
+    def retry(self, passage_id: int | None = None) -> StreamJob | None:
+        """A new continuation of the same point; the old one stays, as a sibling. On a passage of the user's (or
+        on none), a continuation after it."""
+        self._stop()
+        target = self._passage(passage_id)
+        if target is not None and target.author == "model":
+            return self.continue_from(target.parent_id)
+        return self.continue_from(target.id if target else None)
+
+    def branch_from_token(self, passage_id: int, token_index: int, alt: Alternative) -> StreamJob | None:
+        """Rewrite the story from a token: a new sibling of its passage with the text up to that token and the
+        chosen alternative, which the model then continues."""
+        self._stop()
+        passage = self.store.get_passage(passage_id)
+        marks = self.tokens.get(passage_id, [])
+        mark = marks[token_index]
+        kept = marks[:token_index] + [
+            TokenMark(mark.start, mark.start + len(alt.text), alt.token_id, alt.prob, mark.alternatives)
+        ]
+        return self.continue_from(passage.parent_id, text=passage.text[: mark.start] + alt.text, tokens=kept)
+
+    # --- the tree -----------------------------------------------------------------------------------------------
+
+    def undo(self) -> None:
+        """Step back a passage; it stays in the tree, and redo brings it back."""
+        self._stop()
+        if self.story is not None and self.path:
+            self.store.undo(self.story.id)
+            self._reload()
+
+    def redo(self) -> None:
+        self._stop()
+        if self.story is not None:
+            self.store.redo(self.story.id)
+            self._reload()
+
+    def sibling(self, step: int) -> int:
+        """Switch to the next (``step`` > 0) or previous alternative of the current passage; returns how many
+        alternatives there are at this point (1: nothing to switch to)."""
+        self._stop()
+        if self.story is None or not self.path:
+            return 1
+        moved = self.store.next_sibling(self.story.id) if step > 0 else self.store.prev_sibling(self.story.id)
+        self._reload()
+        return len(self.siblings(moved.id)) if moved else 1
+
+    def choose(self, passage_id: int) -> None:
+        """Read the story to ``passage_id`` (a passage picked in the tree)."""
+        self._stop()
+        if self.story is not None:
+            self.store.set_current(self.story.id, passage_id)
+            self._reload()
+
+    def edit(self, passage_id: int, text: str) -> None:
+        """Replace a passage's text; its token marks are dropped (they are no longer the model's)."""
+        self._stop()
+        if text != self.store.get_passage(passage_id).text:
+            self.store.set_passage_text(passage_id, text)
+            self.tokens.pop(passage_id, None)
+            self._reload()
+
+    def set_memory(self, text: str) -> None:
+        """The text the model always sees before the story; saved with the story (made one if needed)."""
+        if self.story is None and not text:
+            return
+        story = self.ensure_story()
+        self.story = self.store.set_memory(story.id, text)
+        self._count_memory()
+        self._publish("memory")
+
+    # --- streaming ----------------------------------------------------------------------------------------------
+
+    def poll(self) -> Progress | None:
+        """What was streamed since the last poll (UI thread, once a frame); None when nothing is being written."""
+        job = self.job
+        if job is None:
+            return None
+        done = job.done
+        events = job.take()
+        streamed: list[Streamed] = []
+        window = None
+        if events and self.path and self.path[-1].id == job.passage_id:
+            marks = self.tokens.setdefault(job.passage_id, [])
+            passage = self.path[-1]
+            offset = len(passage.text)
+            new: list[TokenMark] = []
+            for e in events:
+                new.append(TokenMark(offset, offset + len(e.text), e.token_id, e.prob, e.alternatives))
+                offset += len(e.text)
+            marks.extend(new)
+            text = "".join(e.text for e in events)
+            self.path[-1] = replace(passage, text=passage.text + text)
+            streamed.append(Streamed(job.index, job.passage_id, text, tuple(new)))
+            if self._window is not None:
+                window = self._window.at(job.produced, events[-1].window_tokens, marks)
+        if done:
+            self._finish(job)
+        return Progress(tuple(streamed), window, job.tokens_per_second, done, job.error if done else None)
+
+    def _finish(self, job: StreamJob) -> None:
+        if self.job is not job:
+            return
+        self.job = None
+        self._window = None
+        if job.error:
+            self._set_state(f"error: {job.error}", "error")
+        elif job.stopped_at is None:
+            self._set_state("ready")
+        self._reload()
+
+    def stop(self) -> bool:
+        """Stop the continuation being written and wait for its last token (at most one more); True if one was."""
+        if not self._stop():
+            return False
+        self._set_state("stopped")
+        return True
+
+    def _stop(self) -> bool:
+        job = self.job
+        if job is None:
+            return False
+        job.cancel()
+        job.finished.wait(STOP_WAIT_S)
+        self.poll()
+        self._set_state("stopped")
+        return True
+
+    def shutdown(self) -> None:
+        """The app is closing: end the worker and wait until its text is saved."""
+        job = self.job
+        if job is not None:
+            job.cancel()
+            job.finished.wait(STOP_WAIT_S)
+            self.job = None
+
+    # --- helpers ------------------------------------------------------------------------------------------------
+
+    def _passage(self, passage_id: int | None) -> Passage | None:
+        """The passage named, or the current one."""
+        if passage_id is None:
+            return self.path[-1] if self.path else None
+        return self.store.get_passage(passage_id)
+
+    def _count_memory(self) -> None:
+        if self.model is not None:
+            self._memory_tokens = memory_tokens(self.model.tokenizer, self.memory, self.model.block_size)
+
+    def _set_state(self, state: str, kind: StateKind = "idle") -> None:
+        if (state, kind) != (self.state, self.state_kind):
+            self.state, self.state_kind = state, kind
+            self._publish("state")
+
+    def _publish(self, change: Change) -> None:
+        for listener in list(self.listeners):
+            listener(change)

@@ -1,0 +1,41 @@
+"""trainer/config.py: the training facts the app imports (durations, run names, corpus files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from slmtui.engine import paths
+from trainer.config import (
+    DEFAULT_TOKENIZER,
+    PRESET_NAMES,
+    TRAIN_PRESETS,
+    default_run_name,
+    is_corpus_file,
+    parse_duration,
+    unique_run_name,
+)
+
+
+def test_every_preset_has_settings_and_a_tokenizer() -> None:
+    assert set(PRESET_NAMES) == set(TRAIN_PRESETS) == set(DEFAULT_TOKENIZER)
+
+
+def test_parse_duration() -> None:
+    assert [parse_duration(t) for t in ("90", "90s", "15m", "2h", "1h30m", " 1.5m ")] == [90, 90, 900, 7200, 5400, 90]
+    assert [parse_duration(t) for t in ("", "abc", "5 minutes", "m")] == [None] * 4
+    assert parse_duration("0s") == 0.0, "zero parses; whether it is a budget is TrainConfig's to say"
+
+
+def test_corpus_files() -> None:
+    assert is_corpus_file(Path("a/book.txt")) and is_corpus_file(Path("notes.MD"))
+    refused = ["book.pdf", ".hidden.txt", ".git/x.txt", "SOURCES.md", "LICENSE.txt", "license-gpl.md"]
+    assert not any(is_corpus_file(Path(p)) for p in refused)
+
+
+def test_run_names(tmp_path: Path) -> None:
+    assert default_run_name(None, "tiny") == "tiny-bundled"
+    assert default_run_name(paths.BUNDLED_CORPUS_DIR, "seed") == "seed-bundled"
+    assert default_run_name(tmp_path / "My Books", "tiny") == "My Books"
+    assert unique_run_name(tmp_path / "My Books", "tiny", set()) == "My-Books"
+    assert unique_run_name(None, "tiny", {"tiny-bundled", "tiny-bundled-2"}) == "tiny-bundled-3"
+    assert unique_run_name(tmp_path / "...", "tiny", set()) == "model"

@@ -1,0 +1,270 @@
+"""The writing session, headless: every operation on the story tree, streaming into the store, stop, the window.
+
+No Textual: the session runs its stream on a plain thread and the test polls it as the screen's timer would.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from slmtui.engine.generate import Generator, TokenEvent
+from slmtui.engine.model import GPT
+from slmtui.engine.sampling import Sampling
+from slmtui.engine.tokenizer import Tokenizer
+from slmtui.stories import StoryStore
+from slmtui.writing.session import ActiveModel, Progress, WritingSession, join_text
+from slmtui.writing.stream import StreamJob
+
+FAST = Sampling(max_new_tokens=6, seed=1)
+
+
+class GatedGenerator(Generator):
+    """The real engine, which waits for ``gate`` before each token once ``hold`` is set: a test can act while
+    a stream is under way, at a known point, without timing."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.hold = False
+        self.gate = threading.Semaphore(0)
+
+    def stream(self, *args, **kwargs) -> Iterator[TokenEvent]:  # type: ignore[no-untyped-def, override]
+        for event in super().stream(*args, **kwargs):
+            if self.hold:
+                self.gate.acquire(timeout=10)
+            yield event
+
+
+@pytest.fixture
+def generator(tiny_model: GPT, byte_tokenizer: Tokenizer) -> GatedGenerator:
+    return GatedGenerator(tiny_model, byte_tokenizer)
+
+
+@pytest.fixture
+def session(store: StoryStore, generator: GatedGenerator) -> Iterator[WritingSession]:
+    s = WritingSession(store, sampling=FAST)
+    s.set_model(ActiveModel(generator, "tiny"))
+    yield s
+    generator.hold = False
+    for _ in range(100):
+        generator.gate.release()
+    s.shutdown()
+
+
+def let_through(generator: GatedGenerator, job: StreamJob, n: int, *, timeout: float = 10.0) -> None:
+    """Let ``n`` more tokens out of a held generator and wait until the job has them."""
+    target = job.produced + n
+    for _ in range(n):
+        generator.gate.release()
+    deadline = time.monotonic() + timeout
+    while job.produced < target:
+        assert time.monotonic() < deadline, "the stream did not go on"
+        time.sleep(0.005)
+
+
+def finish(session: WritingSession, *, timeout: float = 30.0) -> list[Progress]:
+    """Poll until the stream in progress ends, as the screen's frame timer does; returns every poll's answer."""
+    seen: list[Progress] = []
+    deadline = time.monotonic() + timeout
+    while session.job is not None:
+        assert time.monotonic() < deadline, "the stream never ended"
+        progress = session.poll()
+        if progress is not None:
+            seen.append(progress)
+        time.sleep(0.005)
+    return seen
+
+
+def test_send_streams_a_model_passage_after_the_users(session: WritingSession, store: StoryStore) -> None:
+    changes: list[str] = []
+    session.listeners.append(changes.append)
+    job = session.send("Once")
+    assert job is not None and session.state == "writing…" and session.state_kind == "busy"
+    seen = finish(session)
+    assert [p.author for p in session.path] == ["user", "model"]
+    streamed = "".join(s.text for p in seen for s in p.streamed)
+    assert session.path[-1].text == streamed and streamed, "what was polled is what the passage holds"
+    assert all(s.index == 0 and s.passage_id == job.passage_id for p in seen for s in p.streamed)
+    assert session.text == store.story_text(session.story.id) == "Once" + streamed  # type: ignore[union-attr]
+    assert len(session.tokens[job.passage_id]) == job.produced == FAST.max_new_tokens
+    marks = session.tokens[job.passage_id]
+    assert "".join(streamed[m.start : m.end] for m in marks) == streamed, "marks locate each token in the text"
+    assert seen[-1].finished and session.state == "ready" and "story" in changes and "state" in changes
+
+
+def test_send_without_a_model_keeps_the_line(store: StoryStore) -> None:
+    session = WritingSession(store)
+    session.model_failed("no models", missing=True)
+    assert session.send("Hello") is None
+    assert [p.text for p in session.path] == ["Hello"] and session.state == "no model"
+    assert session.state_kind == "error"
+
+
+def test_join_text_spaces_words_but_not_punctuation() -> None:
+    assert join_text("Once", "upon") == " upon"
+    assert join_text("Once", ", then") == ", then"
+    assert join_text("Once ", "upon") == "upon"
+    assert join_text("", "upon") == "upon"
+
+
+def test_undo_redo_retry_and_siblings(session: WritingSession) -> None:
+    session.send("It began")
+    finish(session)
+    first = session.path[-1]
+    session.retry()
+    finish(session)
+    second = session.path[-1]
+    assert second.id != first.id and second.parent_id == first.parent_id, "retry adds a sibling"
+    assert [p.id for p in session.siblings(second.id)] == [first.id, second.id]
+    assert session.sibling(-1) == 2 and session.path[-1].id == first.id
+    assert session.sibling(+1) == 2 and session.path[-1].id == second.id
+    session.undo()
+    assert [p.author for p in session.path] == ["user"]
+    session.undo()
+    assert session.path == [] and session.text == ""
+    session.redo()
+    session.redo()
+    assert session.path[-1].id == second.id, "redo retraces the branch last read"
+    tree_ids = sorted(p.id for kids in session.tree.values() for p in kids)
+    assert tree_ids == sorted([session.path[0].id, first.id, second.id]), "nothing is ever deleted"
+
+
+def test_retry_on_a_users_passage_continues_after_it(session: WritingSession) -> None:
+    session.send("Start")
+    finish(session)
+    user = session.path[0]
+    session.undo()
+    assert session.path[-1].id == user.id
+    session.retry()
+    finish(session)
+    assert session.path[-2].id == user.id and session.path[-1].author == "model"
+    assert len(session.tree[user.id]) == 2
+
+
+def test_retry_a_passage_further_up_makes_a_sibling_there(session: WritingSession) -> None:
+    session.send("One")
+    finish(session)
+    early = session.path[-1]
+    session.send("Two")
+    finish(session)
+    session.retry(early.id)
+    finish(session)
+    assert session.path[-1].parent_id == early.parent_id and session.path[-1].id != early.id
+    assert len(session.path) == 2
+
+
+def test_choose_a_passage_in_the_tree(session: WritingSession) -> None:
+    session.send("A")
+    finish(session)
+    first = session.path[-1]
+    session.retry()
+    finish(session)
+    session.choose(first.id)
+    assert session.path[-1].id == first.id and session.text.endswith(first.text)
+
+
+def test_choose_an_alternative_token_branches_from_it(session: WritingSession, generator: Generator) -> None:
+    session.sampling = Sampling(max_new_tokens=8, seed=2, top_k=5)
+    session.send("Hi")
+    finish(session)
+    original = session.path[-1]
+    marks = session.tokens[original.id]
+    k = 3
+    alt = marks[k].alternatives[-1]
+    session.branch_from_token(original.id, k, alt)
+    branch = session.path[-1]
+    assert branch.id != original.id and branch.parent_id == original.parent_id
+    assert branch.text == original.text[: marks[k].start] + alt.text, "the branch starts with the chosen token"
+    finish(session)
+    kept = session.tokens[branch.id]
+    assert [m.token_id for m in kept[:k]] == [m.token_id for m in marks[:k]] and kept[k].token_id == alt.token_id
+    assert session.path[-1].text.startswith(original.text[: marks[k].start] + alt.text)
+
+
+def test_edit_replaces_the_text_and_drops_its_tokens(session: WritingSession, store: StoryStore) -> None:
+    session.send("Edit me")
+    finish(session)
+    passage = session.path[-1]
+    session.edit(passage.id, "rewritten.")
+    assert session.path[-1].text == "rewritten." and store.get_passage(passage.id).text == "rewritten."
+    assert passage.id not in session.tokens
+
+
+def test_memory_is_saved_with_the_story_and_reaches_the_model(session: WritingSession, store: StoryStore) -> None:
+    changes: list[str] = []
+    session.listeners.append(changes.append)
+    session.set_memory("")
+    assert session.story is None, "clearing the memory of a blank page makes no story"
+    session.set_memory("Wendy is brave.")
+    assert session.story is not None and store.get_story(session.story.id).memory == "Wendy is brave."
+    assert session.memory_tokens == len("Wendy is brave.") and "memory" in changes
+    job = session.send("Go")
+    assert job is not None and job.memory == "Wendy is brave."
+    finish(session)
+
+
+def test_stop_ends_within_one_token_and_everything_shown_is_saved(
+    session: WritingSession, generator: GatedGenerator, store: StoryStore
+) -> None:
+    session.sampling = Sampling(max_new_tokens=500, seed=5)
+    generator.hold = True
+    job = session.send("Go")
+    assert job is not None
+    let_through(generator, job, 3)
+    generator.gate.release()  # the token it may be computing when stop comes
+    assert session.stop()
+    assert job.done and job.stopped_at is not None and job.produced <= job.stopped_at + 1
+    assert session.job is None and session.state == "stopped" and not session.stop()
+    assert store.story_text(session.story.id) == session.text  # type: ignore[union-attr]
+    assert len(session.tokens[job.passage_id]) == job.produced
+
+
+def test_the_story_is_saved_while_it_streams(
+    session: WritingSession, generator: GatedGenerator, store: StoryStore
+) -> None:
+    session.sampling = Sampling(max_new_tokens=50, seed=7)
+    session.save_every = 0.0  # every token is committed: what a kill -9 finds
+    generator.hold = True
+    job = session.send("Saved")
+    assert job is not None
+    let_through(generator, job, 5)
+    saved = store.get_passage(job.passage_id).text
+    progress = session.poll()
+    assert progress is not None and not progress.finished and not job.done
+    shown = progress.streamed[0].text
+    assert shown.startswith(saved) and len(saved) >= session.tokens[job.passage_id][3].end, \
+        "all but at most the newest token is in the database before the stream ends"
+    generator.hold = False
+    for _ in range(50):
+        generator.gate.release()
+    finish(session)
+
+
+def test_the_window_slides_once_the_story_outgrows_the_context(session: WritingSession) -> None:
+    block = session.model.block_size  # type: ignore[union-attr]
+    session.sampling = Sampling(max_new_tokens=block * 2, seed=3)
+    session.send("x" * (block // 2))
+    seen = finish(session)
+    windows = [p.window for p in seen if p.window is not None]
+    assert windows and windows[0].start == 0
+    last = windows[-1]
+    assert last.window_tokens <= block and last.story_tokens > block
+    assert last.start > 0, "the window moved past the story's start"
+    idle = session.idle_window()
+    assert idle is not None and idle.window_tokens == block and idle.start > 0
+
+
+def test_open_shows_a_story_and_its_whole_tree(session: WritingSession, store: StoryStore) -> None:
+    session.send("Keep")
+    finish(session)
+    session.retry()
+    finish(session)
+    story_id = session.story.id  # type: ignore[union-attr]
+    session.open(None)
+    assert session.story is None and session.path == [] and session.tree == {}
+    session.open(story_id)
+    assert session.text == store.story_text(story_id)
+    assert len(session.tree[session.path[0].id]) == 2 and session.tokens == {}, "tokens are of this session only"

@@ -1,0 +1,80 @@
+"""StreamJob on its own: the buffer the UI drains, saving as it goes, the seed it fills in, cancel."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from slmtui.engine.generate import Generator
+from slmtui.engine.model import GPT
+from slmtui.engine.sampling import Sampling
+from slmtui.engine.tokenizer import Tokenizer
+from slmtui.writing.stream import StreamJob
+
+
+class ListSink:
+    """Records each save: (passage id, text)."""
+
+    def __init__(self) -> None:
+        self.saves: list[tuple[int, str]] = []
+
+    def append_text(self, passage_id: int, text: str) -> None:
+        self.saves.append((passage_id, text))
+
+
+def test_run_buffers_every_token_and_saves_all_of_it(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    generator = Generator(tiny_model, byte_tokenizer)
+    job = StreamJob(7, "Once", seed=3)
+    sink = ListSink()
+    sampling = Sampling(max_new_tokens=10)
+    job.run(generator, sink, lambda: sampling, save_every=0.0)
+    events = job.take()
+    assert job.done and job.finished.is_set() and job.produced == len(events) == 10
+    assert job.take() == [], "take() hands each event out once"
+    text = "".join(e.text for e in events)
+    assert all(pid == 7 for pid, _ in sink.saves) and "".join(t for _, t in sink.saves) == text
+    assert len(sink.saves) > 1, "saved as it went, not only at the end"
+    expected = "".join(e.text for e in generator.stream("Once", replace(sampling, seed=3)))
+    assert text == expected, "the job's seed fills in for the panel's None, so the passage replays exactly"
+
+
+def test_a_long_save_interval_saves_once_at_the_end(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    job = StreamJob(1, "A", seed=1)
+    sink = ListSink()
+    job.run(Generator(tiny_model, byte_tokenizer), sink, lambda: Sampling(max_new_tokens=5), save_every=3600)
+    assert len(sink.saves) == 1 and sink.saves[0][1] == "".join(e.text for e in job.take())
+
+
+def test_the_sampling_is_read_before_every_token(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    job = StreamJob(1, "A", seed=1)
+    hot, cold = Sampling(max_new_tokens=6, temperature=1.5), Sampling(max_new_tokens=6, temperature=0.0)
+    calls = 0
+
+    def sampling() -> Sampling:
+        nonlocal calls
+        calls += 1
+        return hot if job.produced < 3 else cold
+
+    job.run(Generator(tiny_model, byte_tokenizer), ListSink(), sampling)
+    assert [s.temperature for s in job.samplings] == [1.5] * 3 + [0.0] * 3 and calls >= 6
+    assert all(s.seed == 1 for s in job.samplings)
+
+
+def test_cancel_stops_after_at_most_one_more_token(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    job = StreamJob(1, "A", seed=1, index=2)
+
+    def sampling() -> Sampling:
+        if job.produced == 4:
+            job.cancel()
+        return Sampling(max_new_tokens=100)
+
+    sink = ListSink()
+    job.run(Generator(tiny_model, byte_tokenizer), sink, sampling)
+    assert job.stopped_at == 4 and job.produced <= 5 and job.done and job.index == 2
+    assert "".join(t for _, t in sink.saves) == "".join(e.text for e in job.take()), "every token made is saved"
+
+
+def test_should_stop_ends_the_stream_too(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    job = StreamJob(1, "A", seed=1)
+    job.run(Generator(tiny_model, byte_tokenizer), ListSink(), lambda: Sampling(max_new_tokens=100),
+            lambda: job.produced >= 2)
+    assert job.produced == 2 and job.stopped_at is None
