@@ -101,10 +101,14 @@ def _add_stories_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     listing.set_defaults(func=_cmd_stories_list)
     export = actions.add_parser("export", help="print one story (the branch last chosen) to stdout or a file")
     export.add_argument("id", type=int, metavar="ID", help="the story's id (see `slmtui stories list`)")
-    export.add_argument("--format", choices=("md", "txt"), default="md", help="Markdown (default) or plain text")
+    export.add_argument("--format", choices=("md", "txt", "json"), default="md",
+                        help="Markdown (default) or plain text of the branch last chosen; json: the whole tree")
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of stdout")
     export.add_argument("--force", action="store_true", help="replace FILE if it exists (only ever a regular file)")
     export.set_defaults(func=_cmd_stories_export)
+    imp = actions.add_parser("import", help="add a story tree exported with --format json, as a new story")
+    imp.add_argument("file", type=Path, metavar="FILE", help="a file written by `slmtui stories export ID --format json`")
+    imp.set_defaults(func=_cmd_stories_import)
 
 
 def _open_stories() -> Any:
@@ -135,7 +139,12 @@ def _cmd_stories_export(args: argparse.Namespace) -> int:
     store = _open_stories()
     if store is None:
         raise SlmError("no stories yet: open the app with `slmtui` and start writing")
-    text = store.export(args.id, args.format)
+    if args.format == "json":
+        from slmtui.story_json import export_json
+
+        text = export_json(store, args.id)
+    else:
+        text = store.export(args.id, args.format)
     if args.output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return 0
@@ -143,6 +152,21 @@ def _cmd_stories_export(args: argparse.Namespace) -> int:
 
     written = write_regular_file(args.output, text.encode("utf-8"), replace=args.force)
     print(f"wrote {written}", file=sys.stderr)
+    return 0
+
+
+def _cmd_stories_import(args: argparse.Namespace) -> int:
+    from slmtui.engine import paths
+    from slmtui.stories import StoryStore
+    from slmtui.story_json import import_json, read_json
+
+    try:  # check the file before the database is made or opened: a bad file writes nothing anywhere
+        read_json(args.file.read_text(encoding="utf-8"), str(args.file))
+    except (OSError, UnicodeDecodeError) as e:
+        raise SlmError(f"cannot read {args.file}: {getattr(e, 'strerror', None) or e}", exit_code=2) from e
+    with StoryStore(paths.stories_db()) as store:
+        story = import_json(store, args.file)
+    print(f"imported story {story.id}: {story.title}")
     return 0
 
 

@@ -51,8 +51,9 @@ class Story:
     created: datetime
     updated: datetime  # last change of any kind, navigation included, so the list shows the last story touched
     model: str | None
-    memory: str  # the author's notes kept beside the story (for the prompt), not part of its text
+    memory: str  # text the model sees at the head of its window, not part of the story's text
     current_passage_id: int | None  # None: before the first passage (everything undone, or nothing written)
+    author_note: str = ""  # text the model sees a few lines before the end of its window (writing/context.py)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,16 @@ class Passage:
     created: datetime
     updated: datetime
     position: int  # order among siblings: retries come after what they retry
+    model: str | None = None  # the model that wrote it (None: the user's, or written before schema v2)
+    tokens: str = ""  # the model's tokens, packed (``pack_token``): one JSON line per token, for token view
+
+
+@dataclass(frozen=True)
+class Bookmark:
+    """A name the user gave a passage, to jump back to it."""
+
+    name: str
+    passage_id: int
 
 
 # --- schema -------------------------------------------------------------------------------------------------------
@@ -106,9 +117,54 @@ def _migrate_to_v1(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX stories_current ON stories(current_passage_id)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_v1]
+def _migrate_to_v2(conn: sqlite3.Connection) -> None:
+    """Per-passage model and tokens, the author's note, bookmarks. Only adds: every v1 row stays as it was."""
+    conn.execute("ALTER TABLE stories ADD COLUMN author_note TEXT NOT NULL DEFAULT ''")
+    conn.execute("ALTER TABLE passages ADD COLUMN model TEXT")
+    # One JSON line per token the model wrote (pack_token): appended as the text streams in, with the text.
+    conn.execute("ALTER TABLE passages ADD COLUMN tokens TEXT NOT NULL DEFAULT ''")
+    conn.execute(
+        """CREATE TABLE bookmarks (
+            id INTEGER PRIMARY KEY,
+            story_id INTEGER NOT NULL REFERENCES stories(id) ON DELETE CASCADE,
+            passage_id INTEGER NOT NULL REFERENCES passages(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            created TEXT NOT NULL,
+            UNIQUE (story_id, name)
+        )"""
+    )
+    conn.execute("CREATE INDEX bookmarks_passage ON bookmarks(passage_id)")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_v1, _migrate_to_v2]
 SCHEMA_VERSION = len(MIGRATIONS)
-_OWN_TABLES = {"stories", "passages"}
+_TABLES_AT = {1: {"stories", "passages"}, 2: {"stories", "passages", "bookmarks"}}
+"""The tables each schema version has: one missing means the file is damaged."""
+_OWN_TABLES = _TABLES_AT[SCHEMA_VERSION]
+
+
+TokenTuple = tuple[int, int, int, float, tuple[tuple[int, str, float], ...]]
+"""(start, end, token id, probability, alternatives as (token id, text, probability)): one stored token."""
+
+
+def pack_token(start: int, end: int, token_id: int, prob: float, alternatives: Any) -> str:
+    """One token as a JSON line: offsets in its passage's text, id, probability, alternatives. Probabilities
+    keep 5 decimals: token view shows two, and a line stays ~100 bytes with five alternatives."""
+    alts = [[a[0], a[1], round(a[2], 5)] for a in alternatives]
+    return json.dumps([start, end, token_id, round(prob, 5), alts], ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def unpack_tokens(packed: str) -> list[TokenTuple]:
+    """The tokens of ``Passage.tokens``; a line cut by a crash mid-write is dropped, never an error."""
+    out: list[TokenTuple] = []
+    for line in packed.splitlines():
+        try:
+            start, end, token_id, prob, alts = json.loads(line)
+            out.append((int(start), int(end), int(token_id), float(prob),
+                        tuple((int(a[0]), str(a[1]), float(a[2])) for a in alts)))
+        except (ValueError, TypeError, IndexError):
+            continue
+    return out
 
 
 def default_title(text: str) -> str:
@@ -141,6 +197,8 @@ def _passage(row: sqlite3.Row) -> Passage:
         created=_ts(row["created"]),
         updated=_ts(row["updated"]),
         position=row["position"],
+        model=row["model"],
+        tokens=row["tokens"],
     )
 
 
@@ -226,8 +284,9 @@ class StoryStore:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if version == 0 and tables - _OWN_TABLES:
             raise DamagedStoreError(self.path, "an SQLite database, but not slmtui's stories")
-        if version >= 1 and _OWN_TABLES - tables:
-            raise DamagedStoreError(self.path, f"the {' and '.join(sorted(_OWN_TABLES - tables))} table is missing")
+        missing = _TABLES_AT.get(version, set()) - tables
+        if missing:
+            raise DamagedStoreError(self.path, f"the {' and '.join(sorted(missing))} table is missing")
         check = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
         if check != "ok":
             raise DamagedStoreError(self.path, check)
@@ -298,6 +357,7 @@ class StoryStore:
             model=row["model"],
             memory=row["memory"],
             current_passage_id=row["current_passage_id"],
+            author_note=row["author_note"],
         )
 
     def _passage_row(self, c: sqlite3.Connection, passage_id: int) -> Passage:
@@ -332,13 +392,19 @@ class StoryStore:
 
     # --- stories ----------------------------------------------------------------------------------------------
 
-    def create_story(self, *, title: str | None = None, model: str | None = None, memory: str = "") -> Story:
+    def create_story(self, *, title: str | None = None, model: str | None = None, memory: str = "",
+                     author_note: str = "") -> Story:
         """A new, empty story; without a title it is named after its opening words once there are some."""
         with self._tx(write=True) as c:
-            now = self._now()
-            cur = c.execute("INSERT INTO stories (title, created, updated, model, memory) VALUES (?, ?, ?, ?, ?)",
-                            ((title or "").strip() or None, now, now, model, memory))
-            return self._story(self._story_row(c, int(cur.lastrowid or 0)))
+            return self._story(self._story_row(c, self._insert_story(c, title, model, memory, author_note)))
+
+    def _insert_story(self, c: sqlite3.Connection, title: str | None, model: str | None, memory: str,
+                      author_note: str, created: str | None = None, updated: str | None = None) -> int:
+        now = self._now()
+        cur = c.execute("INSERT INTO stories (title, created, updated, model, memory, author_note) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        ((title or "").strip() or None, created or now, updated or now, model, memory, author_note))
+        return int(cur.lastrowid or 0)
 
     def get_story(self, story_id: int) -> Story:
         """The story, or SlmError if there is none (ids come from the command line too)."""
@@ -371,44 +437,87 @@ class StoryStore:
             c.execute("UPDATE stories SET memory = ?, updated = ? WHERE id = ?", (text, self._now(), story_id))
             return self._story(self._story_row(c, story_id))
 
+    def set_author_note(self, story_id: int, text: str) -> Story:
+        """Replace the story's author's note (what the model sees a few lines before the end)."""
+        with self._tx(write=True) as c:
+            self._story_row(c, story_id)
+            c.execute("UPDATE stories SET author_note = ?, updated = ? WHERE id = ?", (text, self._now(), story_id))
+            return self._story(self._story_row(c, story_id))
+
     # --- passages ---------------------------------------------------------------------------------------------
 
     def add_passage(self, story_id: int, *, parent_id: int | None, author: Author, text: str,
-                    sampling: dict[str, Any] | None = None) -> Passage:
-        """Add a passage under ``parent_id`` (None: a root) and make it current. A retry is this same call with
-        the old passage's parent: the old one stays, as a sibling before the new one."""
-        if author not in AUTHORS:
-            raise ValueError(f"author must be 'user' or 'model', not {author!r}")
-        sampling_json = json.dumps(sampling) if sampling is not None else None
+                    sampling: dict[str, Any] | None = None, model: str | None = None, tokens: str = "",
+                    current: bool = True) -> Passage:
+        """Add a passage under ``parent_id`` (None: a root) and make it current (unless ``current`` is False:
+        a candidate written beside others). A retry is this same call with the old passage's parent: the old
+        one stays, as a sibling before the new one."""
         with self._tx(write=True) as c:
-            self._story_row(c, story_id)
-            if parent_id is not None and self._passage_row(c, parent_id).story_id != story_id:
-                raise SlmError(f"passage {parent_id} is not part of story {story_id}")
-            position = c.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM passages "
-                                 "WHERE story_id = ? AND parent_id IS ?", (story_id, parent_id)).fetchone()[0]
-            now = self._now()
-            cur = c.execute(
-                "INSERT INTO passages (story_id, parent_id, author, text, sampling, created, updated, position) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (story_id, parent_id, author, text, sampling_json, now, now, position),
-            )
-            moved = self._move(c, story_id, int(cur.lastrowid or 0))
+            pid = self._insert_passage(c, story_id, parent_id, author, text, sampling, model, tokens)
+            if not current:
+                return self._passage_row(c, pid)
+            moved = self._move(c, story_id, pid)
             assert moved is not None
             return moved
 
-    def append_text(self, passage_id: int, text: str) -> None:
-        """Add streamed text to the end of a passage. Two UPDATEs and a WAL commit: cheap enough per chunk,
-        and committed, so a crash mid-generation keeps what was shown."""
+    def add_passages(self, story_id: int, *, parent_id: int | None, count: int, author: Author = "model",
+                     sampling: list[dict[str, Any] | None] | None = None, model: str | None = None) -> list[Passage]:
+        """``count`` empty siblings under ``parent_id``, in one transaction: the candidates of one generation.
+        The current passage stays where it is (the parent) until one is picked."""
+        with self._tx(write=True) as c:
+            ids = [self._insert_passage(c, story_id, parent_id, author, "", (sampling or [None] * count)[i], model, "")
+                   for i in range(count)]
+            return [self._passage_row(c, i) for i in ids]
+
+    def _insert_passage(self, c: sqlite3.Connection, story_id: int, parent_id: int | None, author: str, text: str,
+                        sampling: dict[str, Any] | None, model: str | None, tokens: str) -> int:
+        if author not in AUTHORS:
+            raise ValueError(f"author must be 'user' or 'model', not {author!r}")
+        self._story_row(c, story_id)
+        if parent_id is not None and self._passage_row(c, parent_id).story_id != story_id:
+            raise SlmError(f"passage {parent_id} is not part of story {story_id}")
+        position = c.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM passages "
+                             "WHERE story_id = ? AND parent_id IS ?", (story_id, parent_id)).fetchone()[0]
+        now = self._now()
+        cur = c.execute(
+            "INSERT INTO passages (story_id, parent_id, author, text, sampling, created, updated, position, model, "
+            "tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (story_id, parent_id, author, text, json.dumps(sampling) if sampling is not None else None, now, now,
+             position, model, tokens),
+        )
+        return int(cur.lastrowid or 0)
+
+    def append_text(self, passage_id: int, text: str, tokens: str = "") -> None:
+        """Add streamed text (and its packed tokens) to the end of a passage. Two UPDATEs and a WAL commit:
+        cheap enough per chunk, and committed, so a crash mid-generation keeps what was shown."""
+        self.append_texts({passage_id: (text, tokens)})
+
+    def append_texts(self, chunks: dict[int, tuple[str, str]]) -> None:
+        """``append_text`` for several passages (the candidates of one generation) in one commit."""
         with self._tx(write=True) as c:
             now = self._now()
-            cur = c.execute("UPDATE passages SET text = text || ?, updated = ? WHERE id = ?", (text, now, passage_id))
-            if cur.rowcount == 0:
-                raise SlmError(f"no passage with id {passage_id}")
-            c.execute("UPDATE stories SET updated = ? WHERE id = (SELECT story_id FROM passages WHERE id = ?)",
-                      (now, passage_id))
+            for passage_id, (text, tokens) in chunks.items():
+                cur = c.execute("UPDATE passages SET text = text || ?, tokens = tokens || ?, updated = ? WHERE id = ?",
+                                (text, tokens, now, passage_id))
+                if cur.rowcount == 0:
+                    raise SlmError(f"no passage with id {passage_id}")
+            if chunks:
+                c.execute("UPDATE stories SET updated = ? WHERE id = (SELECT story_id FROM passages WHERE id = ?)",
+                          (now, next(iter(chunks))))
+
+    def edit_passage(self, passage_id: int, text: str) -> Passage:
+        """The user rewrote a passage: the new text becomes a new sibling after it, made current; the original,
+        its tokens and everything below it stay as they were (an edit is a branch, never an overwrite)."""
+        with self._tx(write=True) as c:
+            old = self._passage_row(c, passage_id)
+            pid = self._insert_passage(c, old.story_id, old.parent_id, old.author, text, old.sampling, old.model, "")
+            moved = self._move(c, old.story_id, pid)
+            assert moved is not None
+            return moved
 
     def set_passage_text(self, passage_id: int, text: str) -> Passage:
-        """Replace a passage's text (the user edited it). Edits in place: the tree keeps its shape."""
+        """Replace a passage's text in place (the tree keeps its shape). The writer's edits use
+        ``edit_passage``, which keeps the original; this is for tools and tests."""
         with self._tx(write=True) as c:
             story_id = self._passage_row(c, passage_id).story_id
             c.execute("UPDATE passages SET text = ?, updated = ? WHERE id = ?", (text, self._now(), passage_id))
@@ -503,6 +612,58 @@ class StoryStore:
             sibs = self._children(c, story_id, here.parent_id, "position, id")
             index = next(i for i, s in enumerate(sibs) if s.id == current)
             return self._move(c, story_id, sibs[(index + step) % len(sibs)].id)
+
+    # --- bookmarks --------------------------------------------------------------------------------------------
+
+    def set_bookmark(self, story_id: int, passage_id: int, name: str) -> Bookmark:
+        """Name a passage; a name already used in this story moves to this passage."""
+        name = " ".join(name.split())
+        if not name:
+            raise SlmError("a bookmark needs a name")
+        with self._tx(write=True) as c:
+            if self._passage_row(c, passage_id).story_id != story_id:
+                raise SlmError(f"passage {passage_id} is not part of story {story_id}")
+            c.execute("INSERT INTO bookmarks (story_id, passage_id, name, created) VALUES (?, ?, ?, ?) "
+                      "ON CONFLICT (story_id, name) DO UPDATE SET passage_id = excluded.passage_id",
+                      (story_id, passage_id, name, self._now()))
+            return Bookmark(name, passage_id)
+
+    def bookmarks(self, story_id: int) -> list[Bookmark]:
+        """The story's bookmarks, oldest first."""
+        with self._tx() as c:
+            rows = c.execute("SELECT name, passage_id FROM bookmarks WHERE story_id = ? ORDER BY id", (story_id,))
+            return [Bookmark(r["name"], r["passage_id"]) for r in rows]
+
+    def delete_bookmark(self, story_id: int, name: str) -> None:
+        with self._tx(write=True) as c:
+            c.execute("DELETE FROM bookmarks WHERE story_id = ? AND name = ?", (story_id, name))
+
+    # --- whole trees (JSON export and import: slmtui/story_json.py) -------------------------------------------
+
+    def insert_tree(self, story: Story, passages: list[Passage], bookmarks: list[Bookmark]) -> Story:
+        """A new story holding ``passages`` (parents before children; their ids are the file's, remapped
+        here) and ``bookmarks``, in one transaction: an import either lands whole or not at all."""
+        with self._tx(write=True) as c:
+            sid = self._insert_story(c, story.title if story.title_is_set else None, story.model, story.memory,
+                                     story.author_note, story.created.isoformat(), story.updated.isoformat())
+            ids: dict[int, int] = {}
+            for p in passages:
+                if p.parent_id is not None and p.parent_id not in ids:
+                    raise SlmError(f"passage {p.id} comes before its parent {p.parent_id}")
+                cur = c.execute(
+                    "INSERT INTO passages (story_id, parent_id, author, text, sampling, created, updated, position, "
+                    "model, tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (sid, ids.get(p.parent_id) if p.parent_id is not None else None, p.author, p.text,
+                     json.dumps(p.sampling) if p.sampling is not None else None, p.created.isoformat(),
+                     p.updated.isoformat(), p.position, p.model, p.tokens))
+                ids[p.id] = int(cur.lastrowid or 0)
+            for b in bookmarks:
+                c.execute("INSERT OR REPLACE INTO bookmarks (story_id, passage_id, name, created) VALUES (?, ?, ?, ?)",
+                          (sid, ids[b.passage_id], b.name, self._now()))
+            if story.current_passage_id is not None:
+                self._move(c, sid, ids[story.current_passage_id])
+            c.execute("UPDATE stories SET updated = ? WHERE id = ?", (story.updated.isoformat(), sid))
+            return self._story(self._story_row(c, sid))
 
     # --- export -----------------------------------------------------------------------------------------------
 

@@ -1,0 +1,173 @@
+"""A whole story tree as JSON: every passage (all branches), its sampling, model and tokens, the memory, the
+author's note and the bookmarks, so a story travels between machines and comes back the same tree.
+
+The file says what it is and which version of this format wrote it::
+
+    {"format": "slmtui-story", "version": 1, "story": {...}, "passages": [...], "bookmarks": [...]}
+
+Passages come parents first, each with the id it had where it was exported; import gives them new ids in a
+new story. Reading checks everything before anything is written, and says the first problem in one line.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from slmtui.engine.errors import SlmError
+from slmtui.stories import AUTHORS, Bookmark, Passage, Story, StoryStore, pack_token, unpack_tokens
+
+FORMAT = "slmtui-story"
+VERSION = 1
+"""This file format's version (not the database's): bumped when a reader of the old one would misread it."""
+
+
+def export_json(store: StoryStore, story_id: int) -> str:
+    """The story's whole tree as JSON text (UTF-8, indented: diffable, and small next to the tokens)."""
+    story = store.get_story(story_id)
+    passages = store.passages(story_id)
+    doc = {
+        "format": FORMAT,
+        "version": VERSION,
+        "story": {
+            "title": story.title if story.title_is_set else None,
+            "created": story.created.isoformat(),
+            "updated": story.updated.isoformat(),
+            "model": story.model,
+            "memory": story.memory,
+            "author_note": story.author_note,
+            "current": story.current_passage_id,
+        },
+        "passages": [
+            {
+                "id": p.id,
+                "parent": p.parent_id,
+                "author": p.author,
+                "text": p.text,
+                "sampling": p.sampling,
+                "model": p.model,
+                "created": p.created.isoformat(),
+                "updated": p.updated.isoformat(),
+                "position": p.position,
+                "tokens": [[s, e, t, pr, [list(a) for a in alts]] for s, e, t, pr, alts in unpack_tokens(p.tokens)],
+            }
+            for p in _parents_first(passages)
+        ],
+        "bookmarks": [{"name": b.name, "passage": b.passage_id} for b in store.bookmarks(story_id)],
+    }
+    return json.dumps(doc, ensure_ascii=False, indent=1) + "\n"
+
+
+def _parents_first(passages: list[Passage]) -> list[Passage]:
+    kids: dict[int | None, list[Passage]] = {}
+    for p in passages:
+        kids.setdefault(p.parent_id, []).append(p)
+    out: list[Passage] = []
+    stack = list(reversed(kids.get(None, [])))
+    while stack:
+        p = stack.pop()
+        out.append(p)
+        stack.extend(reversed(kids.get(p.id, [])))
+    return out
+
+
+def read_json(text: str, source: str = "the file") -> tuple[Story, list[Passage], list[Bookmark]]:
+    """Parse and check a story file; SlmError (exit 2) naming the first problem, before anything is written."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SlmError(f"{source} is not JSON: {e.msg} at line {e.lineno}, column {e.colno}", exit_code=2) from e
+    try:
+        return _read(doc)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise SlmError(f"{source} is not an slmtui story: {_say(e)}", exit_code=2) from e
+
+
+def _say(e: Exception) -> str:
+    return f"missing {e}" if isinstance(e, KeyError) else " ".join(str(e).split())
+
+
+def _read(doc: Any) -> tuple[Story, list[Passage], list[Bookmark]]:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError(f'"format" is not "{FORMAT}"')
+    if not isinstance(doc.get("version"), int) or doc["version"] > VERSION:
+        raise ValueError(f"format version {doc.get('version')!r}; this slmtui reads up to {VERSION}")
+    s = doc["story"]
+    seen: set[int] = set()
+    passages: list[Passage] = []
+    for p in doc["passages"]:
+        pid, parent = _int(p["id"], "passage id"), p["parent"]
+        if pid in seen:
+            raise ValueError(f"passage {pid} appears twice")
+        if parent is not None and parent not in seen:
+            raise ValueError(f"passage {pid} comes before its parent {parent}")
+        if p["author"] not in AUTHORS:
+            raise ValueError(f"passage {pid}: author {p['author']!r} is not 'user' or 'model'")
+        if not isinstance(p["text"], str):
+            raise ValueError(f"passage {pid}: text is not a string")
+        if p.get("sampling") is not None and not isinstance(p["sampling"], dict):
+            raise ValueError(f"passage {pid}: sampling is not an object")
+        seen.add(pid)
+        passages.append(Passage(
+            id=pid, story_id=0, parent_id=parent, author=p["author"], text=p["text"], sampling=p.get("sampling"),
+            created=_time(p.get("created")), updated=_time(p.get("updated")), position=_int(p.get("position", 0),
+            "position"), model=_str_or_none(p.get("model"), "model"), tokens=_pack(p.get("tokens") or [], pid),
+        ))
+    current = s.get("current")
+    if current is not None and current not in seen:
+        raise ValueError(f"the current passage {current} is not in the file")
+    bookmarks = []
+    for b in doc.get("bookmarks") or []:
+        if b["passage"] not in seen or not isinstance(b["name"], str) or not b["name"].strip():
+            raise ValueError(f"bookmark {b.get('name')!r} names no passage of the file")
+        bookmarks.append(Bookmark(b["name"], b["passage"]))
+    title = _str_or_none(s.get("title"), "title")
+    story = Story(id=0, title=title or "", title_is_set=bool(title), created=_time(s.get("created")),
+                  updated=_time(s.get("updated")), model=_str_or_none(s.get("model"), "model"),
+                  memory=_str(s.get("memory", ""), "memory"), current_passage_id=current,
+                  author_note=_str(s.get("author_note", ""), "author_note"))
+    return story, passages, bookmarks
+
+
+def _int(v: Any, what: str) -> int:
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise ValueError(f"{what} {v!r} is not a whole number")
+    return v
+
+
+def _str(v: Any, what: str) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"{what} is not a string")
+    return v
+
+
+def _str_or_none(v: Any, what: str) -> str | None:
+    return None if v is None else _str(v, what)
+
+
+def _time(v: Any) -> datetime:
+    if v is None:
+        return datetime.now(timezone.utc)
+    t = datetime.fromisoformat(_str(v, "a time"))
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def _pack(tokens: Any, pid: int) -> str:
+    lines = []
+    for t in tokens:
+        start, end, token_id, prob, alts = t
+        lines.append(pack_token(int(start), int(end), int(token_id), float(prob),
+                                [(int(a[0]), str(a[1]), float(a[2])) for a in alts]))
+    return "".join(lines)
+
+
+def import_json(store: StoryStore, path: Path) -> Story:
+    """Read ``path`` and add it as a new story; nothing is written unless the whole file is good."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SlmError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}", exit_code=2) from e
+    story, passages, bookmarks = read_json(text, str(path))
+    return store.insert_tree(story, passages, bookmarks)
