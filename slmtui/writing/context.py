@@ -3,6 +3,11 @@
 The engine reads memory, then the story's last tokens (``Decoder``: memory capped at half the context,
 the window sliding once it is full). These functions say where that window begins in the story's text, so
 the writer can dim what lies before it. No Textual here.
+
+The author's note is woven into the story's tokens when a continuation starts: ``note_block(note)`` goes in
+just before the story's last ``NOTE_DEPTH`` tokens (at the very start of a shorter story; in a context too small
+for that, halfway into the room that memory and note leave: ``note_depth``), so the model reads it a few lines
+before the point it writes from, where it steers the next words most, and the memory stays at the head. The note is in the prompt, not the story's text; as the model writes on, it stays where it was put.
 """
 
 from __future__ import annotations
@@ -24,15 +29,47 @@ class Window:
     """Offset in the story's text where the seen part begins."""
 
 
+NOTE_DEPTH = 48
+"""How many of the story's last tokens come after the author's note (about three lines of prose)."""
+
+
+def note_block(note: str) -> str:
+    """The note as the model reads it: a bracketed line of its own, as story front ends write it."""
+    return f"\n[{' '.join(note.split())}]\n" if note.strip() else ""
+
+
+def note_tokens(tokenizer: Tokenizer, note: str) -> int:
+    block = note_block(note)
+    return len(tokenizer.encode(block)) if block else 0
+
+
+def note_depth(block_size: int, memory: int, note: int) -> int:
+    """How many story tokens follow the note: ``NOTE_DEPTH``, or fewer when the window cannot hold memory,
+    note and that many (a tiny model's 64 tokens), so the note is always in view when writing starts."""
+    return max(0, min(NOTE_DEPTH, (block_size - memory - note) // 2))
+
+
+def prompt_with_note(tokenizer: Tokenizer, text: str, note: str, *, depth: int = NOTE_DEPTH) -> str | list[int]:
+    """What the engine is given to continue ``text``: the text itself without a note, else its tokens with the
+    note's tokens inserted ``depth`` tokens before the end."""
+    block = note_block(note)
+    if not block:
+        return text
+    ids = tokenizer.encode(text) if text else []
+    cut = max(0, len(ids) - depth)
+    return ids[:cut] + tokenizer.encode(block) + ids[cut:]
+
+
 def memory_tokens(tokenizer: Tokenizer, memory: str, block_size: int) -> int:
     """Tokens of memory the model reads (the engine keeps at most half the context for it)."""
     return min(len(tokenizer.encode(memory)) if memory else 0, block_size // 2)
 
 
-def idle_window(tokenizer: Tokenizer, text: str, block_size: int, memory: int) -> Window:
-    """What the model would see if it went on from ``text`` now."""
+def idle_window(tokenizer: Tokenizer, text: str, block_size: int, memory: int, note: int = 0) -> Window:
+    """What the model would see if it went on from ``text`` now (``note``: author's note tokens, which take
+    room in the window)."""
     ids = tokenizer.encode(text) if text else []
-    window = min(len(ids), block_size - memory)
+    window = min(len(ids), max(0, block_size - memory - note))
     unseen = len(ids) - window
     return Window(len(ids), window, len(tokenizer.decode(ids[:unseen])) if unseen > 0 else 0)
 
@@ -40,10 +77,13 @@ def idle_window(tokenizer: Tokenizer, text: str, block_size: int, memory: int) -
 class StreamWindow:
     """What the model saw for each token of one continuation (the window slides as the story grows)."""
 
-    def __init__(self, tokenizer: Tokenizer, prompt: str, *, passage_start: int, first_mark: int) -> None:
+    def __init__(self, tokenizer: Tokenizer, prompt: str, *, passage_start: int, first_mark: int,
+                 note: int = 0) -> None:
         """``prompt``: the story up to and including the passage's text so far; ``passage_start``: where the
-        passage begins in the story's text; ``first_mark``: how many token marks the passage already has."""
+        passage begins in the story's text; ``first_mark``: how many token marks the passage already has;
+        ``note``: the author's note's tokens woven into what the engine reads (they are in its window)."""
         self.tokenizer = tokenizer
+        self.note = note
         self.prompt_ids = tokenizer.encode(prompt)
         # An empty prompt is read as one <|endoftext|> token: it counts, but has no text.
         self.prompt_tokens = len(self.prompt_ids) or 1
@@ -56,7 +96,7 @@ class StreamWindow:
         (``TokenEvent.window_tokens``: the tokens before it). The newest token is counted as seen: the
         model reads it next."""
         total = self.prompt_tokens + produced
-        unseen = max(0, total - 1 - window_tokens)
+        unseen = max(0, total - 1 - max(0, window_tokens - self.note))
         if self._cache[0] != unseen:  # the window moves once every quarter context: keep its start
             if unseen <= 0:
                 start = 0

@@ -8,8 +8,13 @@ keeps no copy of its own.
 Generation runs on a worker thread (``runner``; the screen hands in a Textual thread worker, tests a plain
 thread): a ``StreamJob`` buffers the engine's events and saves the text as it goes; ``poll()``, called on the
 UI thread once a frame, takes what was streamed, adds it to the path and the token marks, and says where the
-model's window now begins. Operations that name a passage take its id and default to the current one, and
-``poll`` reports each stream by its index, so several candidates at once fit the same shapes.
+model's window now begins. Operations that name a passage take its id and default to the current one (continue,
+retry and edit work on any passage of the tree), and ``poll`` reports each stream by its index.
+
+With ``choices`` N > 1, a continuation is N candidates written at once by one batched engine call: N empty
+sibling passages are made first (so a crash keeps each one's text), the reader stays on their parent, and
+``pick(i)`` makes one current; the others stay in the tree as siblings. An edit is a new sibling too: nothing
+anyone wrote is overwritten.
 """
 
 from __future__ import annotations
@@ -24,15 +29,18 @@ from slmtui.engine.errors import SlmError
 from slmtui.engine.generate import Alternative, Generator
 from slmtui.engine.sampling import Sampling
 from slmtui.engine.tokenizer import Tokenizer
-from slmtui.stories import Passage, Story, StoryStore
-from slmtui.writing.context import StreamWindow, Window, idle_window, memory_tokens
-from slmtui.writing.stream import SAVE_EVERY_S, StreamJob, TokenMark
+from slmtui.stories import Bookmark, Passage, Story, StoryStore
+from slmtui.writing import MAX_CHOICES
+from slmtui.writing.context import (StreamWindow, Window, idle_window, memory_tokens, note_depth, note_tokens,
+                                    prompt_with_note)
+from slmtui.writing.stream import SAVE_EVERY_S, StreamJob, TokenMark, marks_from_store
 
 STOP_WAIT_S = 5.0
 """How long stopping waits for the worker to finish the token it is on (one token: milliseconds)."""
 
 Change = Literal["model", "story", "memory", "state"]
-"""What a listener is told changed: the model, the story shown (text, path or tree), its memory, the status."""
+"""What a listener is told changed: the model, the story shown (text, path, tree or candidates), its memory or
+author's note, the status."""
 StateKind = Literal["idle", "busy", "error"]
 Runner = Callable[[Callable[[], None]], object]
 """Runs a callable on a worker thread."""
@@ -110,14 +118,23 @@ class WritingSession:
         self.tree: dict[int | None, list[Passage]] = {}
         """Parent id (None for the roots) -> its continuations, in sibling order."""
         self.tokens: dict[int, list[TokenMark]] = {}
-        """The tokens written this session, per passage."""
+        """The model's tokens per passage: streamed this session, or read back from the store."""
+        self.choices = 1
+        """How many continuations one generation writes side by side (1..MAX_CHOICES)."""
+        self.candidates: tuple[int, ...] = ()
+        """Passages of the last N > 1 generation still to pick from (empty: none, or picked)."""
+        self.candidate_text: dict[int, str] = {}
+        """Each candidate's text as it streams in."""
+        self.bookmarks: list[Bookmark] = []
         self.job: StreamJob | None = None
         self.state = "loading model…"
         self.state_kind: StateKind = "idle"
         self.save_every = SAVE_EVERY_S
         self.listeners: list[Callable[[Change], None]] = []
+        self._by_id: dict[int, Passage] = {}
         self._window: StreamWindow | None = None
         self._memory_tokens = 0
+        self._note_tokens = 0
 
     # --- what the screen reads ----------------------------------------------------------------------------------
 
@@ -135,14 +152,37 @@ class WritingSession:
         return self.job is not None
 
     @property
+    def author_note(self) -> str:
+        return self.story.author_note if self.story else ""
+
+    @property
     def memory_tokens(self) -> int:
         return self._memory_tokens
+
+    @property
+    def note_tokens(self) -> int:
+        return self._note_tokens
 
     def idle_window(self) -> Window | None:
         """What the model would see if it went on now (None without a model)."""
         if self.model is None:
             return None
-        return idle_window(self.model.tokenizer, self.text, self.model.block_size, self._memory_tokens)
+        return idle_window(self.model.tokenizer, self.text, self.model.block_size, self._memory_tokens,
+                           self._note_tokens)
+
+    def passage(self, passage_id: int) -> Passage | None:
+        """A passage of the open story, from the tree read last."""
+        return self._by_id.get(passage_id)
+
+    def mean_prob(self, passage_id: int) -> float | None:
+        """The mean probability of the model's tokens in a passage (how much the model liked it)."""
+        marks = self.tokens.get(passage_id)
+        return sum(m.prob for m in marks) / len(marks) if marks else None
+
+    def set_choices(self, n: int) -> None:
+        if not 1 <= n <= MAX_CHOICES:
+            raise SlmError(f"choices must be 1 to {MAX_CHOICES}, not {n}", exit_code=2)
+        self.choices = n
 
     def siblings(self, passage_id: int) -> list[Passage]:
         passage = next((p for kids in self.tree.values() for p in kids if p.id == passage_id), None)
@@ -169,6 +209,7 @@ class WritingSession:
         self._stop()
         self.story = self.store.get_story(story_id) if story_id is not None else None
         self.tokens = {}
+        self.candidates, self.candidate_text = (), {}
         self._count_memory()
         self._reload()
 
@@ -184,13 +225,20 @@ class WritingSession:
     def _reload(self) -> None:
         """Re-read the story, its path and its tree, and tell the listeners."""
         if self.story is None:
-            self.path, self.tree = [], {}
+            self.path, self.tree, self.bookmarks = [], {}, []
         else:
             self.story = self.store.get_story(self.story.id)
             self.path = self.store.current_path(self.story.id)
             self.tree = {}
             for p in self.store.passages(self.story.id):
                 self.tree.setdefault(p.parent_id, []).append(p)
+            self.bookmarks = self.store.bookmarks(self.story.id)
+        self._by_id = {p.id: p for kids in self.tree.values() for p in kids}
+        for p in [*self.path, *(self._by_id[c] for c in self.candidates if c in self._by_id)]:
+            if p.id not in self.tokens and p.tokens:  # written in an earlier session: the stored tokens
+                self.tokens[p.id] = marks_from_store(p.tokens)
+        if self.job is None:
+            self.candidate_text = {c: self._by_id[c].text for c in self.candidates if c in self._by_id}
         self._publish("story")
 
     # --- writing ------------------------------------------------------------------------------------------------
@@ -206,23 +254,44 @@ class WritingSession:
             parent = self.store.add_passage(story.id, parent_id=parent, author="user", text=join_text(before, text)).id
         return self.continue_from(parent)
 
-    def continue_from(self, parent_id: int | None, *, text: str = "",
-                      tokens: list[TokenMark] | None = None) -> StreamJob | None:
-        """A new model passage under ``parent_id`` (starting with ``text``), streamed into."""
+    def continue_from(self, parent_id: int | None, *, text: str = "", tokens: list[TokenMark] | None = None,
+                      n: int | None = None) -> StreamJob | None:
+        """New model passages under ``parent_id`` (any passage of the tree; None: the story's start), streamed
+        into: one that becomes current (starting with ``text``), or, with ``n`` (default: ``choices``) > 1,
+        ``n`` candidates written at once while the reader stays on ``parent_id`` until ``pick``."""
         self._stop()
         story = self.ensure_story()
         if self.model is None:
             self._reload()
             return None
+        n = 1 if text else (n or self.choices)
         seed = self.sampling.seed if self.sampling.seed is not None else secrets.randbelow(2**31)
-        passage = self.store.add_passage(story.id, parent_id=parent_id, author="model", text=text,
-                                         sampling={**self.sampling.to_dict(), "seed": seed})
-        self.tokens[passage.id] = list(tokens or [])
-        prompt = self.store.story_text(story.id, passage.id)
-        job = StreamJob(passage.id, prompt, memory=self.memory, seed=seed)
+        settings = self.sampling.to_dict()
+        if n == 1:
+            marks = list(tokens or [])
+            passage = self.store.add_passage(story.id, parent_id=parent_id, author="model", text=text,
+                                             sampling={**settings, "seed": seed}, model=self.model.name,
+                                             tokens="".join(m.packed() for m in marks))
+            ids: tuple[int, ...] = (passage.id,)
+            self.tokens[passage.id] = marks
+            self.candidates = ()
+        else:  # stream i draws with seed + i (the engine's rule), so each candidate replays alone
+            made = self.store.add_passages(story.id, parent_id=parent_id, count=n, model=self.model.name,
+                                           sampling=[{**settings, "seed": seed + i} for i in range(n)])
+            self.store.set_current(story.id, parent_id)
+            ids = tuple(p.id for p in made)
+            self.candidates = ids
+            self.candidate_text = {i: "" for i in ids}
+            for i in ids:
+                self.tokens[i] = []
+        before = self.store.story_text(story.id, parent_id) if parent_id is not None else ""
+        prompt = before + text
+        depth = note_depth(self.model.block_size, self._memory_tokens, self._note_tokens)
+        job = StreamJob(ids, prompt_with_note(self.model.tokenizer, prompt, self.author_note, depth=depth),
+                        memory=self.memory, seed=seed, starts=(len(text),) * n)
         self._reload()
-        self._window = StreamWindow(self.model.tokenizer, prompt, passage_start=len(prompt) - len(text),
-                                    first_mark=len(self.tokens[passage.id]))
+        self._window = StreamWindow(self.model.tokenizer, prompt, passage_start=len(before),
+                                    first_mark=len(self.tokens[ids[0]]), note=self._note_tokens)
         self.job = job
         self._set_state("writing…", "busy")
         generator = self.model.generator
@@ -240,13 +309,24 @@ class WritingSession:
             raise
 
     def retry(self, passage_id: int | None = None) -> StreamJob | None:
-        """A new continuation of the same point; the old one stays, as a sibling. On a passage of the user's (or
-        on none), a continuation after it."""
+        """A new continuation of the same point as ``passage_id`` (any passage; default: the current one); the
+        old one stays, as a sibling. On a passage of the user's (or on none), a continuation after it."""
         self._stop()
         target = self._passage(passage_id)
         if target is not None and target.author == "model":
             return self.continue_from(target.parent_id)
         return self.continue_from(target.id if target else None)
+
+    def pick(self, index: int) -> Passage | None:
+        """Candidate ``index`` (0-based) joins the story: it becomes current; the others stay as siblings."""
+        if not 0 <= index < len(self.candidates) or self.story is None:
+            return None
+        self._stop()
+        chosen = self.candidates[index]
+        self.candidates, self.candidate_text = (), {}
+        passage = self.store.set_current(self.story.id, chosen)
+        self._reload()
+        return passage
 
     def branch_from_token(self, passage_id: int, token_index: int, alt: Alternative) -> StreamJob | None:
         """Rewrite the story from a token: a new sibling of its passage with the text up to that token and the
@@ -265,12 +345,14 @@ class WritingSession:
     def undo(self) -> None:
         """Step back a passage; it stays in the tree, and redo brings it back."""
         self._stop()
+        self.candidates = ()
         if self.story is not None and self.path:
             self.store.undo(self.story.id)
             self._reload()
 
     def redo(self) -> None:
         self._stop()
+        self.candidates = ()
         if self.story is not None:
             self.store.redo(self.story.id)
             self._reload()
@@ -279,6 +361,7 @@ class WritingSession:
         """Switch to the next (``step`` > 0) or previous alternative of the current passage; returns how many
         alternatives there are at this point (1: nothing to switch to)."""
         self._stop()
+        self.candidates = ()
         if self.story is None or not self.path:
             return 1
         moved = self.store.next_sibling(self.story.id) if step > 0 else self.store.prev_sibling(self.story.id)
@@ -288,17 +371,47 @@ class WritingSession:
     def choose(self, passage_id: int) -> None:
         """Read the story to ``passage_id`` (a passage picked in the tree)."""
         self._stop()
+        self.candidates = ()
         if self.story is not None:
             self.store.set_current(self.story.id, passage_id)
             self._reload()
 
-    def edit(self, passage_id: int, text: str) -> None:
-        """Replace a passage's text; its token marks are dropped (they are no longer the model's)."""
+    def edit(self, passage_id: int, text: str) -> Passage | None:
+        """The passage rewritten: a new sibling with ``text``, made current; the original (with its tokens and
+        what follows it) stays in the tree, one alt+left away. None when the text did not change."""
         self._stop()
-        if text != self.store.get_passage(passage_id).text:
-            self.store.set_passage_text(passage_id, text)
-            self.tokens.pop(passage_id, None)
-            self._reload()
+        if text == self.store.get_passage(passage_id).text:
+            return None
+        self.candidates = ()
+        edited = self.store.edit_passage(passage_id, text)
+        self._reload()
+        return edited
+
+    def set_author_note(self, text: str) -> None:
+        """The text the model sees a few lines before the end (context.NOTE_DEPTH); saved with the story."""
+        if self.story is None and not text:
+            return
+        story = self.ensure_story()
+        self.story = self.store.set_author_note(story.id, text)
+        self._count_memory()
+        self._publish("memory")
+
+    def set_bookmark(self, name: str, passage_id: int | None = None) -> Bookmark | None:
+        """Name a passage (default: the current one) to come back to it."""
+        target = self._passage(passage_id)
+        if self.story is None or target is None:
+            return None
+        mark = self.store.set_bookmark(self.story.id, target.id, name)
+        self._reload()
+        return mark
+
+    def jump(self, name: str) -> bool:
+        """Read the story to the passage bookmarked ``name``; False if there is no such bookmark."""
+        mark = next((b for b in self.bookmarks if b.name == name), None)
+        if mark is None:
+            return False
+        self.choose(mark.passage_id)
+        return True
 
     def set_memory(self, text: str) -> None:
         """The text the model always sees before the story; saved with the story (made one if needed)."""
@@ -317,23 +430,27 @@ class WritingSession:
         if job is None:
             return None
         done = job.done
-        events = job.take()
+        taken = job.take()
         streamed: list[Streamed] = []
         window = None
-        if events and self.path and self.path[-1].id == job.passage_id:
-            marks = self.tokens.setdefault(job.passage_id, [])
-            passage = self.path[-1]
-            offset = len(passage.text)
-            new: list[TokenMark] = []
-            for e in events:
-                new.append(TokenMark(offset, offset + len(e.text), e.token_id, e.prob, e.alternatives))
-                offset += len(e.text)
-            marks.extend(new)
-            text = "".join(e.text for e in events)
-            self.path[-1] = replace(passage, text=passage.text + text)
-            streamed.append(Streamed(job.index, job.passage_id, text, tuple(new)))
-            if self._window is not None:
-                window = self._window.at(job.produced, events[-1].window_tokens, marks)
+        if taken:
+            by_stream: dict[int, list] = {}
+            for t in taken:
+                by_stream.setdefault(t.stream, []).append(t)
+            for index, tokens in sorted(by_stream.items()):
+                pid = job.passage_ids[index]
+                new = tuple(t.mark for t in tokens)
+                text = "".join(t.event.text for t in tokens)
+                self.tokens.setdefault(pid, []).extend(new)
+                if job.n > 1:
+                    self.candidate_text[pid] = self.candidate_text.get(pid, "") + text
+                elif self.path and self.path[-1].id == pid:
+                    self.path[-1] = replace(self.path[-1], text=self.path[-1].text + text)
+                else:
+                    continue
+                streamed.append(Streamed(index, pid, text, new))
+                if index == 0 and self._window is not None:
+                    window = self._window.at(job.produced_by[0], tokens[-1].event.window_tokens, self.tokens[pid])
         if done:
             self._finish(job)
         return Progress(tuple(streamed), window, job.tokens_per_second, done, job.error if done else None)
@@ -380,11 +497,12 @@ class WritingSession:
         """The passage named, or the current one."""
         if passage_id is None:
             return self.path[-1] if self.path else None
-        return self.store.get_passage(passage_id)
+        return self._by_id.get(passage_id) or self.store.get_passage(passage_id)
 
     def _count_memory(self) -> None:
         if self.model is not None:
             self._memory_tokens = memory_tokens(self.model.tokenizer, self.memory, self.model.block_size)
+            self._note_tokens = note_tokens(self.model.tokenizer, self.author_note)
 
     def _set_state(self, state: str, kind: StateKind = "idle") -> None:
         if (state, kind) != (self.state, self.state_kind):

@@ -6,8 +6,9 @@ seconds (and once at the end). The UI thread calls ``take()`` on a timer (30 tim
 everything since the last call in one batch, so drawing never falls behind the engine and never blocks it.
 No Textual in here: the job is tested on its own (tests/writing/test_stream.py).
 
-A job is one stream, tagged with its ``index`` among the streams of one generation (0 when there is one), so
-that several candidates written at once each fill their own passage.
+A job is one generation of one or more streams (the "choices" setting: N candidates from one batched engine
+call); each event is tagged with its stream, and stream i fills passage ``passage_ids[i]``. The tokens are saved
+with the text (packed, one JSON line each), so token view works on a passage reopened later.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Protocol
 
 from slmtui.engine.generate import Alternative, Generator, TokenEvent
 from slmtui.engine.sampling import Sampling
+from slmtui.stories import pack_token, unpack_tokens
 
 SAVE_EVERY_S = 0.5
 """How often streamed text is committed: a kill -9 loses at most this much (plus one frame) of text."""
@@ -36,40 +38,79 @@ class TokenMark:
     prob: float
     alternatives: tuple[Alternative, ...]
 
+    def packed(self) -> str:
+        """This token as stories.db keeps it (one JSON line)."""
+        return pack_token(self.start, self.end, self.token_id, self.prob,
+                          [(a.token_id, a.text, a.prob) for a in self.alternatives])
+
+
+def marks_from_store(packed: str) -> list[TokenMark]:
+    """The token marks kept with a passage (``Passage.tokens``): token view on a passage of an earlier session."""
+    return [TokenMark(s, e, t, p, tuple(Alternative(*a) for a in alts)) for s, e, t, p, alts in unpack_tokens(packed)]
+
 
 class TextSink(Protocol):
     """Where the streamed text is saved: ``StoryStore`` is one."""
 
-    def append_text(self, passage_id: int, text: str) -> None: ...
+    def append_texts(self, chunks: dict[int, tuple[str, str]]) -> None: ...
+
+
+@dataclass(frozen=True)
+class StreamToken:
+    """One token of one stream, as the worker hands it to the UI: which stream, the engine's event, its mark."""
+
+    stream: int
+    event: TokenEvent
+    mark: TokenMark
 
 
 @dataclass(eq=False)
 class StreamJob:
-    """A continuation of ``prompt`` written into passage ``passage_id``."""
+    """One generation: ``len(passage_ids)`` continuations of ``prompt`` written at once (one batched engine
+    call), stream i into passage ``passage_ids[i]``."""
 
-    passage_id: int
-    prompt: str
+    passage_ids: tuple[int, ...]
+    prompt: str | list[int]
+    """The story's text, or its tokens when an author's note is woven in (writing/context.py)."""
     memory: str = ""
-    index: int = 0
-    """Which stream of its generation this is (0 when there is one)."""
     seed: int = 0
-    """The seed used when the panel's sampling has none, so the passage's settings replay it exactly."""
+    """The seed used when the panel's sampling has none, so the passage's settings replay it exactly (stream i
+    draws with seed + i)."""
+    starts: tuple[int, ...] = ()
+    """Length of each passage's text before the stream (a branch from a token starts with some): where the
+    token marks begin. Empty: all 0."""
     started: float = field(default_factory=time.perf_counter)
     produced: int = 0
-    """Tokens the engine has made so far (the UI may not have drawn them all yet)."""
+    """Tokens the engine has made so far, all streams together (the UI may not have drawn them all yet)."""
+    produced_by: list[int] = field(default_factory=list)
+    """Tokens made per stream."""
     samplings: list[Sampling] = field(default_factory=list)
     """The sampling each produced token was drawn with, in order (tests read it; so could a status line)."""
     stopped_at: int | None = None
-    """``produced`` when the user asked to stop: at most one token may follow it."""
+    """``produced`` when the user asked to stop: at most one token per stream may follow it."""
     done: bool = False
     error: str | None = None
     finished: threading.Event = field(default_factory=threading.Event)
     """Set when the worker is done and every token is saved: stopping waits on it."""
     cancelled: threading.Event = field(default_factory=threading.Event)
     """Set by ``cancel``; the engine checks it between tokens."""
-    _pending: list[TokenEvent] = field(default_factory=list)
+    _pending: list[StreamToken] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _resolved: tuple[Sampling | None, Sampling | None] = (None, None)
+
+    def __post_init__(self) -> None:
+        self.produced_by = [0] * self.n
+        if not self.starts:
+            self.starts = (0,) * self.n
+
+    @property
+    def n(self) -> int:
+        return len(self.passage_ids)
+
+    @property
+    def passage_id(self) -> int:
+        """The first (with one stream, the only) passage written."""
+        return self.passage_ids[0]
 
     def resolve(self, sampling: Sampling) -> Sampling:
         """The panel's sampling with this job's seed filled in when the panel leaves it to chance."""
@@ -93,8 +134,9 @@ class StreamJob:
         """Stream until the length is reached, ``cancel()`` or ``should_stop()``; called on the worker thread.
 
         ``sampling`` is called before every token, so a change in the panel applies to the very next one.
+        Text and tokens are saved together, every ``save_every`` seconds, for all streams in one commit.
         """
-        current: list[Sampling] = []
+        current: list[Sampling] = [Sampling()]
         cancelled = self.cancelled.is_set
 
         def stop() -> bool:
@@ -102,24 +144,37 @@ class StreamJob:
 
         def source() -> Sampling:
             s = self.resolve(sampling())
-            current[:] = [s]
+            current[0] = s
             return s
 
-        unsaved: list[str] = []
+        offsets = list(self.starts)
+        unsaved: dict[int, tuple[list[str], list[str]]] = {}
         last_save = time.monotonic()
-        events = generator.stream(self.prompt, source, memory=self.memory, should_stop=stop)
+        kwargs = {"n": self.n} if self.n > 1 else {}
+        events = generator.stream(self.prompt, source, memory=self.memory, should_stop=stop, **kwargs)
+
+        def save() -> None:
+            if unsaved:
+                sink.append_texts({self.passage_ids[i]: ("".join(t), "".join(k)) for i, (t, k) in unsaved.items()})
+                unsaved.clear()
+
         try:
             for event in events:
+                i = getattr(event, "stream", 0)
+                start = offsets[i]
+                offsets[i] = start + len(event.text)
+                mark = TokenMark(start, offsets[i], event.token_id, event.prob, event.alternatives)
                 with self._lock:
-                    self._pending.append(event)
+                    self._pending.append(StreamToken(i, event, mark))
                     self.samplings.append(current[0])
                     self.produced += 1
-                if event.text:
-                    unsaved.append(event.text)
+                    self.produced_by[i] += 1
+                texts, packed = unsaved.setdefault(i, ([], []))
+                texts.append(event.text)
+                packed.append(mark.packed())
                 now = time.monotonic()
-                if unsaved and now - last_save >= save_every:
-                    sink.append_text(self.passage_id, "".join(unsaved))
-                    unsaved.clear()
+                if now - last_save >= save_every:
+                    save()
                     last_save = now
                 if stop():  # stop now rather than after the engine reads this token
                     break
@@ -127,8 +182,7 @@ class StreamJob:
             close = getattr(events, "close", None)  # a generator: ends the engine's loop (and its cache) now
             if close is not None:
                 close()
-            if unsaved:
-                sink.append_text(self.passage_id, "".join(unsaved))
+            save()
             self.done = True
             self.finished.set()
 
@@ -138,7 +192,7 @@ class StreamJob:
             self.stopped_at = self.produced
         self.cancelled.set()
 
-    def take(self) -> list[TokenEvent]:
+    def take(self) -> list[StreamToken]:
         """Everything streamed since the last call (UI thread)."""
         with self._lock:
             events, self._pending = self._pending, []
@@ -146,5 +200,6 @@ class StreamJob:
 
     @property
     def tokens_per_second(self) -> float:
+        """All streams together."""
         elapsed = time.perf_counter() - self.started
         return self.produced / elapsed if elapsed > 0 else 0.0

@@ -257,7 +257,7 @@ async def test_memory_is_saved_and_sent_to_the_model(
         assert writer.query_one("#context").memory_tokens == len("Wendy is brave.")
 
 
-async def test_edit_a_passage(make_app: Callable[..., SlmApp], store: StoryStore) -> None:
+async def test_an_edit_keeps_the_original_as_a_sibling(make_app: Callable[..., SlmApp], store: StoryStore) -> None:
     app = make_app()
     async with app.run_test() as pilot:
         writer = writer_of(app)
@@ -265,10 +265,14 @@ async def test_edit_a_passage(make_app: Callable[..., SlmApp], store: StoryStore
         await pilot.press(*"Once", "enter")
         await wait_idle(pilot, writer)
         passage = writer.session.path[-1]
+        original = passage.text
         await pilot.press("f2")
-        await pilot.press("ctrl+a" if False else "end", *" EDITED", "ctrl+s")
+        await pilot.press("end", *" EDITED", "ctrl+s")
         await pilot.pause()
-        assert store.get_passage(passage.id).text.endswith(" EDITED")
+        edited = writer.session.path[-1]
+        assert edited.id != passage.id and edited.text == original + " EDITED"
+        assert store.get_passage(passage.id).text == original, "the original is never overwritten"
+        assert [p.id for p in store.siblings(passage.id)] == [passage.id, edited.id]
         assert model_text(writer).endswith(" EDITED")
 
 

@@ -184,13 +184,16 @@ def test_choose_an_alternative_token_branches_from_it(session: WritingSession, g
     assert session.path[-1].text.startswith(original.text[: marks[k].start] + alt.text)
 
 
-def test_edit_replaces_the_text_and_drops_its_tokens(session: WritingSession, store: StoryStore) -> None:
+def test_edit_is_a_new_sibling_and_keeps_the_original(session: WritingSession, store: StoryStore) -> None:
     session.send("Edit me")
     finish(session)
     passage = session.path[-1]
-    session.edit(passage.id, "rewritten.")
-    assert session.path[-1].text == "rewritten." and store.get_passage(passage.id).text == "rewritten."
-    assert passage.id not in session.tokens
+    original = passage.text
+    edited = session.edit(passage.id, "rewritten.")
+    assert edited is not None and session.path[-1].id == edited.id != passage.id
+    assert session.path[-1].text == "rewritten." and store.get_passage(passage.id).text == original
+    assert [p.id for p in session.siblings(passage.id)] == [passage.id, edited.id]
+    assert session.tokens[passage.id] and edited.id not in session.tokens  # the edit is not the model's
 
 
 def test_memory_is_saved_with_the_story_and_reaches_the_model(session: WritingSession, store: StoryStore) -> None:
@@ -263,8 +266,66 @@ def test_open_shows_a_story_and_its_whole_tree(session: WritingSession, store: S
     session.retry()
     finish(session)
     story_id = session.story.id  # type: ignore[union-attr]
+    written = session.tokens[session.path[-1].id]
     session.open(None)
     assert session.story is None and session.path == [] and session.tree == {}
     session.open(story_id)
     assert session.text == store.story_text(story_id)
-    assert len(session.tree[session.path[0].id]) == 2 and session.tokens == {}, "tokens are of this session only"
+    assert len(session.tree[session.path[0].id]) == 2
+    reopened = session.tokens[session.path[-1].id]  # read back from the store: token view works after a restart
+    assert [(m.start, m.end, m.token_id) for m in reopened] == [(m.start, m.end, m.token_id) for m in written]
+    assert [round(m.prob, 5) for m in reopened] == [round(m.prob, 5) for m in written]
+    assert [[a.token_id for a in m.alternatives] for m in reopened] == [[a.token_id for a in m.alternatives]
+                                                                        for m in written]
+
+
+def test_retry_on_a_passage_three_levels_up_makes_a_sibling_there(session: WritingSession, store: StoryStore) -> None:
+    session.send("One")
+    finish(session)
+    first_model = session.path[-1]
+    for line in ("Two", "Three"):
+        session.send(line)
+        finish(session)
+    assert len(session.path) == 6 and first_model.id == session.path[1].id
+    session.retry(first_model.id)  # three model passages up from the end
+    finish(session)
+    siblings = store.siblings(first_model.id)
+    assert [p.id for p in siblings][0] == first_model.id and len(siblings) == 2
+    assert session.path[-1].id == siblings[1].id and len(session.path) == 2
+    assert len(store.path_to(first_model.id)) == 2 and store.children(first_model.id), "the old branch is whole"
+
+
+def test_author_note_sits_note_depth_tokens_before_the_end_of_the_engines_window(
+        session: WritingSession, generator: GatedGenerator, byte_tokenizer: Tokenizer) -> None:
+    from slmtui.engine.generate import Decoder
+    from slmtui.writing.context import NOTE_DEPTH, note_block, note_depth
+
+    seen: list[object] = []
+    real = generator.stream
+
+    def recording(prompt, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append((prompt, kwargs.get("memory", "")))
+        return real(prompt, *args, **kwargs)
+
+    generator.stream = recording  # type: ignore[method-assign]
+    session.set_memory("Wendy is brave.")
+    session.set_author_note("Tone: eerie.")
+    assert session.note_tokens == len(byte_tokenizer.encode(note_block("Tone: eerie.")))
+    story = "The wind rose over the moor and the old house creaked. " * 3
+    session.send(story)
+    finish(session)
+    prompt, memory = seen[-1]
+    assert isinstance(prompt, list)
+    decoder = Decoder(generator.model, memory=byte_tokenizer.encode(memory))
+    decoder.start(prompt)
+    window = decoder.window if isinstance(decoder.window, list) else list(decoder.window)
+    note = byte_tokenizer.encode(note_block("Tone: eerie."))
+    mem = byte_tokenizer.encode("Wendy is brave.")
+    depth = note_depth(generator.model.config.block_size, len(mem), len(note))
+    assert depth == min(NOTE_DEPTH, (64 - len(mem) - len(note)) // 2) > 0  # the tiny model's 64-token window
+    assert window[: len(mem)] == mem, "the memory heads the window"
+    assert window[-depth - len(note): -depth] == note, "the note sits `depth` story tokens before the end"
+    assert byte_tokenizer.decode(window[-depth:]) == session.store.story_text(session.story.id,  # type: ignore[union-attr]
+                                                                               session.path[-2].id)[-depth:]
+    assert note_depth(1024, 10, 10) == NOTE_DEPTH, "a real model's window holds the full depth"
+    assert session.store.get_story(session.story.id).author_note == "Tone: eerie."  # type: ignore[union-attr]

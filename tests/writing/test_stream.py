@@ -17,20 +17,20 @@ class ListSink:
     def __init__(self) -> None:
         self.saves: list[tuple[int, str]] = []
 
-    def append_text(self, passage_id: int, text: str) -> None:
-        self.saves.append((passage_id, text))
+    def append_texts(self, chunks: dict[int, tuple[str, str]]) -> None:
+        self.saves.extend((pid, text) for pid, (text, _tokens) in chunks.items())
 
 
 def test_run_buffers_every_token_and_saves_all_of_it(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
     generator = Generator(tiny_model, byte_tokenizer)
-    job = StreamJob(7, "Once", seed=3)
+    job = StreamJob((7,), "Once", seed=3)
     sink = ListSink()
     sampling = Sampling(max_new_tokens=10)
     job.run(generator, sink, lambda: sampling, save_every=0.0)
     events = job.take()
     assert job.done and job.finished.is_set() and job.produced == len(events) == 10
     assert job.take() == [], "take() hands each event out once"
-    text = "".join(e.text for e in events)
+    text = "".join(t.event.text for t in events)
     assert all(pid == 7 for pid, _ in sink.saves) and "".join(t for _, t in sink.saves) == text
     assert len(sink.saves) > 1, "saved as it went, not only at the end"
     expected = "".join(e.text for e in generator.stream("Once", replace(sampling, seed=3)))
@@ -38,14 +38,14 @@ def test_run_buffers_every_token_and_saves_all_of_it(tiny_model: GPT, byte_token
 
 
 def test_a_long_save_interval_saves_once_at_the_end(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
-    job = StreamJob(1, "A", seed=1)
+    job = StreamJob((1,), "A", seed=1)
     sink = ListSink()
     job.run(Generator(tiny_model, byte_tokenizer), sink, lambda: Sampling(max_new_tokens=5), save_every=3600)
-    assert len(sink.saves) == 1 and sink.saves[0][1] == "".join(e.text for e in job.take())
+    assert len(sink.saves) == 1 and sink.saves[0][1] == "".join(t.event.text for t in job.take())
 
 
 def test_the_sampling_is_read_before_every_token(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
-    job = StreamJob(1, "A", seed=1)
+    job = StreamJob((1,), "A", seed=1)
     hot, cold = Sampling(max_new_tokens=6, temperature=1.5), Sampling(max_new_tokens=6, temperature=0.0)
     calls = 0
 
@@ -60,7 +60,7 @@ def test_the_sampling_is_read_before_every_token(tiny_model: GPT, byte_tokenizer
 
 
 def test_cancel_stops_after_at_most_one_more_token(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
-    job = StreamJob(1, "A", seed=1, index=2)
+    job = StreamJob((1,), "A", seed=1)
 
     def sampling() -> Sampling:
         if job.produced == 4:
@@ -69,12 +69,12 @@ def test_cancel_stops_after_at_most_one_more_token(tiny_model: GPT, byte_tokeniz
 
     sink = ListSink()
     job.run(Generator(tiny_model, byte_tokenizer), sink, sampling)
-    assert job.stopped_at == 4 and job.produced <= 5 and job.done and job.index == 2
-    assert "".join(t for _, t in sink.saves) == "".join(e.text for e in job.take()), "every token made is saved"
+    assert job.stopped_at == 4 and job.produced <= 5 and job.done
+    assert "".join(t for _, t in sink.saves) == "".join(t.event.text for t in job.take()), "every token made is saved"
 
 
 def test_should_stop_ends_the_stream_too(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
-    job = StreamJob(1, "A", seed=1)
+    job = StreamJob((1,), "A", seed=1)
     job.run(Generator(tiny_model, byte_tokenizer), ListSink(), lambda: Sampling(max_new_tokens=100),
             lambda: job.produced >= 2)
     assert job.produced == 2 and job.stopped_at is None
