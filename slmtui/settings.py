@@ -23,6 +23,7 @@ from slmtui.engine import paths
 from slmtui.engine.atomic import write_text_atomic
 from slmtui.engine.errors import SlmError
 from slmtui.engine.sampling import Sampling
+from slmtui.writing import MAX_CHOICES
 
 # The engine's Sampling is the one source of the default values; config.toml only overrides them.
 _ENGINE = Sampling()
@@ -61,6 +62,8 @@ class Settings:
     """The model in use: a model name from the models folder or a path to a model folder. None: the bundled one."""
     sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
     """The sampling panel's starting values."""
+    choices: int = 1
+    """How many continuations one generation writes side by side (1..8): the loom way, pick the best."""
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     """The user's own sampling presets: name -> some or all of the ``sampling`` keys."""
     keys: dict[str, str] = field(default_factory=dict)
@@ -170,6 +173,11 @@ def _from_doc(doc: dict[str, Any], report: _Report) -> Settings:
                 report.bad(key, f"should be a model name or folder, not {value!r}; using the bundled model")
         elif name == "sampling":
             values["sampling"] = SamplingDefaults(**_check_sampling(value, key, report))
+        elif name == "choices":
+            if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_CHOICES:
+                values["choices"] = value
+            else:
+                report.bad(key, f"should be a whole number 1 to {MAX_CHOICES}, not {value!r}; using 1")
         elif name == "presets":
             if not isinstance(value, dict):
                 report.bad(key, "should be a table of presets, one [presets.<name>] each; ignored")
@@ -198,6 +206,8 @@ def _to_doc(settings: Settings) -> dict[str, Any]:
     if settings.model is not None:
         doc["model"] = settings.model
     doc["sampling"] = {k: v for k, v in settings.sampling.as_dict().items() if v is not None}
+    if settings.choices != 1:
+        doc["choices"] = settings.choices
     if settings.presets:
         doc["presets"] = {name: dict(values) for name, values in settings.presets.items()}
     if settings.keys:

@@ -722,7 +722,7 @@ def exports_dir() -> Path:
     return paths.data_dir() / "exports"
 
 
-def _slug(title: str) -> str:
+def slug(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40] or "story"
 
 
@@ -734,6 +734,6 @@ def export_story(store: StoryStore, story_id: int, fmt: str) -> Path:
     """
     story = store.get_story(story_id)
     text = store.export(story_id, fmt)
-    path = exports_dir() / f"{_slug(story.title)}-{story.id}.{fmt}"
+    path = exports_dir() / f"{slug(story.title)}-{story.id}.{fmt}"
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_regular_file(path, text.encode("utf-8"), replace=True)

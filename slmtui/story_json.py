@@ -16,8 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from slmtui.engine.atomic import write_regular_file
 from slmtui.engine.errors import SlmError
-from slmtui.stories import AUTHORS, Bookmark, Passage, Story, StoryStore, pack_token, unpack_tokens
+from slmtui.stories import (AUTHORS, Bookmark, Passage, Story, StoryStore, exports_dir, pack_token, slug,
+                            unpack_tokens)
 
 FORMAT = "slmtui-story"
 VERSION = 1
@@ -171,3 +173,12 @@ def import_json(store: StoryStore, path: Path) -> Story:
         raise SlmError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}", exit_code=2) from e
     story, passages, bookmarks = read_json(text, str(path))
     return store.insert_tree(story, passages, bookmarks)
+
+
+def export_tree_file(store: StoryStore, story_id: int) -> Path:
+    """Write the whole tree to ``<data dir>/exports/<title>-<id>.json`` (the app's export); returns the file.
+    Replaces only a regular file the app wrote there before, as the Markdown export does."""
+    story = store.get_story(story_id)
+    path = exports_dir() / f"{slug(story.title)}-{story.id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_regular_file(path, export_json(store, story_id).encode("utf-8"), replace=True)

@@ -27,7 +27,7 @@ from slmtui.training.process import TrainingSession
 from slmtui.training.state import RunState
 from slmtui.tui.commands import HasCommands
 from slmtui.tui.modals import ConfirmScreen
-from slmtui.tui.messages import PresetSaved, SamplingChosen, UseModel
+from slmtui.tui.messages import ChoicesChosen, PresetSaved, SamplingChosen, UseModel
 from slmtui.tui.screens.models import ModelsScreen
 from slmtui.tui.screens.training import TrainingScreen
 from slmtui.tui.screens.training_dialogs import QuitWhileTraining
@@ -135,6 +135,7 @@ class SlmApp(App[int]):
     async def _open_writer(self) -> None:
         sampling, problem = sampling_from_settings(self.settings)
         self.writing = WritingSession(self.store, sampling=sampling)
+        self.writing.choices = self.settings.choices
         self.writing.open_recent()
         self.writer = WriterScreen(self.writing, presets=dict(self.settings.presets))
         await self.push_screen(self.writer)
@@ -220,6 +221,9 @@ class SlmApp(App[int]):
         """The panel's settings become the starting values next time."""
         values = {k: v for k, v in message.sampling.to_dict().items() if k != "stop"}
         self.save(replace(self.settings, sampling=SamplingDefaults(**values)))
+
+    def on_choices_chosen(self, message: ChoicesChosen) -> None:
+        self.save(replace(self.settings, choices=message.choices))
 
     def _theme_changed(self, theme: object) -> None:
         if self.theme != self.settings.theme:

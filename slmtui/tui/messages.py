@@ -34,3 +34,10 @@ class PresetSaved(Message):
 
     name: str
     values: dict[str, Any]
+
+
+@dataclass
+class ChoicesChosen(Message):
+    """The user changed how many continuations one generation writes: kept in config.toml."""
+
+    choices: int

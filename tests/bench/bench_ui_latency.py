@@ -39,7 +39,7 @@ from slmtui.engine import paths  # noqa: E402
 from slmtui.engine.sampling import Sampling  # noqa: E402
 from slmtui.settings import LoadResult, Settings  # noqa: E402
 from slmtui.tui.app import SlmApp  # noqa: E402
-from slmtui.tui.widgets.prompt_line import PromptLine  # noqa: E402
+from slmtui.tui.widgets.prompt_box import PromptBox  # noqa: E402
 from slmtui.tui.screens.writer import WriterScreen  # noqa: E402
 
 GOAL_MS = 50.0
@@ -80,7 +80,7 @@ async def measure(model: str, device: str, samples: int, warmup: float) -> dict[
                 raise SystemExit(f"cannot load the model: {writer.session.state}")
             await asyncio.sleep(0.05)
         writer.set_sampling(Sampling(max_new_tokens=100_000, seed=1))
-        prompt = writer.query_one(PromptLine)
+        prompt = writer.query_one(PromptBox)
         prompt.value = "Once upon a time"
         app.post_message(events.Key("enter", None))
         while writer.session.job is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from slmtui.engine.generate import Alternative
 from slmtui.stories import StoryStore
 from slmtui.tui.app import SlmApp
-from slmtui.tui.widgets.prompt_line import PromptLine
+from slmtui.tui.widgets.prompt_box import PromptBox
 from slmtui.writing.stream import TokenMark
 from slmtui.tui.screens.writer import WriterScreen
 from slmtui.writing.session import ActiveModel
@@ -46,7 +46,7 @@ async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
     writer = pilot.app.screen
     assert isinstance(writer, WriterScreen)
     await wait_for(pilot, lambda: writer.session.state == "ready")
-    writer.query_one(PromptLine).cursor_blink = False
+    writer.query_one(PromptBox).cursor_blink = False
     await pilot.pause()
 
 

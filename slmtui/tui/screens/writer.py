@@ -5,6 +5,10 @@ its state when it says something changed, forwards keys to its operations, and d
 (a 30 Hz timer calls ``session.poll()`` and draws the new text in one batch), so drawing never falls behind
 the engine and never blocks it. The session's worker reads ``session.sampling`` before every token, so the
 panel's changes apply to the very next one.
+
+With choices N > 1 the candidates stream into ``CandidatesView`` under the story; it takes the focus, and
+1..N (or arrows and Enter) picks one. The History tree acts on any passage (retry, continue, edit, bookmark);
+alt+arrows walk the tree from the writer itself.
 """
 
 from __future__ import annotations
@@ -17,19 +21,21 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input
+from textual.widgets import Footer, Header, Static
 
 from slmtui.engine.errors import SlmError
 from slmtui.engine.sampling import Sampling
 from slmtui.stories import EXPORT_FORMATS, export_story
 from slmtui.tui.commands import Command, binding_commands
-from slmtui.tui.messages import SamplingChosen
-from slmtui.tui.modals import EditTextScreen
+from slmtui.story_json import export_tree_file
+from slmtui.tui.messages import ChoicesChosen, SamplingChosen
+from slmtui.tui.modals import AskScreen, EditTextScreen
 from slmtui.tui.screens.stories import StoriesScreen
 from slmtui.tui.widgets.context_meter import ContextMeter
 from slmtui.tui.widgets.history_panel import HistoryPanel
-from slmtui.tui.widgets.memory_box import MemoryBox
-from slmtui.tui.widgets.prompt_line import PromptLine
+from slmtui.tui.widgets.candidates_view import CandidatesView
+from slmtui.tui.widgets.memory_box import MemoryBox, NoteBox
+from slmtui.tui.widgets.prompt_box import PromptBox
 from slmtui.tui.widgets.sampling_panel import SamplingPanel
 from slmtui.tui.widgets.status_line import StatusLine
 from slmtui.tui.widgets.story_view import Shown, StoryView
@@ -56,6 +62,10 @@ class WriterScreen(Screen[None]):
         Binding("alt+left", "sibling(-1)", "Previous branch", id="prev_branch", show=False),
         # The footer shows the pair as one key; the palette lists both.
         Binding("alt+right", "sibling(1)", "Branch", id="next_branch", key_display="alt+←→", tooltip="Next branch"),
+        Binding("alt+up", "undo", "Parent passage", id="parent", show=False),
+        Binding("alt+down", "redo", "Child passage", id="child", show=False),
+        Binding("ctrl+g", "go_to_tree", "Go to a passage (the tree)", id="tree", show=False),
+        Binding("ctrl+b", "bookmark", "Bookmark this passage", id="bookmark", show=False),
         Binding("ctrl+t", "toggle_tokens", "Tokens", id="token_view"),
         Binding("f2", "edit_current", "Edit", id="edit", show=False),
         Binding("ctrl+s", "toggle_panels", "Panels", id="panels"),
@@ -74,12 +84,15 @@ class WriterScreen(Screen[None]):
         with Horizontal(id="body"):
             with Vertical(id="main"):
                 yield StoryView(id="story")
+                yield CandidatesView(id="candidates")
                 yield ContextMeter(id="context")
-                yield PromptLine(id="prompt")
+                yield PromptBox(id="prompt")
             with Vertical(id="side"):
                 yield SamplingPanel(id="sampling")
                 yield MemoryBox(id="memory")
+                yield NoteBox(id="note")
                 yield HistoryPanel(id="history")
+                yield Static(id="details")
         yield StatusLine(id="status")
         yield Footer(compact=True)
 
@@ -87,11 +100,12 @@ class WriterScreen(Screen[None]):
         panel = self.query_one(SamplingPanel)
         panel.user_presets = self.presets
         panel.sampling = self.session.sampling
-        self.query_one(PromptLine).focus()
+        panel.choices = self.session.choices
+        self.query_one(PromptBox).focus()
         # A Textual thread worker runs the stream: the app waits for it on exit, and its errors reach the log.
         self.session.runner = lambda fn: self.run_worker(fn, thread=True, group="generate", exit_on_error=False)
         self.session.listeners.append(self._changed)
-        self.query_one(MemoryBox).text = self.session.memory
+        self._draw_notes()
         self._draw_model()
         self._draw_state()
         self._draw_story()
@@ -114,7 +128,8 @@ class WriterScreen(Screen[None]):
         elif change == "story":
             self._draw_story()
         elif change == "memory":
-            self.query_one(ContextMeter).memory_tokens = self.session.memory_tokens
+            meter = self.query_one(ContextMeter)
+            meter.memory_tokens, meter.note_tokens = self.session.memory_tokens, self.session.note_tokens
             if not self.session.generating:
                 self._draw_context(self.session.idle_window())
         else:
@@ -126,7 +141,7 @@ class WriterScreen(Screen[None]):
         if session.model is not None:
             status.model_name = session.model.name
             status.context_length = meter.context_length = session.model.block_size
-            meter.memory_tokens = session.memory_tokens
+            meter.memory_tokens, meter.note_tokens = session.memory_tokens, session.note_tokens
         elif session.model_problem is not None:
             status.model_name = "no model"
             missing = session.model_missing
@@ -145,9 +160,32 @@ class WriterScreen(Screen[None]):
         if session.model is not None or session.model_problem is None:
             view.placeholder = EMPTY_STORY
         view.show([Shown(p.id, p.author, p.text) for p in session.path], session.tokens)
-        self.query_one(HistoryPanel).show(session.tree, [p.id for p in session.path])
+        self.query_one(HistoryPanel).show(session.tree, [p.id for p in session.path],
+                                          {b.passage_id: b.name for b in session.bookmarks})
+        self._draw_candidates()
         if not session.generating:
             self._draw_context(session.idle_window())
+
+    def _draw_notes(self) -> None:
+        self.query_one(MemoryBox).text = self.session.memory
+        self.query_one(NoteBox).text = self.session.author_note
+
+    def _draw_candidates(self) -> None:
+        session, view = self.session, self.query_one(CandidatesView)
+        ids = session.candidates
+        view.display = bool(ids)
+        self.set_class(bool(ids), "-choosing")
+        if not ids:
+            if view.passage_ids:
+                view.passage_ids = []
+                self.run_worker(view.remove_children(), group="candidates")
+            if view.has_focus:
+                self.query_one(PromptBox).focus()
+            return
+        self.run_worker(view.show([(i, session.candidate_text.get(i, "")) for i in ids], session.tokens,
+                                  [session.mean_prob(i) for i in ids]), group="candidates")
+        if not isinstance(self.focused, (HistoryPanel,)):
+            view.focus()
 
     def _draw_context(self, window: Window | None) -> None:
         if window is None:
@@ -165,19 +203,25 @@ class WriterScreen(Screen[None]):
         self.query_one(StatusLine).tokens_per_second = progress.tokens_per_second
         # On finishing, the session has re-read the story and the view already shows all of it.
         if progress.streamed and not progress.finished:
-            for streamed in progress.streamed:
-                self.story_view.append(streamed.passage_id, streamed.text)
+            session = self.session
+            if session.candidates:
+                view = self.query_one(CandidatesView)
+                for streamed in progress.streamed:
+                    view.append(streamed.index, streamed.passage_id, streamed.text)
+                view.set_probs([session.mean_prob(i) for i in session.candidates])
+            else:
+                for streamed in progress.streamed:
+                    self.story_view.append(streamed.passage_id, streamed.text)
             self._draw_context(progress.window)
         if progress.error:
             self.notify(progress.error, title="Generation failed", severity="error", timeout=10)
 
     # --- writing -----------------------------------------------------------------------------------------------
 
-    @on(Input.Submitted, "#prompt")
-    def _prompt_submitted(self, event: Input.Submitted) -> None:
+    @on(PromptBox.Submitted, "#prompt")
+    def _prompt_submitted(self, event: PromptBox.Submitted) -> None:
         event.stop()
-        text, event.input.value = event.value, ""
-        self.send(text)
+        self.send(event.value)
 
     def send(self, text: str) -> None:
         """The user's line joins the story (if any), then the model continues it."""
@@ -191,7 +235,7 @@ class WriterScreen(Screen[None]):
 
     def action_focus_prompt(self) -> None:
         self.story_view.token_view = False
-        self.query_one(PromptLine).focus()
+        self.query_one(PromptBox).focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
@@ -211,19 +255,90 @@ class WriterScreen(Screen[None]):
         if self.session.path and self.session.sibling(step) == 1:
             self.notify("No other branch here: Retry (ctrl+r) writes one.", timeout=3)
 
+    @on(CandidatesView.Picked)
+    def _candidate_picked(self, event: CandidatesView.Picked) -> None:
+        if self.session.pick(event.index) is not None:
+            self.query_one(PromptBox).focus()
+
+    def action_pick(self, index: int) -> None:
+        """Pick candidate ``index`` (0-based) from the palette or a test."""
+        self.session.pick(index)
+
     @on(HistoryPanel.Chosen)
     def _history_chosen(self, event: HistoryPanel.Chosen) -> None:
         self.session.choose(event.passage_id)
+
+    @on(HistoryPanel.Asked)
+    def _history_asked(self, event: HistoryPanel.Asked) -> None:
+        pid = event.passage_id
+        if event.action == "retry":
+            self.session.retry(pid)
+        elif event.action == "continue":
+            self.session.continue_from(pid)
+        elif event.action == "edit":
+            self.edit_passage(pid)
+        else:
+            self.ask_bookmark(pid)
+
+    @on(HistoryPanel.Highlighted)
+    def _history_highlighted(self, event: HistoryPanel.Highlighted) -> None:
+        self.query_one("#details", Static).update(self.details(event.passage_id))
+
+    def details(self, passage_id: int) -> str:
+        """What the tree's details line says of a passage: who wrote it, with which model and sampling."""
+        session = self.session
+        p = session.passage(passage_id)
+        if p is None:
+            return ""
+        model = p.model or (session.story.model if session.story else None) or "?"
+        parts = ["you" if p.author == "user" else f"model {model}"]
+        if p.sampling:
+            s = p.sampling
+            short = (("temperature", "t"), ("top_k", "k"), ("top_p", "p"), ("seed", "seed"))
+            parts.append(" ".join(f"{name} {s[k]}" for k, name in short if s.get(k) is not None))
+        prob = session.mean_prob(p.id)
+        if prob is not None:
+            parts.append(f"{len(session.tokens.get(p.id, []))} tokens, p̄ {prob:.2f}")
+        kids = len(session.tree.get(p.id, []))
+        if kids:
+            parts.append(f"{kids} continuation{'s' if kids > 1 else ''}")
+        names = [b.name for b in session.bookmarks if b.passage_id == p.id]
+        if names:
+            parts.append("★ " + ", ".join(names))
+        return " · ".join(parts)
+
+    def action_go_to_tree(self) -> None:
+        self.add_class("-show-panels")
+        self.remove_class("-hide-panels")
+        self.query_one(HistoryPanel).focus()
+
+    def action_bookmark(self) -> None:
+        if self.session.path:
+            self.ask_bookmark(self.session.path[-1].id)
+        else:
+            self.notify("Nothing to bookmark yet.", timeout=3)
+
+    def ask_bookmark(self, passage_id: int) -> None:
+        def named(name: str | None) -> None:
+            if name and name.strip():
+                try:
+                    self.session.set_bookmark(name, passage_id)
+                except SlmError as e:
+                    self.notify(e.message, severity="warning")
+                    return
+                self.notify(f"Bookmarked “{' '.join(name.split())}”: jump back from the palette (ctrl+p).", timeout=4)
+
+        self.app.push_screen(AskScreen("Name this passage (a bookmark):", placeholder="e.g. the door"), named)
+
+    def jump(self, name: str) -> None:
+        if self.session.jump(name):
+            self.query_one(HistoryPanel).select_passage(self.session.path[-1].id)
 
     def action_edit_current(self) -> None:
         if self.session.path:
             self.edit_passage(self.session.path[-1].id)
         else:
             self.notify("Nothing to edit yet.", timeout=3)
-
-    @on(HistoryPanel.EditRequested)
-    def _history_edit(self, event: HistoryPanel.EditRequested) -> None:
-        self.edit_passage(event.passage_id)
 
     def edit_passage(self, passage_id: int) -> None:
         self.session.stop()
@@ -234,11 +349,25 @@ class WriterScreen(Screen[None]):
             if text is not None:
                 self.session.edit(passage_id, text)
 
-        self.app.push_screen(EditTextScreen(f"Edit {who} passage (ctrl+s saves, Esc cancels)", passage.text), save)
+        title = f"Edit {who} passage: saved as a new branch, the original stays (ctrl+s saves, Esc cancels)"
+        self.app.push_screen(EditTextScreen(title, passage.text), save)
 
-    @on(MemoryBox.Changed)
+    @on(MemoryBox.Changed, "#memory")
     def _memory_changed(self, event: MemoryBox.Changed) -> None:
         self.session.set_memory(event.text)
+
+    @on(MemoryBox.Changed, "#note")
+    def _note_changed(self, event: MemoryBox.Changed) -> None:
+        self.session.set_author_note(event.text)
+
+    def on_choices_chosen(self, message: ChoicesChosen) -> None:
+        """The panel's choices: the next continuation writes this many (the app keeps it in config.toml)."""
+        self.session.set_choices(message.choices)
+
+    def set_choices(self, n: int) -> None:
+        """Set from outside (tests): the panel shows it and the next continuation writes ``n``."""
+        self.session.set_choices(n)
+        self.query_one(SamplingPanel).choices = n
 
     # --- sampling ----------------------------------------------------------------------------------------------
 
@@ -256,7 +385,7 @@ class WriterScreen(Screen[None]):
 
     def action_toggle_tokens(self) -> None:
         if not self.story_view.toggle_token_view():
-            self.query_one(PromptLine).focus()
+            self.query_one(PromptBox).focus()
 
     @on(StoryView.AlternativeChosen)
     def _alternative_chosen(self, event: StoryView.AlternativeChosen) -> None:
@@ -280,7 +409,7 @@ class WriterScreen(Screen[None]):
                 session.open(current if choice is None else choice.story_id)
             except SlmError:
                 session.open(None)
-            self.query_one(MemoryBox).text = session.memory
+            self._draw_notes()
 
         self.app.push_screen(StoriesScreen(session.store, current=current), chosen)
 
@@ -299,15 +428,31 @@ class WriterScreen(Screen[None]):
         self.app.copy_to_clipboard(self.session.text)
         self.notify("The story is on the clipboard.", timeout=3)
 
+    def action_export_tree(self) -> None:
+        if self.session.story is None:
+            self.notify("Nothing to export yet.", timeout=3)
+            return
+        try:
+            path = export_tree_file(self.session.store, self.session.story.id)
+        except SlmError as e:
+            self.notify(str(e), title="Export failed", severity="error", timeout=10)
+            return
+        self.notify(f"The whole tree is in {path}", title="Export", timeout=8)
+
     def action_new_story(self) -> None:
         self.session.open(None)
-        self.query_one(MemoryBox).text = ""
-        self.query_one(PromptLine).focus()
+        self._draw_notes()
+        self.query_one(PromptBox).focus()
 
     def action_edit_memory(self) -> None:
         self.add_class("-show-panels")
         self.remove_class("-hide-panels")
         self.query_one("#memory-text").focus()
+
+    def action_edit_note(self) -> None:
+        self.add_class("-show-panels")
+        self.remove_class("-hide-panels")
+        self.query_one("#note-text").focus()
 
     def commands(self) -> Iterator[Command]:
         """Every binding of this screen, and the actions that have no key, for the command palette."""
@@ -317,8 +462,16 @@ class WriterScreen(Screen[None]):
         for fmt, name in EXPORT_FORMATS.items():
             yield Command(f"Export story as {name}", f"writes a .{fmt} file and says where",
                           lambda f=fmt: self.action_export(f))
+        yield Command("Export story tree as JSON", "every branch; `slmtui stories import` reads it back",
+                      self.action_export_tree)
         yield Command("Copy story", "the whole story to the clipboard", self.action_copy_story)
         yield Command("Edit memory", "text the model always sees", self.action_edit_memory)
+        yield Command("Edit author's note", "text the model sees a few lines before the end", self.action_edit_note)
+        for mark in self.session.bookmarks:
+            yield Command(f"Bookmark: {mark.name}", "jump back to this passage", lambda n=mark.name: self.jump(n))
+        for i in range(len(self.session.candidates)):
+            yield Command(f"Pick candidate {i + 1}", "it joins the story; the others stay as branches",
+                          lambda i=i: self.action_pick(i))
         for name in self.query_one(SamplingPanel).all_presets():
             yield Command(f"Preset: {name}", "sampling preset", lambda n=name: self.query_one(SamplingPanel).use_preset(n))
         yield Command("Save sampling as preset", "kept in config.toml", self.query_one(SamplingPanel).ask_preset_name)

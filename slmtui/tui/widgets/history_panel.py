@@ -2,13 +2,18 @@
 
 Nesting happens only where the story branches: a run of single continuations stays on one level, and at a
 branch point each alternative holds its own continuation one level in. A 50-passage story with two retries
-is three levels deep, not fifty.
+is three levels deep, not fifty. Each node shows its first words; a bookmark's name shows beside its passage.
+
+Keys on a node: Enter reads the story to it, ``r`` retries it (a new sibling), ``c`` continues from it (a new
+child), ``e`` edits it (a new sibling with the new text), ``b`` bookmarks it. The screen does the work: the
+panel posts what was asked, and ``Highlighted`` so the screen can show the node's details.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from rich.style import Style
 from rich.text import Text
@@ -23,12 +28,16 @@ from slmtui.tui.widgets.story_view import printable
 LABEL_CHARS = 40
 
 
-def passage_label(p: Passage, index: int, count: int) -> Text:
+def passage_label(p: Passage, index: int, count: int, bookmark: str | None = None) -> Text:
     words = printable(" ".join(p.text.split())) or "(empty)"
     if len(words) > LABEL_CHARS:
         words = words[: LABEL_CHARS - 1] + "…"
     mark = "✎ " if p.author == "user" else "◆ "
-    return Text(mark + (f"{index + 1}/{count} " if count > 1 else "") + words)
+    flag = f"★{bookmark} " if bookmark else ""
+    return Text(mark + flag + (f"{index + 1}/{count} " if count > 1 else "") + words)
+
+
+TreeAction = Literal["retry", "continue", "bookmark", "edit"]
 
 
 class HistoryPanel(Tree[int]):
@@ -42,7 +51,10 @@ class HistoryPanel(Tree[int]):
     }
 
     BINDINGS = [
-        Binding("e", "edit", "Edit passage"),
+        Binding("e", "ask('edit')", "Edit (new branch)"),
+        Binding("r", "ask('retry')", "Retry here"),
+        Binding("c", "ask('continue')", "Continue from here"),
+        Binding("b", "ask('bookmark')", "Bookmark"),
     ]
 
     @dataclass
@@ -52,8 +64,15 @@ class HistoryPanel(Tree[int]):
         passage_id: int
 
     @dataclass
-    class EditRequested(Message):
-        """The user asked to edit a passage's text."""
+    class Asked(Message):
+        """The user asked for ``action`` on a passage of the tree (any passage, not only the last)."""
+
+        passage_id: int
+        action: TreeAction
+
+    @dataclass
+    class Highlighted(Message):
+        """The cursor is on this passage: the screen shows its details."""
 
         passage_id: int
 
@@ -63,15 +82,20 @@ class HistoryPanel(Tree[int]):
         self.guide_depth = 2
         self._current_path: set[int] = set()
         self._authors: dict[int, str] = {}
+        self.nodes_by_passage: dict[int, TreeNode[int]] = {}
 
     def on_mount(self) -> None:
         self.border_title = "History"
-        self.border_subtitle = "enter: go · e: edit"
+        self.border_subtitle = "enter go · r retry · c continue · e edit · b mark"
 
-    def show(self, children: Mapping[int | None, Sequence[Passage]], current_path: Sequence[int]) -> None:
-        """Rebuild from ``children`` (parent id -> its continuations, None for the roots)."""
+    def show(self, children: Mapping[int | None, Sequence[Passage]], current_path: Sequence[int],
+             bookmarks: Mapping[int, str] | None = None) -> None:
+        """Rebuild from ``children`` (parent id -> its continuations, None for the roots); ``bookmarks``:
+        passage id -> the name it was given."""
+        marks = bookmarks or {}
         self._current_path = set(current_path)
         self._authors = {p.id: p.author for kids in children.values() for p in kids}
+        self.nodes_by_passage = {}
         self.clear()
         cursor: TreeNode[int] | None = None
         current = current_path[-1] if current_path else None
@@ -81,13 +105,15 @@ class HistoryPanel(Tree[int]):
             container, kids = stack.pop()
             while len(kids) == 1:  # a single continuation: same level
                 p = kids[0]
-                node = container.add_leaf(passage_label(p, 0, 1), data=p.id)
+                node = container.add_leaf(passage_label(p, 0, 1, marks.get(p.id)), data=p.id)
+                self.nodes_by_passage[p.id] = node
                 cursor = node if p.id == current else cursor
                 kids = children.get(p.id, ())
             for i, p in enumerate(kids):  # a branch point: each alternative nests its own continuation
                 grand = children.get(p.id, ())
-                node = container.add(passage_label(p, i, len(kids)), data=p.id, expand=p.id in self._current_path,
-                                     allow_expand=bool(grand))
+                node = container.add(passage_label(p, i, len(kids), marks.get(p.id)), data=p.id,
+                                     expand=p.id in self._current_path, allow_expand=bool(grand))
+                self.nodes_by_passage[p.id] = node
                 cursor = node if p.id == current else cursor
                 if grand:
                     stack.append((node, grand))
@@ -118,7 +144,24 @@ class HistoryPanel(Tree[int]):
         if event.node.data is not None:
             self.post_message(self.Chosen(event.node.data))
 
-    def action_edit(self) -> None:
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[int]) -> None:
+        event.stop()
+        if event.node.data is not None:
+            self.post_message(self.Highlighted(event.node.data))
+
+    def action_ask(self, action: TreeAction) -> None:
         node = self.cursor_node
         if node is not None and node.data is not None:
-            self.post_message(self.EditRequested(node.data))
+            self.post_message(self.Asked(node.data, action))
+
+    def select_passage(self, passage_id: int) -> bool:
+        """Put the cursor on a passage (expanding its branch); False if it is not in the tree."""
+        node = self.nodes_by_passage.get(passage_id)
+        if node is None:
+            return False
+        parent = node.parent
+        while parent is not None:
+            parent.expand()
+            parent = parent.parent
+        self.call_after_refresh(self._move_to, node)
+        return True

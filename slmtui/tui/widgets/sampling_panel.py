@@ -20,7 +20,8 @@ from textual.widgets import Input, Label, Select, Static
 
 from slmtui.engine.errors import SlmError
 from slmtui.engine.sampling import BUILTIN_PRESETS, PRESET_FIELDS, SAMPLING_FIELDS, SAMPLING_LIMITS, Sampling
-from slmtui.tui.messages import PresetSaved
+from slmtui.tui.messages import ChoicesChosen, PresetSaved
+from slmtui.writing import MAX_CHOICES
 from slmtui.tui.modals import AskScreen
 
 
@@ -53,6 +54,7 @@ _FIELD_TEXT: dict[str, tuple[str, str, bool, bool]] = {
 }
 """How each of the engine's ``SAMPLING_FIELDS`` is shown; a field the engine adds must be described here."""
 FIELDS: tuple[Field, ...] = tuple(Field(name, *_FIELD_TEXT[name]) for name in SAMPLING_FIELDS)
+CHOICES_HINT = f"1–{MAX_CHOICES} continuations written side by side · pick one with 1..N · 1 = one at a time"
 
 
 def format_value(value: object) -> str:
@@ -89,6 +91,8 @@ class SamplingPanel(Vertical):
     """The settings in force. The screen sets it (a story opened, a preset saved); the panel swaps it on edits."""
     user_presets: var[dict[str, dict[str, Any]]] = var(dict)
     """The user's presets from config.toml: name -> some of the sampling values."""
+    choices: var[int] = var(1)
+    """How many continuations one generation writes side by side (not a ``Sampling`` value: the session's)."""
 
     @dataclass
     class Changed(Message):
@@ -112,6 +116,10 @@ class SamplingPanel(Vertical):
                     tooltip=field.hint,
                     select_on_focus=True,
                 )
+        with Horizontal(classes="sampling-row"):
+            yield Label("choices", classes="sampling-label")
+            yield Input(str(self.choices), compact=True, id="sampling-choices", classes="sampling-choices",
+                        tooltip=CHOICES_HINT, select_on_focus=True)
         yield Static("Enter applies · Tab moves", id="sampling-hint")
 
     def on_mount(self) -> None:
@@ -128,6 +136,10 @@ class SamplingPanel(Vertical):
             box.value = format_value(getattr(sampling, field.name))
             box.remove_class("-invalid")
         self._show_matching_preset()
+
+    def watch_choices(self, n: int) -> None:
+        if self.is_mounted:
+            self.query_one("#sampling-choices", Input).value = str(n)
 
     def watch_user_presets(self) -> None:
         if self.is_mounted:
@@ -185,6 +197,33 @@ class SamplingPanel(Vertical):
         focused = self.screen.focused
         if isinstance(focused, Input) and focused.has_class("sampling-input"):
             self._hint(f"{self._field_of(focused).label}: {self._field_of(focused).hint}")
+        elif isinstance(focused, Input) and focused.id == "sampling-choices":
+            self._hint(f"choices: {CHOICES_HINT}")
+
+    @on(Input.Submitted, "#sampling-choices")
+    def _choices_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.commit_choices(event.input)
+
+    @on(Input.Blurred, "#sampling-choices")
+    def _choices_blurred(self, event: Input.Blurred) -> None:
+        if not self.commit_choices(event.input):
+            event.input.value = str(self.choices)
+            event.input.remove_class("-invalid")
+
+    def commit_choices(self, box: Input) -> bool:
+        """Apply the choices field: True if it holds a whole number in range."""
+        text = box.value.strip()
+        if not text.isdigit() or not 1 <= int(text) <= MAX_CHOICES:
+            box.add_class("-invalid")
+            self._hint(f"✗ choices must be a whole number 1–{MAX_CHOICES} · kept {self.choices}", error=True)
+            return False
+        box.remove_class("-invalid")
+        if int(text) != self.choices:
+            self.choices = int(text)
+            self._hint(f"choices = {self.choices} · from the next continuation")
+            self.post_message(ChoicesChosen(self.choices))
+        return True
 
     def commit(self, box: Input) -> bool:
         """Apply the field's text: True if the sampling now holds it (or already did)."""

@@ -1,0 +1,102 @@
+"""N continuations written at once, side by side: columns when the screen is wide, stacked when it is not.
+
+Each candidate is a ``StoryView`` of its one passage (the same line-based drawing as the story, so streaming
+four at once costs four appends a frame), titled with its number and the mean probability of its tokens, so
+the reader sees which one the model liked. 1..N picks one, arrows move between them and Enter picks the one
+marked; the view posts ``Picked`` and the screen tells the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container
+from textual.message import Message
+from textual.reactive import reactive
+
+from slmtui.tui.widgets.story_view import Shown, StoryView
+from slmtui.writing import MAX_CHOICES
+from slmtui.writing.stream import TokenMark
+
+COLUMNS_FROM = 120
+"""Screen width (cells) from which candidates stand in columns; below it they are stacked."""
+
+
+class CandidatePane(StoryView, can_focus=False):
+    """One candidate's text."""
+
+
+class CandidatesView(Container, can_focus=True):
+    """The candidates of one generation; the screen sets them with ``show`` and streams with ``append``."""
+
+    BINDINGS = [
+        *(Binding(str(i), f"pick({i - 1})", f"Pick {i}", show=False) for i in range(1, MAX_CHOICES + 1)),
+        Binding("up,left", "move(-1)", "Previous", show=False),
+        Binding("down,right", "move(1)", "Next", show=False),
+        Binding("enter", "pick_marked", "Pick", key_display="1..N/enter", id="pick"),
+    ]
+
+    marked: reactive[int] = reactive(0)
+    """The candidate Enter would pick."""
+
+    @dataclass
+    class Picked(Message):
+        """The reader chose candidate ``index`` (0-based): it joins the story."""
+
+        index: int
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.passage_ids: list[int] = []
+
+    def compose(self) -> ComposeResult:
+        return iter(())
+
+    async def show(self, passages: Sequence[tuple[int, str]], tokens: dict[int, list[TokenMark]],
+                   probs: Sequence[float | None]) -> None:
+        """Show these candidates (passage id, text so far); rebuilds the panes only when the set changed."""
+        ids = [pid for pid, _ in passages]
+        if ids != self.passage_ids:
+            await self.remove_children()
+            self.passage_ids = ids
+            await self.mount_all([CandidatePane(id=f"candidate-{i}") for i in range(len(ids))])
+            self.marked = 0
+        for i, (pid, text) in enumerate(passages):
+            pane = self.query_one(f"#candidate-{i}", CandidatePane)
+            pane.show([Shown(pid, "model", text)], tokens)
+        self.set_probs(probs)
+
+    def append(self, index: int, passage_id: int, text: str) -> None:
+        if index < len(self.passage_ids):
+            self.query_one(f"#candidate-{index}", CandidatePane).append(passage_id, text)
+
+    def set_probs(self, probs: Sequence[float | None]) -> None:
+        for i, prob in enumerate(probs):
+            if i < len(self.passage_ids):
+                pane = self.query_one(f"#candidate-{i}", CandidatePane)
+                pane.border_title = f"{i + 1}" + (f" · p̄ {prob:.2f}" if prob is not None else "")
+        self._mark()
+
+    def watch_marked(self) -> None:
+        self._mark()
+
+    def _mark(self) -> None:
+        for i, pane in enumerate(self.query(CandidatePane)):
+            pane.set_class(i == self.marked, "-marked")
+
+    def on_resize(self) -> None:
+        self.set_class(self.app.size.width >= COLUMNS_FROM, "-columns")
+
+    def action_move(self, step: int) -> None:
+        if self.passage_ids:
+            self.marked = (self.marked + step) % len(self.passage_ids)
+
+    def action_pick(self, index: int) -> None:
+        if 0 <= index < len(self.passage_ids):
+            self.post_message(self.Picked(index))
+
+    def action_pick_marked(self) -> None:
+        self.action_pick(self.marked)
