@@ -22,9 +22,12 @@ class PacedGenerator(Generator):
     delay = 0.0
     memory: str | None = None
     """The memory the last stream was given."""
+    prompt: object = None
+    """The prompt the last stream was given (text, or tokens when an author's note is woven in)."""
 
     def stream(self, *args, **kwargs) -> Iterator[TokenEvent]:  # type: ignore[no-untyped-def, override]
         self.memory = kwargs.get("memory")
+        self.prompt = args[0] if args else kwargs.get("prompt")
         for event in super().stream(*args, **kwargs):
             if self.delay:
                 time.sleep(self.delay)
