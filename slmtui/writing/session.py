@@ -131,6 +131,8 @@ class WritingSession:
         self.state_kind: StateKind = "idle"
         self.save_every = SAVE_EVERY_S
         self.listeners: list[Callable[[Change], None]] = []
+        self.tree_version = 0
+        """Bumped whenever the tree is re-read: a move along the path leaves it, so the tree is not redrawn."""
         self._by_id: dict[int, Passage] = {}
         self._window: StreamWindow | None = None
         self._memory_tokens = 0
@@ -222,10 +224,15 @@ class WritingSession:
             self.story = self.store.create_story(model=self.model.name if self.model else None)
         return self.story
 
-    def _reload(self) -> None:
-        """Re-read the story, its path and its tree, and tell the listeners."""
+    def _reload(self, *, tree: bool = True) -> None:
+        """Re-read the story, its path and (unless only the path moved: ``tree`` False) its whole tree, and
+        tell the listeners. A move along a 300-passage tree re-reads one row, not 300."""
         if self.story is None:
             self.path, self.tree, self.bookmarks = [], {}, []
+            self.tree_version += 1
+        elif not tree:
+            self.story = self.store.get_story(self.story.id)
+            self.path = self._path_in_tree(self.story.current_passage_id)
         else:
             self.story = self.store.get_story(self.story.id)
             self.path = self.store.current_path(self.story.id)
@@ -233,13 +240,26 @@ class WritingSession:
             for p in self.store.passages(self.story.id):
                 self.tree.setdefault(p.parent_id, []).append(p)
             self.bookmarks = self.store.bookmarks(self.story.id)
-        self._by_id = {p.id: p for kids in self.tree.values() for p in kids}
+            self.tree_version += 1
+        if tree:
+            self._by_id = {p.id: p for kids in self.tree.values() for p in kids}
         for p in [*self.path, *(self._by_id[c] for c in self.candidates if c in self._by_id)]:
             if p.id not in self.tokens and p.tokens:  # written in an earlier session: the stored tokens
                 self.tokens[p.id] = marks_from_store(p.tokens)
         if self.job is None:
             self.candidate_text = {c: self._by_id[c].text for c in self.candidates if c in self._by_id}
         self._publish("story")
+
+    def _path_in_tree(self, passage_id: int | None) -> list[Passage]:
+        """Root to ``passage_id`` from the tree read last (the store's answer when the tree lacks one)."""
+        path: list[Passage] = []
+        while passage_id is not None:
+            p = self._by_id.get(passage_id)
+            if p is None:
+                return self.store.current_path(self.story.id) if self.story else []
+            path.append(p)
+            passage_id = p.parent_id
+        return path[::-1]
 
     # --- writing ------------------------------------------------------------------------------------------------
 
@@ -325,7 +345,7 @@ class WritingSession:
         chosen = self.candidates[index]
         self.candidates, self.candidate_text = (), {}
         passage = self.store.set_current(self.story.id, chosen)
-        self._reload()
+        self._reload(tree=False)
         return passage
 
     def branch_from_token(self, passage_id: int, token_index: int, alt: Alternative) -> StreamJob | None:
@@ -348,14 +368,14 @@ class WritingSession:
         self.candidates = ()
         if self.story is not None and self.path:
             self.store.undo(self.story.id)
-            self._reload()
+            self._reload(tree=False)
 
     def redo(self) -> None:
         self._stop()
         self.candidates = ()
         if self.story is not None:
             self.store.redo(self.story.id)
-            self._reload()
+            self._reload(tree=False)
 
     def sibling(self, step: int) -> int:
         """Switch to the next (``step`` > 0) or previous alternative of the current passage; returns how many
@@ -365,7 +385,7 @@ class WritingSession:
         if self.story is None or not self.path:
             return 1
         moved = self.store.next_sibling(self.story.id) if step > 0 else self.store.prev_sibling(self.story.id)
-        self._reload()
+        self._reload(tree=False)
         return len(self.siblings(moved.id)) if moved else 1
 
     def choose(self, passage_id: int) -> None:
@@ -374,7 +394,7 @@ class WritingSession:
         self.candidates = ()
         if self.story is not None:
             self.store.set_current(self.story.id, passage_id)
-            self._reload()
+            self._reload(tree=False)
 
     def edit(self, passage_id: int, text: str) -> Passage | None:
         """The passage rewritten: a new sibling with ``text``, made current; the original (with its tokens and

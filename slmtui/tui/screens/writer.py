@@ -21,7 +21,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Header
 
 from slmtui.engine.errors import SlmError
 from slmtui.engine.sampling import Sampling
@@ -32,7 +32,7 @@ from slmtui.tui.messages import ChoicesChosen, SamplingChosen
 from slmtui.tui.modals import AskScreen, EditTextScreen
 from slmtui.tui.screens.stories import StoriesScreen
 from slmtui.tui.widgets.context_meter import ContextMeter
-from slmtui.tui.widgets.history_panel import HistoryPanel
+from slmtui.tui.widgets.history_panel import HistoryPanel, PassageDetails
 from slmtui.tui.widgets.candidates_view import CandidatesView
 from slmtui.tui.widgets.memory_box import MemoryBox, NoteBox
 from slmtui.tui.widgets.prompt_box import PromptBox
@@ -92,7 +92,7 @@ class WriterScreen(Screen[None]):
                 yield MemoryBox(id="memory")
                 yield NoteBox(id="note")
                 yield HistoryPanel(id="history")
-                yield Static(id="details")
+                yield PassageDetails(id="details")
         yield StatusLine(id="status")
         yield Footer(compact=True)
 
@@ -161,7 +161,8 @@ class WriterScreen(Screen[None]):
             view.placeholder = EMPTY_STORY
         view.show([Shown(p.id, p.author, p.text) for p in session.path], session.tokens)
         self.query_one(HistoryPanel).show(session.tree, [p.id for p in session.path],
-                                          {b.passage_id: b.name for b in session.bookmarks})
+                                          {b.passage_id: b.name for b in session.bookmarks},
+                                          version=session.tree_version)
         self._draw_candidates()
         if not session.generating:
             self._draw_context(session.idle_window())
@@ -282,7 +283,7 @@ class WriterScreen(Screen[None]):
 
     @on(HistoryPanel.Highlighted)
     def _history_highlighted(self, event: HistoryPanel.Highlighted) -> None:
-        self.query_one("#details", Static).update(self.details(event.passage_id))
+        self.query_one(PassageDetails).text = self.details(event.passage_id)
 
     def details(self, passage_id: int) -> str:
         """What the tree's details line says of a passage: who wrote it, with which model and sampling."""

@@ -19,6 +19,8 @@ from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
+from textual.reactive import reactive
+from textual.widget import Widget
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
@@ -83,15 +85,33 @@ class HistoryPanel(Tree[int]):
         self._current_path: set[int] = set()
         self._authors: dict[int, str] = {}
         self.nodes_by_passage: dict[int, TreeNode[int]] = {}
+        self._version: int | None = None
 
     def on_mount(self) -> None:
         self.border_title = "History"
         self.border_subtitle = "enter go · r retry · c continue · e edit · b mark"
 
     def show(self, children: Mapping[int | None, Sequence[Passage]], current_path: Sequence[int],
-             bookmarks: Mapping[int, str] | None = None) -> None:
+             bookmarks: Mapping[int, str] | None = None, *, version: int | None = None) -> None:
         """Rebuild from ``children`` (parent id -> its continuations, None for the roots); ``bookmarks``:
-        passage id -> the name it was given."""
+        passage id -> the name it was given. With the ``version`` of the last rebuild (the tree did not
+        change, only the path moved), only the path's marks and the cursor move: no nodes are rebuilt."""
+        if version is not None and version == self._version:
+            moved = self._current_path.symmetric_difference(current_path)
+            self._current_path = set(current_path)
+            for pid in moved:  # repaint only the lines whose mark changed (TreeNode.refresh: one line)
+                if (changed := self.nodes_by_passage.get(pid)) is not None:
+                    changed.refresh()
+            node = self.nodes_by_passage.get(current_path[-1]) if current_path else None
+            parent = node.parent if node is not None else None
+            while parent is not None:  # the path's branch points open, as a rebuild would leave them
+                if not parent.is_expanded:  # expand() re-lays out the whole tree, even when it changes nothing
+                    parent.expand()
+                parent = parent.parent
+            if node is not None:
+                self.call_after_refresh(self._move_to, node)
+            return
+        self._version = version
         marks = bookmarks or {}
         self._current_path = set(current_path)
         self._authors = {p.id: p.author for kids in children.values() for p in kids}
@@ -161,7 +181,20 @@ class HistoryPanel(Tree[int]):
             return False
         parent = node.parent
         while parent is not None:
-            parent.expand()
+            if not parent.is_expanded:
+                parent.expand()
             parent = parent.parent
         self.call_after_refresh(self._move_to, node)
         return True
+
+
+class PassageDetails(Widget):
+    """One passage's details under the tree: who wrote it, the model and sampling, its tokens' mean probability.
+
+    A fixed-height widget with a reactive text, not a ``Static``: ``Static.update`` re-lays out the whole screen,
+    and this line changes with every cursor move in the tree."""
+
+    text: reactive[str] = reactive("")
+
+    def render(self) -> str:
+        return self.text
