@@ -13,6 +13,7 @@ alt+arrows walk the tree from the writer itself.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,6 +45,11 @@ from slmtui.writing.session import Change, WritingSession
 
 FRAME_S = 1 / 30
 """How often streamed tokens are drawn: once a frame, however fast the engine runs."""
+GAUGES_S = 0.25
+"""How often the tok/s and the context meter follow a stream. Not every frame: a frame that changes only the
+story's last line repaints a few lines, but one that also changes the status line at the bottom repaints the
+whole column between them (Textual crops an update to the box around all changes), and every millisecond the
+UI thread draws is one the engine's worker waits for the GIL (bench_ui_latency: the app's pace)."""
 
 EMPTY_STORY = "An empty page. Write the opening lines below and press Enter, or press Enter on an empty line to let the model begin."
 NO_MODEL = "No model yet: train one with slm-train or from the Training screen. Your stories are kept meanwhile."
@@ -74,6 +80,7 @@ class WriterScreen(Screen[None]):
 
     def __init__(self, session: WritingSession, *, presets: dict[str, dict[str, Any]] | None = None) -> None:
         super().__init__()
+        self._gauges_at = 0.0
         self.session = session
         self.presets = presets or {}
 
@@ -201,7 +208,11 @@ class WriterScreen(Screen[None]):
         progress = self.session.poll()
         if progress is None:
             return
-        self.query_one(StatusLine).tokens_per_second = progress.tokens_per_second
+        now = time.monotonic()
+        gauges = progress.finished or now - self._gauges_at >= GAUGES_S
+        if gauges:
+            self._gauges_at = now
+            self.query_one(StatusLine).tokens_per_second = progress.tokens_per_second
         # On finishing, the session has re-read the story and the view already shows all of it.
         if progress.streamed and not progress.finished:
             session = self.session
@@ -213,7 +224,8 @@ class WriterScreen(Screen[None]):
             else:
                 for streamed in progress.streamed:
                     self.story_view.append(streamed.passage_id, streamed.text)
-            self._draw_context(progress.window)
+            if gauges:
+                self._draw_context(progress.window)
         if progress.error:
             self.notify(progress.error, title="Generation failed", severity="error", timeout=10)
 

@@ -197,7 +197,22 @@ class StoryView(ScrollView, can_focus=True):
         if start and len(self._lines) == before:
             self.refresh_lines(keep, before - keep)  # the common case while streaming: the last line grew
         else:
-            self.virtual_size = Size(width, len(self._lines))
+            self._resize_lines(Size(width, len(self._lines)))
+
+    def _resize_lines(self, size: Size) -> None:
+        """Set the virtual size to the lines' count. ``virtual_size`` is a layout reactive: setting it re-lays
+        out and repaints the whole screen, ~8 times a second while a model streams new lines, and the main
+        thread's time is the engine's (the worker waits for the GIL while it draws). While the scrollbars stay
+        as they were, only this view and its scrollbar repaint."""
+        old = self.virtual_size
+        view = self.scrollable_content_region.height
+        if self.is_mounted and old.width == size.width and (old.height > view) == (size.height > view):
+            self.set_reactive(StoryView.virtual_size, size)
+            if self.show_vertical_scrollbar:
+                self.vertical_scrollbar.window_virtual_size = size.height
+            self.refresh()
+        else:
+            self.virtual_size = size
             self.refresh()
 
     def on_resize(self) -> None:
