@@ -50,6 +50,8 @@ class SlmApp(App[int]):
     TITLE = "slmtui"
     # The writer's side panel shows from -wide on (toggled with ctrl+s below); the stories preview from -medium.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-medium"), (110, "-wide")]
+    # Under 40 rows the writer's memory and note boxes shrink so the History tree keeps room.
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
         Binding("f5", "training", "Train", id="training"),

@@ -108,7 +108,7 @@ class HistoryPanel(Tree[int]):
                 if not parent.is_expanded:  # expand() re-lays out the whole tree, even when it changes nothing
                     parent.expand()
                 parent = parent.parent
-            if node is not None:
+            if node is not None and self.cursor_node is not node:
                 self.call_after_refresh(self._move_to, node)
             return
         self._version = version
