@@ -95,3 +95,77 @@ def test_writer_token_view(snap_compare, engine: ActiveModel, store: StoryStore)
 def test_stories_screen(snap_compare, engine: ActiveModel, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
     app, _ = app_with_story(engine, store)
     assert snap_compare(app, terminal_size=(100, 30), run_before=settle, press=["ctrl+o"])
+
+
+CANDIDATES = (" The letter was dated tomorrow.", " He read it twice, then burned it in the lamp.",
+              " Outside, the bell began to ring again, closer now, as if someone were climbing.")
+
+
+def with_candidates(pilot) -> None:  # type: ignore[no-untyped-def]
+    """Three candidates under the last passage, as a generation with choices 3 leaves them, fixed probabilities."""
+    writer = pilot.app.screen
+    session = writer.session
+    parent = session.path[-1].id
+    made = session.store.add_passages(session.story.id, parent_id=parent, count=3, model="tiny")
+    for p, text in zip(made, CANDIDATES):
+        session.store.append_text(p.id, text)
+    session.candidates = tuple(p.id for p in made)
+    session._reload()
+    for i, p in enumerate(made):
+        session.candidate_text[p.id] = CANDIDATES[i]
+        session.tokens[p.id] = [TokenMark(0, len(CANDIDATES[i]), 1, 0.2 + 0.25 * i, ())]
+    writer._draw_story()
+
+
+def test_writer_three_candidates_80x24(snap_compare, engine: ActiveModel, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
+    app, _ = app_with_story(engine, store)
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(pilot)
+        with_candidates(pilot)
+        await pilot.pause()
+        await pilot.press("down")  # the second one marked
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_writer_three_candidates_160x48(snap_compare, engine: ActiveModel, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
+    app, _ = app_with_story(engine, store)
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(pilot)
+        with_candidates(pilot)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(160, 48), run_before=run_before)
+
+
+def test_tree_panel(snap_compare, engine: ActiveModel, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
+    app, last = app_with_story(engine, store)
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(pilot)
+        writer = pilot.app.screen
+        session = writer.session
+        session.store.set_bookmark(session.story.id, session.path[1].id, "the lamp")
+        session.store.edit_passage(last, " It was addressed to him in a hand he knew.")
+        session._reload()
+        await pilot.pause()
+        await pilot.press("ctrl+g", "up", "up")  # the tree, its cursor on the bookmarked passage's branch
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(160, 48), run_before=run_before)
+
+
+def test_author_note(snap_compare, engine: ActiveModel, store: StoryStore) -> None:  # type: ignore[no-untyped-def]
+    app, _ = app_with_story(engine, store)
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(pilot)
+        writer = pilot.app.screen
+        writer.session.set_author_note("Eerie.")
+        writer._draw_notes()
+        writer.query_one(PromptBox).focus()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)

@@ -184,14 +184,12 @@ class WriterScreen(Screen[None]):
         view.display = bool(ids)
         self.set_class(bool(ids), "-choosing")
         if not ids:
-            if view.passage_ids:
-                view.passage_ids = []
-                self.run_worker(view.remove_children(), group="candidates")
+            view.passage_ids = []
             if view.has_focus:
                 self.query_one(PromptBox).focus()
             return
-        self.run_worker(view.show([(i, session.candidate_text.get(i, "")) for i in ids], session.tokens,
-                                  [session.mean_prob(i) for i in ids]), group="candidates")
+        view.show([(i, session.candidate_text.get(i, "")) for i in ids], session.tokens,
+                  [session.mean_prob(i) for i in ids])
         if not isinstance(self.focused, (HistoryPanel,)):
             view.focus()
 

@@ -53,20 +53,22 @@ class CandidatesView(Container, can_focus=True):
         self.passage_ids: list[int] = []
 
     def compose(self) -> ComposeResult:
-        return iter(())
+        # Every pane there is room for, made once: showing N candidates hides the others, so a new generation
+        # never mounts or removes a widget (no await, no relayout race with the stream's first frame).
+        for i in range(MAX_CHOICES):
+            yield CandidatePane(id=f"candidate-{i}")
 
-    async def show(self, passages: Sequence[tuple[int, str]], tokens: dict[int, list[TokenMark]],
-                   probs: Sequence[float | None]) -> None:
-        """Show these candidates (passage id, text so far); rebuilds the panes only when the set changed."""
+    def show(self, passages: Sequence[tuple[int, str]], tokens: dict[int, list[TokenMark]],
+             probs: Sequence[float | None]) -> None:
+        """Show these candidates (passage id, text so far)."""
         ids = [pid for pid, _ in passages]
         if ids != self.passage_ids:
-            await self.remove_children()
             self.passage_ids = ids
-            await self.mount_all([CandidatePane(id=f"candidate-{i}") for i in range(len(ids))])
             self.marked = 0
-        for i, (pid, text) in enumerate(passages):
-            pane = self.query_one(f"#candidate-{i}", CandidatePane)
-            pane.show([Shown(pid, "model", text)], tokens)
+        for i, pane in enumerate(self.query(CandidatePane)):
+            pane.display = i < len(ids)
+            if i < len(ids):
+                pane.show([Shown(ids[i], "model", passages[i][1])], tokens)
         self.set_probs(probs)
 
     def append(self, index: int, passage_id: int, text: str) -> None:
