@@ -238,5 +238,6 @@ class GPT(nn.Module):
         return self.lm_head(x), None
 
     def new_cache(self, batch_size: int = 1) -> KVCache:
-        p = self.lm_head.weight
+        # The token embedding, not the head: a decoding path may swap the head for a module without .weight.
+        p = self.transformer.wte.weight
         return KVCache(self.config, batch_size=batch_size, device=p.device, dtype=p.dtype)

@@ -1,0 +1,241 @@
+"""Decoding paths: the same GPT with its linear layers laid out for speed, chosen by measurement.
+
+A decoding step of a small model at batch 1 is bound by memory and per-op overhead, not arithmetic, and
+which layout wins depends on the CPU (AMX or not, cache sizes) and the model's shape. So nothing here is
+decided by CPU flag: ``choose_path`` times a few decoding steps of each candidate when a model is first
+used at a batch size, and remembers the winner for the process (keyed by the model's shape).
+
+Every path is a *view* of the model: a shallow copy that shares every parameter and replaces only its
+``nn.Linear`` modules (found generically, so any block internals work), so the exact model stays
+untouched for evaluation, training and tests.
+
+Candidates and what they cost (2-core AMD EPYC with AVX512-BF16, no AMX, shared with other jobs; default
+model 6x256 with an 8k head, decode step at batch 1 / 4 / 8 in ms, best of 3, tests/bench/bench_generate.py):
+see CANDIDATES below for the figures each rests on.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+from slmtui.engine.model import GPT
+
+EXACT = "exact"
+
+
+class TransposedLinear(nn.Module):
+    """``x @ W.T + b`` with ``W.T`` stored contiguous: fp32, bit-for-bit the same maths, another memory walk.
+
+    On a CPU without AMX, MKL's matrix-vector kernel over the row-major weight reads it at ~8 GB/s where
+    the transposed product runs ~3x faster for a 50257x256 head (issue 12's figures).
+    """
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.weight_t = linear.weight.detach().t().contiguous()  # (in, out)
+        self.bias = None if linear.bias is None else linear.bias.detach()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x2 = x.reshape(-1, x.size(-1))
+        y = x2 @ self.weight_t if self.bias is None else torch.addmm(self.bias, x2, self.weight_t)
+        return y.view(*x.shape[:-1], y.size(-1))
+
+
+class BF16Linear(nn.Module):
+    """A bf16 copy of the weight; activations are rounded to bf16 on the way in and widened on the way out."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.weight = linear.weight.detach().to(torch.bfloat16)
+        self.bias = None if linear.bias is None else linear.bias.detach().to(torch.bfloat16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.to(torch.bfloat16), self.weight, self.bias).float()
+
+
+class BF16MatVecHead(nn.Module):
+    """The engine's LM head before issue 12: a bf16 copy read with ``torch.mv`` one row at a time.
+
+    Kept as a candidate (it wins on CPUs with AMX) and as the bench's baseline; one row gives exactly the
+    numbers the old Generator gave, so a seed replays the same text.
+    """
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.weight = linear.weight.detach().to(torch.bfloat16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, x.size(-1)).to(torch.bfloat16)
+        out = torch.stack([torch.mv(self.weight, r) for r in rows]).float()
+        return out.view(*x.shape[:-1], out.size(-1))
+
+
+def _view(model: GPT) -> GPT:
+    """A copy of the module tree that shares every parameter and buffer with ``model``."""
+    memo: dict[int, object] = {id(t): t for t in model.parameters()}
+    memo.update({id(t): t for t in model.buffers()})
+    return copy.deepcopy(model, memo)
+
+
+def _replace_linears(model: nn.Module, make: Callable[[str, nn.Linear], nn.Module | None]) -> None:
+    """Swap every ``nn.Linear`` (by its qualified name) for ``make(name, linear)``; None keeps it."""
+    for parent_name, parent in list(model.named_modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, nn.Linear):
+                name = f"{parent_name}.{child_name}" if parent_name else child_name
+                new = make(name, child)
+                if new is not None:
+                    setattr(parent, child_name, new)
+
+
+def _is_head(name: str) -> bool:
+    return name == "lm_head"
+
+
+def _build_bf16_mv(model: GPT) -> GPT:
+    view = _view(model)
+    _replace_linears(view, lambda name, lin: BF16MatVecHead(lin) if _is_head(name) else None)
+    return view
+
+
+def _build_fp32_t(model: GPT) -> GPT:
+    view = _view(model)
+    _replace_linears(view, lambda _name, lin: TransposedLinear(lin))
+    return view
+
+
+def _build_bf16(model: GPT) -> GPT:
+    view = _view(model)
+    _replace_linears(view, lambda _name, lin: BF16Linear(lin))
+    return view
+
+
+def _build_int8(model: GPT) -> GPT:
+    """Dynamic int8 quantisation (fbgemm/oneDNN): int8 weights per output channel, activations per call."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    view = _view(model)
+    with warnings.catch_warnings():  # torch.ao.quantization warns that it moves to torchao one day
+        warnings.simplefilter("ignore")
+        quantize_dynamic(view, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
+    return view
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    build: Callable[[GPT], GPT]
+    exact: bool
+    """Whether the logits are the exact path's up to float reassociation (else: rounded weights)."""
+    note: str
+
+
+CANDIDATES: dict[str, Candidate] = {
+    c.name: c
+    for c in (
+        Candidate(EXACT, lambda m: m, True, "the model as trained: fp32 nn.Linear"),
+        Candidate("fp32-t", _build_fp32_t, True, "fp32, every weight stored transposed (x @ W.T)"),
+        Candidate("bf16-mv", _build_bf16_mv, False, "fp32 body, bf16 head read by torch.mv (the pre-issue-12 path)"),
+        Candidate("bf16", _build_bf16, False, "every linear in bf16"),
+        Candidate("int8", _build_int8, False, "every linear int8 (dynamic quantisation, per-channel weights)"),
+    )
+}
+"""Every decoding path, in the order a tie goes to (the exact path first)."""
+
+
+def build_path(model: GPT, name: str) -> GPT:
+    """The model laid out for ``name``; ``exact`` is the model itself."""
+    try:
+        candidate = CANDIDATES[name]
+    except KeyError:
+        raise ValueError(f"unknown decoding path {name!r}; choose one of: {', '.join(CANDIDATES)}") from None
+    return candidate.build(model).eval()
+
+
+@dataclass(frozen=True)
+class PathChoice:
+    """Which path won for one model shape and batch size, and the timings it was chosen on."""
+
+    name: str
+    batch_size: int
+    ms_per_step: dict[str, float]
+    """Best observed decode step, per candidate that built and ran."""
+
+    @property
+    def reason(self) -> str:
+        ranked = sorted(self.ms_per_step.items(), key=lambda kv: kv[1])
+        figures = ", ".join(f"{n} {ms:.2f} ms" for n, ms in ranked)
+        return f"fastest decode step at batch {self.batch_size} in a calibration at load: {figures}"
+
+
+_CHOICES: dict[tuple[object, ...], PathChoice] = {}
+
+
+def _shape_key(model: GPT, batch_size: int) -> tuple[object, ...]:
+    p = next(model.parameters())
+    return (type(model).__qualname__, model.config, p.device.type, p.dtype, torch.get_num_threads(), batch_size)
+
+
+class StepTimer:
+    """Times cached decoding steps of one model at one batch size, the cache filled once up front."""
+
+    @torch.inference_mode()
+    def __init__(self, model: GPT, *, batch_size: int, position: int | None = None) -> None:
+        block = model.config.block_size
+        self.model = model
+        self.position = max(1, min(block // 2 if position is None else position, block - 1))
+        device = next(model.parameters()).device
+        self.cache = model.new_cache(batch_size)
+        model(torch.zeros(batch_size, self.position, dtype=torch.long, device=device), cache=self.cache, last_only=True)
+        self.idx = torch.zeros(batch_size, 1, dtype=torch.long, device=device)
+
+    @torch.inference_mode()
+    def best(self, steps: int) -> float:
+        """The fastest of ``steps`` steps, in seconds (each at the same position: the cache is rewound)."""
+        best = float("inf")
+        for _ in range(steps):
+            self.cache.length = self.position
+            start = time.perf_counter()
+            self.model(self.idx, cache=self.cache, last_only=True)
+            best = min(best, time.perf_counter() - start)
+        return best
+
+
+def choose_path(
+    model: GPT, *, batch_size: int = 1, candidates: tuple[str, ...] | None = None, rounds: int = 3, steps: int = 4
+) -> PathChoice:
+    """The fastest candidate for this model's shape at ``batch_size``, measured once per process.
+
+    Candidates are timed in interleaved rounds (a busy spell on a shared machine hurts all alike) and the
+    best step of each counts. A few ms per candidate for the default model. Only paths that score within
+    0.01 bits per byte of the exact one are candidates (measured on held-out books: see README_DECODING).
+    """
+    key = _shape_key(model, batch_size) + (candidates,)
+    if key in _CHOICES:
+        return _CHOICES[key]
+    names = candidates or tuple(CANDIDATES)
+    if next(model.parameters()).device.type != "cpu":
+        names = tuple(n for n in names if n in (EXACT, "bf16"))  # the CPU kernels (fbgemm, mv) stay on CPUs
+    timers: dict[str, StepTimer] = {}
+    for name in names:
+        try:
+            timers[name] = StepTimer(build_path(model, name), batch_size=batch_size)
+            timers[name].best(1)  # warm-up: allocator, kernel selection
+        except (RuntimeError, ImportError, AttributeError):  # a backend this torch build lacks
+            timers.pop(name, None)
+    best: dict[str, float] = {name: float("inf") for name in timers}
+    for _ in range(rounds):
+        for name, timer in timers.items():
+            best[name] = min(best[name], timer.best(steps))
+    winner = min(timers, key=lambda n: best[n])  # dict order breaks ties: exact first
+    choice = PathChoice(winner, batch_size, {n: 1000 * s for n, s in best.items()})
+    _CHOICES[key] = choice
+    return choice
