@@ -94,6 +94,24 @@ class KVCache:
     def reset(self) -> None:
         self.length = 0
 
+    @property
+    def batch_size(self) -> int:
+        return self.k[0].size(0)
+
+    def expand(self, batch_size: int) -> None:
+        """Copy row 0 into ``batch_size`` rows: one prefill of a prompt serves N continuations of it."""
+        self.k = [k[:1].expand(batch_size, -1, -1, -1).contiguous() for k in self.k]
+        self.v = [v[:1].expand(batch_size, -1, -1, -1).contiguous() for v in self.v]
+
+    def keep_rows(self, rows: list[int]) -> None:
+        """Keep only these rows, in this order: a sequence that has finished stops costing compute.
+
+        All rows share one length (they advance in lockstep), so a row's positions never need moving.
+        """
+        index = torch.tensor(rows, dtype=torch.long, device=self.k[0].device)
+        self.k = [k.index_select(0, index) for k in self.k]
+        self.v = [v.index_select(0, index) for v in self.v]
+
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
