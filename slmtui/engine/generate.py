@@ -141,6 +141,7 @@ class _Stream:
     """One continuation's own state while it is written."""
 
     index: int
+    """Its place among the streams: it draws with seed + index."""
     text_decoder: object
     generator: torch.Generator
     seed: int | None = None
@@ -236,26 +237,38 @@ class Generator:
         streams = [_Stream(i, self.tokenizer.stream_decoder(), torch.Generator(device="cpu")) for i in range(n)]
         base_seed: int | None = None
         while True:
-            going: list[int] = []
-            tokens: list[int] = []
+            # Each live stream's settings, read before its token is drawn; a stream at its length is done.
+            rows: list[int] = []
+            samplings: list[Sampling] = []
             for row, r in enumerate(decoder.rows):
-                st = streams[r]
                 s = sources[r]()
-                if st.produced >= s.max_new_tokens:
-                    continue
-                if should_stop is not None and should_stop():
-                    return
+                if streams[r].produced < s.max_new_tokens:
+                    rows.append(row)
+                    samplings.append(s)
+            if not rows:
+                return
+            if should_stop is not None and should_stop():
+                return
+            for row, s in zip(rows, samplings):
+                st = streams[decoder.rows[row]]
                 if s.seed is not None:
-                    seed = s.seed + r
+                    seed = s.seed + st.index
                 else:
                     if base_seed is None:
                         base_seed = secrets.randbelow(2**31)
-                    seed = st.seed if st.seed is not None else base_seed + r
+                    seed = st.seed if st.seed is not None else base_seed + st.index
                 if seed != st.seed:
                     st.seed = seed
                     st.generator.manual_seed(seed)
-                with threads:
-                    token, prob, alternatives = self._choose(logits[row], decoder.story(r), s, st.generator)
+            with threads:
+                chosen = self._choose_rows(logits, rows, samplings, decoder, streams)
+            going: list[int] = []
+            tokens: list[int] = []
+            for i, (row, s, (token, prob, alternatives)) in enumerate(zip(rows, samplings, chosen)):
+                if i and should_stop is not None and should_stop():  # cancel within one token
+                    return
+                r = decoder.rows[row]
+                st = streams[r]
                 piece = st.text_decoder.push(token)  # type: ignore[attr-defined]
                 yield TokenEvent(
                     index=st.produced,
@@ -264,7 +277,7 @@ class Generator:
                     prob=prob,
                     alternatives=alternatives,
                     window_tokens=decoder.story_tokens_in_window,
-                    seed=seed,
+                    seed=st.seed,  # type: ignore[arg-type]
                     stream=r,
                 )
                 st.produced += 1
@@ -278,6 +291,63 @@ class Generator:
                 return
             with threads:
                 logits = decoder.step(tokens, going)
+
+    def _choose_rows(
+        self, logits: torch.Tensor, rows: list[int], samplings: list[Sampling], decoder: Decoder, streams: list[_Stream]
+    ) -> list[tuple[int, float, tuple[Alternative, ...]]]:
+        """The next token of each row in ``rows`` (indices into ``logits``), each from its own RNG.
+
+        One stream, or streams with different settings, go one by one through ``_choose``; streams that
+        share one Sampling (the usual case) are filtered together: the same arithmetic per row, done as
+        a handful of (rows, V) ops instead of a handful per row.
+        """
+        ids = [decoder.rows[row] for row in rows]
+        if len(rows) == 1 or any(s is not samplings[0] for s in samplings):
+            return [
+                self._choose(logits[row], decoder.story(r), s, streams[r].generator)
+                for row, r, s in zip(rows, ids, samplings)
+            ]
+        return self._choose_batch(
+            logits[rows] if len(rows) != logits.size(0) else logits,
+            [decoder.story(r) for r in ids],
+            samplings[0],
+            [streams[r].generator for r in ids],
+        )
+
+    @torch.inference_mode()
+    def _choose_batch(
+        self, logits: torch.Tensor, stories: list[list[int]], s: Sampling, generators: list[torch.Generator]
+    ) -> list[tuple[int, float, tuple[Alternative, ...]]]:
+        """``_choose`` for several rows under one Sampling: elementwise the same numbers, row by row."""
+        logits = logits.float().cpu()[:, : self.tokenizer.n_vocab]
+        penalised = logits
+        if s.repetition_penalty != 1.0:
+            block = self.model.config.block_size
+            seen = torch.zeros_like(logits, dtype=torch.bool)
+            for i, story in enumerate(stories):
+                seen[i, torch.tensor(story[-block:], dtype=torch.long)] = True
+            p = s.repetition_penalty
+            penalised = torch.where(seen, torch.where(logits > 0, logits / p, logits * p), logits)
+        n_alt = min(self.n_alternatives, logits.size(-1))
+        top: tuple[torch.Tensor, torch.Tensor] | None = None
+        if s.temperature == 0.0:
+            tokens = penalised.argmax(dim=-1).tolist()
+        else:
+            top = top_candidates(penalised, s)
+            tokens = [draw(*filter_candidates(top[0][i], top[1][i], s), g) for i, g in enumerate(generators)]
+        if top is not None and penalised is logits and top[0].size(-1) >= n_alt:
+            alt_logits, alt_ids = top[0][:, :n_alt], top[1][:, :n_alt]
+        else:
+            alt_logits, alt_ids = torch.topk(logits, n_alt)
+        lse = torch.logsumexp(logits, dim=-1)
+        index = torch.tensor(tokens, dtype=torch.long).unsqueeze(1)
+        probs = torch.exp(logits.gather(1, index).squeeze(1) - lse).tolist()
+        alt_probs = torch.exp(alt_logits - lse.unsqueeze(1)).tolist()
+        text = self.tokenizer.token_text
+        return [
+            (token, prob, tuple(Alternative(t, text(t), q) for t, q in zip(alt_row, alt_prob_row)))
+            for token, prob, alt_row, alt_prob_row in zip(tokens, probs, alt_ids.tolist(), alt_probs)
+        ]
 
     @torch.inference_mode()
     def _choose(

@@ -330,22 +330,24 @@ def test_each_stream_has_its_own_length_and_stop_strings(tiny_model: GPT, byte_t
 
 
 def test_a_sampling_change_reaches_every_stream_at_its_next_token(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    """Each step reads every stream's settings once, before that step's tokens are drawn."""
     prompt = byte_tokenizer.encode("The wizard said")
     events: list[TokenEvent] = []
     asked = []
 
     def current() -> Sampling:
         asked.append(len(events))
-        return GREEDY if len(events) >= 5 else RANDOM  # switches after stream 1's 3rd token (step 2)
+        return GREEDY if len(events) >= 4 else RANDOM  # switches once step 1's two tokens have arrived
 
     for event in Generator(tiny_model, byte_tokenizer, path="exact").stream(prompt, current, n=2):
         events.append(event)
     streams = by_stream(events)
-    assert asked[:6] == [0, 1, 2, 3, 4, 5], "read before every token of every stream"
-    first_greedy = {0: 3, 1: 2}  # event 5 is stream 1's 3rd token; stream 0's 4th comes next
-    for i, k in first_greedy.items():
+    assert asked[:6] == [0, 0, 2, 2, 4, 4], "read for every stream before every step"
+    for i in (0, 1):
         got = tokens(streams[i])
-        assert got[k:] == greedy_continuation(tiny_model, prompt + got[:k], len(got) - k)
+        assert len(got) == RANDOM.max_new_tokens
+        assert got[2:] == greedy_continuation(tiny_model, prompt + got[:2], len(got) - 2)
+        assert got[:4] != greedy_continuation(tiny_model, prompt, 4), "the first tokens were sampled"
 
 
 def test_should_stop_cancels_every_stream_within_one_token(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
