@@ -88,11 +88,21 @@ class Decoder:
 
     @torch.inference_mode()
     def start(self, story: Sequence[int]) -> torch.Tensor:
+        """Read the story so far; returns the logits for the next token (1-D; row 0's when n > 1)."""
+        return self.start_rows(story)[0]
+
+    @torch.inference_mode()
+    def step(self, token: int) -> torch.Tensor:
+        """Append one token to the only row; returns the logits for the one after it (1-D)."""
+        return self.step_rows([token])[0]
+
+    @torch.inference_mode()
+    def start_rows(self, story: Sequence[int]) -> torch.Tensor:
         """Read the story so far once for all rows; returns the next-token logits (n, V)."""
         self.stories = [list(story) for _ in range(self.n)]
         self.rows = list(range(self.n))
         budget = self.block_size - len(self.memory)
-        window = self.memory + self.stories[0][-budget:] if budget else self.memory
+        window = self.memory + self.stories[0][-budget:]
         self.cache = self.model.new_cache(1)
         logits = self._forward([window])
         if self.n > 1:
@@ -101,7 +111,7 @@ class Decoder:
         return logits
 
     @torch.inference_mode()
-    def step(self, tokens: Sequence[int], rows: Sequence[int] | None = None) -> torch.Tensor:
+    def step_rows(self, tokens: Sequence[int], rows: Sequence[int] | None = None) -> torch.Tensor:
         """Append ``tokens[i]`` to row ``rows[i]`` (default: every live row, in order); the rows not named
         have finished and leave the cache. Returns the next-token logits of the named rows, in that order.
         """
@@ -119,8 +129,19 @@ class Decoder:
         idx = torch.tensor([[t] for t in tokens], dtype=torch.long, device=self.device)
         return self._logits(idx)
 
-    def story(self, row: int = 0) -> list[int]:
-        return self.stories[row]
+    @property
+    def story(self) -> list[int]:
+        """Row 0's story: every token of it, read or written."""
+        return self.stories[0]
+
+    @property
+    def window(self) -> list[int]:
+        """Row 0's window: exactly the tokens the model sees (memory, then the story's last tokens)."""
+        return self.window_of(0)
+
+    def window_of(self, row: int) -> list[int]:
+        story_tokens = self.window_length - len(self.memory)
+        return self.memory + (self.stories[row][-story_tokens:] if story_tokens > 0 else [])
 
     def _forward(self, windows: list[list[int]]) -> torch.Tensor:
         self.window_length = len(windows[0])
@@ -233,7 +254,7 @@ class Generator:
         decoder = Decoder(model, memory=self.tokenizer.encode(memory) if memory else (), n=n)
         threads = self._threads()
         with threads:
-            logits = decoder.start(ids)
+            logits = decoder.start_rows(ids)
         streams = [_Stream(i, self.tokenizer.stream_decoder(), torch.Generator(device="cpu")) for i in range(n)]
         base_seed: int | None = None
         while True:
@@ -290,7 +311,7 @@ class Generator:
             if not going:
                 return
             with threads:
-                logits = decoder.step(tokens, going)
+                logits = decoder.step_rows(tokens, going)
 
     def _choose_rows(
         self, logits: torch.Tensor, rows: list[int], samplings: list[Sampling], decoder: Decoder, streams: list[_Stream]
@@ -304,12 +325,12 @@ class Generator:
         ids = [decoder.rows[row] for row in rows]
         if len(rows) == 1 or any(s is not samplings[0] for s in samplings):
             return [
-                self._choose(logits[row], decoder.story(r), s, streams[r].generator)
+                self._choose(logits[row], decoder.stories[r], s, streams[r].generator)
                 for row, r, s in zip(rows, ids, samplings)
             ]
         return self._choose_batch(
             logits[rows] if len(rows) != logits.size(0) else logits,
-            [decoder.story(r) for r in ids],
+            [decoder.stories[r] for r in ids],
             samplings[0],
             [streams[r].generator for r in ids],
         )

@@ -100,17 +100,23 @@ class KVCache:
 
     def expand(self, batch_size: int) -> None:
         """Copy row 0 into ``batch_size`` rows: one prefill of a prompt serves N continuations of it."""
-        self.k = [k[:1].expand(batch_size, -1, -1, -1).contiguous() for k in self.k]
-        self.v = [v[:1].expand(batch_size, -1, -1, -1).contiguous() for v in self.v]
+        self.k = [self._rows(k, [0] * batch_size) for k in self.k]
+        self.v = [self._rows(v, [0] * batch_size) for v in self.v]
 
     def keep_rows(self, rows: list[int]) -> None:
         """Keep only these rows, in this order: a sequence that has finished stops costing compute.
 
         All rows share one length (they advance in lockstep), so a row's positions never need moving.
         """
-        index = torch.tensor(rows, dtype=torch.long, device=self.k[0].device)
-        self.k = [k.index_select(0, index) for k in self.k]
-        self.v = [v.index_select(0, index) for v in self.v]
+        self.k = [self._rows(k, rows) for k in self.k]
+        self.v = [self._rows(v, rows) for v in self.v]
+
+    def _rows(self, t: torch.Tensor, rows: list[int]) -> torch.Tensor:
+        """A new full-capacity buffer holding the cached positions of ``rows`` (only those are copied)."""
+        out = t.new_empty((len(rows), *t.shape[1:]))
+        index = torch.tensor(rows, dtype=torch.long, device=t.device)
+        out[:, :, : self.length] = t[:, :, : self.length].index_select(0, index)
+        return out
 
 
 class CausalSelfAttention(nn.Module):
