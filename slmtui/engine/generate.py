@@ -349,12 +349,16 @@ class Generator:
         logits = logits.float().cpu()[:, : self.tokenizer.n_vocab]
         penalised = logits
         if s.repetition_penalty != 1.0:
-            block = self.model.config.block_size
-            seen = torch.zeros_like(logits, dtype=torch.bool)
-            for i, story in enumerate(stories):
-                seen[i, torch.tensor(story[-block:], dtype=torch.long)] = True
+            # apply_repetition_penalty on every row at once: each row's seen tokens, offset into the
+            # flattened (rows * V) logits, penalised by the same formula (a (rows, V) where() is ~10x
+            # slower than on the few hundred seen entries).
+            block, vocab = self.model.config.block_size, logits.size(-1)
+            recent = torch.tensor([story[-block:] for story in stories], dtype=torch.long)  # lockstep: same length
+            seen = torch.unique(recent + vocab * torch.arange(len(stories)).unsqueeze(1))
+            scores = logits.reshape(-1)[seen]
             p = s.repetition_penalty
-            penalised = torch.where(seen, torch.where(logits > 0, logits / p, logits * p), logits)
+            penalised = logits.clone()
+            penalised.view(-1)[seen] = torch.where(scores > 0, scores / p, scores * p)
         n_alt = min(self.n_alternatives, logits.size(-1))
         top: tuple[torch.Tensor, torch.Tensor] | None = None
         if s.temperature == 0.0:
