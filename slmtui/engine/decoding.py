@@ -10,20 +10,23 @@ Every path is a *view* of the model: a shallow copy that shares every parameter 
 untouched for evaluation, training and tests.
 
 What the choice rests on, measured on a 2-core AMD EPYC with AVX512-BF16 and no AMX, shared with other
-jobs (load 5-8), torch 2.13, 1 thread; best decode step of the calibration, in ms
-(tests/bench/bench_generate.py prints these for every run):
+jobs (load average 8-10), torch 2.13, 1 thread: the calibration's best decode step in ms, one run of
+tests/bench/bench_generate.py (it prints these every run; int8 was fastest at every N in all three):
 
     default model (6x256, 8k head)   batch 1   batch 4   batch 8      seed preset (4x256, 50k head), batch 1
-    int8                              1.14      1.55      1.94        1.41
-    fp32-t                            1.90      20.1      20.8        7.33
-    bf16                              2.30      2.69      19.6        12.2
-    exact                             3.33      16.3      16.9        17.9
-    bf16-mv (the old path)            18.4      21.2      40.3        14.8
+    int8                              1.01      1.33      1.60        1.04
+    bf16                              2.01      2.47      2.84        7.50
+    fp32-t                            1.82      12.1      8.68        7.48
+    exact                             2.76      12.0      8.49        9.84
+    bf16-mv (the old path)            2.67      13.2      9.65        10.7
 
-Held-out bits per byte of the default model through each path (tests/bench/bench_decode_bpb.py: three
-books it never trained on, 16k tokens each, decoded at batch 1 with the sliding window): exact 2.1543,
-fp32-t 2.1543, bf16-mv 2.1543, BPB_FIGURES: every rounding path within the 0.01 allowed.
-On a CPU with AMX the bf16 paths may win instead; the calibration finds out.
+fp32 at batch > 1 is slow here, most likely because sgemm packs the weights on every call; int8 weights
+are packed once. Held-out bits per byte of the default model through each path (tests/bench/bench_decode_bpb.py:
+stevenson-treasure-island, lang-violet-fairy-book, verne-around-the-world-in-eighty-days, none of them
+in its training books, 16k tokens each after the first 1000, decoded at batch 1 with the sliding window):
+exact 2.1543, fp32-t 2.1543, bf16-mv 2.1543, bf16 2.1543 (-0.00004), int8 2.1562 (+0.0019): every
+rounding path is well within the 0.01 allowed. On a CPU with AMX the bf16 paths may win instead; the
+calibration finds out.
 """
 
 from __future__ import annotations
@@ -257,9 +260,10 @@ def choose_path(
 
     Candidates are timed in interleaved rounds (a busy spell on a shared machine hurts all alike), the
     best step of each counts, and after the first round any candidate slower than twice the best leaves.
-    The cost is dominated by building the candidates (int8 quantisation: ~0.3 s for the default model).
+    The cost is building the candidates and a dozen steps each: 0.45-0.8 s for the default model, 1.3-3.2 s
+    for the seed preset's 50k head, on the loaded 2-core machine (bench_generate prints it).
     Lossy candidates (bf16, int8) stay within 0.01 bits per byte of the exact path on held-out books
-    (tests/bench/bench_decode_bpb.py; figures in CANDIDATES' notes).
+    (tests/bench/bench_decode_bpb.py; the figures are in this module's docstring).
     """
     key = _shape_key(model, batch_size) + (candidates,)
     if key in _CHOICES:
