@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help=r"stop once the text written contains TEXT (repeatable; \n and \t are understood)")
     gen.add_argument("--memory", default="", metavar="TEXT",
                      help="text the model always sees before the story's last tokens (names, setting)")
+    gen.add_argument("--path", metavar="NAME",
+                     help="decoding path: auto (the fastest here, measured), exact, fp32-t, bf16, bf16-mv or int8 "
+                          "(default: exact with --seed, so the text replays on any machine; else auto)")
     gen.set_defaults(func=_cmd_generate)
 
     ev = sub.add_parser("eval", parents=[common], help="loss, perplexity and bits per byte of a model on some text",
@@ -229,12 +232,13 @@ def _cmd_tui(args: argparse.Namespace) -> int:
 def _cmd_generate(args: argparse.Namespace) -> int:
     prompt = _read_prompt(args.prompt)
     sampling = _sampling_from_args(args)  # checked before the (slow) model load
+    path = _decoding_path(args)
     loaded = _load(args)
     from slmtui.engine import Generator
 
     out = sys.stdout
     last = ""
-    for event in Generator(loaded.model, loaded.tokenizer).stream(prompt, sampling, memory=args.memory):
+    for event in Generator(loaded.model, loaded.tokenizer, path=path).stream(prompt, sampling, memory=args.memory):
         if event.text:
             out.write(event.text)
             out.flush()
@@ -243,6 +247,20 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         out.write("\n")
     out.flush()
     return 0
+
+
+def _decoding_path(args: argparse.Namespace) -> str | None:
+    """The decoding path ``generate`` uses: None measures the fastest. A seed is a promise that the text
+    replays, and only the exact path gives the same numbers whichever path this machine would pick."""
+    from slmtui.engine.decoding import CANDIDATES, EXACT
+
+    if args.path is None:
+        return EXACT if args.seed is not None else None
+    if args.path == "auto":
+        return None
+    if args.path not in CANDIDATES:
+        raise SlmError(f"--path {args.path!r}: choose auto or one of {', '.join(CANDIDATES)}")
+    return args.path
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

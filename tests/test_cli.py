@@ -156,9 +156,31 @@ def test_generate_writes_what_the_generator_writes(capsys: pytest.CaptureFixture
 
     loaded = load_model_dir(tiny_model_dir)
     s = Sampling(seed=3, top_k=5, top_p=0.9, min_p=0.01, repetition_penalty=1.3, max_new_tokens=12)
-    events = list(Generator(loaded.model, loaded.tokenizer).stream("Once upon a time", s, memory="Dorothy"))
+    events = list(Generator(loaded.model, loaded.tokenizer, path="exact").stream("Once upon a time", s, memory="Dorothy"))
     assert rc == 0
     assert out.rstrip("\n") == "".join(e.text for e in events).rstrip("\n")
+
+
+def test_generate_with_a_seed_takes_the_exact_path_unless_told(
+    capsys: pytest.CaptureFixture[str], tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import slmtui.engine.generate as generate
+
+    paths_used: list[str | None] = []
+    real_init = generate.Generator.__init__
+
+    def spy(self: generate.Generator, *args: object, path: str | None = None, **kwargs: object) -> None:
+        paths_used.append(path)
+        real_init(self, *args, path=path, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(generate.Generator, "__init__", spy)
+    assert run(capsys, *GEN, "--seed", "3")[0] == 0
+    assert run(capsys, *GEN, "--seed", "3", "--path", "int8")[0] == 0
+    assert run(capsys, *GEN, "--path", "auto")[0] == 0
+    assert run(capsys, *GEN)[0] == 0
+    assert paths_used == ["exact", "int8", None, None]
+    rc, out, err = run(capsys, *GEN, "--path", "fastest")
+    assert rc == 2 and out == "" and err.count("\n") == 1 and "--path 'fastest'" in err
 
 
 def test_generate_reads_the_prompt_from_stdin(

@@ -29,6 +29,7 @@ from slmtui.engine.errors import SlmError
 from slmtui.engine.memory import check_fits, training_bytes
 from slmtui.engine.seeds import torch_seed
 from slmtui.engine.modeldir import METRICS, TRAIN_STATE, check_model_target, load_model_dir, save_model_dir
+from slmtui.engine.decoding import EXACT
 from trainer.config import DEFAULT_TOKENIZER, TRAIN_PRESETS, TrainConfig  # noqa: F401 - the first two re-exported
 from trainer.corpus import corpus_fingerprint, corpus_label, corpus_path, read_corpus, split_documents
 from trainer.data import Batches, cache_key, tokenize_corpus
@@ -325,7 +326,7 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
                        val_bpb=result.bits_per_byte, best_val_loss=progress.best_val_loss, improved=improved)
         progress.metrics.append(to_json(ev))
         emit(ev)
-        text = "".join(e.text for e in Generator(model, tokenizer).stream(
+        text = "".join(e.text for e in Generator(model, tokenizer, path=EXACT).stream(
             cfg.sample_prompt, Sampling(seed=cfg.seed, max_new_tokens=cfg.sample_tokens, repetition_penalty=1.1)))
         emit(SampleEvent(step=progress.step, prompt=cfg.sample_prompt, text=text))
         model.train()

@@ -1,8 +1,13 @@
-"""Streamed generation: one event per token, KV-cached, cancellable between tokens.
+"""Streamed generation: one event per token, KV-cached, N continuations at once, cancellable per token.
 
 The generator asks for the current ``Sampling`` before every token, so the UI can change the
 temperature mid-sentence. A story longer than the context keeps going: the window slides by a
 quarter of the context at a time and is re-read once (prefill), so the cost per token stays flat.
+
+Several continuations of one prompt cost little more than one: decoding a small model at batch 1 is
+bound by memory and per-op overhead, so N rows read the same weights for nearly the price of one row.
+They share one prefill (the KV cache is copied to N rows), then each draws from its own RNG
+(seed, seed + 1, ...) and stops on its own.
 """
 
 from __future__ import annotations
@@ -13,12 +18,12 @@ from dataclasses import dataclass
 
 import torch
 
-from slmtui.engine.device import cpu_has_fast_bf16
+from slmtui.engine.decoding import EXACT, PathChoice, build_path, choose_path
 from slmtui.engine.errors import SlmError
 from slmtui.engine.model import GPT, KVCache
 from slmtui.engine.sampling import Sampling, apply_repetition_penalty, draw, filter_candidates, top_candidates
 from slmtui.engine.seeds import torch_seed
-from slmtui.engine.tokenizer import Tokenizer
+from slmtui.engine.tokenizer import StreamDecoder, Tokenizer
 
 SamplingSource = Sampling | Callable[[], Sampling]
 
@@ -52,64 +57,120 @@ class TokenEvent:
     window_tokens: int
     """How many of the story's last tokens the model saw for this step (memory not counted)."""
     seed: int
-    """The seed in force: replaying with it reproduces the text."""
+    """The seed in force for this stream: replaying it alone with this seed reproduces the text."""
+    stream: int = 0
+    """Which of the continuations written at once this token belongs to (0 for the first or only one)."""
 
 
 class Decoder:
-    """The model's sliding view of one token sequence, kept in a KV cache.
+    """The model's sliding view of N token sequences that share a beginning, kept in one KV cache.
 
-    ``window`` is exactly what the model sees: the memory tokens, then the story's last tokens.
+    ``window`` is what the model sees of every row: the memory tokens, then the row's last story tokens.
+    Rows advance in lockstep: each step gives every live row one token, so all rows hold the same number
+    of cached positions, fill the window at the same step and slide together (one batched prefill of
+    each row's own last tokens). So the cache keeps one position for all rows (what learned and rotary
+    position embeddings alike need), and a slide in the middle of a batch is an ordinary step.
+    A row that finishes is dropped from the cache (``KVCache.keep_rows``): one copy of the cached
+    positions (~1 ms at N=8 for the default model, once) instead of its share of every later step
+    (attention over its cache, sampling), so it pays for itself within a few tokens.
     """
 
-    def __init__(
-        self, model: GPT, *, memory: Sequence[int] = (), slide: float = 0.25, head: torch.Tensor | None = None
-    ) -> None:
+    def __init__(self, model: GPT, *, memory: Sequence[int] = (), slide: float = 0.25, n: int = 1) -> None:
         self.model = model
-        self._head = head
-        """A bf16 copy of the LM head to score with (see Generator), or None for the model's own (exact)."""
+        self.n = n
         self.block_size = model.config.block_size
         self.memory = list(memory)[: self.block_size // 2]
         # After the window fills, keep this many story tokens and re-read them in one prefill.
         self.keep = max(1, int((self.block_size - len(self.memory)) * (1.0 - slide)))
-        self.cache: KVCache = model.new_cache()
-        self.story: list[int] = []
-        self.window: list[int] = []
-        self.device = model.lm_head.weight.device
+        self.cache: KVCache = model.new_cache(1)
+        self.stories: list[list[int]] = [[] for _ in range(n)]
+        self.rows: list[int] = list(range(n))
+        """The sequences still in the cache, in cache-row order."""
+        self.window_length = 0
+        self.device = model.transformer.wte.weight.device
 
     @torch.inference_mode()
     def start(self, story: Sequence[int]) -> torch.Tensor:
-        """Read the story so far; returns the logits for the next token (1-D)."""
-        self.story = list(story)
-        budget = self.block_size - len(self.memory)
-        return self._prefill(self.memory + self.story[-budget:] if budget else self.memory)
+        """Read the story so far; returns the logits for the next token (1-D; row 0's when n > 1)."""
+        return self.start_rows(story)[0]
 
     @torch.inference_mode()
     def step(self, token: int) -> torch.Tensor:
-        """Append one token; returns the logits for the one after it."""
-        self.story.append(token)
+        """Append one token to the only row; returns the logits for the one after it (1-D)."""
+        return self.step_rows([token])[0]
+
+    @torch.inference_mode()
+    def start_rows(self, story: Sequence[int]) -> torch.Tensor:
+        """Read the story so far once for all rows; returns the next-token logits (n, V)."""
+        self.stories = [list(story) for _ in range(self.n)]
+        self.rows = list(range(self.n))
+        budget = self.block_size - len(self.memory)
+        window = self.memory + self.stories[0][-budget:]
+        self.cache = self.model.new_cache(1)
+        logits = self._forward([window])
+        if self.n > 1:
+            self.cache.expand(self.n)
+            logits = logits.expand(self.n, -1)
+        return logits
+
+    @torch.inference_mode()
+    def step_rows(self, tokens: Sequence[int], rows: Sequence[int] | None = None) -> torch.Tensor:
+        """Append ``tokens[i]`` to row ``rows[i]`` (default: every live row, in order); the rows not named
+        have finished and leave the cache. Returns the next-token logits of the named rows, in that order.
+        """
+        rows = self.rows if rows is None else list(rows)
+        if rows != self.rows:
+            position = {r: i for i, r in enumerate(self.rows)}
+            self.cache.keep_rows([position[r] for r in rows])
+            self.rows = list(rows)
+        for r, token in zip(rows, tokens):
+            self.stories[r].append(token)
         if self.cache.length >= self.block_size:
-            return self._prefill(self.memory + self.story[-self.keep :])
-        self.window.append(token)
-        idx = torch.tensor([[token]], dtype=torch.long, device=self.device)
+            self.cache.reset()
+            return self._forward([self.memory + self.stories[r][-self.keep :] for r in rows])
+        self.window_length += 1
+        idx = torch.tensor([[t] for t in tokens], dtype=torch.long, device=self.device)
         return self._logits(idx)
 
-    def _prefill(self, window: list[int]) -> torch.Tensor:
-        self.window = list(window)
-        self.cache.reset()
-        idx = torch.tensor([self.window], dtype=torch.long, device=self.device)
-        return self._logits(idx)
+    @property
+    def story(self) -> list[int]:
+        """Row 0's story: every token of it, read or written."""
+        return self.stories[0]
+
+    @property
+    def window(self) -> list[int]:
+        """Row 0's window: exactly the tokens the model sees (memory, then the story's last tokens)."""
+        return self.window_of(0)
+
+    def window_of(self, row: int) -> list[int]:
+        story_tokens = self.window_length - len(self.memory)
+        return self.memory + (self.stories[row][-story_tokens:] if story_tokens > 0 else [])
+
+    def _forward(self, windows: list[list[int]]) -> torch.Tensor:
+        self.window_length = len(windows[0])
+        return self._logits(torch.tensor(windows, dtype=torch.long, device=self.device))
 
     def _logits(self, idx: torch.Tensor) -> torch.Tensor:
-        """Logits (V,) for the position after idx's last token, which joins the cache."""
-        if self._head is None:
-            logits, _ = self.model(idx, cache=self.cache, last_only=True)
-            return logits[0, -1]
-        h, _ = self.model(idx, cache=self.cache, last_only=True, hidden_only=True)
-        return torch.mv(self._head, h[0, -1].to(torch.bfloat16)).float()
+        """Logits (rows, V) for the position after each row's last token; idx joins the cache."""
+        logits, _ = self.model(idx, cache=self.cache, last_only=True)
+        return logits[:, -1]
 
     @property
     def story_tokens_in_window(self) -> int:
-        return len(self.window) - len(self.memory)
+        return self.window_length - len(self.memory)
+
+
+@dataclass
+class _Stream:
+    """One continuation's own state while it is written."""
+
+    index: int
+    """Its place among the streams: it draws with seed + index."""
+    text_decoder: StreamDecoder
+    generator: torch.Generator
+    seed: int | None = None
+    produced: int = 0
+    written: str = ""
 
 
 class Generator:
@@ -122,8 +183,11 @@ class Generator:
         *,
         n_alternatives: int = 5,
         num_threads: int | None = DECODE_THREADS,
-        fast_head: bool | None = None,
+        path: str | None = None,
     ) -> None:
+        """``path`` names a decoding path (slmtui.engine.decoding.CANDIDATES); None measures which is
+        fastest here, at load for one stream and on first use for N; "exact" is the model as trained.
+        """
         if tokenizer.n_vocab > model.config.vocab_size:
             raise SlmError(
                 f"tokenizer has {tokenizer.n_vocab} tokens but the model only {model.config.vocab_size}"
@@ -133,63 +197,189 @@ class Generator:
         self.n_alternatives = n_alternatives
         self.num_threads = num_threads
         """Intra-op CPU threads while this generator works (None: leave torch's setting alone)."""
-        if fast_head is None:
-            fast_head = model.lm_head.weight.device.type == "cpu" and cpu_has_fast_bf16()
-        # The LM head is most of a decoding step (50257x256 for the seed preset). A bf16 copy read with a
-        # matrix-vector product is ~3x faster on CPUs with native bf16 (tests/bench/bench_generate.py) and
-        # moves logits by ~1e-2: nothing for sampling, and shipped weights are bf16 already.
-        self.head = model.lm_head.weight.detach().to(torch.bfloat16) if fast_head else None
+        self.path = path
+        self.choices: dict[int, PathChoice] = {}
+        """The calibrations behind the automatic choice, by batch size (empty when a path was named)."""
+        self._views: dict[str, GPT] = {EXACT: self.model}
+        if path is not None:
+            self._views[path] = build_path(self.model, path)
+        else:
+            self.path_for(1)
+
+    def path_for(self, n: int) -> str:
+        """The decoding path ``n`` streams run on (measured on first use when none was named)."""
+        if self.path is not None:
+            return self.path
+        if n not in self.choices:
+            with self._threads():
+                self.choices[n] = choose_path(self.model, batch_size=n)
+        name = self.choices[n].name
+        if name not in self._views:
+            self._views[name] = build_path(self.model, name)
+        return name
+
+    def _threads(self) -> _threads:
+        cpu = self.model.transformer.wte.weight.device.type == "cpu"
+        return _threads(self.num_threads if cpu else None)
 
     def stream(
         self,
         prompt: str | Sequence[int],
-        sampling: SamplingSource,
+        sampling: SamplingSource | Sequence[SamplingSource],
         *,
+        n: int = 1,
         memory: str = "",
         should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[TokenEvent]:
-        """Yield one event per new token until max_new_tokens, a stop string, or should_stop()."""
-        current = sampling if callable(sampling) else (lambda: sampling)
+        """Yield one event per new token of each of ``n`` continuations, tagged with its stream.
+
+        ``sampling`` is one source for every stream, or one per stream (each its own length, stop strings,
+        temperature...). Stream i draws with seed + i (the seed of its Sampling, or one drawn for the call),
+        so its text replays alone with that seed. A stream ends at its max_new_tokens or a stop string;
+        ``should_stop()`` is asked before every token and ends them all. Each step reads every live stream's
+        settings once, then its events come in stream order; a stream that has ended sends nothing more.
+
+        On an exact path (``exact``, ``fp32-t``) stream i is token for token what a run of its own with
+        seed + i writes. On a rounding path a row can differ from its solo run in the last digits (int8
+        quantises the activations of all rows of a step together), so the draws can too.
+        """
+        if n < 1:
+            raise SlmError(f"n must be at least 1, got {n}")
+        if isinstance(sampling, Sequence):
+            if len(sampling) != n:
+                raise SlmError(f"{len(sampling)} sampling settings for {n} streams")
+            sources = [s if callable(s) else _constant(s) for s in sampling]
+        else:
+            shared = sampling if callable(sampling) else _constant(sampling)
+            sources = [shared] * n
         ids = self.tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
         if not ids:
             # An empty page: start from the document separator, as the model saw between books.
             eot = self.tokenizer.eot_token
             ids = [eot] if eot is not None else self.tokenizer.encode("\n")
-        decoder = Decoder(self.model, memory=self.tokenizer.encode(memory) if memory else (), head=self.head)
-        threads = _threads(self.num_threads if decoder.device.type == "cpu" else None)
+        model = self._views[self.path_for(n)]
+        decoder = Decoder(model, memory=self.tokenizer.encode(memory) if memory else (), n=n)
+        threads = self._threads()
         with threads:
-            logits = decoder.start(ids)
-        text_decoder = self.tokenizer.stream_decoder()
-        seed: int | None = None
-        generator = torch.Generator(device="cpu")
-        written = ""
-        index = 0
+            logits = decoder.start_rows(ids)
+        streams = [_Stream(i, self.tokenizer.stream_decoder(), torch.Generator(device="cpu")) for i in range(n)]
+        base_seed: int | None = None
         while True:
-            s = current()
-            if index >= s.max_new_tokens or (should_stop is not None and should_stop()):
-                break
-            if seed is None or (s.seed is not None and s.seed != seed):
-                seed = s.seed if s.seed is not None else secrets.randbelow(2**31)
-                generator.manual_seed(torch_seed(seed))
+            # Each live stream's settings, read before its token is drawn; a stream at its length is done.
+            rows: list[int] = []
+            samplings: list[Sampling] = []
+            for row, r in enumerate(decoder.rows):
+                s = sources[r]()
+                if streams[r].produced < s.max_new_tokens:
+                    rows.append(row)
+                    samplings.append(s)
+            if not rows:
+                return
+            if should_stop is not None and should_stop():
+                return
+            for row, s in zip(rows, samplings):
+                st = streams[decoder.rows[row]]
+                if s.seed is not None:
+                    seed = s.seed + st.index
+                else:
+                    if base_seed is None:
+                        base_seed = secrets.randbelow(2**31)
+                    seed = st.seed if st.seed is not None else base_seed + st.index
+                if seed != st.seed:
+                    st.seed = seed
+                    st.generator.manual_seed(torch_seed(seed))
             with threads:
-                token, prob, alternatives = self._choose(logits, decoder.story, s, generator)
-            piece = text_decoder.push(token)
-            yield TokenEvent(
-                index=index,
-                token_id=token,
-                text=piece,
-                prob=prob,
-                alternatives=alternatives,
-                window_tokens=decoder.story_tokens_in_window,
-                seed=seed,
-            )
-            index += 1
-            written += piece
-            # Only the end can hold a stop string this token completed (no rescanning the whole text).
-            if s.stop and any(stop in written[-(len(stop) + len(piece)) :] for stop in s.stop):
-                break
+                chosen = self._choose_rows(logits, rows, samplings, decoder, streams)
+            going: list[int] = []
+            tokens: list[int] = []
+            for i, (row, s, (token, prob, alternatives)) in enumerate(zip(rows, samplings, chosen)):
+                if i and should_stop is not None and should_stop():  # cancel within one token
+                    return
+                r = decoder.rows[row]
+                st = streams[r]
+                piece = st.text_decoder.push(token)
+                yield TokenEvent(
+                    index=st.produced,
+                    token_id=token,
+                    text=piece,
+                    prob=prob,
+                    alternatives=alternatives,
+                    window_tokens=decoder.story_tokens_in_window,
+                    seed=st.seed,  # type: ignore[arg-type]
+                    stream=r,
+                )
+                st.produced += 1
+                st.written += piece
+                # Only the end can hold a stop string this token completed (no rescanning the whole text).
+                if s.stop and any(stop in st.written[-(len(stop) + len(piece)) :] for stop in s.stop):
+                    continue
+                going.append(r)
+                tokens.append(token)
+            if not going:
+                return
             with threads:
-                logits = decoder.step(token)
+                logits = decoder.step_rows(tokens, going)
+
+    def _choose_rows(
+        self, logits: torch.Tensor, rows: list[int], samplings: list[Sampling], decoder: Decoder, streams: list[_Stream]
+    ) -> list[tuple[int, float, tuple[Alternative, ...]]]:
+        """The next token of each row in ``rows`` (indices into ``logits``), each from its own RNG.
+
+        One stream, or streams with different settings, go one by one through ``_choose``; streams that
+        share one Sampling (the usual case) are filtered together: the same arithmetic per row, done as
+        a handful of (rows, V) ops instead of a handful per row.
+        """
+        ids = [decoder.rows[row] for row in rows]
+        if len(rows) == 1 or any(s is not samplings[0] for s in samplings):
+            return [
+                self._choose(logits[row], decoder.stories[r], s, streams[r].generator)
+                for row, r, s in zip(rows, ids, samplings)
+            ]
+        return self._choose_batch(
+            logits[rows] if len(rows) != logits.size(0) else logits,
+            [decoder.stories[r] for r in ids],
+            samplings[0],
+            [streams[r].generator for r in ids],
+        )
+
+    @torch.inference_mode()
+    def _choose_batch(
+        self, logits: torch.Tensor, stories: list[list[int]], s: Sampling, generators: list[torch.Generator]
+    ) -> list[tuple[int, float, tuple[Alternative, ...]]]:
+        """``_choose`` for several rows under one Sampling: elementwise the same numbers, row by row."""
+        logits = logits.float().cpu()[:, : self.tokenizer.n_vocab]
+        penalised = logits
+        if s.repetition_penalty != 1.0:
+            # apply_repetition_penalty on every row at once: each row's seen tokens, offset into the
+            # flattened (rows * V) logits, penalised by the same formula (a (rows, V) where() is ~10x
+            # slower than on the few hundred seen entries).
+            block, vocab = self.model.config.block_size, logits.size(-1)
+            recent = torch.tensor([story[-block:] for story in stories], dtype=torch.long)  # lockstep: same length
+            seen = torch.unique(recent + vocab * torch.arange(len(stories)).unsqueeze(1))
+            scores = logits.reshape(-1)[seen]
+            p = s.repetition_penalty
+            penalised = logits.clone()
+            penalised.view(-1)[seen] = torch.where(scores > 0, scores / p, scores * p)
+        n_alt = min(self.n_alternatives, logits.size(-1))
+        top: tuple[torch.Tensor, torch.Tensor] | None = None
+        if s.temperature == 0.0:
+            tokens = penalised.argmax(dim=-1).tolist()
+        else:
+            top = top_candidates(penalised, s)
+            tokens = [draw(*filter_candidates(top[0][i], top[1][i], s), g) for i, g in enumerate(generators)]
+        if top is not None and penalised is logits and top[0].size(-1) >= n_alt:
+            alt_logits, alt_ids = top[0][:, :n_alt], top[1][:, :n_alt]
+        else:
+            alt_logits, alt_ids = torch.topk(logits, n_alt)
+        lse = torch.logsumexp(logits, dim=-1)
+        index = torch.tensor(tokens, dtype=torch.long).unsqueeze(1)
+        probs = torch.exp(logits.gather(1, index).squeeze(1) - lse).tolist()
+        alt_probs = torch.exp(alt_logits - lse.unsqueeze(1)).tolist()
+        text = self.tokenizer.token_text
+        return [
+            (token, prob, tuple(Alternative(t, text(t), q) for t, q in zip(alt_row, alt_prob_row)))
+            for token, prob, alt_row, alt_prob_row in zip(tokens, probs, alt_ids.tolist(), alt_probs)
+        ]
 
     @torch.inference_mode()
     def _choose(
@@ -246,3 +436,7 @@ class _threads:
     def __exit__(self, *exc: object) -> None:
         if self.n is not None and self.n != self.saved:
             torch.set_num_threads(self.saved)
+
+
+def _constant(s: Sampling) -> Callable[[], Sampling]:
+    return lambda: s

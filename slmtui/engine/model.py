@@ -121,6 +121,30 @@ class KVCache:
     def reset(self) -> None:
         self.length = 0
 
+    @property
+    def batch_size(self) -> int:
+        return self.k[0].size(0)
+
+    def expand(self, batch_size: int) -> None:
+        """Copy row 0 into ``batch_size`` rows: one prefill of a prompt serves N continuations of it."""
+        self.k = [self._rows(k, [0] * batch_size) for k in self.k]
+        self.v = [self._rows(v, [0] * batch_size) for v in self.v]
+
+    def keep_rows(self, rows: list[int]) -> None:
+        """Keep only these rows, in this order: a sequence that has finished stops costing compute.
+
+        All rows share one length (they advance in lockstep), so a row's positions never need moving.
+        """
+        self.k = [self._rows(k, rows) for k in self.k]
+        self.v = [self._rows(v, rows) for v in self.v]
+
+    def _rows(self, t: torch.Tensor, rows: list[int]) -> torch.Tensor:
+        """A new full-capacity buffer holding the cached positions of ``rows`` (only those are copied)."""
+        out = t.new_empty((len(rows), *t.shape[1:]))
+        index = torch.tensor(rows, dtype=torch.long, device=t.device)
+        out[:, :, : self.length] = t[:, :, : self.length].index_select(0, index)
+        return out
+
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
@@ -265,5 +289,6 @@ class GPT(nn.Module):
         return self.lm_head(x), None
 
     def new_cache(self, batch_size: int = 1) -> KVCache:
-        p = self.lm_head.weight
+        # The token embedding, not the head: a decoding path may swap the head for a module without .weight.
+        p = self.transformer.wte.weight
         return KVCache(self.config, batch_size=batch_size, device=p.device, dtype=p.dtype)

@@ -9,6 +9,7 @@ import torch
 
 from slmtui.engine import GPT, Decoder, Generator, GPTConfig, Sampling, SlmError, TokenEvent, Tokenizer
 from slmtui.engine.sampling import apply_repetition_penalty
+from tests.engine.reference_generate import Generator as ReferenceGenerator
 
 # Accents, a combining mark, CJK, emoji and a ZWJ family: GPT-2 splits several of these mid-character.
 UNICODE_TEXT = "Café naïve — 東京の夜、雪が降る。 🎉👩\u200d👩\u200d👧 e\u0301 Ünïcödé ok"
@@ -21,7 +22,7 @@ class ScriptedGPT(GPT):
     """A real GPT (cache and all) whose next-token logits always favour the next token of a script.
 
     Each forward call answers one "what comes next?", which is what Generator asks once per token.
-    Build its Generator with fast_head=False: the script lives in the logits, not in a head.
+    Build its Generator with path="exact": the script lives in the logits, not in a head.
     """
 
     def __init__(self, config: GPTConfig, script: list[int]) -> None:
@@ -140,14 +141,14 @@ def test_max_new_tokens_is_read_per_token(tiny_model: GPT, byte_tokenizer: Token
 def test_stop_string_ends_generation_after_the_token_that_completes_it(gpt2: Tokenizer) -> None:
     model = scripted(gpt2, "The cat sat. THE END and then more words follow here")
     s = dataclasses.replace(GREEDY, stop=("THE END", "never"), max_new_tokens=50)
-    text = "".join(e.text for e in Generator(model, gpt2, fast_head=False).stream("Once", s))
+    text = "".join(e.text for e in Generator(model, gpt2, path="exact").stream("Once", s))
     assert text == "The cat sat. THE END"
 
 
 def test_stop_string_split_across_tokens(byte_tokenizer: Tokenizer) -> None:
     model = scripted(byte_tokenizer, "abc\n\nxyz")
     s = dataclasses.replace(GREEDY, stop=("\n\n",), max_new_tokens=50)
-    assert "".join(e.text for e in Generator(model, byte_tokenizer, fast_head=False).stream("q", s)) == "abc\n\n"
+    assert "".join(e.text for e in Generator(model, byte_tokenizer, path="exact").stream("q", s)) == "abc\n\n"
 
 
 def test_stream_decoder_never_emits_half_a_character(gpt2: Tokenizer) -> None:
@@ -174,7 +175,7 @@ def test_stream_decoder_over_byte_tokens(byte_tokenizer: Tokenizer) -> None:
 def test_generated_unicode_streams_cleanly(gpt2: Tokenizer) -> None:
     model = scripted(gpt2, UNICODE_TEXT, block_size=16)  # also slides the window mid-text
     s = dataclasses.replace(GREEDY, max_new_tokens=len(gpt2.encode(UNICODE_TEXT)))
-    events = list(Generator(model, gpt2, fast_head=False).stream("Un récit: ", s))
+    events = list(Generator(model, gpt2, path="exact").stream("Un récit: ", s))
     assert "".join(e.text for e in events) == UNICODE_TEXT
     assert all("\ufffd" not in e.text for e in events)
     assert max(e.window_tokens for e in events) <= 16
@@ -252,13 +253,146 @@ def test_decoding_uses_its_own_thread_count_and_gives_the_callers_back(
         torch.set_num_threads(saved)
 
 
-def test_fast_head_scores_like_the_exact_head(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
-    """The bf16 head copy may round, but must rank tokens as the model's own head does."""
-    exact = Decoder(tiny_model)
-    fast = Decoder(tiny_model, head=tiny_model.lm_head.weight.detach().to(torch.bfloat16))
-    ids = byte_tokenizer.encode("The fast head and the exact head agree.")
-    a, b = exact.start(ids), fast.start(ids)
-    for token in ids[:20]:
-        assert torch.allclose(a, b, atol=5e-2), (a - b).abs().max()
-        assert int(a.argmax()) == int(b.argmax())
-        a, b = exact.step(token), fast.step(token)
+# --- one stream is what it was; N streams are N separate runs --------------------------------------------
+
+
+DEFAULTISH = Sampling(max_new_tokens=150, seed=7)  # the app's defaults: top-k, top-p, repetition penalty
+
+
+@pytest.mark.parametrize(("path", "old_fast_head"), [("exact", False), ("bf16-mv", True)])
+def test_one_stream_is_the_old_generator_token_for_token(
+    tiny_model: GPT, byte_tokenizer: Tokenizer, path: str, old_fast_head: bool
+) -> None:
+    """Main's Generator (kept in reference_generate.py) and today's, same seeds: the same tokens and events.
+
+    150 tokens in a 64-token context, with memory: the window slides several times.
+    """
+    old = ReferenceGenerator(tiny_model, byte_tokenizer, fast_head=old_fast_head)
+    new = Generator(tiny_model, byte_tokenizer, path=path)
+    for seed in (1, 2, 3):
+        s = dataclasses.replace(DEFAULTISH, seed=seed)
+        a = list(old.stream("Once upon a time", s, memory="Kansas."))
+        b = list(new.stream("Once upon a time", s, memory="Kansas."))
+        assert len(b) == s.max_new_tokens
+        assert tokens(b) == tokens(a)
+        assert [(e.text, e.window_tokens, e.seed) for e in b] == [(e.text, e.window_tokens, e.seed) for e in a]
+        assert [e.prob for e in b] == pytest.approx([e.prob for e in a])
+        assert {e.stream for e in b} == {0}
+
+
+def by_stream(events: list[TokenEvent]) -> dict[int, list[TokenEvent]]:
+    out: dict[int, list[TokenEvent]] = {}
+    for e in events:
+        out.setdefault(e.stream, []).append(e)
+    return out
+
+
+def test_n_streams_equal_n_separate_runs_with_seed_plus_i(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    """3 streams of 150 tokens in a 64-token context: every row slides its window mid-batch, twice."""
+    gen = Generator(tiny_model, byte_tokenizer, path="exact")
+    events = list(gen.stream("The wizard said", DEFAULTISH, n=3, memory="Oz."))
+    streams = by_stream(events)
+    assert sorted(streams) == [0, 1, 2]
+    assert any(b.window_tokens < a.window_tokens for a, b in zip(streams[0], streams[0][1:])), "no slide"
+    for i, got in streams.items():
+        alone = list(gen.stream("The wizard said", dataclasses.replace(DEFAULTISH, seed=DEFAULTISH.seed + i), memory="Oz."))
+        assert [e.index for e in got] == list(range(DEFAULTISH.max_new_tokens))
+        assert {e.seed for e in got} == {DEFAULTISH.seed + i}
+        assert tokens(got) == tokens(alone)
+        assert [e.window_tokens for e in got] == [e.window_tokens for e in alone]
+        assert [e.prob for e in got] == pytest.approx([e.prob for e in alone], rel=1e-4)
+    assert len({tuple(tokens(s)) for s in streams.values()}) == 3, "the streams drew the same text"
+    # One step's events arrive together, in stream order.
+    assert [e.stream for e in events[:6]] == [0, 1, 2, 0, 1, 2]
+
+
+def test_each_stream_has_its_own_length_and_stop_strings(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    """Per-stream settings; rows leave the batch at different steps, before and after window slides."""
+    gen = Generator(tiny_model, byte_tokenizer, path="exact")
+    prompt = "Long ago"
+    # A stop string that stream 2 will meet: a piece of what it writes when nothing stops it.
+    free = "".join(e.text for e in gen.stream(prompt, dataclasses.replace(RANDOM, seed=13, max_new_tokens=140)))
+    stop = free[100:103]
+    assert free.index(stop) >= 90
+    settings = [
+        dataclasses.replace(RANDOM, seed=11, max_new_tokens=10),
+        dataclasses.replace(RANDOM, seed=11, max_new_tokens=130),
+        dataclasses.replace(RANDOM, seed=11, max_new_tokens=140, stop=(stop,)),
+        dataclasses.replace(RANDOM, seed=11, max_new_tokens=70),
+    ]
+    streams = by_stream(list(gen.stream(prompt, settings, n=4)))
+    for i, s in enumerate(settings):
+        alone = list(gen.stream(prompt, dataclasses.replace(s, seed=s.seed + i)))
+        assert tokens(streams[i]) == tokens(alone), i
+    assert [len(streams[i]) for i in (0, 1, 3)] == [10, 130, 70]
+    text2 = "".join(e.text for e in streams[2])
+    assert text2.endswith(stop) and text2.count(stop) == 1 and len(streams[2]) < 140
+
+
+def test_a_sampling_change_reaches_every_stream_at_its_next_token(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    """Each step reads every stream's settings once, before that step's tokens are drawn."""
+    prompt = byte_tokenizer.encode("The wizard said")
+    events: list[TokenEvent] = []
+    asked = []
+
+    def current() -> Sampling:
+        asked.append(len(events))
+        return GREEDY if len(events) >= 4 else RANDOM  # switches once step 1's two tokens have arrived
+
+    for event in Generator(tiny_model, byte_tokenizer, path="exact").stream(prompt, current, n=2):
+        events.append(event)
+    streams = by_stream(events)
+    assert asked[:6] == [0, 0, 2, 2, 4, 4], "read for every stream before every step"
+    for i in (0, 1):
+        got = tokens(streams[i])
+        assert len(got) == RANDOM.max_new_tokens
+        assert got[2:] == greedy_continuation(tiny_model, prompt + got[:2], len(got) - 2)
+        assert got[:4] != greedy_continuation(tiny_model, prompt, 4), "the first tokens were sampled"
+
+
+def test_should_stop_cancels_every_stream_within_one_token(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    gen = Generator(tiny_model, byte_tokenizer, path="exact")
+    forwards = []
+    real_forward = tiny_model.forward
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        forwards.append(len(events))
+        return real_forward(*args, **kwargs)
+
+    tiny_model.forward = spy  # type: ignore[method-assign]
+    events: list[TokenEvent] = []
+    stop_after = 7  # mid-step: stream 1's 3rd token of 3 streams
+    for event in gen.stream("x", RANDOM, n=3, should_stop=lambda: len(events) >= stop_after):
+        events.append(event)
+    assert len(events) == stop_after
+    assert [e.stream for e in events] == [0, 1, 2, 0, 1, 2, 0]
+    assert max(forwards) <= stop_after - 1, "no step computed after the stop was asked"
+
+
+def test_bad_stream_counts_are_refused(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    gen = Generator(tiny_model, byte_tokenizer, path="exact")
+    with pytest.raises(SlmError, match="n must be at least 1"):
+        list(gen.stream("x", RANDOM, n=0))
+    with pytest.raises(SlmError, match="2 sampling settings for 3 streams"):
+        list(gen.stream("x", [RANDOM, RANDOM], n=3))
+
+
+def test_batched_cache_matches_full_recomputation_per_row(tiny_model: GPT) -> None:
+    """Three rows from one prefill, one dropped halfway, windows sliding: each row's logits are exactly
+    what re-running its own window without a cache gives."""
+    block = tiny_model.config.block_size
+    decoder = Decoder(tiny_model, memory=[300, 301, 302], n=3)
+    g = torch.Generator().manual_seed(3)
+    logits = decoder.start_rows(list(range(20)))
+    rows = [0, 1, 2]
+    for step in range(int(2.5 * block)):
+        for i, r in enumerate(rows):
+            with torch.inference_mode():
+                full, _ = tiny_model(torch.tensor([decoder.window_of(r)]))
+            torch.testing.assert_close(logits[i], full[0, -1], atol=1e-4, rtol=0, msg=f"step {step} row {r}")
+        if step == block:
+            rows = [0, 2]  # row 1 has finished
+        logits = decoder.step_rows(torch.randint(0, 256, (len(rows),), generator=g).tolist(), rows)
+    assert decoder.rows == [0, 2] and decoder.cache.batch_size == 2
+    assert len(decoder.stories[0]) == len(decoder.stories[2]) > len(decoder.stories[1])
+    assert decoder.window_of(0) != decoder.window_of(2), "the rows wrote different tokens"
