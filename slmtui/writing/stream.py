@@ -150,8 +150,7 @@ class StreamJob:
         offsets = list(self.starts)
         unsaved: dict[int, tuple[list[str], list[str]]] = {}
         last_save = time.monotonic()
-        kwargs = {"n": self.n} if self.n > 1 else {}
-        events = generator.stream(self.prompt, source, memory=self.memory, should_stop=stop, **kwargs)
+        events = generator.stream(self.prompt, source, n=self.n, memory=self.memory, should_stop=stop)
 
         def save() -> None:
             if unsaved:
@@ -160,7 +159,7 @@ class StreamJob:
 
         try:
             for event in events:
-                i = getattr(event, "stream", 0)
+                i = event.stream
                 start = offsets[i]
                 offsets[i] = start + len(event.text)
                 mark = TokenMark(start, offsets[i], event.token_id, event.prob, event.alternatives)

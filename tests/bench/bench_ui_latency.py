@@ -95,8 +95,7 @@ def engine_pace(model: str, device: str, n: int, seconds: float) -> float:
 
     loaded = load_model_dir(resolve_model(model), device=pick_device(device))
     generator = Generator(loaded.model, loaded.tokenizer)
-    kwargs = {"n": n} if n > 1 else {}
-    stream = generator.stream(PROMPT, lambda: SAMPLING, **kwargs)
+    stream = generator.stream(PROMPT, lambda: SAMPLING, n=n)
     for _ in range(3 * n):  # warm up (and let the engine pick its path for N)
         next(stream)
     made, started = 0, time.perf_counter()

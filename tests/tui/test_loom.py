@@ -14,7 +14,9 @@ from slmtui.engine.tokenizer import Tokenizer
 from slmtui.stories import StoryStore, unpack_tokens
 from slmtui.tui.app import SlmApp
 from slmtui.tui.screens.writer import WriterScreen
+from slmtui.tui.widgets.candidates_view import CandidatesView
 from slmtui.tui.widgets.history_panel import HistoryPanel
+from slmtui.tui.widgets.story_view import StoryView
 from slmtui.writing.context import NOTE_DEPTH, note_block, note_depth
 from slmtui.writing.session import ActiveModel
 
@@ -210,3 +212,53 @@ async def test_a_story_of_300_passages_opens_and_navigates_by_keyboard(
         await pilot.press("enter")
         await wait_for(pilot, lambda: writer.session.path[-1].id == target)
         assert writer.story_view.full_text == store.story_text(story_id, target)
+
+
+async def test_three_candidates_stream_at_once_and_picking_the_second_keeps_the_others(
+        make_app: Callable[..., SlmApp], engine: ActiveModel, store: StoryStore) -> None:
+    engine.generator.delay = 0.005  # type: ignore[attr-defined]
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        writer = writer_of(app)
+        writer.set_sampling(Sampling(max_new_tokens=40, seed=2))
+        writer.set_choices(3)
+        await pilot.press(*"Three")
+        await press_now(pilot, "enter")
+        await wait_for(pilot, lambda: len(writer.session.candidates) == 3)
+        session = writer.session
+        ids = session.candidates
+        # All three grow while the generation is still going: one batched stream, not three in turn.
+        await wait_for(pilot, lambda: all(session.candidate_text.get(i) for i in ids))
+        assert session.job is not None and not session.job.done
+        view = writer.query_one(CandidatesView)
+        assert view.display and view.passage_ids == list(ids) and app.focused is view
+        await wait_idle(pilot, writer)
+        texts = [store.get_passage(i).text for i in ids]
+        assert all(texts) and len(set(texts)) == 3
+        assert [view.query_one(f"#candidate-{k}", StoryView).full_text for k in range(3)] == texts
+        assert all("p̄" in str(view.query_one(f"#candidate-{k}", StoryView).border_title) for k in range(3))
+        before = writer.story_view.full_text
+        await pilot.press("2")
+        assert writer.session.path[-1].id == ids[1]
+        assert writer.story_view.full_text == before + texts[1], "exactly the second candidate's text joins"
+        assert [p.id for p in store.siblings(ids[1])] == list(ids)
+        assert [store.get_passage(i).text for i in ids] == texts, "the other two stay, unchanged"
+        assert not view.display and app.focused is writer.query_one("#prompt")
+
+
+async def test_escape_stops_every_candidate(make_app: Callable[..., SlmApp], engine: ActiveModel,
+                                            store: StoryStore) -> None:
+    engine.generator.delay = 0.01  # type: ignore[attr-defined]
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        writer = writer_of(app)
+        writer.set_sampling(Sampling(max_new_tokens=1000, seed=2))
+        writer.set_choices(3)
+        await press_now(pilot, "enter")
+        await wait_for(pilot, lambda: len(writer.session.candidates) == 3 and writer.session.job is not None
+                       and all(writer.session.job.produced_by))
+        job = writer.session.job
+        await press_now(pilot, "escape")
+        await wait_idle(pilot, writer)
+        assert job is not None and job.done and max(job.produced_by) < 1000
+        assert all(store.get_passage(i).text for i in writer.session.candidates), "each keeps its text"

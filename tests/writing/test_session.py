@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from slmtui.engine.errors import SlmError
 from slmtui.engine.generate import Generator, TokenEvent
 from slmtui.engine.model import GPT
 from slmtui.engine.sampling import Sampling
@@ -329,3 +330,26 @@ def test_author_note_sits_note_depth_tokens_before_the_end_of_the_engines_window
                                                                                session.path[-2].id)[-depth:]
     assert note_depth(1024, 10, 10) == NOTE_DEPTH, "a real model's window holds the full depth"
     assert session.store.get_story(session.story.id).author_note == "Tone: eerie."  # type: ignore[union-attr]
+
+
+def test_choices_3_writes_three_candidates_at_once_and_pick_keeps_the_others(
+        session: WritingSession, store: StoryStore) -> None:
+    session.set_choices(3)
+    job = session.send("Three ways")
+    assert job is not None and job.n == 3
+    finish(session)
+    user = session.path[-1]
+    assert user.author == "user", "the reader stays on the parent until a pick"
+    ids = session.candidates
+    assert len(ids) == 3 and [p.id for p in store.children(user.id)] == list(ids)
+    texts = [store.get_passage(i).text for i in ids]
+    assert [session.candidate_text[i] for i in ids] == texts and all(texts)
+    assert all(len(session.tokens[i]) == FAST.max_new_tokens for i in ids)
+    seeds = [store.get_passage(i).sampling["seed"] for i in ids]  # type: ignore[index]
+    assert seeds == [seeds[0], seeds[0] + 1, seeds[0] + 2], "stream i draws with seed + i"
+    picked = session.pick(1)
+    assert picked is not None and picked.id == ids[1] and session.path[-1].id == ids[1]
+    assert session.text.endswith(texts[1]) and session.candidates == ()
+    assert [p.id for p in store.siblings(ids[1])] == list(ids), "the other two stay, as siblings"
+    with pytest.raises(SlmError):
+        session.set_choices(9)
