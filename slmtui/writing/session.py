@@ -134,6 +134,7 @@ class WritingSession:
         self.tree_version = 0
         """Bumped whenever the tree is re-read: a move along the path leaves it, so the tree is not redrawn."""
         self._by_id: dict[int, Passage] = {}
+        self._prob_sums: dict[int, tuple[int, float]] = {}
         self._window: StreamWindow | None = None
         self._memory_tokens = 0
         self._note_tokens = 0
@@ -177,9 +178,17 @@ class WritingSession:
         return self._by_id.get(passage_id)
 
     def mean_prob(self, passage_id: int) -> float | None:
-        """The mean probability of the model's tokens in a passage (how much the model liked it)."""
+        """The mean probability of the model's tokens in a passage (how much the model liked it). Summed as
+        the tokens come (the candidates' titles ask every few frames), not over all of them each time."""
         marks = self.tokens.get(passage_id)
-        return sum(m.prob for m in marks) / len(marks) if marks else None
+        if not marks:
+            return None
+        counted, total = self._prob_sums.get(passage_id, (0, 0.0))
+        if counted > len(marks):  # the marks were replaced (a reopened or rewritten passage)
+            counted, total = 0, 0.0
+        total += sum(m.prob for m in marks[counted:])
+        self._prob_sums[passage_id] = (len(marks), total)
+        return total / len(marks)
 
     def set_choices(self, n: int) -> None:
         if not 1 <= n <= MAX_CHOICES:

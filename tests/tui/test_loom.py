@@ -262,3 +262,20 @@ async def test_escape_stops_every_candidate(make_app: Callable[..., SlmApp], eng
         await wait_idle(pilot, writer)
         assert job is not None and job.done and max(job.produced_by) < 1000
         assert all(store.get_passage(i).text for i in writer.session.candidates), "each keeps its text"
+
+
+async def test_the_choices_field_sets_n_and_keeps_it_in_config(make_app: Callable[..., SlmApp]) -> None:
+    app = make_app()
+    async with app.run_test(size=(140, 50)) as pilot:
+        writer = writer_of(app)
+        box = writer.query_one("#sampling-choices")
+        box.focus()
+        await pilot.pause()
+        box.value = ""  # type: ignore[attr-defined]
+        await pilot.press("9", "enter")
+        assert writer.session.choices == 1 and box.has_class("-invalid"), "9 is out of range: kept 1"
+        box.value = ""  # type: ignore[attr-defined]
+        await pilot.press("4", "enter")
+        assert writer.session.choices == 4 and app.settings.choices == 4
+        from slmtui.settings import load_settings
+        assert load_settings().settings.choices == 4

@@ -58,3 +58,25 @@ async def test_append_rewraps_like_a_fresh_wrap_and_selection_copies_the_text() 
         assert selected[0].startswith("lamp") and "\n" not in selected[0]
         everything = view.get_selection(Selection(None, None))
         assert everything is not None and everything[0] == text
+
+
+async def test_a_long_paragraph_streamed_in_small_pieces_wraps_like_a_fresh_wrap() -> None:
+    """append re-wraps from the line before the last, not the paragraph's start: the lines must not differ."""
+    import random
+
+    rng = random.Random(3)
+    words = ["a", "lamp", "extraordinarily", "sea", "grey,", "still.", "x" * 30, "and", "—", "night"]
+    app = ViewApp()
+    async with app.run_test(size=(24, 10)) as pilot:
+        view = app.query_one(StoryView)
+        view.show([Shown(1, "model", "")], {})
+        await pilot.pause()
+        text = ""
+        for _ in range(300):
+            piece = rng.choice(words)
+            piece = (" " if rng.random() < 0.8 else "") + piece + ("\n" if rng.random() < 0.02 else "")
+            for part in (piece[: len(piece) // 2], piece[len(piece) // 2:]):  # tokens cut words in two
+                view.append(1, part)
+                text += part
+        width = view.scrollable_content_region.width
+        assert view.full_text == text and view._lines == wrap_offsets(text, 0, width)

@@ -218,7 +218,8 @@ class WriterScreen(Screen[None]):
                 view = self.query_one(CandidatesView)
                 for streamed in progress.streamed:
                     view.append(streamed.index, streamed.passage_id, streamed.text)
-                view.set_probs([session.mean_prob(i) for i in session.candidates])
+                if gauges:
+                    view.set_probs([session.mean_prob(i) for i in session.candidates])
             else:
                 for streamed in progress.streamed:
                     self.story_view.append(streamed.passage_id, streamed.text)

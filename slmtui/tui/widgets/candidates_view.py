@@ -79,7 +79,9 @@ class CandidatesView(Container, can_focus=True):
         for i, prob in enumerate(probs):
             if i < len(self.passage_ids):
                 pane = self.query_one(f"#candidate-{i}", CandidatePane)
-                pane.border_title = f"{i + 1}" + (f" · p̄ {prob:.2f}" if prob is not None else "")
+                title = f"{i + 1}" + (f" · p̄ {prob:.2f}" if prob is not None else "")
+                if pane.border_title != title:  # a new title repaints the whole pane, not one line
+                    pane.border_title = title
         self._mark()
 
     def watch_marked(self) -> None:

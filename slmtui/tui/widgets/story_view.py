@@ -150,10 +150,14 @@ class StoryView(ScrollView, can_focus=True):
             return
         last = self.passages[-1]
         self.passages[-1] = Shown(last.passage_id, last.author, last.text + text)
-        paragraph = self._text.rfind("\n") + 1
+        # Greedy wrapping never moves a break before the last line, so re-wrap from the line before it (not
+        # from the paragraph's start: a model's paragraph can run to thousands of characters, every frame).
+        start = self._text.rfind("\n") + 1
+        if len(self._lines) >= 2 and self._lines[-2][0] > start:
+            start = self._lines[-2][0]
         self._text += printable(text)
         self._tokens_changed()
-        self._rewrap(paragraph)
+        self._rewrap(start)
         if self.follow:
             self.scroll_end(animate=False, immediate=False)
 
