@@ -87,14 +87,15 @@ PROMPT = "Once upon a time"
 SAMPLING = Sampling(max_new_tokens=100_000, seed=1)
 
 
-def engine_pace(model: str, device: str, n: int, seconds: float) -> float:
-    """tok/s of the engine alone (all N streams together): Generator.stream as the app's worker calls it."""
+def engine_pace(model: str, device: str, n: int, seconds: float, path: str | None = None) -> float:
+    """tok/s of the engine alone (all N streams together): Generator.stream as the app's worker calls it, on
+    the decoding path the app's generator chose (calibration on a busy machine can choose differently)."""
     from slmtui.engine.device import pick_device
     from slmtui.engine.generate import Generator
     from slmtui.engine.modeldir import load_model_dir, resolve_model
 
     loaded = load_model_dir(resolve_model(model), device=pick_device(device))
-    generator = Generator(loaded.model, loaded.tokenizer)
+    generator = Generator(loaded.model, loaded.tokenizer, path=path)
     stream = generator.stream(PROMPT, lambda: SAMPLING, n=n)
     for _ in range(3 * n):  # warm up (and let the engine pick its path for N)
         next(stream)
@@ -213,6 +214,7 @@ async def measure(model: str, device: str, samples: int, warmup: float, choices:
             "stop": stop,
             "tok_s": tokens / elapsed,
             "reading_tok_s": reading,
+            "path": writer.session.model.generator.path_for(choices) if writer.session.model else None,
             "choices": choices,
             "chars": chars,
             "model": writer.session.model.name if writer.session.model else model,
@@ -274,10 +276,11 @@ def main() -> None:
         print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
               f"(1, 5, 15 min)")
         for n in [int(x) for x in args.choices.split(",")]:
-            engine = engine_pace(args.model, args.device, n, args.engine_seconds)
             got = asyncio.run(measure(args.model, args.device, args.samples, args.warmup, n, args.engine_seconds))
+            engine = engine_pace(args.model, args.device, n, args.engine_seconds, got["path"])  # type: ignore[arg-type]
             reading, typing = got["reading_tok_s"], got["tok_s"]  # type: ignore[assignment]
-            print(f"\nchoices N={n}, model {got['model']} on {args.device}: engine alone {engine:.1f} tok/s; in the "
+            print(f"\nchoices N={n}, model {got['model']} on {args.device}, path {got['path']}: engine alone "
+                  f"{engine:.1f} tok/s; in the "
                   f"app {reading:.1f} tok/s while the user reads ({100 * reading / engine:.0f}% of the engine's pace), "
                   f"{typing:.1f} tok/s while a key arrives every 20 ms ({100 * typing / engine:.0f}%); the story grew "
                   f"to {got['chars']} characters")

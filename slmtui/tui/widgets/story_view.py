@@ -25,6 +25,8 @@ from textual.style import Style
 from slmtui.engine.generate import Alternative
 from slmtui.writing.stream import TokenMark
 
+LINE_CACHE = 1024
+"""Rendered lines kept per view (a screenful is ~50)."""
 PROB_BUCKETS = 5
 """Token view shades: story-view--p0 (unlikely) .. story-view--p4 (near certain), styled in app.tcss."""
 
@@ -124,6 +126,7 @@ class StoryView(ScrollView, can_focus=True):
         self._marks: list[tuple[int, int, int, float]] | None = None
         """Token view: (start, end, position index, prob) of every token in ``_text``, in order."""
         self._styles: dict[str, Style] = {}
+        self._line_cache: dict[tuple[object, ...], Strip] = {}
 
     # --- the story ---------------------------------------------------------------------------------------------
 
@@ -132,6 +135,7 @@ class StoryView(ScrollView, can_focus=True):
         self.passages = list(passages)
         self.tokens = tokens
         self._text = printable("".join(p.text for p in self.passages))
+        self._line_cache = {}  # new text at the same offsets
         self._starts = []
         offset = 0
         for p in self.passages:
@@ -184,6 +188,8 @@ class StoryView(ScrollView, can_focus=True):
     def _tokens_changed(self) -> None:
         self._positions = None
         self._marks = None
+        if self.token_view:  # the shades of cached lines may have changed
+            self._line_cache = {}
 
     # --- wrapping ----------------------------------------------------------------------------------------------
 
@@ -229,6 +235,7 @@ class StoryView(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         self._styles = {}  # the theme or the CSS changed: look the spans' styles up again
+        self._line_cache = {}
         super().notify_style_update()
 
     def _style(self, name: str) -> Style:
@@ -283,16 +290,27 @@ class StoryView(ScrollView, can_focus=True):
         if index >= len(self._lines):
             return Strip.blank(width, rich_style)
         a, b = self._lines[index]
-        if self._text:
-            content = Content(self._text[a:b], spans=self._spans(a, b))
-        else:
-            content = Content(self.placeholder[a:b], spans=[Span(0, b - a, self._style("placeholder"))])
         selection = self.text_selection
-        if selection is not None and (span := selection.get_span(index)) is not None:
-            start, end = span
-            content = content.stylize(self.screen.get_visual_style("screen--selection"), start,
-                                      len(content) if end == -1 else end)
-        strip = Strip(content.render_segments(self.visual_style), content.cell_length)
+        span = selection.get_span(index) if selection is not None else None
+        # A line's look depends only on its text and on what styles it: cached, so scrolling (a stream that
+        # follows its end scrolls every frame) repaints old lines from the cache (as Textual's Log does).
+        key = (a, b, bool(self._text), self.window_start if self.window_start > a else -1, self.token_view,
+               self.cursor if self.token_view else None)
+        strip = self._line_cache.get(key) if span is None else None
+        if strip is None:
+            if self._text:
+                content = Content(self._text[a:b], spans=self._spans(a, b))
+            else:
+                content = Content(self.placeholder[a:b], spans=[Span(0, b - a, self._style("placeholder"))])
+            if span is not None:
+                start, end = span
+                content = content.stylize(self.screen.get_visual_style("screen--selection"), start,
+                                          len(content) if end == -1 else end)
+            strip = Strip(content.render_segments(self.visual_style), content.cell_length)
+            if span is None:
+                if len(self._line_cache) >= LINE_CACHE:
+                    self._line_cache.pop(next(iter(self._line_cache)))
+                self._line_cache[key] = strip
         return strip.crop_extend(scroll_x, scroll_x + width, rich_style).apply_offsets(scroll_x, index)
 
     # --- selection ---------------------------------------------------------------------------------------------
@@ -330,6 +348,7 @@ class StoryView(ScrollView, can_focus=True):
         self.refresh_lines(first, last - first + 1)  # only the lines the dimming moved over
 
     def watch_placeholder(self) -> None:
+        self._line_cache = {}
         if not self._text:
             self._rewrap(0)
 
