@@ -201,3 +201,18 @@ def before_after(before: float | None, after: float | None) -> str | None:
     if before is None or after is None:
         return None
     return f"your books: {before:.2f} → {after:.2f} bits per byte"
+
+
+SMALL_CORPUS_BYTES = 64_000
+"""Below this, an 8k BPE learned from the text is mostly whole words seen once (see ``scratch_preset``)."""
+
+
+def scratch_preset(corpus_bytes: int) -> str:
+    """The preset a from-scratch run on ``corpus_bytes`` of text gets by default (never ``tiny``, a test toy).
+
+    ``default`` (the bundled model's 6x256 shape with an 8k BPE learned from the corpus) for any real corpus: it
+    is also faster a token than ``seed``, whose 50k-token GPT-2 output layer costs more than its four layers.
+    Below ``SMALL_CORPUS_BYTES`` there is too little text to learn an 8k-token BPE from, and ``seed``'s
+    ready-made GPT-2 tokenizer is the better start. Either way a corpus this size learns far more by
+    fine-tuning (the training screen says so and offers that first)."""
+    return "seed" if corpus_bytes < SMALL_CORPUS_BYTES else "default"

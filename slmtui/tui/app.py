@@ -237,7 +237,7 @@ class SlmApp(App[int]):
         if isinstance(self.screen, ModelsScreen):
             self.pop_screen()
         if not self.is_screen_installed("training"):
-            self.install_screen(TrainingScreen(self.training), "training")
+            self.install_screen(TrainingScreen(self.training, current_model=lambda: self.model_name), "training")
         self.push_screen("training")
 
     def action_models(self) -> None:
