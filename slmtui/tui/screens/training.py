@@ -65,7 +65,7 @@ class TrainingScreen(Screen[None]):
         super().__init__()
         self.session = session
         self.current_model = current_model
-        self.parent: ModelInfo | None = None
+        self.parent_model: ModelInfo | None = None
         self.parent_error: str | None = None
         self.fixed_device = device
         self.initial_corpus = corpus
@@ -149,7 +149,7 @@ class TrainingScreen(Screen[None]):
             return  # the corpus changed again meanwhile; its own scan is on the way
         self.corpus_size, self.taken, self.resumable_names = size, found.taken, found.resumable
         self.known_models, self.device = found.models, found.device
-        self.parent, self.parent_error = found.parent, found.parent_error
+        self.parent_model, self.parent_error = found.parent, found.parent_error
         form = self.query_one(TrainingForm)
         form.set_parent(found.parent.name if found.parent else str(self.current_model() or "the model"))
         if not size.error:
@@ -166,9 +166,9 @@ class TrainingScreen(Screen[None]):
     def _request(self) -> tuple[TrainRequest | None, list[str]]:
         """The run the form describes, or the problems that stand in its way."""
         if self.fine_tuning():
-            if self.parent is None:
+            if self.parent_model is None:
                 return None, [self.parent_error or "reading the model to teach…"]
-            parent = self.current_model() or self.parent.name
+            parent = self.current_model() or self.parent_model.name
             return plan_finetune(self.corpus_size, corpus=self.corpus(), parent=str(parent),
                                  budget=self.query_one(TrainingForm).minutes(), name=self.model_name(),
                                  taken=self.taken)
@@ -185,9 +185,9 @@ class TrainingScreen(Screen[None]):
         if request is None:
             box.update("\n".join(f"• {p}" for p in problems))
             box.set_class(self.corpus_size is not None, "-error")
-        elif self.fine_tuning() and self.parent is not None:
+        elif self.fine_tuning() and self.parent_model is not None:
             size = self.corpus_size
-            box.update(estimate_finetune(corpus_bytes=size.bytes if size else 0, parent=self.parent,
+            box.update(estimate_finetune(corpus_bytes=size.bytes if size else 0, parent=self.parent_model,
                                          budget_s=request.time_limit_s or 0.0, device=self.device).describe())
             box.remove_class("-error")
         else:

@@ -49,10 +49,10 @@ class TrainingForm(Vertical):
         """The user picked a preset: a new corpus no longer changes it."""
 
     def compose(self) -> ComposeResult:
-        with RadioSet(id="train-path"):
+        with RadioSet(id="train-path", compact=True):
             yield RadioButton("Teach the model your books", value=True, id="path-finetune")
             yield RadioButton("Train from scratch", id="path-scratch")
-        yield Label("Your books (a folder or a file)", classes="field-label")
+        yield Label("Your books (folder or file)", classes="field-label")
         with Horizontal(classes="field-row"):
             yield Input(str(self.initial_corpus or ""), placeholder="the bundled novels, or a folder path",
                         id="train-corpus", compact=True)
