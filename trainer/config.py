@@ -159,10 +159,12 @@ def finetune_config(*, train_tokens: int, budget_s: float | None, tokens_per_s: 
     * **batch 16**: a fine-tune has little text and little time; half the pretraining batch gives twice the
       updates per pass, and the parent's weights are already good enough that the noisier gradient does no harm.
       Corpora of more than 2M tokens get the pretraining batch of 32.
-    * **lr 3e-4, scaled down past four passes**: a tenth of what pretrained the bundled model (2e-3) is too
-      little to move it in minutes; the pretraining peak would wreck what it knows. 3e-4 sits just above where
-      the parent's schedule ended (2e-4). A budget that buys many passes over one book would memorise it: the
-      rate falls as 1/sqrt(passes) beyond four, to no less than 1e-4.
+    * **lr 6e-4, scaled down past eight passes**: under a third of the peak that pretrained the bundled model
+      (2e-3), whose full height would wreck what it knows. Measured (docs/training-runs.md): a peak of 1.4e-4
+      on one 366 KB novel for 10 minutes was still improving steadily when its cosine ran out (1.89 -> 1.67
+      bits/byte over 3.2 passes, no sign of overfitting), so the rate was too timid. A budget that buys many
+      passes over one book would memorise it: the rate falls as 1/sqrt(passes) beyond eight, to no less than
+      2e-4, and early stopping keeps the best weights either way.
     * **warmup**: a twentieth of the planned steps (5 to 100): Adam's moments start at zero, and full steps on
       them jolt a trained model.
     * **evaluation 4 times a pass** (and at least 12 times a run): one small book overfits within a pass or
@@ -185,11 +187,11 @@ def finetune_config(*, train_tokens: int, budget_s: float | None, tokens_per_s: 
     else:
         planned_steps = max(1, int(budget_s * max(tokens_per_s, 1.0) / batch_tokens))
     passes = planned_steps / steps_per_pass
-    lr = 3e-4 * min(1.0, math.sqrt(4.0 / passes)) if passes > 0 else 3e-4
+    lr = 6e-4 * min(1.0, math.sqrt(8.0 / passes)) if passes > 0 else 6e-4
     eval_interval = max(1, min(round(steps_per_pass / 4), planned_steps // 12 or 1, 250))
     evals_per_pass = steps_per_pass / eval_interval
     return TrainConfig(
-        batch_size=batch_size, lr=max(lr, 1e-4), warmup_steps=max(5, min(100, planned_steps // 20)),
+        batch_size=batch_size, lr=max(lr, 2e-4), warmup_steps=max(5, min(100, planned_steps // 20)),
         eval_interval=eval_interval, patience=max(3, min(8, math.ceil(evals_per_pass))), weight_decay=0.1,
         time_limit_s=budget_s, epochs=None if budget_s is not None else FINETUNE_EPOCHS,
     )

@@ -42,14 +42,14 @@ def test_defaults_evaluate_several_times_a_pass_over_one_book() -> None:
     steps_per_pass = 90_000 / (one_book.batch_size * 256)
     assert steps_per_pass / one_book.eval_interval >= 3, one_book
     assert one_book.time_limit_s == 600 and one_book.epochs is None
-    assert one_book.lr < TRAIN_PRESETS["default"].lr / 4, "a fine-tune must not wreck what the parent knows"
+    assert one_book.lr <= TRAIN_PRESETS["default"].lr / 3, "a fine-tune must not wreck what the parent knows"
     assert one_book.patience * one_book.eval_interval <= 2 * steps_per_pass, "stops within two passes of no gain"
 
 
 def test_more_passes_lower_the_rate_and_a_big_corpus_gets_the_big_batch() -> None:
     few = finetune_config(train_tokens=1_000_000, budget_s=600, tokens_per_s=1000, block_size=256)
     many = finetune_config(train_tokens=20_000, budget_s=600, tokens_per_s=1000, block_size=256)
-    assert many.lr < few.lr and many.lr >= 1e-4
+    assert many.lr < few.lr and many.lr >= 2e-4
     big = finetune_config(train_tokens=4_000_000, budget_s=600, tokens_per_s=1000, block_size=256)
     assert big.batch_size > few.batch_size
     no_budget = finetune_config(train_tokens=90_000, budget_s=None, tokens_per_s=1000, block_size=256)
@@ -120,7 +120,7 @@ def test_explicit_flags_override_the_fine_tune_defaults(tiny_model_dir: Path, bo
     assert code == 0, err
     cfg = read_model_info(paths.models_dir() / "defaults").training["train_config"]
     expected = finetune_config(train_tokens=1, budget_s=None, tokens_per_s=1, block_size=64)
-    assert cfg["lr"] <= 3e-4 and cfg["batch_size"] == expected.batch_size, "the fine-tune defaults, not tiny's"
+    assert cfg["lr"] <= 6e-4 and cfg["batch_size"] == expected.batch_size, "the fine-tune defaults, not tiny's"
 
 
 def test_a_shorter_context_than_the_parent_is_allowed(tiny_model_dir: Path, book: Path) -> None:
