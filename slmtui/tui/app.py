@@ -266,8 +266,9 @@ class SlmApp(App[int]):
         if isinstance(self.screen, TrainingScreen):
             return
         if state.status == "done" and state.done is not None:
-            self.notify(f"“{Path(state.done.path).name}” is trained and saved: write with it from the models "
-                        "screen (f6).", title="Training done", timeout=10)
+            change = f" {state.change}." if state.change else ""
+            self.notify(f"“{Path(state.done.path).name}” is trained and saved.{change} Write with it from the "
+                        "models screen (f6).", title="Training done", timeout=10)
         elif state.status == "interrupted" and state.done is not None:
             self.notify(f"Stopped at step {state.done.step:,} and saved: resume it on the training screen (f5).",
                         title="Training stopped", timeout=10)

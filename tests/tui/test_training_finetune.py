@@ -10,6 +10,7 @@ from textual.widgets import Input
 
 from slmtui.engine import paths, read_model_info
 from slmtui.training.state import TrainRequest
+from slmtui.tui.screens.models import ModelsScreen
 from slmtui.tui.screens.training import TrainingScreen
 from slmtui.tui.widgets.training import SampleText
 from slmtui.tui.widgets.training_form import FINETUNE, TrainingForm
@@ -89,6 +90,12 @@ async def test_teach_your_books_runs_init_from_shows_before_and_after_and_writes
             await pilot.press("ctrl+o")  # one key: write with it
             assert app.active_models == ["mine"]
             assert app.screen is not screen
+
+            models = ModelsScreen(active="mine")  # the model card lists its parent and its before and after
+            await app.push_screen(models)
+            await wait_for(pilot, lambda: models.selected() is not None and models.selected().name == "mine")
+            detail = str(models.query_one("#models-detail").render())
+            assert f"fine-tuned from tiny · {before_after(t['parent_val_bpb'], t['val_bpb'])}" in detail
         finally:
             await stop_everything(app)
 
