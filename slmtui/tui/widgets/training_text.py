@@ -8,7 +8,7 @@ from rich.text import Text
 
 from slmtui.format import BUNDLED_CORPUS, human_duration, params
 from slmtui.training.state import RunState
-from trainer.config import DEFAULT_TOKENIZER
+from trainer.config import DEFAULT_TOKENIZER, FINETUNE_EPOCHS
 
 
 def describe_run(state: RunState) -> Text:
@@ -24,7 +24,8 @@ def describe_run(state: RunState) -> Text:
         rows.append(("corpus", BUNDLED_CORPUS if request.corpus is None else request.corpus.name))
     if request is not None and request.init_from:
         rows.append(("from", Path(request.init_from).name))
-        rows.append(("budget", human_duration(request.time_limit_s) if request.time_limit_s else "3 passes"))
+        rows.append(("budget", human_duration(request.time_limit_s) if request.time_limit_s else
+                     f"{FINETUNE_EPOCHS:g} passes"))
     elif request is not None and request.resume is None:
         rows.append(("preset", request.preset))
         rows.append(("tokenizer", request.tokenizer or DEFAULT_TOKENIZER.get(request.preset, "?")))
