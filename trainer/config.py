@@ -162,13 +162,14 @@ def finetune_config(*, train_tokens: int, budget_s: float | None, tokens_per_s: 
     * **lr 6e-4, scaled down past eight passes**: under a third of the peak that pretrained the bundled model
       (2e-3), whose full height would wreck what it knows. Measured (docs/training-runs.md): a peak of 1.4e-4
       on one 366 KB novel for 10 minutes was still improving steadily when its cosine ran out (1.89 -> 1.67
-      bits/byte over 3.2 passes, no sign of overfitting), so the rate was too timid. A budget that buys many
+      bits/byte over 3.2 passes, no sign of overfitting), so the rate was too timid; this rule (4e-4 there)
+      reached 1.61 and began to overfit after 3.4 passes, where early stopping ended it. A budget that buys many
       passes over one book would memorise it: the rate falls as 1/sqrt(passes) beyond eight, to no less than
       2e-4, and early stopping keeps the best weights either way.
     * **warmup**: a twentieth of the planned steps (5 to 100): Adam's moments start at zero, and full steps on
       them jolt a trained model.
-    * **evaluation 4 times a pass** (and at least 12 times a run): one small book overfits within a pass or
-      two, so the held-out text must be scored often enough to catch the turn. The best-scoring weights are
+    * **evaluation 4 times a pass** (and at least 12 times a run): one small book starts to overfit after a
+      few passes (3.4 for Treasure Island), so the held-out text must be scored often enough to catch the turn. The best-scoring weights are
       kept (the loop saves the best, not the last), so a late evaluation that got worse costs nothing.
     * **patience of one pass** (3 to 8 evaluations): noise on a few thousand held-out tokens can fake one
       or two bad scores; a whole pass without a better one means the model has started to memorise.
@@ -176,7 +177,8 @@ def finetune_config(*, train_tokens: int, budget_s: float | None, tokens_per_s: 
 
     ``tokens_per_s`` is only a planning guess (``measured_tokens_per_s`` of the parent's own run, else
     ``FALLBACK_TOKENS_PER_S``): the loop re-plans its horizon from its real pace; the guess only sizes the
-    warmup and the evaluation interval.
+    warmup, the evaluation interval and the rate's cut for many passes (on a loaded machine it overestimates,
+    so the rate is cut for passes that never happen: 4e-4 instead of 6e-4 in the runs above).
     """
     train_tokens = max(1, int(train_tokens))
     batch_size = 16 if train_tokens <= 2_000_000 else 32

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.widgets import Input
 
 from slmtui.training.process import TrainingSession
 from slmtui.tui.screens.training import TrainingScreen
@@ -71,6 +72,8 @@ async def settle_form(pilot) -> None:  # type: ignore[no-untyped-def]
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, TrainingScreen) and pilot.app.screen.corpus_size
                    and pilot.app.screen.parent_model is not None)
     await pilot.app.workers.wait_for_complete()
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False  # the focused field's cursor is drawn, never half-way through a blink
     await pilot.pause(0.3)
 
 
