@@ -21,6 +21,7 @@ from slmtui import __version__
 from slmtui.engine.errors import SlmError
 from slmtui.engine.seeds import SEED_HELP
 from slmtui.format import params
+from trainer.config import before_after
 
 if TYPE_CHECKING:
     from slmtui.engine import EvalResult, LoadedModel, ModelInfo, Sampling
@@ -310,6 +311,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
         print("no models yet: train one with slm-train")
     else:
         _print_models_table(rows)
+    for r in rows:
+        if r["parent"]:
+            change = before_after(r["parent_val_bpb"], r["val_bpb"])
+            print(f"{r['name']}: fine-tuned from {Path(r['parent']).name}" + (f" · {change}" if change else ""))
     for b in broken:  # a folder that fails to read is listed, not hidden: it may be the model the user wants
         print(f"broken: {b.name}: {b.reason}")
     return 0
@@ -456,6 +461,8 @@ def _model_row(info: ModelInfo) -> dict[str, Any]:
         "n_embd": c.n_embd,
         "val_loss": number("val_loss"),
         "val_bpb": number("val_bpb"),
+        "parent": str(t["parent"]) if t.get("parent") else None,
+        "parent_val_bpb": number("parent_val_bpb"),
         "created": str(t["created"]) if "created" in t else None,
         "bundled": info.bundled,
         "broken": False,

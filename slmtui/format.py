@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trainer.config import before_after
+
 if TYPE_CHECKING:
     from slmtui.engine.modeldir import ModelInfo
 
@@ -111,4 +113,8 @@ def model_details(info: ModelInfo) -> list[str]:
             how = "saved mid-run" if t.get("stopped") == "running" else "stopped early"
             note = f" · {how}: resume it on the training screen"
         lines.append(f"{val} · created {created(t.get('created'))}{note}")
+        if t.get("parent"):
+            bpb = [t.get(k) if isinstance(t.get(k), (int, float)) else None for k in ("parent_val_bpb", "val_bpb")]
+            change = before_after(*bpb)  # type: ignore[arg-type]
+            lines.append(f"fine-tuned from {Path(str(t['parent'])).name}" + (f" · {change}" if change else ""))
     return lines

@@ -14,12 +14,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
-from slmtui.engine import DEVICE_CHOICES, PRESETS, SlmError, paths, preset
+from slmtui.engine import DEVICE_CHOICES, PRESETS, SlmError, paths, pick_device, preset
 from slmtui.engine.seeds import SEED_HELP
-from slmtui.engine.modeldir import target_path
+from slmtui.engine.modeldir import LoadedModel, target_path
 from trainer import config
 from trainer.config import DEFAULT_EPOCHS, DEFAULT_TOKENIZER, TRAIN_PRESETS, default_run_name
-from trainer.corpus import corpus_path
+from trainer.corpus import corpus_path, read_corpus
 from trainer.events import DoneEvent, ErrorEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
 from trainer.loop import RunSpec, train
 
@@ -86,14 +86,24 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     model = preset(args.preset)
     arch = {k: getattr(args, k) for k in ("block_size", "n_layer", "n_head", "n_embd", "dropout", "tie_embeddings")
             if getattr(args, k) is not None}
-    init_from = None
-    if args.init_from:
+    init_from = parent = None
+    if args.init_from and not args.resume:
         from slmtui.engine import resolve_model
+        from slmtui.engine.modeldir import load_model_dir
 
-        if arch:
+        kept = [k for k in arch if k != "block_size"]
+        if kept:
             raise SlmError("--init-from keeps the parent model's architecture: drop " +
-                           ", ".join("--" + k.replace("_", "-") for k in arch))
+                           ", ".join("--" + k.replace("_", "-") for k in kept))
         init_from = resolve_model(args.init_from)
+        if target_path(out) == init_from.resolve() or out.resolve() == init_from:
+            raise SlmError(f"{out} is the model you start from: a fine-tune always writes a new folder "
+                           "(give another --name or --out)")
+        parent = load_model_dir(init_from)  # a missing or damaged parent is refused before anything is written
+        context = parent.info.config.block_size
+        if args.block_size is not None and args.block_size > context:
+            raise SlmError(f"--block-size {args.block_size} is longer than the context of {init_from.name} "
+                           f"({context} tokens): a fine-tune can only shorten it")
     model = replace(model, **arch)
     overrides = {k: getattr(args, k) for k in ("batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip",
                                                "eval_interval", "patience", "seed", "val_fraction", "dtype",
@@ -102,14 +112,33 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         overrides["time_limit_s"] = args.time_limit
     if args.compile:
         overrides["compile"] = True
-    cfg = replace(TRAIN_PRESETS[args.preset], **overrides)
+    base = TRAIN_PRESETS[args.preset]
+    if parent is not None:
+        _check_corpus_path(args.corpus)
+        base = _finetune_defaults(args, parent)
+    cfg = replace(base, **overrides)
     if not args.resume and cfg.max_steps is None and cfg.epochs is None and cfg.time_limit_s is None:
         cfg = replace(cfg, epochs=DEFAULT_EPOCHS)  # with early stopping, the usual end
     if not args.resume:
         _check_corpus_path(args.corpus)
     return RunSpec(out=out, corpus=args.corpus.expanduser(), model=model, train=cfg,
                    tokenizer=args.tokenizer or DEFAULT_TOKENIZER[args.preset], preset=args.preset,
-                   init_from=init_from, device=args.device, resume=args.resume)
+                   init_from=init_from, device=args.device, resume=args.resume,
+                   block_size=args.block_size if init_from is not None else None)
+
+
+def _finetune_defaults(args: argparse.Namespace, parent: LoadedModel) -> config.TrainConfig:
+    """``config.finetune_config`` for this corpus and budget, with the corpus's tokens counted by the parent's
+    tokenizer (on up to 1 MB of it: the count only sizes the schedule) and the parent's own speed."""
+    corpus = read_corpus(args.corpus.expanduser())
+    sample = "".join(d.text for d in corpus.documents)[:1_000_000]
+    tokens_per_byte = len(parent.tokenizer.encode(sample)) / max(1, len(sample.encode("utf-8")))
+    device = pick_device(args.device).type
+    speed = config.measured_tokens_per_s(parent.info.training, device) or config.FALLBACK_TOKENS_PER_S
+    block = args.block_size or parent.info.config.block_size
+    held_out = args.val_fraction or config.TrainConfig.val_fraction
+    return config.finetune_config(train_tokens=int(corpus.n_bytes * tokens_per_byte * (1 - held_out)),
+                                  budget_s=args.time_limit, tokens_per_s=speed, block_size=block)
 
 
 def _check_corpus_path(path: Path) -> None:
@@ -148,6 +177,9 @@ class _Reporter:
                 self.bar.total = event.max_steps
             self.bar.update(event.step - self.bar.n)
             self.bar.set_postfix(loss=f"{event.loss:.3f}", tok_s=f"{event.tokens_per_s:,.0f}", refresh=False)
+        elif isinstance(event, EvalEvent) and self.bar is not None and event.before:
+            self.bar.write(f"before training: the starting model scores {event.val_bpb:.3f} bits/byte "
+                           "on your held-out text")
         elif isinstance(event, EvalEvent) and self.bar is not None:
             self.bar.write(f"step {event.step}: val loss {event.val_loss:.4f}, perplexity {event.val_perplexity:.1f}, "
                            f"{event.val_bpb:.3f} bits/byte{' (best)' if event.improved else ''}")
@@ -162,6 +194,9 @@ class _Reporter:
     def _done(event: DoneEvent) -> None:
         bpb = f", val {event.val_bpb:.3f} bits/byte" if event.val_bpb is not None else ""
         print(f"{event.reason}: saved {event.path} at step {event.step}{bpb}", file=sys.stderr)
+        change = config.before_after(event.parent_val_bpb, event.val_bpb)
+        if change:
+            print(change, file=sys.stderr)
         if event.resume_command:
             print(f"resume with: {event.resume_command}", file=sys.stderr)
 

@@ -7,6 +7,7 @@ one place. This module imports nothing that needs torch (only ``slmtui.engine.er
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -131,3 +132,91 @@ def unique_run_name(corpus: Path | None, preset: str, taken: set[str]) -> str:
     while name in taken:
         name, n = f"{base}-{n}", n + 1
     return name
+
+
+FINETUNE_EPOCHS = 3.0
+"""A fine-tune given no budget: three passes over the user's text, ended earlier by early stopping."""
+FALLBACK_TOKENS_PER_S = 1000.0
+"""Training speed assumed for a parent whose own run says nothing usable (a CPU's order of magnitude)."""
+
+
+def measured_tokens_per_s(training: dict[str, object], device: str) -> float | None:
+    """Tokens a second of the run that made a model, from its model.toml's [training], if it ran on ``device``."""
+    seen, wall = training.get("tokens_seen"), training.get("wall_time_s")
+    if str(training.get("device", "")).split(":")[0] != device.split(":")[0]:
+        return None
+    if isinstance(seen, (int, float)) and isinstance(wall, (int, float)) and seen > 0 and wall > 0:
+        return float(seen) / float(wall)
+    return None
+
+
+def finetune_config(*, train_tokens: int, budget_s: float | None, tokens_per_s: float,
+                    block_size: int) -> TrainConfig:
+    """The settings of a fine-tune (``--init-from``) on ``train_tokens`` of the user's text.
+
+    Why these numbers (one book, ~100k tokens, to fifty, ~4M tokens; a 10-minute budget on a CPU):
+
+    * **batch 16**: a fine-tune has little text and little time; half the pretraining batch gives twice the
+      updates per pass, and the parent's weights are already good enough that the noisier gradient does no harm.
+      Corpora of more than 2M tokens get the pretraining batch of 32.
+    * **lr 6e-4, scaled down past eight passes**: under a third of the peak that pretrained the bundled model
+      (2e-3), whose full height would wreck what it knows. Measured (docs/training-runs.md): a peak of 1.4e-4
+      on one 366 KB novel for 10 minutes was still improving steadily when its cosine ran out (1.89 -> 1.67
+      bits/byte over 3.2 passes, no sign of overfitting), so the rate was too timid; this rule (4e-4 there)
+      reached 1.61 and began to overfit after 3.4 passes, where early stopping ended it. A budget that buys many
+      passes over one book would memorise it: the rate falls as 1/sqrt(passes) beyond eight, to no less than
+      2e-4, and early stopping keeps the best weights either way.
+    * **warmup**: a twentieth of the planned steps (5 to 100): Adam's moments start at zero, and full steps on
+      them jolt a trained model.
+    * **evaluation 4 times a pass** (and at least 12 times a run): one small book starts to overfit after a
+      few passes (3.4 for Treasure Island), so the held-out text must be scored often enough to catch the turn. The best-scoring weights are
+      kept (the loop saves the best, not the last), so a late evaluation that got worse costs nothing.
+    * **patience of one pass** (3 to 8 evaluations): noise on a few thousand held-out tokens can fake one
+      or two bad scores; a whole pass without a better one means the model has started to memorise.
+    * **budget**: the time given, or ``FINETUNE_EPOCHS`` passes when none is.
+
+    ``tokens_per_s`` is only a planning guess (``measured_tokens_per_s`` of the parent's own run, else
+    ``FALLBACK_TOKENS_PER_S``): the loop re-plans its horizon from its real pace; the guess only sizes the
+    warmup, the evaluation interval and the rate's cut for many passes (on a loaded machine it overestimates,
+    so the rate is cut for passes that never happen: 4e-4 instead of 6e-4 in the runs above).
+    """
+    train_tokens = max(1, int(train_tokens))
+    batch_size = 16 if train_tokens <= 2_000_000 else 32
+    batch_tokens = batch_size * block_size
+    steps_per_pass = max(1.0, train_tokens / batch_tokens)
+    if budget_s is None:
+        planned_steps = max(1, math.ceil(FINETUNE_EPOCHS * steps_per_pass))
+    else:
+        planned_steps = max(1, int(budget_s * max(tokens_per_s, 1.0) / batch_tokens))
+    passes = planned_steps / steps_per_pass
+    lr = 6e-4 * min(1.0, math.sqrt(8.0 / passes)) if passes > 0 else 6e-4
+    eval_interval = max(1, min(round(steps_per_pass / 4), planned_steps // 12 or 1, 250))
+    evals_per_pass = steps_per_pass / eval_interval
+    return TrainConfig(
+        batch_size=batch_size, lr=max(lr, 2e-4), warmup_steps=max(5, min(100, planned_steps // 20)),
+        eval_interval=eval_interval, patience=max(3, min(8, math.ceil(evals_per_pass))), weight_decay=0.1,
+        time_limit_s=budget_s, epochs=None if budget_s is not None else FINETUNE_EPOCHS,
+    )
+
+
+def before_after(before: float | None, after: float | None) -> str | None:
+    """A fine-tune's change on the user's held-out text, as slm-train, the training screen and the model card
+    write it: "your books: 1.92 → 1.41 bits per byte" (None when either score is missing)."""
+    if before is None or after is None:
+        return None
+    return f"your books: {before:.2f} → {after:.2f} bits per byte"
+
+
+SMALL_CORPUS_BYTES = 64_000
+"""Below this, an 8k BPE learned from the text is mostly whole words seen once (see ``scratch_preset``)."""
+
+
+def scratch_preset(corpus_bytes: int) -> str:
+    """The preset a from-scratch run on ``corpus_bytes`` of text gets by default (never ``tiny``, a test toy).
+
+    ``default`` (the bundled model's 6x256 shape with an 8k BPE learned from the corpus) for any real corpus: it
+    is also faster a token than ``seed``, whose 50k-token GPT-2 output layer costs more than its four layers.
+    Below ``SMALL_CORPUS_BYTES`` there is too little text to learn an 8k-token BPE from, and ``seed``'s
+    ready-made GPT-2 tokenizer is the better start. Either way a corpus this size learns far more by
+    fine-tuning (the training screen says so and offers that first)."""
+    return "seed" if corpus_bytes < SMALL_CORPUS_BYTES else "default"

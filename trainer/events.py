@@ -51,6 +51,8 @@ class EvalEvent:
     val_bpb: float
     best_val_loss: float
     improved: bool
+    before: bool = False
+    """The starting model of a fine-tune (--init-from) scored at step 0, before any training: the "before"."""
     event: str = "eval"
 
 
@@ -78,6 +80,8 @@ class DoneEvent:
     best_val_loss: float | None
     val_bpb: float | None
     resume_command: str | None
+    parent_val_bpb: float | None = None
+    """A fine-tune's parent on the same held-out text (its step-0 score): the run's "before"."""
     event: str = "done"
 
 

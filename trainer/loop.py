@@ -58,6 +58,8 @@ class RunSpec:
     init_from: Path | None = None
     device: str = "auto"
     resume: bool = False
+    block_size: int | None = None
+    """A fine-tune's context when shorter than its parent's (the position table is cut to it)."""
 
 
 @dataclass
@@ -70,6 +72,9 @@ class _Progress:
     bad_evals: int = 0
     max_steps: int = 0
     metrics: list[str] = field(default_factory=list)
+    parent_val_loss: float | None = None
+    parent_val_bpb: float | None = None
+    """A fine-tune's parent scored on the same held-out text at step 0: the "before" of its before and after."""
 
 
 def pick_dtype(name: str, device: torch.device) -> torch.dtype:
@@ -210,10 +215,15 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         loaded = load_model_dir(spec.out)
         tokenizer, model_config = loaded.tokenizer, loaded.info.config
         parent = loaded.info.training.get("parent")  # type: ignore[assignment]
+        if parent and not Path(parent).exists():
+            # Resuming needs nothing of the parent: this folder holds the weights, tokenizer and its step-0 score.
+            warn(f"the parent model {parent} is gone; the run continues from its own saved state")
     elif spec.init_from is not None:
         loaded = load_model_dir(spec.init_from)
         tokenizer, model_config = loaded.tokenizer, loaded.info.config
         parent = str(spec.init_from)
+        if spec.block_size is not None and spec.block_size < model_config.block_size:
+            model_config = replace(model_config, block_size=spec.block_size)
     else:
         # The BPE learns from the training split only, so its cache key names the split too.
         tokenizer = build_tokenizer(tokenizer_arg, train_texts, cache_key=f"{fingerprint[:16]}-v{cfg.val_fraction}")
@@ -236,7 +246,9 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     torch.manual_seed(torch_seed(cfg.seed) + ddp.rank)
     model = GPT(model_config)
     if spec.init_from is not None and not spec.resume:
-        model.load_state_dict(loaded.model.state_dict())
+        weights = loaded.model.state_dict()
+        weights["transformer.wpe.weight"] = weights["transformer.wpe.weight"][: model_config.block_size]
+        model.load_state_dict(weights)
     model.to(device)
     optimizer = make_optimizer(model, cfg, device)
     progress = _Progress(max_steps=max_steps)
@@ -249,7 +261,9 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
             raise SlmError(f"{spec.out / TRAIN_STATE} does not fit the model in {spec.out} ({gist(e)})") from e
         progress = _Progress(step=state.step, tokens_seen=state.tokens_seen, elapsed_s=state.elapsed_s,
                              best_val_loss=state.best_val_loss, best_val_bpb=state.best_val_bpb,
-                             bad_evals=state.bad_evals, max_steps=max_steps, metrics=_read_metrics(spec.out, state.step))
+                             bad_evals=state.bad_evals, max_steps=max_steps, metrics=_read_metrics(spec.out, state.step),
+                             parent_val_loss=_number(loaded.info.training.get("parent_val_loss")),
+                             parent_val_bpb=_number(loaded.info.training.get("parent_val_bpb")))
         if device.type == "cuda" and state.rng_cuda is not None:
             torch.cuda.set_rng_state(state.rng_cuda)
     best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -280,6 +294,7 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
             "tokens_seen": progress.tokens_seen, "val_loss": progress.best_val_loss, "val_bpb": progress.best_val_bpb,
             "wall_time_s": round(progress.elapsed_s, 1), "device": str(device), "dtype": str(dtype).removeprefix("torch."),
             "world_size": ddp.world_size, "stopped": reason, "parent": parent,
+            "parent_val_loss": progress.parent_val_loss, "parent_val_bpb": progress.parent_val_bpb,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "train_config": asdict(cfg),
         }
 
@@ -312,7 +327,7 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         saved = True
         emit(CheckpointEvent(step=progress.step, path=str(spec.out)))
 
-    def evaluate() -> None:
+    def evaluate(before: bool = False) -> None:
         model.eval()
         result = evaluate_ids(model, _cap_windows(val_docs, model_config.block_size, cfg.eval_windows), byte_lengths)
         improved = progress.best_val_loss is None or result.loss < progress.best_val_loss
@@ -322,8 +337,11 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
             best_weights.update({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
         else:
             progress.bad_evals += 1
+        if before:
+            progress.parent_val_loss, progress.parent_val_bpb = result.loss, result.bits_per_byte
         ev = EvalEvent(step=progress.step, val_loss=result.loss, val_perplexity=result.perplexity,
-                       val_bpb=result.bits_per_byte, best_val_loss=progress.best_val_loss, improved=improved)
+                       val_bpb=result.bits_per_byte, best_val_loss=progress.best_val_loss, improved=improved,
+                       before=before)
         progress.metrics.append(to_json(ev))
         emit(ev)
         text = "".join(e.text for e in Generator(model, tokenizer, path=EXACT).stream(
@@ -331,6 +349,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         emit(SampleEvent(step=progress.step, prompt=cfg.sample_prompt, text=text))
         model.train()
 
+    if spec.init_from is not None and not spec.resume and ddp.is_main:
+        evaluate(before=True)  # the parent on the user's held-out text: the "before"; also the best so far
     model.train()
     time_horizon = not max_steps
     warmup = cfg.warmup_steps if time_horizon else warmup_for(cfg, max_steps)
@@ -419,9 +439,13 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     checkpoint(reason)
     resume = f"slm-train --resume --out {spec.out}" if resumable else None
     done = DoneEvent(step=progress.step, path=str(spec.out), reason=reason, best_val_loss=progress.best_val_loss,
-                     val_bpb=progress.best_val_bpb, resume_command=resume)
+                     val_bpb=progress.best_val_bpb, resume_command=resume, parent_val_bpb=progress.parent_val_bpb)
     emit(done)
     return done
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _cap_windows(docs: list[list[int]], block_size: int, cap: int) -> list[list[int]]:

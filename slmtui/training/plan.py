@@ -18,7 +18,17 @@ from slmtui.engine.model import GPTConfig
 from slmtui.engine.modeldir import ModelInfo
 from slmtui.format import human_bytes, human_duration, params
 from slmtui.training.state import TrainRequest
-from trainer.config import DEFAULT_EPOCHS, DEFAULT_TOKENIZER, TRAIN_PRESETS, is_corpus_file, parse_duration
+from trainer.config import (
+    DEFAULT_EPOCHS,
+    DEFAULT_TOKENIZER,
+    FALLBACK_TOKENS_PER_S,
+    TRAIN_PRESETS,
+    TrainConfig,
+    finetune_config,
+    is_corpus_file,
+    measured_tokens_per_s,
+    parse_duration,
+)
 
 TOKENIZER_RE = re.compile(r"gpt2|bpe:(\d+)")
 
@@ -213,15 +223,99 @@ class Survey:
     """Of those, the ones holding a run that stopped early and saved its state."""
     models: list[ModelInfo]
     device: str
+    parent: ModelInfo | None = None
+    """The model a fine-tune would start from (the one being written with), if it reads."""
+    parent_error: str | None = None
 
 
-def survey(corpus: Path | None, *, device: str | None = None) -> Survey:
-    """Size the corpus and look at the models folder (slow on a big folder: call it off the UI thread).
-    ``device`` fixes the device the estimate assumes; None asks torch."""
-    from slmtui.engine import list_models, pick_device
+def survey(corpus: Path | None, *, device: str | None = None, parent: str | None = None) -> Survey:
+    """Size the corpus, look at the models folder and read the would-be parent's model.toml (slow on a big
+    folder: call it off the UI thread). ``device`` fixes the device the estimate assumes; None asks torch."""
+    from slmtui.engine import SlmError, list_models, pick_device, read_model_info, resolve_model
     from slmtui.engine.modeldir import model_folder_names
 
     size = scan_corpus(corpus)
     models = list_models()
     resumable = {m.name for m in models if not m.bundled and m.resumable}
-    return Survey(size, model_folder_names(), resumable, models, device or pick_device("auto").type)
+    info, error = None, None
+    try:
+        info = read_model_info(resolve_model(parent))
+    except SlmError as e:
+        error = str(e)
+    return Survey(size, model_folder_names(), resumable, models, device or pick_device("auto").type, info, error)
+
+
+FINETUNE_BUDGET = "10"
+"""The fine-tune form's budget, in minutes: ten minutes take one book well past its first pass on a laptop CPU."""
+
+
+def parse_minutes(text: str) -> float | None:
+    """Seconds from the fine-tune budget as typed: minutes ('10', '2.5'), or a duration ('90s', '1h')."""
+    text = text.strip()
+    try:
+        minutes = float(text)
+    except ValueError:
+        return parse_duration(text)
+    return minutes * 60 if math.isfinite(minutes) else None
+
+
+@dataclass(frozen=True)
+class FinetuneEstimate:
+    """What a fine-tune of ``budget_s`` buys: tokens, passes over the user's text, and the trainer's settings."""
+
+    seconds: float
+    train_tokens: int
+    tokens_per_s: float
+    basis: str
+    config: TrainConfig
+
+    @property
+    def passes(self) -> float:
+        return self.seconds * self.tokens_per_s / max(1, self.train_tokens)
+
+    def describe(self) -> str:
+        return (f"about {human_duration(self.seconds + STARTUP_S)} · about {self.passes:.1f} passes over your "
+                f"{self.train_tokens:,} tokens · scored on held-out text every {self.config.eval_interval} steps, "
+                f"the best kept\n({self.basis})")
+
+
+def estimate_finetune(*, corpus_bytes: int, parent: ModelInfo, budget_s: float, device: str = "cpu") -> FinetuneEstimate:
+    """The trainer's fine-tune settings (``finetune_config``, the same call slm-train makes) and what they buy.
+    Tokens come from the parent's own bytes per token on its held-out text when model.toml has them."""
+    t = parent.training
+    val_bytes, val_tokens = t.get("val_bytes"), t.get("val_tokens")
+    if isinstance(val_bytes, int) and isinstance(val_tokens, int) and val_tokens > 0:
+        per_token = val_bytes / val_tokens
+    else:
+        per_token = bytes_per_token(f"bpe:{parent.tokenizer.n_vocab}")
+    train_tokens = int(corpus_bytes / per_token * (1 - TrainConfig.val_fraction))
+    measured = measured_tokens_per_s(t, device)
+    speed = measured or FALLBACK_TOKENS_PER_S
+    basis = f"speed of {parent.name}'s own training" if measured else f"a rough guess for {device}"
+    config = finetune_config(train_tokens=train_tokens, budget_s=budget_s, tokens_per_s=speed,
+                             block_size=parent.config.block_size)
+    return FinetuneEstimate(seconds=budget_s, train_tokens=train_tokens, tokens_per_s=speed, basis=basis,
+                            config=config)
+
+
+def plan_finetune(
+    size: CorpusSize | None, *, corpus: Path | None, parent: str, budget: str, name: str, taken: set[str],
+) -> tuple[TrainRequest | None, list[str]]:
+    """The fine-tune the form describes: ``parent`` taught the corpus for ``budget`` minutes."""
+    problems: list[str] = []
+    if size is None:
+        problems.append("the corpus is still being counted")
+    elif size.error:
+        problems.append(size.error)
+    elif corpus is None:
+        problems.append("choose your books: a folder or a file (the bundled novels are what it already knows)")
+    seconds = parse_minutes(budget)
+    if seconds is None or seconds <= 0:
+        problems.append(f"budget: minutes such as 10 or 2.5, not {budget.strip()!r}")
+    if not paths.is_model_name(name):
+        problems.append(f"name {name!r}: use letters, digits, '.', '-' and '_' only")
+    elif name in taken:
+        problems.append(f"a model named {name!r} exists: choose another name")
+    if problems:
+        return None, problems
+    return TrainRequest(corpus=corpus, init_from=parent, name=name, time_limit_s=seconds), []

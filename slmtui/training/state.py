@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import trainer.events as trainer_events
+from trainer.config import before_after
 from trainer.events import CheckpointEvent, DoneEvent, ErrorEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent
 
 
@@ -24,6 +25,9 @@ class TrainRequest:
     """gpt2 or bpe:N; None: the preset's default."""
     name: str | None = None
     """Saved as <user data>/models/NAME; None: the trainer picks one from the corpus."""
+    init_from: str | None = None
+    """Fine-tune this model (a name or folder) instead of training from scratch: ``--init-from``, with the
+    trainer's fine-tune defaults (``trainer.config.finetune_config``); preset and tokenizer are the parent's."""
     max_steps: int | None = None
     time_limit_s: float | None = None
     epochs: float | None = None
@@ -37,10 +41,10 @@ class TrainRequest:
         if self.resume is not None:
             args = ["--resume", "--out", str(self.resume)]
         else:
-            args = ["--preset", self.preset]
+            args = ["--init-from", self.init_from] if self.init_from else ["--preset", self.preset]
             if self.corpus is not None:
                 args += ["--corpus", str(self.corpus)]
-            if self.tokenizer:
+            if self.tokenizer and not self.init_from:
                 args += ["--tokenizer", self.tokenizer]
             if self.name:
                 args += ["--name", self.name]
@@ -68,6 +72,10 @@ class RunState:
     step: StepEvent | None = None
     eval: EvalEvent | None = None
     sample: SampleEvent | None = None
+    before: EvalEvent | None = None
+    """A fine-tune's parent scored at step 0 (``EvalEvent.before``)."""
+    before_sample: SampleEvent | None = None
+    """What the parent wrote at step 0, shown beside the latest sample."""
     checkpoint: CheckpointEvent | None = None
     done: DoneEvent | None = None
     error: str | None = None
@@ -93,6 +101,13 @@ class RunState:
         return None
 
     @property
+    def change(self) -> str | None:
+        """A fine-tune's before and after on the held-out text, in words (``trainer.config.before_after``)."""
+        after = self.done.val_bpb if self.done is not None else self.eval.val_bpb if self.eval else None
+        before = self.before.val_bpb if self.before is not None else self.done.parent_val_bpb if self.done else None
+        return before_after(before, after)  # while it runs: the latest evaluation; at the end: the best
+
+    @property
     def out(self) -> Path | None:
         for ev in (self.done, self.checkpoint, self.start):
             if ev is not None:
@@ -113,9 +128,13 @@ class RunState:
                 self.train_loss.append((event.step, event.loss))
         elif isinstance(event, EvalEvent):
             self.eval = event
+            if event.before:
+                self.before = event
             self.val_loss.append((event.step, event.val_loss))
         elif isinstance(event, SampleEvent):
             self.sample = event
+            if self.before is not None and event.step == self.before.step and self.before_sample is None:
+                self.before_sample = event
         elif isinstance(event, CheckpointEvent):
             self.checkpoint = event
         elif isinstance(event, DoneEvent):

@@ -243,7 +243,7 @@ class SlmApp(App[int]):
         if isinstance(self.screen, ModelsScreen):
             self.pop_screen()
         if not self.is_screen_installed("training"):
-            self.install_screen(TrainingScreen(self.training), "training")
+            self.install_screen(TrainingScreen(self.training, current_model=lambda: self.model_name), "training")
         self.push_screen("training")
 
     def action_models(self) -> None:
@@ -272,8 +272,9 @@ class SlmApp(App[int]):
         if isinstance(self.screen, TrainingScreen):
             return
         if state.status == "done" and state.done is not None:
-            self.notify(f"“{Path(state.done.path).name}” is trained and saved: write with it from the models "
-                        "screen (f6).", title="Training done", timeout=10)
+            change = f" {state.change}." if state.change else ""
+            self.notify(f"“{Path(state.done.path).name}” is trained and saved.{change} Write with it from the "
+                        "models screen (f6).", title="Training done", timeout=10)
         elif state.status == "interrupted" and state.done is not None:
             self.notify(f"Stopped at step {state.done.step:,} and saved: resume it on the training screen (f5).",
                         title="Training stopped", timeout=10)

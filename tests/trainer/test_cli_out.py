@@ -94,7 +94,7 @@ CASES: dict[str, tuple[Callable[[Path, Path], list[str]], str]] = {
     "name is a folder of notes": (lambda t, c: ["--name", _notes(paths.models_dir() / "notes").name],
                                   "is not empty and is not a model folder"),
     "init-from onto an existing name": (lambda t, c: ["--init-from", "tiny", "--name", "mine"], "already holds a model"),
-    "init-from onto itself": (lambda t, c: ["--init-from", "tiny", "--name", "tiny"], "already holds a model"),
+    "init-from onto itself": (lambda t, c: ["--init-from", "tiny", "--name", "tiny"], "always writes a new folder"),
     "init-from onto an existing out": (lambda t, c: ["--init-from", "tiny", "--out", str(paths.models_dir() / "mine")],
                                        "already holds a model"),
     "init-from onto notes": (lambda t, c: ["--init-from", "tiny", "--out", str(_notes(t / "out"))], "not a model folder"),

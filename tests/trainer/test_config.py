@@ -39,3 +39,10 @@ def test_run_names(tmp_path: Path) -> None:
     assert unique_run_name(tmp_path / "My Books", "tiny", set()) == "My-Books"
     assert unique_run_name(None, "tiny", {"tiny-bundled", "tiny-bundled-2"}) == "tiny-bundled-3"
     assert unique_run_name(tmp_path / "...", "tiny", set()) == "model"
+
+
+def test_scratch_preset_is_never_tiny() -> None:
+    from trainer.config import SMALL_CORPUS_BYTES, scratch_preset
+
+    assert {scratch_preset(n) for n in (1, SMALL_CORPUS_BYTES - 1, SMALL_CORPUS_BYTES, 10**6, 10**9)} == {"seed", "default"}
+    assert scratch_preset(366_000) == "default" and scratch_preset(20_000) == "seed"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from slmtui.training.plan import CorpusSize, plan_request
 
 SIZE = CorpusSize(Path("books"), 3, 30_000)
@@ -40,3 +42,33 @@ def test_each_problem_is_said() -> None:
     request, problems = plan_request(None, corpus=None, preset="tiny", tokenizer="", budget_kind="steps",
                                      budget="10", name="x", taken=set(), resumable=set())
     assert request is None and problems == ["the corpus is still being counted"]
+
+
+def test_fine_tune_budget_in_minutes() -> None:
+    from slmtui.training.plan import parse_minutes
+
+    assert [parse_minutes(t) for t in ("10", " 2.5 ", "90s", "1h")] == [600, 150, 90, 3600]
+    assert parse_minutes("ten") is None and parse_minutes("nan") is None
+
+
+def test_fine_tune_plan_and_estimate(tmp_path: Path) -> None:
+    from slmtui.engine import read_model_info, resolve_model
+    from slmtui.training.plan import estimate_finetune, plan_finetune, scan_corpus
+
+    book = tmp_path / "book.txt"
+    book.write_text("A sentence of a book.\n\n" * 5000, encoding="utf-8")
+    size = scan_corpus(book)
+    request, problems = plan_finetune(size, corpus=book, parent="default", budget="5", name="mine", taken=set())
+    assert problems == [] and request is not None
+    assert request.init_from == "default" and request.time_limit_s == 300
+    assert request.argv()[:2] == ["--init-from", "default"]
+    _, problems = plan_finetune(size, corpus=None, parent="default", budget="0", name="mine", taken={"mine"})
+    assert any("your books" in p for p in problems) and any("budget" in p for p in problems)
+    assert any("exists" in p for p in problems)
+
+    parent = read_model_info(resolve_model("default"))
+    short = estimate_finetune(corpus_bytes=size.bytes, parent=parent, budget_s=300)
+    long = estimate_finetune(corpus_bytes=size.bytes, parent=parent, budget_s=600)
+    assert long.passes == pytest.approx(2 * short.passes) and "passes over your" in long.describe()
+    bigger = estimate_finetune(corpus_bytes=10 * size.bytes, parent=parent, budget_s=600)
+    assert bigger.passes < long.passes and bigger.config.eval_interval >= long.config.eval_interval

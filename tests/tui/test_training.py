@@ -21,6 +21,7 @@ from slmtui.training.process import TrainingSession
 from slmtui.training.state import RunState, TrainRequest
 from slmtui.tui.screens.training import TrainingScreen
 from slmtui.tui.screens.training_dialogs import QuitWhileTraining
+from slmtui.tui.widgets.training_form import TrainingForm
 from slmtui.tui.widgets.training_text import describe_status
 from slmtui.training.plan import estimate, scan_corpus
 
@@ -57,6 +58,10 @@ async def open_training(app: TrainHost, *, corpus: Path | None) -> TrainingScree
 
 
 async def fill(pilot, screen: TrainingScreen, *, tokenizer: str = "", steps: str = "30", name: str = "") -> None:  # type: ignore[no-untyped-def]
+    """The from-scratch path with the tiny preset."""
+    screen.query_one(TrainingForm).set_path("scratch")
+    await pilot.pause()
+    screen.query_one("#train-preset", Select).value = "tiny"
     screen.query_one("#train-tokenizer", Input).value = tokenizer
     screen.query_one("#train-budget-kind", Select).value = "steps"
     await pilot.pause()

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.widgets import Input
 
 from slmtui.training.process import TrainingSession
 from slmtui.tui.screens.training import TrainingScreen
 from slmtui.tui.widgets.training import LossChart
+from slmtui.tui.widgets.training_form import FINETUNE, SCRATCH, TrainingForm
 
 from training_helpers import TrainHost, recorded_events
 from tui_helpers import wait_for
@@ -51,3 +53,31 @@ def test_training_screen_mid_run(snap_compare, books: str) -> None:  # type: ign
 
 def test_training_screen_mid_run_80x24(snap_compare, books: str) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(mid_run_app(books), terminal_size=(80, 24), run_before=settle)
+
+
+def two_paths_app(books: str, path: str) -> TrainHost:
+    """The screen before any run, on one path: teaching the bundled model the books, or training from scratch."""
+    app = TrainHost(TrainingSession())
+
+    async def open_screen() -> None:
+        screen = TrainingScreen(app.training, corpus=Path(books), device="cpu", current_model=lambda: None)
+        await app.push_screen(screen)
+        screen.query_one(TrainingForm).set_path(path)
+
+    app.call_later(open_screen)
+    return app
+
+
+async def settle_form(pilot) -> None:  # type: ignore[no-untyped-def]
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, TrainingScreen) and pilot.app.screen.corpus_size
+                   and pilot.app.screen.parent_model is not None)
+    await pilot.app.workers.wait_for_complete()
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False  # the focused field's cursor is drawn, never half-way through a blink
+    await pilot.pause(0.3)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 35)], ids=["80x24", "120x35"])
+@pytest.mark.parametrize("path", [FINETUNE, SCRATCH])
+def test_training_screen_two_paths(snap_compare, books: str, path: str, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(two_paths_app(books, path), terminal_size=size, run_before=settle_form)

@@ -8,7 +8,7 @@ keeps the event loop free however fast the trainer reports.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rich.text import Text
@@ -24,15 +24,23 @@ from textual.worker import get_current_worker
 from slmtui.engine import ModelInfo, paths
 from slmtui.tui.commands import Command, binding_commands
 from slmtui.format import BUNDLED_CORPUS
-from slmtui.training.plan import CorpusSize, Survey, estimate, plan_request, survey
+from slmtui.training.plan import (
+    CorpusSize,
+    Survey,
+    estimate,
+    estimate_finetune,
+    plan_finetune,
+    plan_request,
+    survey,
+)
 from slmtui.training.process import TrainingSession
 from slmtui.training.state import TrainRequest
 from slmtui.tui.messages import UseModel
 from slmtui.tui.screens.training_dialogs import FolderPicker
 from slmtui.tui.widgets.run_view import RunView
-from slmtui.tui.widgets.training_form import TrainingForm
+from slmtui.tui.widgets.training_form import FINETUNE, TrainingForm
 from slmtui.tui.widgets.training_text import describe_run
-from trainer.config import unique_run_name
+from trainer.config import scratch_preset, unique_run_name
 
 REFRESH_S = 0.25
 """How often the live view is redrawn while something changed."""
@@ -47,12 +55,18 @@ class TrainingScreen(Screen[None]):
         Binding("ctrl+b", "stop", "Stop", id="train_stop"),
         Binding("ctrl+r", "resume", "Resume", id="train_resume"),
         Binding("ctrl+f", "browse", "Browse", id="train_browse"),
+        Binding("ctrl+o", "use", "Write with it", id="train_use"),
     ]
 
-    def __init__(self, session: TrainingSession, *, corpus: Path | None = None, device: str | None = None) -> None:
-        """``device`` fixes the device the estimate assumes (tests); None asks torch."""
+    def __init__(self, session: TrainingSession, *, corpus: Path | None = None, device: str | None = None,
+                 current_model: Callable[[], str | None] = lambda: None) -> None:
+        """``device`` fixes the device the estimate assumes (tests); None asks torch. ``current_model`` names the
+        model being written with (None: the bundled one): the one a fine-tune teaches."""
         super().__init__()
         self.session = session
+        self.current_model = current_model
+        self.parent_model: ModelInfo | None = None
+        self.parent_error: str | None = None
         self.fixed_device = device
         self.initial_corpus = corpus
         self.corpus_size: CorpusSize | None = None
@@ -118,8 +132,8 @@ class TrainingScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="train-scan")
     def _scan(self, corpus: Path | None) -> None:
-        """Size the corpus, list the models and find the device, off the UI thread."""
-        found = survey(corpus, device=self.fixed_device)
+        """Size the corpus, list the models, read the current model and find the device, off the UI thread."""
+        found = survey(corpus, device=self.fixed_device, parent=self.current_model())
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._scanned, found)
 
@@ -135,14 +149,29 @@ class TrainingScreen(Screen[None]):
             return  # the corpus changed again meanwhile; its own scan is on the way
         self.corpus_size, self.taken, self.resumable_names = size, found.taken, found.resumable
         self.known_models, self.device = found.models, found.device
+        self.parent_model, self.parent_error = found.parent, found.parent_error
+        form = self.query_one(TrainingForm)
+        form.set_parent(found.parent.name if found.parent else str(self.current_model() or "the model"))
+        if not size.error:
+            form.suggest_preset(scratch_preset(size.bytes))
         label = self.query_one("#train-corpus-size", Static)
         label.update(size.describe() if size.path is not None or size.error else f"{BUNDLED_CORPUS}: {size.describe()}")
         label.set_class(size.error is not None, "-error")
         self.query_one("#train-name", Input).placeholder = unique_run_name(size.path, self.preset(), found.taken)
         self._update_estimate()
 
+    def fine_tuning(self) -> bool:
+        return self.query_one(TrainingForm).path() == FINETUNE
+
     def _request(self) -> tuple[TrainRequest | None, list[str]]:
         """The run the form describes, or the problems that stand in its way."""
+        if self.fine_tuning():
+            if self.parent_model is None:
+                return None, [self.parent_error or "reading the model to teach…"]
+            parent = self.current_model() or self.parent_model.name
+            return plan_finetune(self.corpus_size, corpus=self.corpus(), parent=str(parent),
+                                 budget=self.query_one(TrainingForm).minutes(), name=self.model_name(),
+                                 taken=self.taken)
         return plan_request(
             self.corpus_size, corpus=self.corpus(), preset=self.preset(),
             tokenizer=self.query_one("#train-tokenizer", Input).value,
@@ -156,6 +185,11 @@ class TrainingScreen(Screen[None]):
         if request is None:
             box.update("\n".join(f"• {p}" for p in problems))
             box.set_class(self.corpus_size is not None, "-error")
+        elif self.fine_tuning() and self.parent_model is not None:
+            size = self.corpus_size
+            box.update(estimate_finetune(corpus_bytes=size.bytes if size else 0, parent=self.parent_model,
+                                         budget_s=request.time_limit_s or 0.0, device=self.device).describe())
+            box.remove_class("-error")
         else:
             size = self.corpus_size
             est = estimate(corpus_bytes=size.bytes if size else 0, preset=request.preset, tokenizer=request.tokenizer,
@@ -186,6 +220,8 @@ class TrainingScreen(Screen[None]):
             return running
         if action == "resume":
             return not running and self.resume_target() is not None
+        if action == "use":
+            return not running and self.session.state.status == "done"
         return True
 
     def action_back(self) -> None:
@@ -223,8 +259,9 @@ class TrainingScreen(Screen[None]):
         self.app.push_screen(FolderPicker(self.corpus()), chosen)
 
     def action_use(self) -> None:
+        """Write with the model just trained: it becomes the active model (the app's ``UseModel``)."""
         out = self.session.state.out
-        if out is None:
+        if out is None or self.session.running or self.session.state.status != "done":
             return
         self.post_message(UseModel(out.name if out.parent == paths.models_dir() else str(out)))
         self.app.pop_screen()

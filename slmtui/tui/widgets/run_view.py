@@ -11,7 +11,7 @@ import time
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Grid, Vertical
+from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import ProgressBar, Static
 
 from slmtui.format import human_duration
@@ -46,7 +46,9 @@ class RunView(Vertical):
             yield Stat("ETA", id="stat-eta")
         yield ProgressBar(total=None, show_eta=False, id="train-progress")
         yield LossChart(id="train-chart")
-        yield SampleText(id="train-sample")
+        with Horizontal(id="train-samples"):
+            yield SampleText(id="train-sample-before", classes="sample-pane")
+            yield SampleText(id="train-sample", classes="sample-pane")
 
     def on_mount(self) -> None:
         self.stats = {s.id: s for s in self.query(Stat)}
@@ -95,11 +97,21 @@ class RunView(Vertical):
             self._drawn_points = points
             self._chart_drawn_at = now
             self.query_one(LossChart).draw(state.train_loss, state.val_loss)
-        sample = self.query_one(SampleText)
+        before = self.query_one("#train-sample-before", SampleText)
+        shown = state.before_sample is not None and state.sample is not state.before_sample
+        before.set_class(shown, "-shown")
+        if state.before_sample is not None:
+            before.border_title = "before: the starting model"
+            before.text = _sample_text(state.before_sample.prompt, state.before_sample.text)
+        sample = self.query_one("#train-sample", SampleText)
         if state.sample is not None:
             sample.border_title = f"sample at step {state.sample.step}"
-            sample.text = Text.assemble((state.sample.prompt, "bold"), state.sample.text.replace("\n", " ⏎ "))
+            sample.text = _sample_text(state.sample.prompt, state.sample.text)
         else:
             sample.border_title = "sample"
             sample.text = Text("The model writes a few words here at every evaluation.", style="dim")
 
+
+
+def _sample_text(prompt: str, text: str) -> Text:
+    return Text.assemble((prompt, "bold"), text.replace("\n", " ⏎ "))

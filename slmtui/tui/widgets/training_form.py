@@ -1,4 +1,5 @@
-"""The training screen's form: corpus, preset, tokenizer, budget and model name, as the user types them.
+"""The training screen's form: which path (teach the current model your books, or train from scratch), the corpus,
+the budget, and for a from-scratch run the preset and tokenizer, and the model name, as the user types them.
 
 The form holds the fields only: it posts ``TrainingForm.Changed`` on every edit, and the screen sizes the corpus,
 checks the fields (``slmtui.training.plan.plan_request``) and shows the estimate.
@@ -13,10 +14,14 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Select, Static
 
 from slmtui.engine import PRESETS
+from slmtui.training.plan import FINETUNE_BUDGET
 from trainer.config import DEFAULT_TOKENIZER, PRESET_NAMES
+
+FINETUNE, SCRATCH = "finetune", "scratch"
+"""The form's two paths: fine-tuning (first, recommended) or pretraining from scratch."""
 
 BUDGET_KINDS = (("steps", "steps"), ("time (e.g. 15m)", "time"), ("epochs", "epochs"))
 BUDGET_DEFAULTS = {"steps": "300", "time": "10m", "epochs": "3"}
@@ -39,34 +44,64 @@ class TrainingForm(Vertical):
     def __init__(self, corpus: Path | None = None, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.initial_corpus = corpus
+        self._suggested_preset = "default"
+        self._preset_chosen = False
+        """The user picked a preset: a new corpus no longer changes it."""
 
     def compose(self) -> ComposeResult:
-        yield Label("Corpus", classes="field-label")
+        with RadioSet(id="train-path", compact=True):
+            yield RadioButton("Teach the model your books", value=True, id="path-finetune")
+            yield RadioButton("Train from scratch", id="path-scratch")
+        yield Label("Your books (folder or file)", classes="field-label")
         with Horizontal(classes="field-row"):
             yield Input(str(self.initial_corpus or ""), placeholder="the bundled novels, or a folder path",
                         id="train-corpus", compact=True)
             yield Button("Browse…", id="train-browse", compact=True)
         yield Static("", id="train-corpus-size")
-        yield Label("Preset", classes="field-label")
-        yield Select([(_preset_label(p), p) for p in PRESET_NAMES], value="tiny", allow_blank=False,
-                     id="train-preset", compact=True)
-        yield Label("Tokenizer (gpt2 or bpe:N)", classes="field-label")
-        yield Input(placeholder=DEFAULT_TOKENIZER["tiny"], id="train-tokenizer", compact=True)
-        yield Label("Budget", classes="field-label")
-        with Horizontal(classes="field-row"):
-            yield Select(list(BUDGET_KINDS), value="steps", allow_blank=False, id="train-budget-kind",
-                         compact=True)
-            yield Input(BUDGET_DEFAULTS["steps"], id="train-budget", compact=True)
+        with Vertical(id="finetune-fields"):
+            yield Label("Budget in minutes", classes="field-label")
+            yield Input(FINETUNE_BUDGET, id="train-minutes", compact=True)
+        with Vertical(id="scratch-fields"):
+            yield Label("Preset", classes="field-label")
+            yield Select([(_preset_label(p), p) for p in PRESET_NAMES], value="default", allow_blank=False,
+                         id="train-preset", compact=True)
+            yield Label("Tokenizer (gpt2 or bpe:N)", classes="field-label")
+            yield Input(placeholder=DEFAULT_TOKENIZER["default"], id="train-tokenizer", compact=True)
+            yield Label("Budget", classes="field-label")
+            with Horizontal(classes="field-row"):
+                yield Select(list(BUDGET_KINDS), value="time", allow_blank=False, id="train-budget-kind",
+                             compact=True)
+                yield Input(BUDGET_DEFAULTS["time"], id="train-budget", compact=True)
         yield Label("Model name", classes="field-label")
-        yield Input(placeholder="tiny-bundled", id="train-name", compact=True)
+        yield Input(placeholder="my-books", id="train-name", compact=True)
         yield Static("", id="train-estimate")
 
     def corpus(self) -> Path | None:
         text = self.query_one("#train-corpus", Input).value.strip()
         return Path(text).expanduser() if text and text != "bundled" else None
 
+    def path(self) -> str:
+        """FINETUNE or SCRATCH."""
+        return SCRATCH if self.query_one("#path-scratch", RadioButton).value else FINETUNE
+
+    def set_path(self, path: str) -> None:
+        self.query_one(f"#path-{path}", RadioButton).value = True
+
+    def set_parent(self, name: str) -> None:
+        """Name the model a fine-tune starts from in the first path's label."""
+        self.query_one("#path-finetune", RadioButton).label = f"Teach {name} your books"
+
+    def suggest_preset(self, preset: str) -> None:
+        """The preset for this corpus's size (``trainer.config.scratch_preset``), unless the user chose one."""
+        self._suggested_preset = preset
+        if not self._preset_chosen:
+            self.query_one("#train-preset", Select).value = preset
+
     def preset(self) -> str:
         return str(self.query_one("#train-preset", Select).value)
+
+    def minutes(self) -> str:
+        return self.query_one("#train-minutes", Input).value
 
     def model_name(self) -> str:
         typed = self.query_one("#train-name", Input).value.strip()
@@ -76,8 +111,15 @@ class TrainingForm(Vertical):
     def _corpus_changed(self) -> None:
         self.post_message(self.Changed(corpus=True))
 
+    @on(RadioSet.Changed, "#train-path")
+    def _path_changed(self) -> None:
+        self.set_class(self.path() == SCRATCH, "-scratch")
+        self.post_message(self.Changed(corpus=False))
+
     @on(Select.Changed, "#train-preset")
     def _preset_changed(self, event: Select.Changed) -> None:
+        if event.value != self._suggested_preset:
+            self._preset_chosen = True
         self.query_one("#train-tokenizer", Input).placeholder = DEFAULT_TOKENIZER.get(str(event.value), "")
         self.post_message(self.Changed(corpus=False))
 
@@ -86,6 +128,6 @@ class TrainingForm(Vertical):
         self.query_one("#train-budget", Input).value = BUDGET_DEFAULTS.get(str(event.value), "")
         self.post_message(self.Changed(corpus=False))
 
-    @on(Input.Changed, "#train-tokenizer, #train-budget, #train-name")
+    @on(Input.Changed, "#train-tokenizer, #train-budget, #train-name, #train-minutes")
     def _field_changed(self) -> None:
         self.post_message(self.Changed(corpus=False))
