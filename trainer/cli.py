@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("--grad-clip", float), ("--eval-interval", int), ("--patience", int), ("--seed", int),
                        ("--val-fraction", float)):
         opt.add_argument(flag, type=kind)
+    opt.add_argument("--val-books", metavar="N|NAME,NAME",
+                     help="also hold out whole books: N spread over the corpus, or names (file names, .txt optional)")
     opt.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"))
     opt.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, faster steps)")
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
@@ -91,7 +93,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     model = replace(model, **arch)
     overrides = {k: getattr(args, k) for k in ("batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip",
                                                "eval_interval", "patience", "seed", "val_fraction", "dtype",
-                                               "max_steps", "epochs") if getattr(args, k) is not None}
+                                               "max_steps", "epochs", "val_books") if getattr(args, k) is not None}
     if args.time_limit is not None:
         overrides["time_limit_s"] = args.time_limit
     if args.compile:
@@ -145,8 +147,9 @@ class _Reporter:
             self.bar.update(event.step - self.bar.n)
             self.bar.set_postfix(loss=f"{event.loss:.3f}", tok_s=f"{event.tokens_per_s:,.0f}", refresh=False)
         elif isinstance(event, EvalEvent) and self.bar is not None:
+            held = f", held-out books {event.heldout_bpb:.3f} bits/byte" if event.heldout_bpb is not None else ""
             self.bar.write(f"step {event.step}: val loss {event.val_loss:.4f}, perplexity {event.val_perplexity:.1f}, "
-                           f"{event.val_bpb:.3f} bits/byte{' (best)' if event.improved else ''}")
+                           f"{event.val_bpb:.3f} bits/byte{held}{' (best)' if event.improved else ''}")
         elif isinstance(event, SampleEvent) and self.bar is not None:
             self.bar.write(f"  sample: {event.prompt}{event.text!r}"[:300])
         elif isinstance(event, DoneEvent):
@@ -157,6 +160,8 @@ class _Reporter:
     @staticmethod
     def _done(event: DoneEvent) -> None:
         bpb = f", val {event.val_bpb:.3f} bits/byte" if event.val_bpb is not None else ""
+        if event.heldout_bpb is not None:
+            bpb += f", held-out books {event.heldout_bpb:.3f} bits/byte"
         print(f"{event.reason}: saved {event.path} at step {event.step}{bpb}", file=sys.stderr)
         if event.resume_command:
             print(f"resume with: {event.resume_command}", file=sys.stderr)

@@ -51,6 +51,9 @@ class EvalEvent:
     val_bpb: float
     best_val_loss: float
     improved: bool
+    heldout_loss: float | None = None
+    """On whole books the run never trains on (--val-books); None without them."""
+    heldout_bpb: float | None = None
     event: str = "eval"
 
 
@@ -78,6 +81,7 @@ class DoneEvent:
     best_val_loss: float | None
     val_bpb: float | None
     resume_command: str | None
+    heldout_bpb: float | None = None
     event: str = "done"
 
 
