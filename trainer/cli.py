@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, kind in (("--block-size", int), ("--n-layer", int), ("--n-head", int), ("--n-embd", int), ("--dropout", float)):
         arch.add_argument(flag, type=kind)
     arch.add_argument("--tie-embeddings", action=argparse.BooleanOptionalAction, default=None)
+    arch.add_argument("--pos-emb", choices=("learned", "rope"), help="learned absolute positions, or rotary (RoPE)")
+    arch.add_argument("--norm", choices=("layernorm", "rmsnorm"))
+    arch.add_argument("--qk-norm", action=argparse.BooleanOptionalAction, default=None, help="RMSNorm of queries and keys")
+    arch.add_argument("--mlp", choices=("gelu", "relu2"))
+    arch.add_argument("--zero-init-proj", action=argparse.BooleanOptionalAction, default=None,
+                      help="start the blocks' output projections at zero")
+    arch.add_argument("--logit-softcap", type=float, metavar="CAP", help="logits = CAP * tanh(logits / CAP); 0 = off")
     opt = p.add_argument_group("optimisation overrides")
     for flag, kind in (("--batch-size", int), ("--lr", float), ("--warmup-steps", int), ("--weight-decay", float),
                        ("--grad-clip", float), ("--eval-interval", int), ("--patience", int), ("--seed", int),
@@ -63,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also hold out whole books: N spread over the corpus, or names (file names, .txt optional)")
     opt.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"))
     opt.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, faster steps)")
+    opt.add_argument("--optimizer", choices=("adamw", "muon"), help="muon: Muon on the hidden matrices, AdamW on the rest")
+    opt.add_argument("--fused", action=argparse.BooleanOptionalAction, default=None, help="AdamW's fused step")
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p.add_argument("--progress", default="tqdm" if sys.stderr.isatty() else "none", choices=("tqdm", "jsonl", "none"),
                    help="tqdm bar, JSON lines on stdout (for the app), or quiet")
@@ -80,7 +89,8 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
             raise SlmError(f"--name {name!r}: use letters, digits, '.', '-' and '_' only")
         out = paths.models_dir() / name
     model = preset(args.preset)
-    arch = {k: getattr(args, k) for k in ("block_size", "n_layer", "n_head", "n_embd", "dropout", "tie_embeddings")
+    arch = {k: getattr(args, k) for k in ("block_size", "n_layer", "n_head", "n_embd", "dropout", "tie_embeddings",
+                                          "pos_emb", "norm", "qk_norm", "mlp", "zero_init_proj", "logit_softcap")
             if getattr(args, k) is not None}
     init_from = None
     if args.init_from:
@@ -93,7 +103,8 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     model = replace(model, **arch)
     overrides = {k: getattr(args, k) for k in ("batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip",
                                                "eval_interval", "patience", "seed", "val_fraction", "dtype",
-                                               "max_steps", "epochs", "val_books") if getattr(args, k) is not None}
+                                               "max_steps", "epochs", "val_books", "optimizer", "fused")
+                 if getattr(args, k) is not None}
     if args.time_limit is not None:
         overrides["time_limit_s"] = args.time_limit
     if args.compile:

@@ -29,6 +29,8 @@ from slmtui.engine.errors import SlmError
 from slmtui.engine.modeldir import METRICS, TRAIN_STATE, load_model_dir, save_model_dir
 from trainer.corpus import choose_books, corpus_fingerprint, corpus_label, corpus_path, read_corpus, split_corpus
 from trainer.data import Batches, cache_key, tokenize_corpus
+from trainer.optim import OPTIMIZERS, Optimizers
+from trainer.optim import make_optimizer as build_optimizer
 from trainer.events import CheckpointEvent, DoneEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
 from trainer.plot import PLOT_FILE, render_metrics_png
 from trainer.tokenizers import build_tokenizer
@@ -64,6 +66,10 @@ class TrainConfig:
     dtype: str = "auto"
     """auto: bf16 autocast where the hardware has fast bf16 (CPU with AVX512-BF16/AMX, recent GPUs), else fp32."""
     compile: bool = False
+    optimizer: str = "adamw"
+    """adamw, or muon: Muon on the hidden matrices and AdamW on embeddings, head, gains and biases (trainer/optim.py)."""
+    fused: bool = False
+    """AdamW's fused single-kernel step (always on CUDA); off: torch's multi-tensor (foreach) step."""
     val_fraction: float = 0.05
     val_books: str = ""
     """Whole books held out besides each book's tail (--val-books): a count or comma-separated names; "" none."""
@@ -84,6 +90,7 @@ class TrainConfig:
             "patience": self.patience >= 1,
             "dtype": self.dtype in ("auto", "fp32", "bf16", "fp16"),
             "val_fraction": 0 < self.val_fraction < 0.5,
+            "optimizer": self.optimizer in OPTIMIZERS,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -170,13 +177,10 @@ def lr_at(step: int, cfg: TrainConfig, max_steps: int, warmup: int | None = None
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - min_lr)
 
 
-def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with decay on matrices only: biases and LayerNorm gains are not shrunk toward zero."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.type == "cuda")
+def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer | Optimizers:
+    """The run's optimizer (trainer/optim.py): AdamW with decay on matrices only, or Muon + AdamW."""
+    return build_optimizer(model, kind=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                           betas=(cfg.beta1, cfg.beta2), device=device, fused=cfg.fused)
 
 
 class _Distributed:
@@ -321,6 +325,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     dtype = pick_dtype(cfg.dtype, device)
     autocast = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    if scaler is not None and isinstance(optimizer, Optimizers):
+        raise SlmError("--optimizer muon trains in bf16 or fp32, not fp16: use --dtype bf16")
     step_model: torch.nn.Module = model
     if cfg.compile:
         step_model = torch.compile(model)  # type: ignore[assignment]
