@@ -68,8 +68,9 @@ class TrainConfig:
     compile: bool = False
     optimizer: str = "adamw"
     """adamw, or muon: Muon on the hidden matrices and AdamW on embeddings, head, gains and biases (trainer/optim.py)."""
-    fused: bool = False
-    """AdamW's fused single-kernel step (always on CUDA); off: torch's multi-tensor (foreach) step."""
+    fused: bool = True
+    """AdamW's fused single-kernel step (CPU and CUDA); off: torch's multi-tensor (foreach) step. On the
+    2-core AVX512-BF16 machine, default preset, bf16: 6.3 s/step fused against 10.1 s foreach (loaded machine)."""
     val_fraction: float = 0.05
     val_books: str = ""
     """Whole books held out besides each book's tail (--val-books): a count or comma-separated names; "" none."""

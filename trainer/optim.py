@@ -58,7 +58,7 @@ class Optimizers:
 
 
 def make_optimizer(model: GPT, *, kind: str = "adamw", lr: float, weight_decay: float, betas: tuple[float, float],
-                   device: torch.device, fused: bool = False) -> torch.optim.Optimizer | Optimizers:
+                   device: torch.device, fused: bool = True) -> torch.optim.Optimizer | Optimizers:
     """AdamW with decay on matrices only (biases and norm gains are not shrunk toward zero), or Muon
     on the hidden matrices with that AdamW on everything else."""
     if kind not in OPTIMIZERS:

@@ -172,7 +172,10 @@ class CausalSelfAttention(nn.Module):
         k = k.view(B, T, self.n_head, hs).transpose(1, 2)
         v = v.view(B, T, self.n_head, hs).transpose(1, 2)
         if self.q_norm is not None and self.k_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
+            # The gains in the activations' dtype: under bf16 autocast q and k are bf16, and a float32
+            # gain would send rms_norm to its slow unfused path.
+            q = F.rms_norm(q, (hs,), self.q_norm.weight.to(q.dtype), self.q_norm.eps)
+            k = F.rms_norm(k, (hs,), self.k_norm.weight.to(k.dtype), self.k_norm.eps)
         if rope is not None:
             # Keys are rotated before they enter the cache: a cached key keeps its own position's angle.
             q, k = apply_rotary(q, rope), apply_rotary(k, rope)
