@@ -104,7 +104,7 @@ class Decoder:
             logits, _ = self.model(idx, cache=self.cache, last_only=True)
             return logits[0, -1]
         h, _ = self.model(idx, cache=self.cache, last_only=True, hidden_only=True)
-        return torch.mv(self._head, h[0, -1].to(torch.bfloat16)).float()
+        return self.model.soft_cap(torch.mv(self._head, h[0, -1].to(torch.bfloat16)).float())
 
     @property
     def story_tokens_in_window(self) -> int:

@@ -152,3 +152,22 @@ def test_bad_options_are_refused() -> None:
             replace(TINY, **bad)
 
 
+
+
+def test_the_decoders_own_head_applies_the_soft_cap() -> None:
+    """Generator scores with a bf16 copy of the head (hidden_only); the cap must apply there too."""
+    from slmtui.engine import Decoder
+
+    torch.manual_seed(3)
+    model = GPT(replace(TINY, logit_softcap=2.0)).eval()
+    with torch.no_grad():
+        model.transformer.wte.weight.mul_(50)  # raw logits far beyond the cap
+    ids = torch.randint(0, 512, (12,)).tolist()
+    with torch.inference_mode():
+        raw = model.lm_head(model(torch.tensor([ids]), hidden_only=True)[0])[0, -1]
+        full = model(torch.tensor([ids]))[0][0, -1]
+    assert raw.abs().max() > 4.0
+    head = model.lm_head.weight.detach().to(torch.bfloat16)
+    logits = Decoder(model, head=head).start(ids)
+    assert logits.abs().max() <= 2.0 + 1e-4
+    assert torch.allclose(logits, full, atol=0.15)  # a bf16 head on inflated weights: close, not exact
