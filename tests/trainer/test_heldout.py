@@ -89,3 +89,10 @@ def test_the_trainer_reports_held_out_books_and_eval_reproduces_them(
     assert slmtui_main(["eval", "--model", str(out), "--corpus", str(books), "--val-books",
                         "nesbit-railway-children.txt", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["bits_per_byte"] == pytest.approx(training["heldout_bpb"], rel=1e-6)
+    # The export re-scores both figures on its 16-bit weights, and eval reproduces those too.
+    from trainer.export import export_model
+
+    exported = export_model(out, tmp_path / "shipped", dtype="bf16", corpus=books)
+    assert exported["heldout_books"] == ["nesbit-railway-children.txt"]
+    assert slmtui_main(["eval", "--model", str(tmp_path / "shipped"), "--corpus", str(books), "--split", "heldout", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["bits_per_byte"] == pytest.approx(exported["heldout_bpb"], rel=1e-6)
