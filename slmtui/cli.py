@@ -81,8 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="UTF-8 text files, read as the trainer reads a corpus (cleaned, hard wraps joined)")
     ev.add_argument("--raw", action="store_true", help="score the files' bytes as they are, not as the trainer reads them")
     ev.add_argument("--corpus", metavar="DIR", help="a corpus folder, split as the trainer splits it; 'bundled' is the shipped novels")
-    ev.add_argument("--split", choices=("val", "train", "all"),
-                    help="which part of --corpus: the held-out val (default), train, or all of it, each file whole")
+    ev.add_argument("--split", choices=("val", "train", "heldout", "all"),
+                    help="which part of --corpus: val (the tail of each training book, the default), train, "
+                         "heldout (whole books the model never trained on: model.toml's, or --val-books), all (every book whole)")
+    ev.add_argument("--val-books", metavar="N|NAME,NAME",
+                    help="the held-out books, chosen as slm-train --val-books chooses them (implies --split heldout)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=_cmd_eval)
 
@@ -273,6 +276,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise SlmError("--split needs --corpus")
     if args.raw and args.corpus is not None:
         raise SlmError("--raw is for FILE arguments: a corpus is always read as the trainer reads it")
+    if args.val_books is not None and args.corpus is None:
+        raise SlmError("--val-books needs --corpus")
+    if args.val_books is not None and args.split not in (None, "heldout", "val", "train"):
+        raise SlmError(f"--val-books chooses held-out books; --split {args.split} does not use them")
     if args.files:
         # As the trainer reads a corpus by default, so a file's figure is comparable with training's.
         read = _read_text if args.raw else _read_as_trainer
@@ -281,10 +288,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                                      "reading": "raw" if args.raw else "as-trainer"}
     loaded = _load(args)
     if args.corpus is not None:
-        split = args.split or "val"
-        texts, val_fraction = _corpus_split(args.corpus, split, loaded.info)
+        split = args.split or ("heldout" if args.val_books is not None else "val")
+        texts, val_fraction, books = _corpus_split(args.corpus, split, loaded.info, args.val_books)
         source = {"source": "corpus", "corpus": str(args.corpus), "split": split, "val_fraction": val_fraction,
-                  "reading": "as-trainer"}
+                  "heldout_books": list(books), "reading": "as-trainer"}
     from slmtui.engine import evaluate_texts
 
     result = evaluate_texts(loaded.model, loaded.tokenizer, texts)
@@ -401,33 +408,39 @@ def _load(args: argparse.Namespace) -> LoadedModel:
     return load_model_dir(resolve_model(args.model), device=device)
 
 
-def _corpus_split(corpus_path: str, split: str, info: ModelInfo) -> tuple[list[str], float]:
-    """The texts of one split of a corpus, cut as the model's trainer cut them (its val_fraction)."""
+def _corpus_split(corpus_path: str, split: str, info: ModelInfo, val_books: str | None) -> tuple[list[str], float, tuple[str, ...]]:
+    """The texts of one split of a corpus, cut as the model's trainer cut them (trainer.corpus.model_split:
+    its val_fraction, its held-out books or those of --val-books), and the held-out books' names."""
     try:
+        from trainer.corpus import choose_books, model_split, read_corpus
         from trainer.corpus import corpus_path as resolve_corpus
-        from trainer.corpus import read_corpus, split_documents
     except ImportError as e:
         raise SlmError("--corpus needs the trainer package, which is not installed here", exit_code=1) from e
-    val_fraction = info.training.get("val_fraction", 0.05)
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
-        val_fraction = 0.05
     corpus = read_corpus(resolve_corpus(corpus_path))
     for skipped in corpus.skipped:
         print(f"{PROG}: skipped {skipped.name}: {skipped.reason}", file=sys.stderr)
     if not corpus.documents:
         raise SlmError(f"{corpus_path} holds no readable text")
     if split == "all":
-        return [d.text for d in corpus.documents], float(val_fraction)
-    train, val = split_documents(corpus, val_fraction=float(val_fraction))
-    return (val if split == "val" else train), float(val_fraction)
+        return [d.text for d in corpus.documents], 0.0, ()
+    held = choose_books(corpus, val_books) if val_books is not None else None
+    parts = model_split(corpus, info.training, heldout_books=held)
+    if split == "heldout" and not parts.heldout:
+        raise SlmError("this model holds out no whole books: name them with --val-books, or use --split all")
+    texts = {"val": parts.val, "train": parts.train, "heldout": parts.heldout}[split]
+    val_fraction = info.training.get("val_fraction", 0.05)
+    return texts, float(val_fraction) if isinstance(val_fraction, (int, float)) else 0.05, parts.heldout_books
 
 
 def _print_eval(report: dict[str, Any], result: EvalResult) -> None:
     if report["source"] == "files":
         what = f"{report['texts']} file{'s' if report['texts'] != 1 else ''}"
     else:
-        what = (f"{report['corpus']} (all of it, each file whole)" if report["split"] == "all" else
-                f"{report['corpus']} ({report['split']} split, val_fraction {report['val_fraction']:g})")
+        what = f"{report['corpus']} ({report['split']} split, val_fraction {report['val_fraction']:g})"
+        if report["split"] == "heldout":
+            what = f"{report['corpus']} (held-out books: {', '.join(report['heldout_books'])})"
+        elif report["split"] == "all":
+            what = f"{report['corpus']} (every book whole)"
     print(f"model        {report['model']}  ({report['path']})")
     print(f"text         {what}: {result.tokens:,} tokens, {result.bytes:,} bytes")
     if report["reading"] == "raw":

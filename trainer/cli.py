@@ -59,14 +59,25 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, kind in (("--block-size", int), ("--n-layer", int), ("--n-head", int), ("--n-embd", int), ("--dropout", float)):
         arch.add_argument(flag, type=kind)
     arch.add_argument("--tie-embeddings", action=argparse.BooleanOptionalAction, default=None)
+    arch.add_argument("--pos-emb", choices=("learned", "rope"), help="learned absolute positions, or rotary (RoPE)")
+    arch.add_argument("--norm", choices=("layernorm", "rmsnorm"))
+    arch.add_argument("--qk-norm", action=argparse.BooleanOptionalAction, default=None, help="RMSNorm of queries and keys")
+    arch.add_argument("--mlp", choices=("gelu", "relu2"))
+    arch.add_argument("--zero-init-proj", action=argparse.BooleanOptionalAction, default=None,
+                      help="start the blocks' output projections at zero")
+    arch.add_argument("--logit-softcap", type=float, metavar="CAP", help="logits = CAP * tanh(logits / CAP); 0 = off")
     opt = p.add_argument_group("optimisation overrides")
     for flag, kind in (("--batch-size", int), ("--lr", float), ("--warmup-steps", int), ("--weight-decay", float),
                        ("--grad-clip", float), ("--eval-interval", int), ("--patience", int),
                        ("--val-fraction", float)):
         opt.add_argument(flag, type=kind)
     opt.add_argument("--seed", type=int, metavar="N", help=f"weights' init and batch order: {SEED_HELP}")
+    opt.add_argument("--val-books", metavar="N|NAME,NAME",
+                     help="also hold out whole books: N spread over the corpus, or names (file names, .txt optional)")
     opt.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"))
     opt.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, faster steps)")
+    opt.add_argument("--optimizer", choices=("adamw", "muon"), help="muon: Muon on the hidden matrices, AdamW on the rest")
+    opt.add_argument("--fused", action=argparse.BooleanOptionalAction, default=None, help="AdamW's fused step")
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p.add_argument("--progress", default="tqdm" if sys.stderr.isatty() else "none", choices=("tqdm", "jsonl", "none"),
                    help="tqdm bar, JSON lines on stdout (for the app), or quiet")
@@ -84,7 +95,8 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
             raise SlmError(f"--name {name!r}: use letters, digits, '.', '-' and '_' only")
         out = paths.models_dir() / name
     model = preset(args.preset)
-    arch = {k: getattr(args, k) for k in ("block_size", "n_layer", "n_head", "n_embd", "dropout", "tie_embeddings")
+    arch = {k: getattr(args, k) for k in ("block_size", "n_layer", "n_head", "n_embd", "dropout", "tie_embeddings",
+                                          "pos_emb", "norm", "qk_norm", "mlp", "zero_init_proj", "logit_softcap")
             if getattr(args, k) is not None}
     init_from = parent = None
     if args.init_from and not args.resume:
@@ -107,7 +119,8 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     model = replace(model, **arch)
     overrides = {k: getattr(args, k) for k in ("batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip",
                                                "eval_interval", "patience", "seed", "val_fraction", "dtype",
-                                               "max_steps", "epochs") if getattr(args, k) is not None}
+                                               "max_steps", "epochs", "val_books", "optimizer", "fused")
+                 if getattr(args, k) is not None}
     if args.time_limit is not None:
         overrides["time_limit_s"] = args.time_limit
     if args.compile:
@@ -181,8 +194,9 @@ class _Reporter:
             self.bar.write(f"before training: the starting model scores {event.val_bpb:.3f} bits/byte "
                            "on your held-out text")
         elif isinstance(event, EvalEvent) and self.bar is not None:
+            held = f", held-out books {event.heldout_bpb:.3f} bits/byte" if event.heldout_bpb is not None else ""
             self.bar.write(f"step {event.step}: val loss {event.val_loss:.4f}, perplexity {event.val_perplexity:.1f}, "
-                           f"{event.val_bpb:.3f} bits/byte{' (best)' if event.improved else ''}")
+                           f"{event.val_bpb:.3f} bits/byte{held}{' (best)' if event.improved else ''}")
         elif isinstance(event, SampleEvent) and self.bar is not None:
             self.bar.write(f"  sample: {event.prompt}{event.text!r}"[:300])
         elif isinstance(event, DoneEvent):
@@ -193,6 +207,8 @@ class _Reporter:
     @staticmethod
     def _done(event: DoneEvent) -> None:
         bpb = f", val {event.val_bpb:.3f} bits/byte" if event.val_bpb is not None else ""
+        if event.heldout_bpb is not None:
+            bpb += f", held-out books {event.heldout_bpb:.3f} bits/byte"
         print(f"{event.reason}: saved {event.path} at step {event.step}{bpb}", file=sys.stderr)
         change = config.before_after(event.parent_val_bpb, event.val_bpb)
         if change:

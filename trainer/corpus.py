@@ -342,3 +342,83 @@ def corpus_fingerprint(corpus: Corpus) -> str:
             h.update(len(data).to_bytes(8, "little"))  # length-prefixed: ("ab","c") != ("a","bc")
             h.update(data)
     return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- whole books held out
+
+
+@dataclass(frozen=True)
+class CorpusSplit:
+    """The three parts of a corpus as one run sees them.
+
+    ``val`` is the tail of every training book: it shares the books' names and places, so it flatters
+    a model. ``heldout`` is whole books the run never trained on: the measure of writing beyond them.
+    """
+
+    train: list[str]
+    val: list[str]
+    heldout: list[str]
+    heldout_books: tuple[str, ...]
+
+
+def choose_books(corpus: Corpus, spec: str | int | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The books ``--val-books`` names: a count N (N books spread evenly over the sorted list), or names.
+
+    A name matches a document's file name with or without its suffix (``stevenson-kidnapped`` or
+    ``stevenson-kidnapped.txt``) or its path relative to the corpus folder.
+    """
+    names = [d.name for d in corpus.documents]
+    if isinstance(spec, str) and spec.strip().isdigit():
+        spec = int(spec)
+    if isinstance(spec, int):
+        if not 0 <= spec < len(names):
+            raise SlmError(f"--val-books {spec}: the corpus has {len(names)} books, and at least one must train")
+        # Evenly spaced, never the first or last by accident of the count: (i + 0.5) * len / N.
+        return tuple(names[int((i + 0.5) * len(names) / spec)] for i in range(spec))
+    wanted = [w.strip() for w in (spec.split(",") if isinstance(spec, str) else spec) if w.strip()]
+    chosen: list[str] = []
+    for w in wanted:
+        hits = [n for n in names if w in (n, Path(n).name, Path(n).stem, str(Path(n).with_suffix("")))]
+        if not hits:
+            raise SlmError(f"--val-books: no book named {w!r} in {corpus.path}")
+        chosen.extend(h for h in hits if h not in chosen)
+    if len(chosen) >= len(names):
+        raise SlmError("--val-books names every book of the corpus: at least one must train")
+    return tuple(chosen)
+
+
+def split_corpus(corpus: Corpus, *, val_fraction: float = 0.05, heldout_books: tuple[str, ...] = (),
+                 train_books: tuple[str, ...] | None = None) -> CorpusSplit:
+    """Hold out whole books, then the tail of each remaining book (split_documents).
+
+    The one place the trainer, ``slmtui eval`` and the export cut a corpus, so their figures are the
+    same computation on the same text. ``train_books`` restricts the training books to those named
+    (a model trained on an older, smaller version of a corpus records them); held-out books are
+    looked up in the whole corpus.
+    """
+    by_name = {d.name: d for d in corpus.documents}
+    missing = [n for n in heldout_books if n not in by_name]
+    if missing:
+        raise SlmError(f"held-out book(s) not in {corpus.path}: {', '.join(missing)}")
+    held = set(heldout_books)
+    keep = [d for d in corpus.documents if d.name not in held and (train_books is None or d.name in train_books)]
+    if not keep:
+        raise SlmError(f"no book of {corpus.path} is left to train on once the held-out books are set aside")
+    train, val = split_documents(Corpus(corpus.path, tuple(keep)), val_fraction=val_fraction)
+    return CorpusSplit(train, val, [by_name[n].text for n in heldout_books], tuple(heldout_books))
+
+
+def model_split(corpus: Corpus, training: dict[str, object], *, heldout_books: tuple[str, ...] | None = None) -> CorpusSplit:
+    """The split a model's training summary (model.toml's [training]) describes, for this corpus.
+
+    Reads val_fraction, heldout_books and (for a model trained on a subset) corpus_books; an explicit
+    ``heldout_books`` replaces the recorded ones (scoring a model on books of your choosing).
+    """
+    val_fraction = training.get("val_fraction", 0.05)
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
+        val_fraction = 0.05
+    recorded = training.get("heldout_books") or ()
+    held = tuple(heldout_books if heldout_books is not None else (str(b) for b in recorded))  # type: ignore[union-attr]
+    books = training.get("corpus_books")
+    train_books = tuple(str(b) for b in books) if isinstance(books, list) else None
+    return split_corpus(corpus, val_fraction=float(val_fraction), heldout_books=held, train_books=train_books)

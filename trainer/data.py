@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,17 +28,23 @@ class TokenData:
     val_docs: list[np.ndarray]
     """Validation documents kept apart: evaluation restarts its context at each."""
     cache_dir: Path
+    heldout_docs: list[np.ndarray] = field(default_factory=list)
+    """Whole held-out books (--val-books), kept apart like the validation tails."""
 
     @property
     def val_tokens(self) -> int:
         return sum(len(d) for d in self.val_docs)
+
+    @property
+    def heldout_tokens(self) -> int:
+        return sum(len(d) for d in self.heldout_docs)
 
 
 def _dtype_for(n_vocab: int) -> np.dtype:
     return np.dtype(np.uint16) if n_vocab <= 2**16 else np.dtype(np.uint32)
 
 
-def cache_key(corpus_fingerprint: str, tokenizer: Tokenizer, val_fraction: float) -> str:
+def cache_key(corpus_fingerprint: str, tokenizer: Tokenizer, val_fraction: float, heldout_books: tuple[str, ...] = ()) -> str:
     h = hashlib.sha256()
     h.update(corpus_fingerprint.encode())
     h.update(tokenizer.spec.pattern.encode())
@@ -46,11 +52,13 @@ def cache_key(corpus_fingerprint: str, tokenizer: Tokenizer, val_fraction: float
     for token, rank in sorted(tokenizer.encoding._mergeable_ranks.items(), key=lambda kv: kv[1]):
         h.update(token)
     h.update(str(val_fraction).encode())
+    if heldout_books:  # absent for no held-out books, so existing caches stay valid
+        h.update(json.dumps(list(heldout_books)).encode())
     return h.hexdigest()[:24]
 
 
 def tokenize_corpus(
-    train_texts: list[str], val_texts: list[str], tokenizer: Tokenizer, *, key: str
+    train_texts: list[str], val_texts: list[str], tokenizer: Tokenizer, *, key: str, heldout_texts: list[str] = ()
 ) -> TokenData:
     """Tokenise once per (corpus, tokenizer, split); later runs memory-map the cached arrays."""
     folder = paths.cache_dir() / "tokens" / key
@@ -61,9 +69,12 @@ def tokenize_corpus(
             meta = json.loads(meta_file.read_text())
             train = np.memmap(folder / "train.bin", dtype=dtype, mode="r")
             val = np.fromfile(folder / "val.bin", dtype=dtype)
+            held = np.fromfile(folder / "heldout.bin", dtype=dtype) if meta.get("heldout_lengths") else val[:0]
             bounds = np.cumsum([0, *meta["val_lengths"]])
-            if len(train) == meta["train_tokens"] and len(val) == bounds[-1]:
-                return TokenData(train, [val[a:b] for a, b in zip(bounds[:-1], bounds[1:])], folder)
+            hbounds = np.cumsum([0, *meta.get("heldout_lengths", [])])
+            if len(train) == meta["train_tokens"] and len(val) == bounds[-1] and len(held) == hbounds[-1]:
+                return TokenData(train, [val[a:b] for a, b in zip(bounds[:-1], bounds[1:])], folder,
+                                 [held[a:b] for a, b in zip(hbounds[:-1], hbounds[1:])])
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is rebuilt below
     eot = tokenizer.eot_token
@@ -73,15 +84,19 @@ def tokenize_corpus(
         train_ids.extend(ids)
         train_ids.extend(sep)
     val_docs = [np.asarray(ids, dtype=dtype) for ids in tokenizer.encode_batch(val_texts) if len(ids) > 1]
+    heldout_docs = [np.asarray(ids, dtype=dtype) for ids in tokenizer.encode_batch(list(heldout_texts)) if len(ids) > 1]
     train = np.asarray(train_ids, dtype=dtype)
     folder.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(folder / "train.bin", train.tobytes())
     write_bytes_atomic(folder / "val.bin", np.concatenate(val_docs).tobytes() if val_docs else b"")
+    if heldout_docs:
+        write_bytes_atomic(folder / "heldout.bin", np.concatenate(heldout_docs).tobytes())
     write_text_atomic(
         meta_file,
-        json.dumps({"train_tokens": len(train), "val_lengths": [len(d) for d in val_docs], "n_vocab": tokenizer.n_vocab}),
+        json.dumps({"train_tokens": len(train), "val_lengths": [len(d) for d in val_docs],
+                    "heldout_lengths": [len(d) for d in heldout_docs], "n_vocab": tokenizer.n_vocab}),
     )
-    return TokenData(train, val_docs, folder)
+    return TokenData(train, val_docs, folder, heldout_docs)
 
 
 class Batches:

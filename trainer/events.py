@@ -53,6 +53,9 @@ class EvalEvent:
     improved: bool
     before: bool = False
     """The starting model of a fine-tune (--init-from) scored at step 0, before any training: the "before"."""
+    heldout_loss: float | None = None
+    """On whole books the run never trains on (--val-books); None without them."""
+    heldout_bpb: float | None = None
     event: str = "eval"
 
 
@@ -82,6 +85,7 @@ class DoneEvent:
     resume_command: str | None
     parent_val_bpb: float | None = None
     """A fine-tune's parent on the same held-out text (its step-0 score): the run's "before"."""
+    heldout_bpb: float | None = None
     event: str = "done"
 
 

@@ -15,7 +15,7 @@ import torch
 
 from slmtui.engine import SlmError, evaluate_texts, load_model_dir, read_model_info, save_model_dir
 from slmtui.engine.modeldir import METRICS, check_model_target
-from trainer.corpus import corpus_path, read_corpus, split_documents
+from trainer.corpus import corpus_path, model_split, read_corpus
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -37,11 +37,14 @@ def export_model(src: Path, dest: Path, *, dtype: str = "bf16", corpus: Path | N
         for p in rounded.parameters():
             p.copy_(p.to(DTYPES[dtype]).to(torch.float32))
     training = dict(loaded.info.training)
-    val_fraction = float(training.get("val_fraction", 0.05))  # type: ignore[arg-type]
-    _, val_texts = split_documents(read_corpus(corpus_dir), val_fraction=val_fraction)
-    result = evaluate_texts(rounded, loaded.tokenizer, val_texts)
+    parts = model_split(read_corpus(corpus_dir), training)
+    result = evaluate_texts(rounded, loaded.tokenizer, parts.val)
     training.update(val_loss=result.loss, val_bpb=result.bits_per_byte, val_tokens=result.tokens,
-                    val_bytes=result.bytes, weights_dtype=dtype, exported_from=src.name)
+                    val_bytes=result.bytes, weights_dtype=dtype, exported_from=src.name, scored="full")
+    if parts.heldout:
+        held = evaluate_texts(rounded, loaded.tokenizer, parts.heldout)
+        training.update(heldout_loss=held.loss, heldout_bpb=held.bits_per_byte, heldout_tokens=held.tokens,
+                        heldout_bytes=held.bytes)
     extra = {name: src / name for name in (METRICS, "training_metrics.png") if (src / name).is_file()}
     save_model_dir(dest, rounded, loaded.tokenizer, training=training, dtype=DTYPES[dtype], extra_files=extra,
                    replace_model=force, corpus=corpus_dir)
@@ -61,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     except SlmError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    print(f"wrote {args.dest}: val loss {training['val_loss']:.4f}, {training['val_bpb']:.4f} bits/byte ({args.dtype})")
+    held = f", held-out books {training['heldout_bpb']:.4f} bits/byte" if "heldout_bpb" in training else ""
+    print(f"wrote {args.dest}: val loss {training['val_loss']:.4f}, {training['val_bpb']:.4f} bits/byte{held} ({args.dtype})")
     return 0
 
 

@@ -31,8 +31,10 @@ from slmtui.engine.seeds import torch_seed
 from slmtui.engine.modeldir import METRICS, TRAIN_STATE, check_model_target, load_model_dir, save_model_dir
 from slmtui.engine.decoding import EXACT
 from trainer.config import DEFAULT_TOKENIZER, TRAIN_PRESETS, TrainConfig  # noqa: F401 - the first two re-exported
-from trainer.corpus import corpus_fingerprint, corpus_label, corpus_path, read_corpus, split_documents
+from trainer.corpus import choose_books, corpus_fingerprint, corpus_label, corpus_path, read_corpus, split_corpus
 from trainer.data import Batches, cache_key, tokenize_corpus
+from trainer.optim import Optimizers
+from trainer.optim import make_optimizer as build_optimizer
 from trainer.events import CheckpointEvent, DoneEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
 from trainer.plot import PLOT_FILE, render_metrics_png
 from trainer.tokenizers import build_tokenizer
@@ -69,6 +71,9 @@ class _Progress:
     elapsed_s: float = 0.0
     best_val_loss: float | None = None
     best_val_bpb: float | None = None
+    best_heldout_loss: float | None = None
+    best_heldout_bpb: float | None = None
+    """The held-out figures of the evaluation that kept the best weights (chosen on val loss)."""
     bad_evals: int = 0
     max_steps: int = 0
     metrics: list[str] = field(default_factory=list)
@@ -112,13 +117,10 @@ def lr_at(step: int, cfg: TrainConfig, max_steps: int, warmup: int | None = None
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - min_lr)
 
 
-def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with decay on matrices only: biases and LayerNorm gains are not shrunk toward zero."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.type == "cuda")
+def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer | Optimizers:
+    """The run's optimizer (trainer/optim.py): AdamW with decay on matrices only, or Muon + AdamW."""
+    return build_optimizer(model, kind=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                           betas=(cfg.beta1, cfg.beta2), device=device, fused=cfg.fused)
 
 
 class _Distributed:
@@ -208,7 +210,10 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     fingerprint = corpus_fingerprint(corpus)
     if state and state.corpus_fingerprint != fingerprint:
         raise SlmError(f"the corpus at {corpus_dir} changed since this run started; start a new run instead of --resume")
-    train_texts, val_texts = split_documents(corpus, val_fraction=cfg.val_fraction)
+    heldout_books = state.heldout_books if state else choose_books(corpus, cfg.val_books) if cfg.val_books else ()
+    split = split_corpus(corpus, val_fraction=cfg.val_fraction, heldout_books=tuple(heldout_books))
+    train_texts, val_texts = split.train, split.val
+    split_key = f"{fingerprint[:16]}-v{cfg.val_fraction}" + (f"-h{_books_hash(split.heldout_books)}" if split.heldout_books else "")
 
     parent: str | None = None
     if spec.resume:
@@ -226,10 +231,11 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
             model_config = replace(model_config, block_size=spec.block_size)
     else:
         # The BPE learns from the training split only, so its cache key names the split too.
-        tokenizer = build_tokenizer(tokenizer_arg, train_texts, cache_key=f"{fingerprint[:16]}-v{cfg.val_fraction}")
+        tokenizer = build_tokenizer(tokenizer_arg, train_texts, cache_key=split_key)
         model_config = replace(spec.model, vocab_size=tokenizer.n_vocab)
 
-    data = tokenize_corpus(train_texts, val_texts, tokenizer, key=cache_key(fingerprint, tokenizer, cfg.val_fraction))
+    data = tokenize_corpus(train_texts, val_texts, tokenizer, heldout_texts=split.heldout,
+                           key=cache_key(fingerprint, tokenizer, cfg.val_fraction, split.heldout_books))
     batches = Batches(data.train, block_size=model_config.block_size, batch_size=cfg.batch_size, seed=cfg.seed,
                       rank=ddp.rank, world_size=ddp.world_size)
     if not data.val_docs:
@@ -261,6 +267,7 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
             raise SlmError(f"{spec.out / TRAIN_STATE} does not fit the model in {spec.out} ({gist(e)})") from e
         progress = _Progress(step=state.step, tokens_seen=state.tokens_seen, elapsed_s=state.elapsed_s,
                              best_val_loss=state.best_val_loss, best_val_bpb=state.best_val_bpb,
+                             best_heldout_loss=state.best_heldout_loss, best_heldout_bpb=state.best_heldout_bpb,
                              bad_evals=state.bad_evals, max_steps=max_steps, metrics=_read_metrics(spec.out, state.step),
                              parent_val_loss=_number(loaded.info.training.get("parent_val_loss")),
                              parent_val_bpb=_number(loaded.info.training.get("parent_val_bpb")))
@@ -273,6 +280,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     dtype = pick_dtype(cfg.dtype, device)
     autocast = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    if scaler is not None and isinstance(optimizer, Optimizers):
+        raise SlmError("--optimizer muon trains in bf16 or fp32, not fp16: use --dtype bf16")
     step_model: torch.nn.Module = model
     if cfg.compile:
         step_model = torch.compile(model)  # type: ignore[assignment]
@@ -281,6 +290,7 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
 
     byte_lengths = token_byte_lengths(tokenizer)
     val_docs = [d.tolist() for d in data.val_docs]
+    heldout_docs = [d.tolist() for d in data.heldout_docs]
     start_step = progress.step
     emit(StartEvent(name=spec.out.name, path=str(spec.out), n_params=model.num_params(), corpus=corpus_label(corpus_dir),
                     corpus_bytes=corpus.n_bytes, train_tokens=len(data.train), val_tokens=data.val_tokens,
@@ -292,6 +302,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
             "preset": preset_name, "corpus": corpus_label(corpus_dir), "corpus_sha256": fingerprint, "corpus_bytes": corpus.n_bytes,
             "val_fraction": cfg.val_fraction, "tokenizer_arg": tokenizer_arg, "steps": progress.step,
             "tokens_seen": progress.tokens_seen, "val_loss": progress.best_val_loss, "val_bpb": progress.best_val_bpb,
+            "heldout_books": list(split.heldout_books), "heldout_loss": progress.best_heldout_loss,
+            "heldout_bpb": progress.best_heldout_bpb, "eval_windows": cfg.eval_windows, **final_scores,
             "wall_time_s": round(progress.elapsed_s, 1), "device": str(device), "dtype": str(dtype).removeprefix("torch."),
             "world_size": ddp.world_size, "stopped": reason, "parent": parent,
             "parent_val_loss": progress.parent_val_loss, "parent_val_bpb": progress.parent_val_bpb,
@@ -311,6 +323,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
             bad_evals=progress.bad_evals, max_steps=progress.max_steps, rng_cpu=torch.get_rng_state(),
             rng_cuda=torch.cuda.get_rng_state() if device.type == "cuda" else None, train_config=asdict(cfg),
             corpus=corpus_label(corpus_dir), corpus_fingerprint=fingerprint, tokenizer_arg=tokenizer_arg, preset=preset_name,
+            heldout_books=list(split.heldout_books), best_heldout_loss=progress.best_heldout_loss,
+            best_heldout_bpb=progress.best_heldout_bpb,
         )
         if progress.best_val_loss is None:
             # Not evaluated yet: the newest weights are the best we know.
@@ -327,12 +341,18 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         saved = True
         emit(CheckpointEvent(step=progress.step, path=str(spec.out)))
 
+    final_scores: dict[str, object] = {}
+
     def evaluate(before: bool = False) -> None:
         model.eval()
         result = evaluate_ids(model, _cap_windows(val_docs, model_config.block_size, cfg.eval_windows), byte_lengths)
+        held = (evaluate_ids(model, _cap_windows(heldout_docs, model_config.block_size, cfg.eval_windows), byte_lengths)
+                if heldout_docs else None)
         improved = progress.best_val_loss is None or result.loss < progress.best_val_loss
         if improved:
             progress.best_val_loss, progress.best_val_bpb = result.loss, result.bits_per_byte
+            progress.best_heldout_loss = held.loss if held else None
+            progress.best_heldout_bpb = held.bits_per_byte if held else None
             progress.bad_evals = 0
             best_weights.update({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
         else:
@@ -341,6 +361,7 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
             progress.parent_val_loss, progress.parent_val_bpb = result.loss, result.bits_per_byte
         ev = EvalEvent(step=progress.step, val_loss=result.loss, val_perplexity=result.perplexity,
                        val_bpb=result.bits_per_byte, best_val_loss=progress.best_val_loss, improved=improved,
+                       heldout_loss=held.loss if held else None, heldout_bpb=held.bits_per_byte if held else None,
                        before=before)
         progress.metrics.append(to_json(ev))
         emit(ev)
@@ -436,16 +457,46 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     # exactly the evaluations (and early-stopping counts) of an uninterrupted run.
     if ddp.is_main and not resumable and progress.step > start_step and progress.step % cfg.eval_interval:
         evaluate()
+    if ddp.is_main and not resumable and progress.step > start_step:
+        final_scores.update(_score_in_full(best_weights, model_config, val_docs, heldout_docs, byte_lengths))
     checkpoint(reason)
     resume = f"slm-train --resume --out {spec.out}" if resumable else None
-    done = DoneEvent(step=progress.step, path=str(spec.out), reason=reason, best_val_loss=progress.best_val_loss,
-                     val_bpb=progress.best_val_bpb, resume_command=resume, parent_val_bpb=progress.parent_val_bpb)
+    done = DoneEvent(step=progress.step, path=str(spec.out), reason=reason,
+                     best_val_loss=final_scores.get("val_loss", progress.best_val_loss),  # type: ignore[arg-type]
+                     val_bpb=final_scores.get("val_bpb", progress.best_val_bpb),  # type: ignore[arg-type]
+                     heldout_bpb=final_scores.get("heldout_bpb", progress.best_heldout_bpb),  # type: ignore[arg-type]
+                     resume_command=resume, parent_val_bpb=progress.parent_val_bpb)
     emit(done)
     return done
 
 
 def _number(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _books_hash(names: tuple[str, ...]) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:8]
+
+
+def _score_in_full(weights: dict[str, torch.Tensor], config: GPTConfig, val_docs: list[list[int]],
+                   heldout_docs: list[list[int]], byte_lengths: list[int]) -> dict[str, object]:
+    """The kept weights scored on every validation and held-out token, as `slmtui eval` scores them.
+
+    Periodic evaluations sample at most eval_windows windows for speed; the figures a finished run
+    writes to model.toml are these, so `slmtui eval --corpus ... --split val|heldout` reproduces them.
+    """
+    model = GPT(config)
+    model.load_state_dict(weights)
+    val = evaluate_ids(model, val_docs, byte_lengths)
+    out: dict[str, object] = {"val_loss": val.loss, "val_bpb": val.bits_per_byte, "val_tokens": val.tokens,
+                              "val_bytes": val.bytes, "scored": "full"}
+    if heldout_docs:
+        held = evaluate_ids(model, heldout_docs, byte_lengths)
+        out.update(heldout_loss=held.loss, heldout_bpb=held.bits_per_byte, heldout_tokens=held.tokens,
+                   heldout_bytes=held.bytes)
+    return out
 
 
 def _cap_windows(docs: list[list[int]], block_size: int, cap: int) -> list[list[int]]:

@@ -8,7 +8,7 @@ the file and the key, instead of a KeyError deep in the loop.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,9 @@ OPTIONAL: dict[str, tuple[tuple[type, ...], str]] = {
     "best_val_bpb": ((*_NUMBER, type(None)), "a number or None"),
     "rng_cuda": ((torch.Tensor, type(None)), "a tensor or None"),
     "preset": ((str,), "a string"),
+    "heldout_books": ((list,), "a list of book names"),
+    "best_heldout_loss": ((*_NUMBER, type(None)), "a number or None"),
+    "best_heldout_bpb": ((*_NUMBER, type(None)), "a number or None"),
 }
 
 
@@ -98,6 +101,10 @@ class ResumeState:
     tokenizer_arg: str
     preset: str | None
     """None in a state saved before presets were recorded."""
+    heldout_books: list[str] = field(default_factory=list)
+    """The whole books the run holds out (--val-books); empty in a state saved before they existed."""
+    best_heldout_loss: float | None = None
+    best_heldout_bpb: float | None = None
 
     def save(self) -> bytes:
         """The file's bytes (the caller writes them with the model folder, atomically)."""
@@ -115,6 +122,7 @@ class ResumeState:
         except Exception as e:  # unpickling refuses anything but tensors and plain containers
             why = "not a file of plain tensors and values" if "Weights only load failed" in str(e) else gist(e)
             raise SlmError(f"{path} is damaged or not a slmtui training state ({why})") from e
-        data = {"best_val_bpb": None, "preset": None, "rng_cuda": None, **check_train_state(data, path)}
+        data = {"best_val_bpb": None, "preset": None, "rng_cuda": None, "heldout_books": [], "best_heldout_loss": None,
+                "best_heldout_bpb": None, **check_train_state(data, path)}
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})

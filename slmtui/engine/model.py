@@ -1,7 +1,12 @@
-"""The GPT: token and position embeddings, pre-LayerNorm blocks, causal attention, GELU MLP.
+"""The GPT: token and position embeddings, pre-norm blocks, causal attention, an MLP.
 
 The same module trains (full sequences) and decodes (one token at a time against a KV cache).
 Shapes follow nanoGPT: B batch, T time, C channels (n_embd), nh heads, hs head size.
+
+The original blocks (learned positions, LayerNorm, GELU, tied or untied head) are the defaults of
+GPTConfig, so every model folder written before the options below existed loads unchanged. The
+options are the modern small-GPT recipe (modded-nanogpt): rotary positions, RMSNorm, QK-norm,
+ReLU² MLP, zero-initialised output projections, logit soft-capping; model.toml names the ones a model uses.
 """
 
 from __future__ import annotations
@@ -32,6 +37,19 @@ class GPTConfig:
     """Biases in the linear layers (the original had qkv bias) and LayerNorms."""
     tie_embeddings: bool = False
     """Share the token embedding with the LM head: fewer parameters, better for small vocabularies."""
+    pos_emb: str = "learned"
+    """learned: absolute position embeddings (wpe); rope: rotary embeddings of q and k (no wpe)."""
+    rope_base: float = 10000.0
+    norm: str = "layernorm"
+    """layernorm (the original), or rmsnorm (no mean, no bias: cheaper, as in Llama and modded-nanogpt)."""
+    qk_norm: bool = False
+    """RMSNorm of each head's queries and keys before attention: bounded logits, stabler at high lr."""
+    mlp: str = "gelu"
+    """gelu (the original), or relu2: relu(x)^2 (Primer; modded-nanogpt)."""
+    zero_init_proj: bool = False
+    """Start every residual output projection (attention's and the MLP's c_proj) at zero: each block starts as identity."""
+    logit_softcap: float = 0.0
+    """Logits become cap * tanh(logits / cap) (Gemma 2, modded-nanogpt); 0 is off."""
 
     def __post_init__(self) -> None:
         # Types first: model.toml is hand-editable, and `n_head = 2.0` must be named, not a TypeError deep in torch.
@@ -44,6 +62,8 @@ class GPTConfig:
                 problems.append(f"{f.name} must be an integer, got {value!r}")
             elif kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 problems.append(f"{f.name} must be a number, got {value!r}")
+            elif kind is str and not isinstance(value, str):
+                problems.append(f"{f.name} must be a string, got {value!r}")
         if problems:
             raise SlmError("; ".join(problems))
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -53,6 +73,13 @@ class GPTConfig:
             problems.append(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
+        for name, allowed in (("pos_emb", ("learned", "rope")), ("norm", ("layernorm", "rmsnorm")), ("mlp", ("gelu", "relu2"))):
+            if getattr(self, name) not in allowed:
+                problems.append(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.pos_emb == "rope" and self.n_head >= 1 and (self.n_embd // self.n_head) % 2:
+            problems.append("rope needs an even head size (n_embd / n_head)")
+        if self.logit_softcap < 0:
+            problems.append(f"logit_softcap must be 0 (off) or positive, got {self.logit_softcap}")
         if problems:
             raise SlmError("invalid model config: " + "; ".join(problems))
 
@@ -62,13 +89,14 @@ class GPTConfig:
     @property
     def param_count(self) -> int:
         """The parameters a GPT of this shape has (``GPT.num_params``), without building it: for listings and
-        estimates. Per block: attention 4·C² and MLP 8·C² weights; two LayerNorms (2·C gains, 2·C biases) and the
-        linear layers' biases (9·C) with ``bias``, the gains alone without."""
+        estimates. Per block: attention 4·C² and MLP 8·C² weights, the linear layers' biases (9·C) with ``bias``,
+        two norms (a gain each, and a bias for a LayerNorm with ``bias``), and QK-norm's two gains of a head's size."""
         c = self.n_embd
-        per_block = 12 * c * c + (13 * c if self.bias else 2 * c)
-        emb = self.vocab_size * c + self.block_size * c
+        norm = c * (2 if self.norm == "layernorm" and self.bias else 1)
+        per_block = 12 * c * c + (9 * c if self.bias else 0) + 2 * norm + (2 * (c // self.n_head) if self.qk_norm else 0)
+        emb = self.vocab_size * c + (self.block_size * c if self.pos_emb == "learned" else 0)
         head = 0 if self.tie_embeddings else self.vocab_size * c
-        return self.n_layer * per_block + emb + head + (2 if self.bias else 1) * c
+        return self.n_layer * per_block + emb + head + norm
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> GPTConfig:
@@ -80,7 +108,9 @@ class GPTConfig:
 
 
 _FIELD_TYPES: dict[str, type] = {"vocab_size": int, "block_size": int, "n_layer": int, "n_head": int, "n_embd": int,
-                                 "dropout": float, "bias": bool, "tie_embeddings": bool}
+                                 "dropout": float, "bias": bool, "tie_embeddings": bool, "pos_emb": str,
+                                 "rope_base": float, "norm": str, "qk_norm": bool, "mlp": str, "zero_init_proj": bool,
+                                 "logit_softcap": float}
 assert set(_FIELD_TYPES) == {f.name for f in fields(GPTConfig)}
 
 
@@ -146,6 +176,36 @@ class KVCache:
         return out
 
 
+def make_norm(config: GPTConfig, size: int | None = None) -> nn.Module:
+    """The block's normalisation: LayerNorm (bias as config.bias) or RMSNorm (a gain only)."""
+    size = size or config.n_embd
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(size)
+    return nn.LayerNorm(size, bias=config.bias)
+
+
+Rope = tuple[torch.Tensor, torch.Tensor]
+"""cos and sin of the rotary angles for the positions being computed: (T, hs/2), or (B, T, hs/2) per row."""
+
+
+def rotary_tables(config: GPTConfig) -> Rope:
+    """cos and sin for every position 0..block_size-1 (RoFormer, Su et al. 2021): (block_size, hs/2) each."""
+    hs = config.n_embd // config.n_head
+    inv_freq = 1.0 / (config.rope_base ** (torch.arange(0, hs, 2, dtype=torch.float32) / hs))
+    angles = torch.outer(torch.arange(config.block_size, dtype=torch.float32), inv_freq)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, rope: Rope) -> torch.Tensor:
+    """Rotate pairs (x_i, x_{i+hs/2}) of x (B, nh, T, hs) by each position's angles."""
+    cos, sin = rope
+    if cos.dim() == 3:  # per-row positions (B, T, hs/2): broadcast over heads
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    x1, x2 = x.chunk(2, dim=-1)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -155,14 +215,26 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
+        hs = config.n_embd // config.n_head
+        self.q_norm = nn.RMSNorm(hs) if config.qk_norm else None
+        self.k_norm = nn.RMSNorm(hs) if config.qk_norm else None
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0, rope: Rope | None = None) -> torch.Tensor:
+        """rope: the angles of the absolute positions of x's tokens (with a cache: cache.length onward)."""
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
         hs = C // self.n_head
         q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, hs).transpose(1, 2)
         v = v.view(B, T, self.n_head, hs).transpose(1, 2)
+        if self.q_norm is not None and self.k_norm is not None:
+            # The gains in the activations' dtype: under bf16 autocast q and k are bf16, and a float32
+            # gain would send rms_norm to its slow unfused path.
+            q = F.rms_norm(q, (hs,), self.q_norm.weight.to(q.dtype), self.q_norm.eps)
+            k = F.rms_norm(k, (hs,), self.k_norm.weight.to(k.dtype), self.k_norm.eps)
+        if rope is not None:
+            # Keys are rotated before they enter the cache: a cached key keeps its own position's angle.
+            q, k = apply_rotary(q, rope), apply_rotary(k, rope)
         if cache is None:
             y = F.scaled_dot_product_attention(
                 q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
@@ -184,11 +256,18 @@ class CausalSelfAttention(nn.Module):
         return self.resid_dropout(self.c_proj(y))
 
 
+class ReLU2(nn.Module):
+    """relu(x)^2 (So et al. 2021, Primer): sparse like ReLU, smooth at zero, cheaper than GELU."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x).square()
+
+
 class MLP(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.gelu = nn.GELU()
+        self.gelu = ReLU2() if config.mlp == "relu2" else nn.GELU()  # the attribute keeps nanoGPT's name
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
@@ -197,17 +276,17 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_1 = make_norm(config)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_2 = make_norm(config)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), cache, layer)
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0, rope: Rope | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache, layer, rope)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -215,15 +294,19 @@ class GPT(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.config = config
-        self.transformer = nn.ModuleDict(
-            dict(
-                wte=nn.Embedding(config.vocab_size, config.n_embd),
-                wpe=nn.Embedding(config.block_size, config.n_embd),
-                drop=nn.Dropout(config.dropout),
-                h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
-            )
-        )
+        # Modules in the original order (wte, wpe, drop, h, ln_f): initialisation draws from the RNG in
+        # this order, so a seed gives an old-style model exactly the weights it always did.
+        modules: dict[str, nn.Module] = dict(wte=nn.Embedding(config.vocab_size, config.n_embd))
+        if config.pos_emb == "learned":
+            modules["wpe"] = nn.Embedding(config.block_size, config.n_embd)
+        modules.update(drop=nn.Dropout(config.dropout), h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+                       ln_f=make_norm(config))
+        self.transformer = nn.ModuleDict(modules)
+        if config.pos_emb == "rope":
+            # Not persistent: computed from the config, so the weights file holds no copy of them.
+            cos, sin = rotary_tables(config)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_embeddings:
             # Weight tying (Press & Wolf 2017): one matrix embeds tokens and scores them.
@@ -232,7 +315,10 @@ class GPT(nn.Module):
         # GPT-2's scaled init of the residual projections keeps the residual stream's variance flat with depth.
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+                if config.zero_init_proj:
+                    nn.init.zeros_(p)
+                else:
+                    nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -247,9 +333,30 @@ class GPT(nn.Module):
         """Parameters, counting a tied matrix once."""
         n = sum(p.numel() for p in self.parameters())
         if non_embedding:
-            n -= self.transformer.wpe.weight.numel()
+            if "wpe" in self.transformer:
+                n -= self.transformer.wpe.weight.numel()
             n -= self.transformer.wte.weight.numel()
         return n
+
+    def rotary(self, start: int, T: int) -> Rope | None:
+        """The rotary angles of absolute positions start..start+T-1 (None without rope).
+
+        The hook for decoding: a caller that tracks positions itself (a cache whose rows sit at
+        different positions) passes ``(self.rope_cos[pos], self.rope_sin[pos])`` for a (B, T) ``pos``
+        to each block instead; a token's position must be its absolute index in its own sequence.
+        """
+        if self.config.pos_emb != "rope":
+            return None
+        return self.rope_cos[start : start + T], self.rope_sin[start : start + T]
+
+    def soft_cap(self, logits: torch.Tensor) -> torch.Tensor:
+        """cap * tanh(logits / cap) when the config caps logits, else logits unchanged.
+
+        Applied to every output of lm_head here; a caller that takes hidden_only and scores with
+        its own copy of the head must apply it too.
+        """
+        cap = self.config.logit_softcap
+        return cap * torch.tanh(logits / cap) if cap else logits
 
     def forward(
         self,
@@ -270,23 +377,26 @@ class GPT(nn.Module):
         start = cache.length if cache is not None else 0
         if start + T > self.config.block_size:
             raise ValueError(f"sequence of {start + T} tokens exceeds block_size {self.config.block_size}")
-        # Positions start..start+T-1 are consecutive rows of wpe: a slice, not an arange and a gather.
-        pos_emb = self.transformer.wpe.weight[start : start + T]  # (T, C)
-        x = self.transformer.drop(self.transformer.wte(idx) + pos_emb)  # (B, T, C)
+        x = self.transformer.wte(idx)  # (B, T, C)
+        if "wpe" in self.transformer:
+            # Positions start..start+T-1 are consecutive rows of wpe: a slice, not an arange and a gather.
+            x = x + self.transformer.wpe.weight[start : start + T]  # (T, C)
+        x = self.transformer.drop(x)
+        rope = self.rotary(start, T)
         for i, block in enumerate(self.transformer.h):
-            x = block(x, cache, i)
+            x = block(x, cache, i, rope)
         if cache is not None:
             cache.length += T
         x = self.transformer.ln_f(x)
         if targets is not None:
-            logits = self.lm_head(x)
+            logits = self.soft_cap(self.lm_head(x))
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
             return logits, loss
         if last_only:
             x = x[:, -1:, :]
         if hidden_only:
             return x, None
-        return self.lm_head(x), None
+        return self.soft_cap(self.lm_head(x)), None
 
     def new_cache(self, batch_size: int = 1) -> KVCache:
         # The token embedding, not the head: a decoding path may swap the head for a module without .weight.

@@ -126,7 +126,9 @@ def test_unknown_preset_names_the_choices() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
-@pytest.mark.parametrize("variant", [{}, {"bias": False}, {"tie_embeddings": True}, {"tie_embeddings": False}])
+@pytest.mark.parametrize("variant", [{}, {"bias": False}, {"tie_embeddings": True}, {"tie_embeddings": False},
+                                     {"pos_emb": "rope", "norm": "rmsnorm", "qk_norm": True, "mlp": "relu2"},
+                                     {"norm": "rmsnorm", "bias": True}, {"qk_norm": True, "bias": False}])
 def test_param_count_is_what_a_built_model_has(name: str, variant: dict[str, bool]) -> None:
     from dataclasses import replace
 

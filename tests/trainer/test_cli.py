@@ -322,3 +322,21 @@ def test_a_bad_file_beside_good_ones_is_named_and_skipped(tmp_path: Path) -> Non
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "bad.txt" in warnings[0]
     assert (paths.models_dir() / "books" / "model.toml").is_file()  # --name: in the user's models folder
+
+
+def test_recipe_flags_reach_the_model_and_the_loop(tmp_path: Path) -> None:
+    from slmtui.engine import preset
+    from trainer.cli import build_parser, spec_from_args
+
+    args = build_parser().parse_args([
+        "--preset", "default", "--out", str(tmp_path / "m"), "--max-steps", "5", "--pos-emb", "rope", "--norm", "rmsnorm",
+        "--qk-norm", "--mlp", "relu2", "--zero-init-proj", "--no-tie-embeddings", "--logit-softcap", "15",
+        "--optimizer", "muon", "--no-fused", "--val-books", "lang-crimson-fairy-book,stevenson-treasure-island"])
+    spec = spec_from_args(args)
+    m = spec.model
+    assert (m.pos_emb, m.norm, m.qk_norm, m.mlp, m.zero_init_proj, m.tie_embeddings, m.logit_softcap) == \
+        ("rope", "rmsnorm", True, "relu2", True, False, 15.0)
+    assert (spec.train.optimizer, spec.train.fused) == ("muon", False)
+    assert spec.train.val_books == "lang-crimson-fairy-book,stevenson-treasure-island"
+    plain = spec_from_args(build_parser().parse_args(["--preset", "default", "--out", str(tmp_path / "n"), "--max-steps", "5"]))
+    assert plain.model == preset("default") and plain.train.optimizer == "adamw" and plain.train.fused

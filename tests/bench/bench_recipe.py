@@ -1,0 +1,101 @@
+"""Training step throughput of each modern-recipe option against today's recipe, on this machine.
+
+    python tests/bench/bench_recipe.py [--rounds 4] [--variants base,rope,muon,...] [--threads 2]
+
+Each variant is the ``default`` preset with one change (``all``: every change at once), trained the
+way slm-train trains it (its optimizer, bf16 autocast where the CPU has fast bf16, clipping) on random
+tokens (throughput does not depend on the text). The variants take turns, one step each per round,
+so a burst of load from other work hits them all alike; each variant's figure is its fastest step,
+the least disturbed reading. The ratio to ``base`` is what sets a pilot's token budget for equal
+compute: tokens = ratio x the baseline's tokens (docs/training-runs.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from slmtui.engine import GPT, preset  # noqa: E402
+from trainer.loop import TRAIN_PRESETS, make_optimizer, pick_dtype  # noqa: E402
+
+VARIANTS: dict[str, tuple[dict[str, object], dict[str, object]]] = {
+    # name: (GPTConfig changes, TrainConfig changes)
+    "base": ({}, {}),
+    "rope": ({"pos_emb": "rope"}, {}),
+    "rmsnorm": ({"norm": "rmsnorm"}, {}),
+    "qk_norm": ({"qk_norm": True}, {}),
+    "relu2": ({"mlp": "relu2"}, {}),
+    "zero_init_proj": ({"zero_init_proj": True}, {}),
+    "untied": ({"tie_embeddings": False}, {}),
+    "softcap": ({"logit_softcap": 15.0}, {}),
+    "muon": ({}, {"optimizer": "muon"}),
+    "all": ({"pos_emb": "rope", "norm": "rmsnorm", "qk_norm": True, "mlp": "relu2", "zero_init_proj": True,
+             "tie_embeddings": False, "logit_softcap": 15.0}, {"optimizer": "muon"}),
+}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rounds", type=int, default=4, help="timed steps per variant (after one warm-up step)")
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--preset", default="default")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = [n for n in args.variants.split(",") if n]
+    device = torch.device("cpu")
+    dtype = pick_dtype("auto", device)
+    base_model, base_train = preset(args.preset), TRAIN_PRESETS[args.preset]
+    B, T = base_train.batch_size, base_model.block_size
+    print(f"{args.preset}: batch {B} x {T}, {torch.get_num_threads()} threads, {dtype}; "
+          f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, base_model.vocab_size, (B, T), generator=g)
+    y = torch.randint(0, base_model.vocab_size, (B, T), generator=g)
+    runs = {}
+    for name in names:
+        arch, opt = VARIANTS[name]
+        torch.manual_seed(0)
+        model = GPT(replace(base_model, **arch)).train()
+        runs[name] = (model, make_optimizer(model, replace(base_train, **opt), device))
+    autocast = torch.autocast("cpu", dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for _ in range(args.rounds + 1):
+        for name in names:
+            model, optimizer = runs[name]
+            t0 = time.perf_counter()
+            with autocast:
+                _, loss = model(x, y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss.item()
+            times[name].append(time.perf_counter() - t0)
+    base = min(times["base"][1:]) if "base" in times else None
+    out = {}
+    for name in names:
+        best = min(times[name][1:])
+        ratio = base / best if base else None
+        out[name] = {"best_step_s": best, "tokens_per_s": B * T / best, "ratio_to_base": ratio}
+        print(f"  {name:15s} best step {best * 1000:7.0f} ms  {B * T / best:7.0f} tok/s"
+              + (f"  x{ratio:.3f} of base" if ratio else ""), flush=True)
+    print(f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    if args.json:
+        print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

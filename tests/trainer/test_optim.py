@@ -1,0 +1,79 @@
+"""trainer/optim.py: who optimises what under Muon, and a Muon run that learns and resumes exactly."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from excerpts import book_excerpt
+from slmtui.engine import GPT, preset
+from trainer.events import StepEvent
+from trainer.loop import TRAIN_PRESETS, RunSpec, TrainConfig, make_optimizer, train
+from trainer.optim import Optimizers, hidden_matrices
+
+
+def test_muon_takes_the_hidden_matrices_and_adamw_the_rest() -> None:
+    model = GPT(replace(preset("tiny"), tie_embeddings=False))
+    opt = make_optimizer(model, TrainConfig(optimizer="muon"), torch.device("cpu"))
+    assert isinstance(opt, Optimizers)
+    muon, adamw = opt.optimizers
+    assert isinstance(muon, torch.optim.Muon) and isinstance(adamw, torch.optim.AdamW)
+    names = {id(p): n for n, p in model.named_parameters()}
+    in_muon = {names[id(p)] for g in muon.param_groups for p in g["params"]}
+    in_adamw = {names[id(p)] for g in adamw.param_groups for p in g["params"]}
+    assert in_muon == {names[id(p)] for p in hidden_matrices(model)}
+    assert all(n.startswith("transformer.h.") and n.endswith("weight") for n in in_muon)
+    assert {"transformer.wte.weight", "lm_head.weight", "transformer.wpe.weight"} <= in_adamw
+    assert not in_muon & in_adamw and in_muon | in_adamw == set(names.values())
+
+
+def test_fused_adamw_takes_the_same_steps_as_foreach() -> None:
+    """Same losses step by step (Adam's update of a near-zero gradient differs in the last bits, so the
+    weights are compared through what they compute)."""
+    torch.manual_seed(0)
+    x = torch.randint(0, 512, (4, 64))
+    losses = {}
+    for fused in (False, True):
+        torch.manual_seed(0)
+        model = GPT(preset("tiny"))
+        opt = make_optimizer(model, TrainConfig(fused=fused, lr=1e-3), torch.device("cpu"))
+        assert opt.defaults["fused"] is fused
+        losses[fused] = []
+        for _ in range(5):
+            _, loss = model(x, x)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            losses[fused].append(loss.item())
+    assert losses[True] == pytest.approx(losses[False], abs=1e-4)
+    assert losses[True][-1] < losses[True][0]
+
+
+def test_a_muon_run_learns_and_resumes_exactly(tmp_path: Path) -> None:
+    corpus = tmp_path / "willows.txt"
+    corpus.write_text(book_excerpt("grahame-wind-in-the-willows.txt", 24_000), encoding="utf-8")
+    model = replace(preset("tiny"), pos_emb="rope", norm="rmsnorm", qk_norm=True, mlp="relu2", zero_init_proj=True)
+    cfg = replace(TRAIN_PRESETS["tiny"], max_steps=24, optimizer="muon", lr=2e-2)
+
+    def run(out: Path, *, resume: bool = False, stop_at: int | None = None) -> dict[int, float]:
+        losses: dict[int, float] = {}
+
+        def emit(e: object) -> None:
+            if isinstance(e, StepEvent):
+                losses[e.step] = e.loss
+
+        train(RunSpec(out=out, corpus=corpus, model=model, train=cfg, tokenizer="bpe:512", preset="tiny", resume=resume),
+              emit, should_stop=lambda: stop_at is not None and max(losses, default=0) >= stop_at)
+        return losses
+
+    ref = run(tmp_path / "ref")
+    assert ref[24] < 0.8 * ref[1]
+    first = run(tmp_path / "split", stop_at=10)
+    resumed = run(tmp_path / "split", resume=True)
+    assert min(resumed) == 11
+    for step in range(11, 25):
+        assert resumed[step] == pytest.approx(ref[step], abs=1e-4), step
+    assert first[10] == pytest.approx(ref[10], abs=1e-4)
