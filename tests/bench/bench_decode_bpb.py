@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from slmtui.engine import load_model_dir, token_byte_lengths  # noqa: E402
 from slmtui.engine.decoding import CANDIDATES, build_path  # noqa: E402
 from slmtui.engine.model import GPT  # noqa: E402
+from slmtui.engine.paths import BUNDLED_CORPUS_DIR  # noqa: E402
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "slmtui" / "assets" / "models" / "default"
 HELD_OUT = ["stevenson-treasure-island.txt", "lang-violet-fairy-book.txt", "verne-around-the-world-in-eighty-days.txt"]
@@ -55,8 +56,8 @@ def score(model: GPT, ids: list[int], token_bytes: list[int], *, slide: float = 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("books", nargs="*", help="text files (default: three held-out books from /work/shared/corpus)")
-    ap.add_argument("--corpus", default="/work/shared/corpus", help="folder the default books are read from")
+    ap.add_argument("books", nargs="*", help="text files (default: three held-out books of the bundled corpus)")
+    ap.add_argument("--corpus", default=str(BUNDLED_CORPUS_DIR), help="folder the default books are read from (default: the bundled corpus)")
     ap.add_argument("--model", default=str(DEFAULT_MODEL), help="model folder (default: the bundled default model)")
     ap.add_argument("--tokens", type=int, default=16000, help="tokens scored per book, from its start (default 16000)")
     ap.add_argument("--skip", type=int, default=1000, help="tokens skipped at each book's start: the licence header (default 1000)")
