@@ -1,205 +1,32 @@
-"""Stories as trees of passages, kept in one SQLite database (``stories.db``); no UI here.
-
-Every passage (the user's text or the model's continuation) has a parent, and the story's text at a passage is
-the concatenation of the texts from the root down to it. Undo walks up the tree, retry adds a sibling, so
-nothing anyone wrote is ever deleted; ``current_passage_id`` marks the branch the user is reading.
+"""StoryStore: every story's passage tree in one SQLite file (``stories.db``), behind one lock; no UI here.
 
 Every public mutating method is one transaction, committed before it returns: the app can be killed at any
 moment and the database holds everything up to the last call. WAL with ``synchronous=NORMAL`` keeps those
 commits cheap (no fsync per commit) so ``append_text`` can run for each streamed chunk; an app crash loses
 nothing, a power cut at worst the last few commits.
 
-Over 400 lines because ``StoryStore`` is one class by design: every query and transaction on the one SQLite file
-sits behind one lock in one place, so the rules of the tree (undo, redo, siblings, the current path) cannot drift
-apart. The Markdown helpers and the export file at the end are small and belong to the stories.
+Opening, the plumbing, stories and passages are here; the tree moves and bookmarks (tree.py) and the exports
+(export.py) are mixins, so every query still goes through this class's one connection and lock.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from slmtui.engine import paths
-from slmtui.engine.atomic import write_regular_file
 from slmtui.engine.errors import SlmError
-
-Author = Literal["user", "model"]
-AUTHORS: tuple[str, ...] = ("user", "model")
-UNTITLED = "Untitled"
-EXPORT_FORMATS = {"md": "Markdown", "txt": "text"}
-"""The formats a story is exported in: file suffix -> the format's name for people."""
-TITLE_WORDS = 6
-TITLE_MAX_CHARS = 60
-
-
-@dataclass(frozen=True)
-class Story:
-    """One story's row. Frozen: the UI thread and a worker may hold the same one."""
-
-    id: int
-    title: str  # what to show: the title given, else the opening words of the first user passage
-    title_is_set: bool  # False while ``title`` is the default from the opening words
-    created: datetime
-    updated: datetime  # last change of any kind, navigation included, so the list shows the last story touched
-    model: str | None
-    memory: str  # text the model sees at the head of its window, not part of the story's text
-    current_passage_id: int | None  # None: before the first passage (everything undone, or nothing written)
-    author_note: str = ""  # text the model sees a few lines before the end of its window (writing/context.py)
-
-
-@dataclass(frozen=True)
-class Passage:
-    """One node of the tree. ``sampling`` is a fresh copy per read: changing it changes nothing stored."""
-
-    id: int
-    story_id: int
-    parent_id: int | None  # None for a root; a story may have several roots (retries of the first passage)
-    author: Author
-    text: str
-    sampling: dict[str, Any] | None  # the sampling settings that produced a model passage
-    created: datetime
-    updated: datetime
-    position: int  # order among siblings: retries come after what they retry
-    model: str | None = None  # the model that wrote it (None: the user's, or written before schema v2)
-    tokens: str = ""  # the model's tokens, packed (``pack_token``): one JSON line per token, for token view
-
-
-@dataclass(frozen=True)
-class Bookmark:
-    """A name the user gave a passage, to jump back to it."""
-
-    name: str
-    passage_id: int
-
-
-# --- schema -------------------------------------------------------------------------------------------------------
-# MIGRATIONS[v] moves a database from version v to v + 1; SCHEMA_VERSION is how many there are. To add v2, append
-# a function: each runs in its own transaction together with the user_version bump, so a crash leaves v or v + 1.
-
-
-def _migrate_to_v1(conn: sqlite3.Connection) -> None:
-    conn.execute(
-        """CREATE TABLE stories (
-            id INTEGER PRIMARY KEY,
-            title TEXT,  -- NULL: none given; shown as the opening words of the first user passage
-            created TEXT NOT NULL,
-            updated TEXT NOT NULL,
-            model TEXT,
-            memory TEXT NOT NULL DEFAULT '',
-            current_passage_id INTEGER REFERENCES passages(id) ON DELETE SET NULL
-        )"""
-    )
-    conn.execute(
-        """CREATE TABLE passages (
-            id INTEGER PRIMARY KEY,
-            story_id INTEGER NOT NULL REFERENCES stories(id) ON DELETE CASCADE,
-            parent_id INTEGER REFERENCES passages(id) ON DELETE CASCADE,
-            author TEXT NOT NULL CHECK (author IN ('user', 'model')),
-            text TEXT NOT NULL DEFAULT '',
-            sampling TEXT,  -- JSON
-            created TEXT NOT NULL,
-            updated TEXT NOT NULL,
-            position INTEGER NOT NULL,
-            visited INTEGER NOT NULL DEFAULT 0  -- per-story counter: redo follows the child seen last
-        )"""
-    )
-    conn.execute("CREATE INDEX passages_story ON passages(story_id)")
-    conn.execute("CREATE INDEX passages_parent ON passages(parent_id)")
-    conn.execute("CREATE INDEX stories_current ON stories(current_passage_id)")
-
-
-def _migrate_to_v2(conn: sqlite3.Connection) -> None:
-    """Per-passage model and tokens, the author's note, bookmarks. Only adds: every v1 row stays as it was."""
-    conn.execute("ALTER TABLE stories ADD COLUMN author_note TEXT NOT NULL DEFAULT ''")
-    conn.execute("ALTER TABLE passages ADD COLUMN model TEXT")
-    # One JSON line per token the model wrote (pack_token): appended as the text streams in, with the text.
-    conn.execute("ALTER TABLE passages ADD COLUMN tokens TEXT NOT NULL DEFAULT ''")
-    conn.execute(
-        """CREATE TABLE bookmarks (
-            id INTEGER PRIMARY KEY,
-            story_id INTEGER NOT NULL REFERENCES stories(id) ON DELETE CASCADE,
-            passage_id INTEGER NOT NULL REFERENCES passages(id) ON DELETE CASCADE,
-            name TEXT NOT NULL,
-            created TEXT NOT NULL,
-            UNIQUE (story_id, name)
-        )"""
-    )
-    conn.execute("CREATE INDEX bookmarks_passage ON bookmarks(passage_id)")
-
-
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_v1, _migrate_to_v2]
-SCHEMA_VERSION = len(MIGRATIONS)
-_TABLES_AT = {1: {"stories", "passages"}, 2: {"stories", "passages", "bookmarks"}}
-"""The tables each schema version has: one missing means the file is damaged."""
-_OWN_TABLES = _TABLES_AT[SCHEMA_VERSION]
-
-
-TokenTuple = tuple[int, int, int, float, tuple[tuple[int, str, float], ...]]
-"""(start, end, token id, probability, alternatives as (token id, text, probability)): one stored token."""
-
-
-def pack_token(start: int, end: int, token_id: int, prob: float, alternatives: Any) -> str:
-    """One token as a JSON line: offsets in its passage's text, id, probability, alternatives. Probabilities
-    keep 5 decimals: token view shows two, and a line stays ~100 bytes with five alternatives."""
-    alts = [[a[0], a[1], round(a[2], 5)] for a in alternatives]
-    return json.dumps([start, end, token_id, round(prob, 5), alts], ensure_ascii=False, separators=(",", ":")) + "\n"
-
-
-def unpack_tokens(packed: str) -> list[TokenTuple]:
-    """The tokens of ``Passage.tokens``; a line cut by a crash mid-write is dropped, never an error."""
-    out: list[TokenTuple] = []
-    for line in packed.splitlines():
-        try:
-            start, end, token_id, prob, alts = json.loads(line)
-            out.append((int(start), int(end), int(token_id), float(prob),
-                        tuple((int(a[0]), str(a[1]), float(a[2])) for a in alts)))
-        except (ValueError, TypeError, IndexError):
-            continue
-    return out
-
-
-def default_title(text: str) -> str:
-    """The opening ~6 words of ``text``, cut at a word, as a title for a story that was given none."""
-    words = text.split()
-    if not words:
-        return UNTITLED
-    title = " ".join(words[:TITLE_WORDS])
-    cut = len(words) > TITLE_WORDS
-    if len(title) > TITLE_MAX_CHARS:
-        space = title.rfind(" ", 0, TITLE_MAX_CHARS)
-        title = title[: space if space > 0 else TITLE_MAX_CHARS]
-        cut = True
-    title = title.rstrip(",;:-—–")
-    return title + "…" if cut else title
-
-
-def _ts(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
-def _passage(row: sqlite3.Row) -> Passage:
-    return Passage(
-        id=row["id"],
-        story_id=row["story_id"],
-        parent_id=row["parent_id"],
-        author=row["author"],
-        text=row["text"],
-        sampling=json.loads(row["sampling"]) if row["sampling"] is not None else None,
-        created=_ts(row["created"]),
-        updated=_ts(row["updated"]),
-        position=row["position"],
-        model=row["model"],
-        tokens=row["tokens"],
-    )
+from slmtui.stories.export import StoryExport
+from slmtui.stories.records import AUTHORS, Author, Passage, Story, _passage, _ts, default_title
+from slmtui.stories.schema import _OWN_TABLES, _TABLES_AT, MIGRATIONS, SCHEMA_VERSION
+from slmtui.stories.tree import TreeMoves
 
 
 _STORY_SELECT = """SELECT s.*, (SELECT p.text FROM passages p WHERE p.story_id = s.id AND p.author = 'user'
@@ -239,7 +66,7 @@ def fresh_path_beside(damaged: Path) -> Path:
     raise SlmError(f"no free name for a fresh stories database beside {damaged}")
 
 
-class StoryStore:
+class StoryStore(TreeMoves, StoryExport):
     """All stories in one SQLite file. Safe to share between the UI thread and one worker: a lock serialises
     every call, and each public method is its own committed transaction."""
 
@@ -573,167 +400,3 @@ class StoryStore:
             if path and path[0].story_id != story_id:
                 raise SlmError(f"passage {passage_id} is not part of story {story_id}")
             return "".join(p.text for p in path)
-
-    # --- tree moves (the writer's undo / redo / branch keys) -------------------------------------------------
-
-    def undo(self, story_id: int) -> Passage | None:
-        """Step back to the parent of the current passage (None at the top). Nothing is deleted: redo returns."""
-        with self._tx(write=True) as c:
-            current = self._story_row(c, story_id)["current_passage_id"]
-            if current is None:
-                return None
-            return self._move(c, story_id, self._passage_row(c, current).parent_id)
-
-    def redo(self, story_id: int) -> Passage | None:
-        """Step forward to the child visited or created last; stay put (and return the current) if none."""
-        with self._tx(write=True) as c:
-            current = self._story_row(c, story_id)["current_passage_id"]
-            kids = self._children(c, story_id, current, "visited DESC, id DESC")
-            if not kids:
-                return self._passage_row(c, current) if current is not None else None
-            return self._move(c, story_id, kids[0].id)
-
-    def next_sibling(self, story_id: int) -> Passage | None:
-        """Switch to the next alternative of the current passage, wrapping around."""
-        return self._switch_sibling(story_id, +1)
-
-    def prev_sibling(self, story_id: int) -> Passage | None:
-        """Switch to the previous alternative of the current passage, wrapping around."""
-        return self._switch_sibling(story_id, -1)
-
-    def _switch_sibling(self, story_id: int, step: int) -> Passage | None:
-        # The new current is the sibling itself, at the same depth (not a leaf below it): the reader stays at
-        # the same point of the story, and redo walks on down that branch.
-        with self._tx(write=True) as c:
-            current = self._story_row(c, story_id)["current_passage_id"]
-            if current is None:
-                return None
-            here = self._passage_row(c, current)
-            sibs = self._children(c, story_id, here.parent_id, "position, id")
-            index = next(i for i, s in enumerate(sibs) if s.id == current)
-            return self._move(c, story_id, sibs[(index + step) % len(sibs)].id)
-
-    # --- bookmarks --------------------------------------------------------------------------------------------
-
-    def set_bookmark(self, story_id: int, passage_id: int, name: str) -> Bookmark:
-        """Name a passage; a name already used in this story moves to this passage."""
-        name = " ".join(name.split())
-        if not name:
-            raise SlmError("a bookmark needs a name")
-        with self._tx(write=True) as c:
-            if self._passage_row(c, passage_id).story_id != story_id:
-                raise SlmError(f"passage {passage_id} is not part of story {story_id}")
-            c.execute("INSERT INTO bookmarks (story_id, passage_id, name, created) VALUES (?, ?, ?, ?) "
-                      "ON CONFLICT (story_id, name) DO UPDATE SET passage_id = excluded.passage_id",
-                      (story_id, passage_id, name, self._now()))
-            return Bookmark(name, passage_id)
-
-    def bookmarks(self, story_id: int) -> list[Bookmark]:
-        """The story's bookmarks, oldest first."""
-        with self._tx() as c:
-            rows = c.execute("SELECT name, passage_id FROM bookmarks WHERE story_id = ? ORDER BY id", (story_id,))
-            return [Bookmark(r["name"], r["passage_id"]) for r in rows]
-
-    def delete_bookmark(self, story_id: int, name: str) -> None:
-        with self._tx(write=True) as c:
-            c.execute("DELETE FROM bookmarks WHERE story_id = ? AND name = ?", (story_id, name))
-
-    # --- whole trees (JSON export and import: slmtui/story_json.py) -------------------------------------------
-
-    def insert_tree(self, story: Story, passages: list[Passage], bookmarks: list[Bookmark]) -> Story:
-        """A new story holding ``passages`` (parents before children; their ids are the file's, remapped
-        here) and ``bookmarks``, in one transaction: an import either lands whole or not at all."""
-        with self._tx(write=True) as c:
-            sid = self._insert_story(c, story.title if story.title_is_set else None, story.model, story.memory,
-                                     story.author_note, story.created.isoformat(), story.updated.isoformat())
-            ids: dict[int, int] = {}
-            for p in passages:
-                if p.parent_id is not None and p.parent_id not in ids:
-                    raise SlmError(f"passage {p.id} comes before its parent {p.parent_id}")
-                cur = c.execute(
-                    "INSERT INTO passages (story_id, parent_id, author, text, sampling, created, updated, position, "
-                    "model, tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (sid, ids.get(p.parent_id) if p.parent_id is not None else None, p.author, p.text,
-                     json.dumps(p.sampling) if p.sampling is not None else None, p.created.isoformat(),
-                     p.updated.isoformat(), p.position, p.model, p.tokens))
-                ids[p.id] = int(cur.lastrowid or 0)
-            for b in bookmarks:
-                c.execute("INSERT OR REPLACE INTO bookmarks (story_id, passage_id, name, created) VALUES (?, ?, ?, ?)",
-                          (sid, ids[b.passage_id], b.name, self._now()))
-            if story.current_passage_id is not None:
-                self._move(c, sid, ids[story.current_passage_id])
-            c.execute("UPDATE stories SET updated = ? WHERE id = ?", (story.updated.isoformat(), sid))
-            return self._story(self._story_row(c, sid))
-
-    # --- export -----------------------------------------------------------------------------------------------
-
-    def export(self, story_id: int, fmt: str) -> str:
-        """The story's current branch in ``fmt``: "md" (``export_markdown``) or "txt" (``export_text``)."""
-        if fmt not in EXPORT_FORMATS:
-            raise SlmError(f"unknown export format {fmt!r}; choose one of: {', '.join(EXPORT_FORMATS)}")
-        return self.export_markdown(story_id) if fmt == "md" else self.export_text(story_id)
-
-    def export_text(self, story_id: int) -> str:
-        """The current path's text, exactly as the reader sees it."""
-        return self.story_text(story_id)
-
-    def export_markdown(self, story_id: int) -> str:
-        """Markdown of the current path: the title as a heading, an italic note naming the model and the
-        sampling used, then the text. The user's passages are **bold**, the model's plain, so who wrote what
-        survives the export; Markdown characters in the text are escaped so it renders as written."""
-        with self._tx() as c:
-            story = self._story(self._story_row(c, story_id))
-            path = self._path(c, story.current_passage_id)
-        samplings: list[str] = []
-        for p in path:
-            if p.author == "model" and p.sampling:
-                note = ", ".join(f"{k} {v}" for k, v in p.sampling.items())
-                if note not in samplings:
-                    samplings.append(note)
-        note = f"model `{story.model}`" if story.model else "model unknown"
-        if samplings:
-            note += "; sampling: " + "; ".join(samplings)
-        body = "".join(_bold(p.text) if p.author == "user" else _escape(p.text) for p in path)
-        return f"# {_escape(story.title)}\n\n_Written with slmtui, {note}. User text in bold._\n\n{body}\n"
-
-
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
-_MD_LINE_START = re.compile(r"^(\s*\d*)([-+=.)])", re.MULTILINE)  # "- x", "+ x", "===", "1. x", "2) x"
-
-
-def _escape(text: str) -> str:
-    """Backslash-escape what Markdown would read as markup (emphasis, links, headings, list markers)."""
-    return _MD_LINE_START.sub(r"\1\\\2", _MD_SPECIAL.sub(r"\\\1", text))
-
-
-def _bold(text: str) -> str:
-    """Bold each line separately (``**`` cannot span paragraphs) and keep whitespace outside the markers."""
-    out = []
-    for line in text.split("\n"):
-        m = re.fullmatch(r"(\s*)(.*?)(\s*)", line, re.DOTALL)
-        assert m is not None
-        lead, content, trail = m.groups()
-        out.append(f"{lead}**{_escape(content)}**{trail}" if content else line)
-    return "\n".join(out)
-
-
-def exports_dir() -> Path:
-    """Where the app writes exported stories (the CLI writes where it is told)."""
-    return paths.data_dir() / "exports"
-
-
-def slug(title: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40] or "story"
-
-
-def export_story(store: StoryStore, story_id: int, fmt: str) -> Path:
-    """Write the story's current branch to ``<data dir>/exports/<title>-<id>.<fmt>``; returns the file.
-
-    Exporting again replaces that file (the app named it), but never a link, FIFO or folder found in its
-    place: that raises SlmError, which the screens show.
-    """
-    story = store.get_story(story_id)
-    text = store.export(story_id, fmt)
-    path = exports_dir() / f"{slug(story.title)}-{story.id}.{fmt}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_regular_file(path, text.encode("utf-8"), replace=True)
