@@ -9,7 +9,7 @@
 
 A folder is built under a temporary name beside its final place and renamed into place, so a crash
 leaves the old model or the new one, never half of one. What may be replaced so is decided in one place,
-``check_model_target``: nothing, an empty folder, or a proven model folder that the caller was asked to
+``check_model_target`` (targets.py, re-exported here): nothing, an empty folder, or a proven model folder that the caller was asked to
 replace; never a file, a link, someone's notes, the corpus or a folder that holds the user's data.
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import tempfile
 import tomllib
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from slmtui.engine import paths
 from slmtui.engine.errors import SlmError
 from slmtui.engine.memory import check_fits, inference_bytes
 from slmtui.engine.model import GPT, GPTConfig
+from slmtui.engine.targets import check_model_target, is_model_folder, target_path  # noqa: F401 (re-exported)
 from slmtui.engine.tokenizer import Tokenizer, TokenizerSpec
 
 FORMAT_VERSION = 1
@@ -235,106 +235,6 @@ def _read_header(weights: Path) -> dict[str, tuple[tuple[int, ...], str]]:
     return header
 
 
-def is_model_folder(path: Path) -> bool:
-    """Proven, not guessed from one file name: a real folder whose model.toml parses with the expected
-    tables and values, beside a model.safetensors file. Reads model.toml only; renames nothing."""
-    path = Path(path)
-    if path.is_symlink() or not path.is_dir():
-        return False
-    weights = path / WEIGHTS
-    if weights.is_symlink() or not weights.is_file():
-        return False
-    try:
-        _parse_model_info(path)
-    except Exception:  # any failure to read it (SlmError, OSError, a bad value) means: not proven
-        return False
-    return True
-
-
-def target_path(path: str | os.PathLike[str]) -> Path:
-    """``path`` made absolute with its folders' links resolved but not a link at its last component,
-    so that ``check_model_target`` sees (and refuses) a link rather than the folder it points to."""
-    p = Path(os.path.abspath(Path(path).expanduser()))
-    return p.parent.resolve() / p.name if p.name else p
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISREG(mode):
-        return "a file"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a folder"
-
-
-def _is_within(inner: Path, outer: Path) -> bool:
-    return inner == outer or outer in inner.parents
-
-
-def check_model_target(
-    path: str | os.PathLike[str],
-    *,
-    replace_model: bool,
-    corpus: str | os.PathLike[str] | None = None,
-    how_to_replace: str = "it is replaced only when you ask for that",
-) -> Path:
-    """The one rule for where a model folder may be written; returns ``path`` normalised (``target_path``).
-
-    Allowed: nothing there yet, an empty folder, or a proven model folder (``is_model_folder``) when
-    ``replace_model`` says the user asked to replace it (``--resume``, ``--force``) or this run wrote it.
-    Refused, with an SlmError (exit 2) that names the path: a link; a file, FIFO or device; a non-empty
-    folder that is not a model folder; slmtui's data, models, config and cache folders, stories.db,
-    config.toml and any folder that holds one of them; the corpus, a folder inside it or one holding it;
-    and a model folder nobody asked to replace (``how_to_replace`` tells the user how to ask).
-    Every check only reads: a refused run has touched nothing.
-    """
-    target = target_path(path)
-    if target.is_symlink():
-        raise SlmError(f"{target} is a symbolic link (to {os.readlink(target)}): a model is never written "
-                       f"through a link; give the folder itself ({target.resolve()})")
-    for label, kept in paths.user_files().items():
-        kept = target_path(kept).resolve()
-        if target == kept:
-            raise SlmError(f"{target} is {label}: a model is never written there")
-        if _is_within(kept, target):
-            raise SlmError(f"{target} holds {label} ({kept}): a model is never written there")
-    if corpus is not None:
-        source = Path(corpus).expanduser().resolve()
-        if target == source:
-            raise SlmError(f"{target} is the corpus: a model is never written over its training text")
-        if _is_within(source, target):
-            raise SlmError(f"{target} holds the corpus ({source}): a model is never written there")
-        if _is_within(target, source):
-            raise SlmError(f"{target} is inside the corpus ({source}): write the model somewhere else")
-    try:
-        mode = target.lstat().st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        above = next(p for p in target.parents if os.path.lexists(p))  # "/" always exists
-        if not above.is_dir():
-            raise SlmError(f"cannot write a model at {target}: {above} is not a folder") from None
-        return target
-    except OSError as e:
-        raise SlmError(f"cannot write a model at {target}: {e.strerror or e}") from e
-    if not stat.S_ISDIR(mode):
-        raise SlmError(f"{target} is {_kind(mode)}, not a model folder: it is never replaced by a model")
-    try:
-        with os.scandir(target) as entries:
-            empty = next(entries, None) is None
-    except OSError as e:
-        raise SlmError(f"cannot read the folder {target}: {e.strerror or e}") from e
-    if empty:
-        return target
-    if not is_model_folder(target):
-        raise SlmError(f"{target} is not empty and is not a model folder: it is never replaced by a model "
-                       "(choose a new or an empty folder)")
-    if not replace_model:
-        raise SlmError(f"{target} already holds a model: {how_to_replace}")
-    return target
-
-
 def load_tokenizer(info: ModelInfo) -> Tokenizer:
     tokenizer = Tokenizer.from_rank_file(info.path / TOKENIZER, info.tokenizer)
     if tokenizer.n_vocab != info.tokenizer.n_vocab:
@@ -446,78 +346,3 @@ def scan_models() -> tuple[list[ModelInfo], list[BrokenModel]]:
 def list_models() -> list[ModelInfo]:
     """The models that read; see ``scan_models`` for the folders that do not."""
     return scan_models()[0]
-
-
-# --- managing the user's models folder (the models screen and any command may use these) ----------------------------
-
-
-def model_folder_names() -> set[str]:
-    """Every name taken in the user's models folder, readable model or not (a new model may not reuse one)."""
-    base = paths.models_dir()
-    if not base.is_dir():
-        return set()
-    return {p.name for p in base.iterdir() if not p.name.startswith(".")}
-
-
-def check_model_name(name: str, *, base: Path | None = None) -> str | None:
-    """Why ``name`` cannot be a new model's folder name in ``base`` (default: the models folder), or None."""
-    base = paths.models_dir() if base is None else base
-    if not paths.is_model_name(name):
-        return f"“{name}”: use letters, digits, '.', '-' and '_' only"
-    if (base / name).exists() or (base / name).is_symlink():
-        return f"a model named “{name}” exists already"
-    return None
-
-
-def rename_model(info: ModelInfo, new_name: str) -> Path:
-    """Rename a model folder in one ``os.replace`` (a link is renamed, not its target)."""
-    if info.bundled:
-        raise SlmError("the bundled model cannot be renamed")
-    base = info.path.parent
-    problem = check_model_name(new_name, base=base)
-    if problem:
-        raise SlmError(problem)
-    target = base / new_name
-    try:
-        os.replace(info.path, target)  # checked above that nothing is there: a folder is never replaced
-    except OSError as e:
-        raise SlmError(f"cannot rename {info.path} to {new_name}: {e.strerror or e}") from e
-    return target
-
-
-def delete_model(info: ModelInfo) -> None:
-    """Remove a model: a linked folder loses its link only; a folder of ours is hidden at once, then removed."""
-    if info.bundled:
-        raise SlmError("the bundled model cannot be deleted")
-    path = info.path
-    try:
-        if path.is_symlink():
-            path.unlink()
-            return
-        gone = Path(tempfile.mkdtemp(prefix=f".{path.name}.deleted-", dir=path.parent))
-        gone.rmdir()
-        os.replace(path, gone)  # atomic: the model vanishes from every listing in one step
-    except OSError as e:
-        raise SlmError(f"cannot delete {path}: {e.strerror or e}") from e
-    shutil.rmtree(gone, ignore_errors=True)
-
-
-def add_model_folder(folder: Path) -> Path:
-    """Link a model folder from elsewhere into the models folder, under its own name (made unique), so every part
-    of slmtui finds it by name and deleting it removes the link only, never the user's folder."""
-    folder = Path(folder).expanduser().resolve()
-    read_model_info(folder)  # raises SlmError, in words, when it is not a model folder
-    base = paths.models_dir()
-    base.mkdir(parents=True, exist_ok=True)
-    if folder.parent == base.resolve():
-        raise SlmError(f"{folder.name} is in the models folder already")
-    stem = folder.name if paths.is_model_name(folder.name) else "model"
-    name, n = stem, 2
-    while (base / name).exists() or (base / name).is_symlink():
-        name, n = f"{stem}-{n}", n + 1
-    link = base / name
-    try:
-        link.symlink_to(folder, target_is_directory=True)
-    except OSError as e:
-        raise SlmError(f"cannot add {folder}: {e.strerror or e}") from e
-    return link

@@ -232,7 +232,7 @@ def survey(corpus: Path | None, *, device: str | None = None, parent: str | None
     """Size the corpus, look at the models folder and read the would-be parent's model.toml (slow on a big
     folder: call it off the UI thread). ``device`` fixes the device the estimate assumes; None asks torch."""
     from slmtui.engine import SlmError, list_models, pick_device, read_model_info, resolve_model
-    from slmtui.engine.modeldir import model_folder_names
+    from slmtui.engine.models_folder import model_folder_names
 
     size = scan_corpus(corpus)
     models = list_models()

@@ -23,7 +23,8 @@ from slmtui.engine import (
     save_model_dir,
 )
 from slmtui.engine import paths
-from slmtui.engine.modeldir import META, TOKENIZER, WEIGHTS, ModelInfo, add_model_folder, delete_model, rename_model
+from slmtui.engine.modeldir import META, TOKENIZER, WEIGHTS, ModelInfo
+from slmtui.engine.models_folder import add_model_folder, delete_model, rename_model
 
 IDS = torch.tensor([[1, 72, 101, 108, 108, 111, 32, 200, 255, 0]])
 
@@ -295,7 +296,8 @@ def test_resolve_unknown_model_lists_the_known_ones(tiny_model_dir: Path) -> Non
 
 
 def test_resumable_names_and_the_models_folder(tiny_model_dir: Path) -> None:
-    from slmtui.engine.modeldir import RESUMABLE_STOPS, TRAIN_STATE, check_model_name, model_folder_names
+    from slmtui.engine.modeldir import RESUMABLE_STOPS, TRAIN_STATE
+    from slmtui.engine.models_folder import check_model_name, model_folder_names
 
     info = read_model_info(tiny_model_dir)
     assert not info.resumable and not info.linked

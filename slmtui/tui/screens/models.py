@@ -25,7 +25,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from slmtui.engine import ModelInfo, SlmError, list_models
-from slmtui.engine.modeldir import DEFAULT_MODEL, add_model_folder, delete_model, rename_model
+from slmtui.engine.modeldir import DEFAULT_MODEL
+from slmtui.engine.models_folder import add_model_folder, delete_model, rename_model
 from slmtui.format import corpus, created, model_details, number, params
 from slmtui.tui.commands import Command, binding_commands
 from slmtui.tui.messages import UseModel
