@@ -3,12 +3,13 @@
 The run itself belongs to the app's ``TrainingSession`` (slmtui/training/process.py): this screen only describes a
 request and draws ``session.state`` four times a second when it changed, so leaving the screen (to write while
 a model trains) costs the run nothing and coming back shows it whole. Drawing on a timer instead of per event
-keeps the event loop free however fast the trainer reports.
+keeps the event loop free however fast the trainer reports. The actions on a run (start, resume, stop, browse,
+use) are a mixin in training_actions.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.text import Text
@@ -22,7 +23,6 @@ from textual.widgets import Button, Footer, Header, Input, Select, Static
 from textual.worker import get_current_worker
 
 from slmtui.engine import ModelInfo, paths
-from slmtui.tui.commands import Command, binding_commands
 from slmtui.format import BUNDLED_CORPUS
 from slmtui.training.plan import (
     CorpusSize,
@@ -35,8 +35,7 @@ from slmtui.training.plan import (
 )
 from slmtui.training.process import TrainingSession
 from slmtui.training.state import TrainRequest
-from slmtui.tui.messages import UseModel
-from slmtui.tui.screens.training_dialogs import FolderPicker
+from slmtui.tui.screens.training_actions import RunActions
 from slmtui.tui.widgets.run_view import RunView
 from slmtui.tui.widgets.training_form import FINETUNE, TrainingForm
 from slmtui.tui.widgets.training_text import describe_run
@@ -45,7 +44,7 @@ from trainer.config import scratch_preset, unique_run_name
 REFRESH_S = 0.25
 """How often the live view is redrawn while something changed."""
 
-class TrainingScreen(Screen[None]):
+class TrainingScreen(RunActions, Screen[None]):
     """Set up a run, start it, watch it; Escape goes back to writing while it trains."""
 
     CSS_PATH = "training.tcss"
@@ -227,45 +226,6 @@ class TrainingScreen(Screen[None]):
     def action_back(self) -> None:
         self.app.pop_screen()
 
-    async def action_start(self) -> None:
-        if self.session.running:
-            return
-        request, problems = self._request()
-        if request is None:
-            self.notify("\n".join(problems), title="Cannot start", severity="warning")
-            return
-        await self._launch(request)
-
-    async def action_resume(self) -> None:
-        target = self.resume_target()
-        if self.session.running or target is None:
-            return
-        await self._launch(TrainRequest(resume=target))
-
-    async def _launch(self, request: TrainRequest) -> None:
-        self.query_one(RunView).reset()
-        await self.session.start(request)
-        self.redraw()
-
-    def action_stop(self) -> None:
-        self.session.cancel()
-        self.redraw()
-
-    def action_browse(self) -> None:
-        def chosen(path: Path | None) -> None:
-            if path is not None:
-                self.query_one("#train-corpus", Input).value = str(path)
-
-        self.app.push_screen(FolderPicker(self.corpus()), chosen)
-
-    def action_use(self) -> None:
-        """Write with the model just trained: it becomes the active model (the app's ``UseModel``)."""
-        out = self.session.state.out
-        if out is None or self.session.running or self.session.state.status != "done":
-            return
-        self.post_message(UseModel(out.name if out.parent == paths.models_dir() else str(out)))
-        self.app.pop_screen()
-
     @on(Button.Pressed)
     async def _pressed(self, event: Button.Pressed) -> None:
         actions = {"train-start": self.action_start, "train-stop": self.action_stop, "train-resume": self.action_resume,
@@ -275,14 +235,6 @@ class TrainingScreen(Screen[None]):
             result = action()
             if result is not None:
                 await result
-
-    def commands(self) -> Iterator[Command]:
-        yield from binding_commands(self)
-        yield Command("Use the bundled corpus", "train on the shipped novels",
-                      lambda: setattr(self.query_one("#train-corpus", Input), "value", ""))
-        if self.session.state.status == "done":
-            yield Command("Write with the model just trained", "make it the active model", self.action_use)
-
     # ------------------------------------------------------------------ the live view
 
     def _tick(self) -> None:
