@@ -3,6 +3,10 @@
 Everything a run needs is in ``RunSpec``; everything it reports goes through ``emit`` as events
 (trainer/events.py). A run is resumable at any moment it has saved: ``train_state.pt`` holds the
 latest weights, optimizer, schedule, RNG and counters, and batch s is a pure function of (seed, s).
+
+Over 400 lines because ``_train`` is one function by design: the run's state (model, optimizer, counters, best
+weights) is shared by its closures ``summary``, ``checkpoint`` and ``evaluate``; DDP (distributed.py) and the
+held-out scoring (scoring.py) live beside it.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ import contextlib
 import io
 import json
 import math
-import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -20,7 +23,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from slmtui.engine import GPT, Generator, GPTConfig, Sampling, evaluate_ids, pick_device, token_byte_lengths
@@ -33,10 +35,12 @@ from slmtui.engine.decoding import EXACT
 from trainer.config import DEFAULT_TOKENIZER, TRAIN_PRESETS, TrainConfig  # noqa: F401 - the first two re-exported
 from trainer.corpus import choose_books, corpus_fingerprint, corpus_label, corpus_path, read_corpus, split_corpus
 from trainer.data import Batches, cache_key, tokenize_corpus
+from trainer.distributed import Distributed
 from trainer.optim import Optimizers
 from trainer.optim import make_optimizer as build_optimizer
 from trainer.events import CheckpointEvent, DoneEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
 from trainer.plot import PLOT_FILE, render_metrics_png
+from trainer.scoring import cap_windows, score_in_full
 from trainer.tokenizers import build_tokenizer
 from trainer.train_state import ResumeState, gist
 
@@ -123,58 +127,11 @@ def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.
                            betas=(cfg.beta1, cfg.beta2), device=device, fused=cfg.fused)
 
 
-class _Distributed:
-    """torchrun's environment, or a single process."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.enabled = "RANK" in os.environ and "WORLD_SIZE" in os.environ
-        self.rank, self.world_size, self.device = 0, 1, device
-        if self.enabled:
-            backend = "nccl" if device.type == "cuda" else "gloo"
-            dist.init_process_group(backend=backend)
-            self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
-            if device.type == "cuda":
-                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-                torch.cuda.set_device(self.device)
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def mean(self, value: float) -> float:
-        if not self.enabled:
-            return value
-        t = torch.tensor([value], dtype=torch.float64, device=self.device if self.device.type == "cuda" else "cpu")
-        dist.all_reduce(t)
-        return float(t) / self.world_size
-
-    def any(self, flag: bool) -> bool:
-        if not self.enabled:
-            return flag
-        t = torch.tensor([1.0 if flag else 0.0], device=self.device if self.device.type == "cuda" else "cpu")
-        dist.all_reduce(t)
-        return bool(t.item() > 0)
-
-    def broadcast(self, value: int) -> int:
-        """Rank 0's value, on every rank."""
-        if not self.enabled:
-            return value
-        t = torch.tensor([value], dtype=torch.int64, device=self.device if self.device.type == "cuda" else "cpu")
-        dist.broadcast(t, src=0)
-        return int(t.item())
-
-    def close(self) -> None:
-        if self.enabled and dist.is_initialized():
-            dist.destroy_process_group()
-
-
-
-
 def train(spec: RunSpec, emit: Callable[[Event], None], *, should_stop: Callable[[], bool] = lambda: False,
           warn: Callable[[str], None] = lambda m: None) -> DoneEvent:
     """Run (or resume) one training run to its end; returns the done event it also emitted."""
     device = pick_device(spec.device)
-    ddp = _Distributed(device)
+    ddp = Distributed(device)
     try:
         return _train(spec, emit if ddp.is_main else (lambda e: None), should_stop, warn, ddp)
     finally:
@@ -182,7 +139,7 @@ def train(spec: RunSpec, emit: Callable[[Event], None], *, should_stop: Callable
 
 
 def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[], bool],
-           warn: Callable[[str], None], ddp: _Distributed) -> DoneEvent:
+           warn: Callable[[str], None], ddp: Distributed) -> DoneEvent:
     device = ddp.device
     # Before anything is read, tokenised or trained: may this run write its model there at all?
     # (A resumed run's corpus is known once its state is read: checked again below.)
@@ -345,8 +302,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
 
     def evaluate(before: bool = False) -> None:
         model.eval()
-        result = evaluate_ids(model, _cap_windows(val_docs, model_config.block_size, cfg.eval_windows), byte_lengths)
-        held = (evaluate_ids(model, _cap_windows(heldout_docs, model_config.block_size, cfg.eval_windows), byte_lengths)
+        result = evaluate_ids(model, cap_windows(val_docs, model_config.block_size, cfg.eval_windows), byte_lengths)
+        held = (evaluate_ids(model, cap_windows(heldout_docs, model_config.block_size, cfg.eval_windows), byte_lengths)
                 if heldout_docs else None)
         improved = progress.best_val_loss is None or result.loss < progress.best_val_loss
         if improved:
@@ -458,7 +415,7 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     if ddp.is_main and not resumable and progress.step > start_step and progress.step % cfg.eval_interval:
         evaluate()
     if ddp.is_main and not resumable and progress.step > start_step:
-        final_scores.update(_score_in_full(best_weights, model_config, val_docs, heldout_docs, byte_lengths))
+        final_scores.update(score_in_full(best_weights, model_config, val_docs, heldout_docs, byte_lengths))
     checkpoint(reason)
     resume = f"slm-train --resume --out {spec.out}" if resumable else None
     done = DoneEvent(step=progress.step, path=str(spec.out), reason=reason,
@@ -480,41 +437,6 @@ def _books_hash(names: tuple[str, ...]) -> str:
     return hashlib.sha256("\n".join(names).encode()).hexdigest()[:8]
 
 
-def _score_in_full(weights: dict[str, torch.Tensor], config: GPTConfig, val_docs: list[list[int]],
-                   heldout_docs: list[list[int]], byte_lengths: list[int]) -> dict[str, object]:
-    """The kept weights scored on every validation and held-out token, as `slmtui eval` scores them.
-
-    Periodic evaluations sample at most eval_windows windows for speed; the figures a finished run
-    writes to model.toml are these, so `slmtui eval --corpus ... --split val|heldout` reproduces them.
-    """
-    model = GPT(config)
-    model.load_state_dict(weights)
-    val = evaluate_ids(model, val_docs, byte_lengths)
-    out: dict[str, object] = {"val_loss": val.loss, "val_bpb": val.bits_per_byte, "val_tokens": val.tokens,
-                              "val_bytes": val.bytes, "scored": "full"}
-    if heldout_docs:
-        held = evaluate_ids(model, heldout_docs, byte_lengths)
-        out.update(heldout_loss=held.loss, heldout_bpb=held.bits_per_byte, heldout_tokens=held.tokens,
-                   heldout_bytes=held.bytes)
-    return out
-
-
-def _cap_windows(docs: list[list[int]], block_size: int, cap: int) -> list[list[int]]:
-    """At most ``cap`` evaluation windows, spread evenly over the documents (all of them when few)."""
-    total = sum(max(0, math.ceil((len(d) - 1) / block_size)) for d in docs)
-    if total <= cap:
-        return docs
-    keep_every = total / cap
-    out, index, next_keep = [], 0, 0.0
-    for d in docs:
-        for start in range(0, max(len(d) - 1, 0), block_size):
-            if index >= next_keep:
-                out.append(d[start : start + block_size + 1])
-                next_keep += keep_every
-            index += 1
-    return out
-
-
 def _read_metrics(out: Path, up_to_step: int) -> list[str]:
     """The metrics a resumed run keeps: those of the steps it is resuming after."""
     path = out / METRICS
@@ -528,4 +450,3 @@ def _read_metrics(out: Path, up_to_step: int) -> list[str]:
         except ValueError:
             continue
     return kept
-
