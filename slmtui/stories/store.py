@@ -6,7 +6,8 @@ commits cheap (no fsync per commit) so ``append_text`` can run for each streamed
 nothing, a power cut at worst the last few commits.
 
 Opening, the plumbing, stories and passages are here; the tree moves and bookmarks (tree.py) and the exports
-(export.py) are mixins, so every query still goes through this class's one connection and lock.
+(export.py) are mixins, so every query still goes through this class's one connection and lock. Near 400
+lines because that core is one class by design: the rules of the tree cannot drift apart behind one lock.
 """
 
 from __future__ import annotations
