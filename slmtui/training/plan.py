@@ -168,16 +168,19 @@ def estimate(
     return Estimate(steps=steps, seconds=seconds, flops_per_s=flops, basis=basis, params=config.param_count)
 
 
+def _corpus_problems(size: CorpusSize | None) -> list[str]:
+    """What stands in the way of any run on this corpus: its size not counted yet, or why it cannot be read."""
+    if size is None:
+        return ["the corpus is still being counted"]
+    return [size.error] if size.error else []
+
+
 def plan_request(
     size: CorpusSize | None, *, corpus: Path | None, preset: str, tokenizer: str, budget_kind: str, budget: str,
     name: str, taken: set[str], resumable: set[str],
 ) -> tuple[TrainRequest | None, list[str]]:
     """The run the training form describes (its fields as typed), or the problems that stand in its way."""
-    problems: list[str] = []
-    if size is None:
-        problems.append("the corpus is still being counted")
-    elif size.error:
-        problems.append(size.error)
+    problems = _corpus_problems(size)
     tok = tokenizer.strip() or None
     if tok is not None and not TOKENIZER_RE.fullmatch(tok):
         problems.append(f"tokenizer {tok!r}: write gpt2 or bpe:N (e.g. bpe:2048)")
@@ -302,12 +305,8 @@ def plan_finetune(
     size: CorpusSize | None, *, corpus: Path | None, parent: str, budget: str, name: str, taken: set[str],
 ) -> tuple[TrainRequest | None, list[str]]:
     """The fine-tune the form describes: ``parent`` taught the corpus for ``budget`` minutes."""
-    problems: list[str] = []
-    if size is None:
-        problems.append("the corpus is still being counted")
-    elif size.error:
-        problems.append(size.error)
-    elif corpus is None:
+    problems = _corpus_problems(size)
+    if not problems and corpus is None:
         problems.append("choose your books: a folder or a file (the bundled novels are what it already knows)")
     seconds = parse_minutes(budget)
     if seconds is None or seconds <= 0:
