@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
-import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -30,6 +28,9 @@ from slmtui.cli import main as slmtui_main
 from slmtui.engine import paths
 from slmtui.engine.modeldir import META, TOKENIZER, TRAIN_STATE, WEIGHTS
 from slmtui.stories import StoryStore
+from tests.fs_snapshot import Snapshot, changes
+from tests.fs_snapshot import snapshot as fs_snapshot
+from tests.stories_damage import damage_stories_db
 from trainer.cli import main as train_main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -97,22 +98,12 @@ def truncate_weights(env: Env) -> None:
 def stories_db(kind: str) -> Setup:
     def setup(env: Env) -> None:
         db = paths.stories_db()
-        db.parent.mkdir(parents=True, exist_ok=True)
-        if kind == "random bytes":
-            db.write_bytes(hashlib.sha256(b"x").digest() * 200)
-        elif kind == "passages dropped":
-            with StoryStore(db) as store:
-                store.add_passage(store.create_story().id, parent_id=None, author="user", text="Once")
-            conn = sqlite3.connect(db)
-            conn.execute("DROP TABLE passages")
-            conn.commit()
-            conn.close()
-        elif kind == "a folder":
-            db.mkdir()
-            (db / "notes.txt").write_text("mine")
-        elif kind == "healthy":
+        if kind == "healthy":
+            db.parent.mkdir(parents=True, exist_ok=True)
             with StoryStore(db) as store:
                 store.create_story(title="the only one")
+        else:
+            damage_stories_db(db, kind)
 
     return setup
 
@@ -268,22 +259,10 @@ SUBPROCESS = ["model.toml: n_head = 2.0", "model.toml: vocab_size too large for 
 # --------------------------------------------------------------------------------------------- running a case
 
 
-def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
-    """Every path under ``root`` but cache/: its kind, bytes' hash, permission bits and inode (so a file
-    replaced by an identical copy counts as changed). tests/fs_snapshot.py (issue 9's other half) does the
-    same; the two can become one."""
-    out: dict[str, tuple[object, ...]] = {}
-    if not os.path.lexists(root):
-        return out
-    paths_ = [root] if not root.is_dir() else [root, *root.rglob("*")]
-    for p in paths_:
-        rel = p.relative_to(root).as_posix() if p != root else "."
-        if rel == "cache" or rel.startswith("cache/"):
-            continue
-        st = p.lstat()
-        digest = hashlib.sha256(p.read_bytes()).hexdigest() if stat.S_ISREG(st.st_mode) else None
-        out[rel] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_ino, digest)
-    return out
+def snapshot(root: Path) -> Snapshot:
+    """``tests.fs_snapshot.snapshot`` of ``root`` but its cache/, where the trainer may write tokenised corpora
+    before a check that refuses the run (the memory check needs the corpus's size)."""
+    return {p: e for p, e in fs_snapshot(root).items() if p != "cache" and not p.startswith("cache/")}
 
 
 @pytest.fixture
@@ -329,8 +308,7 @@ def check(case: Case, env: Env, run: Callable[[list[str]], tuple[int, str]]) -> 
     assert lines[0].startswith(f"{case.prog}: error: "), lines[0]
     assert case.words.lower() in lines[0].lower(), lines[0]
     after = {str(r): snapshot(r) for r in roots(env)}
-    changed = [f"{root}/{p}" for root in before for p in sorted(set(before[root]) | set(after[root]))
-               if before[root].get(p) != after[root].get(p)]
+    changed = [f"{root}: {line}" for root in before for line in changes(before[root], after[root])]
     assert not changed, f"changed: {changed}"
 
 

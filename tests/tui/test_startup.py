@@ -3,13 +3,12 @@ a model that fails to load, for any reason, is said on the screen (never "loadin
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 import tomli_w
 import tomllib
-from textual.widgets import Button, Label
+from textual.widgets import Label
 
 from slmtui.engine import paths
 from slmtui.stories import StoryStore
@@ -17,49 +16,33 @@ from slmtui.tui.app import SlmApp
 from slmtui.tui.modals import ConfirmScreen
 from slmtui.tui.screens.writer import WriterScreen
 from slmtui.writing.session import ActiveModel
+from tests.fs_snapshot import snapshot
+from tests.stories_damage import DAMAGE, damage_stories_db
 from tui_helpers import default_settings, wait_for
 
 pytestmark = pytest.mark.anyio
 
 
 def damage(kind: str) -> Path:
-    db = paths.stories_db()
-    db.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "random bytes":
-        db.write_bytes(bytes(range(256)) * 40)
-    elif kind == "passages dropped":
-        with StoryStore(db) as store:
-            store.add_passage(store.create_story().id, parent_id=None, author="user", text="Once upon a time")
-        conn = sqlite3.connect(db)
-        conn.execute("DROP TABLE passages")
-        conn.commit()
-        conn.close()
-    else:
-        db.mkdir()
-        (db / "notes.txt").write_text("not a database")
-    return db
+    return damage_stories_db(paths.stories_db(), kind)
 
 
-def tree(root: Path) -> dict[str, bytes | None]:
-    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else None for p in sorted(root.rglob("*"))}
-
-
-@pytest.mark.parametrize("kind", ["random bytes", "passages dropped", "a folder"])
+@pytest.mark.parametrize("kind", DAMAGE)
 async def test_a_damaged_stories_db_is_kept_and_a_fresh_one_offered_beside_it(engine: ActiveModel, kind: str) -> None:
     db = damage(kind)
-    before = tree(db.parent)
+    before = snapshot(db.parent)
     app = SlmApp(engine=engine, settings=default_settings())
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         question = str(app.screen.query_one(".dialog-question", Label).render())
         assert str(db) in question and "damaged" in question and "stories-2.db" in question
-        assert tree(db.parent) == before  # asking changes nothing
+        assert snapshot(db.parent) == before  # asking changes nothing
         await pilot.click("#yes")
         await wait_for(pilot, lambda: isinstance(app.screen, WriterScreen))
         assert app.store.path == db.parent / "stories-2.db"
         story = app.store.create_story(title="after the damage")
     assert app.return_code in (None, 0)
-    after = tree(db.parent)
+    after = snapshot(db.parent)
     assert {k: v for k, v in after.items() if not k.startswith("stories-2.db")} == before
     with StoryStore(db.parent / "stories-2.db") as fresh:
         assert [s.title for s in fresh.list_stories()] == [story.title]
@@ -67,7 +50,7 @@ async def test_a_damaged_stories_db_is_kept_and_a_fresh_one_offered_beside_it(en
 
 async def test_declining_the_fresh_database_quits_with_the_reason(engine: ActiveModel) -> None:
     db = damage("random bytes")
-    before = tree(db.parent)
+    before = snapshot(db.parent)
     app = SlmApp(engine=engine, settings=default_settings())
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -75,7 +58,7 @@ async def test_declining_the_fresh_database_quits_with_the_reason(engine: Active
         await wait_for(pilot, lambda: app.return_code is not None)
     assert app.return_code == 2
     assert app.startup_error is not None and str(db) in app.startup_error and "damaged" in app.startup_error
-    assert tree(db.parent) == before
+    assert snapshot(db.parent) == before
 
 
 def _broken_model(tiny_model_dir: Path, **model: object) -> Path:
