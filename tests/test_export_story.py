@@ -4,23 +4,22 @@ but a link, FIFO or folder found at that name is never replaced (tests/fs_snapsh
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from slmtui.engine import SlmError, paths
+from slmtui.engine import SlmError
 from slmtui.stories import StoryStore
 from slmtui.stories import export_story, exports_dir
 from tests.fs_snapshot import assert_unchanged, snapshot
 
 
 @pytest.fixture
-def store() -> Iterator[StoryStore]:
-    with StoryStore(paths.stories_db()) as store:
-        story = store.create_story(model="tiny")
-        store.add_passage(story.id, parent_id=None, author="user", text="Owls at sea")
-        yield store
+def store(store: StoryStore) -> StoryStore:
+    """conftest's store, holding one story of one passage."""
+    story = store.create_story(model="tiny")
+    store.add_passage(story.id, parent_id=None, author="user", text="Owls at sea")
+    return store
 
 
 def test_exporting_again_updates_the_apps_own_file(store: StoryStore) -> None:
