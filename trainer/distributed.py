@@ -49,6 +49,11 @@ class Distributed:
         dist.broadcast(t, src=0)
         return int(t.item())
 
+    def barrier(self) -> None:
+        """Wait until every rank is here."""
+        if self.enabled:
+            dist.barrier()
+
     def close(self) -> None:
         if self.enabled and dist.is_initialized():
             dist.destroy_process_group()

@@ -133,7 +133,11 @@ def train(spec: RunSpec, emit: Callable[[Event], None], *, should_stop: Callable
     device = pick_device(spec.device)
     ddp = Distributed(device)
     try:
-        return _train(spec, emit if ddp.is_main else (lambda e: None), should_stop, warn, ddp)
+        done = _train(spec, emit if ddp.is_main else (lambda e: None), should_stop, warn, ddp)
+        # Rank 0 still scores and saves after the loop; a rank that tore its process group down meanwhile
+        # could abort ("terminate called without an active exception") and take the run down with it.
+        ddp.barrier()
+        return done
     finally:
         ddp.close()
 
