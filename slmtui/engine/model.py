@@ -119,12 +119,15 @@ PRESETS: dict[str, GPTConfig] = {
     "seed": GPTConfig(vocab_size=50257, block_size=128, n_layer=4, n_head=4, n_embd=256, dropout=0.1),
     # For tests: trains in seconds on a CPU.
     "tiny": GPTConfig(vocab_size=512, block_size=64, n_layer=2, n_head=2, n_embd=64, dropout=0.0),
-    # The bundled default model's shape (chosen by experiment, docs/training-runs.md); vocab comes from
-    # its 8k BPE tokenizer.
+    # The bundled default model's shape and recipe (each part chosen by a pilot at equal compute,
+    # docs/training-runs.md): rotary positions, ReLU² MLP, untied head; vocab from its 8k BPE tokenizer.
     "default": GPTConfig(
-        vocab_size=8192, block_size=256, n_layer=6, n_head=4, n_embd=256, dropout=0.0, tie_embeddings=True
+        vocab_size=8192, block_size=256, n_layer=6, n_head=4, n_embd=256, dropout=0.0, tie_embeddings=False,
+        pos_emb="rope", mlp="relu2",
     ),
 }
+OLD_DEFAULT = GPTConfig(vocab_size=8192, block_size=256, n_layer=6, n_head=4, n_embd=256, dropout=0.0, tie_embeddings=True)
+"""The first bundled model's shape (learned positions, GELU, tied head): what a model.toml of that time reads as."""
 
 
 def preset(name: str) -> GPTConfig:

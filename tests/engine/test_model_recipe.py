@@ -11,7 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from slmtui.engine import GPT, GPTConfig, SlmError, load_model_dir, preset, save_model_dir
-from slmtui.engine.model import PRESETS
+from slmtui.engine.model import OLD_DEFAULT, PRESETS
 from slmtui.engine.modeldir import bundled_default
 
 OPTIONS = {
@@ -54,11 +54,11 @@ def reference_logits(state: dict[str, torch.Tensor], c: GPTConfig, idx: torch.Te
 
 def test_the_defaults_are_the_original_architecture() -> None:
     assert PRESETS["seed"] == GPTConfig(vocab_size=50257, block_size=128, n_layer=4, n_head=4, n_embd=256, dropout=0.1)
-    old_toml = {k: v for k, v in PRESETS["default"].to_dict().items()
+    old_toml = {k: v for k, v in OLD_DEFAULT.to_dict().items()
                 if k in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "tie_embeddings")}
-    assert GPTConfig.from_dict(old_toml) == PRESETS["default"]  # a model.toml written before the options
-    for name in ("seed", "default"):
-        model = GPT(PRESETS[name])
+    assert GPTConfig.from_dict(old_toml) == OLD_DEFAULT  # a model.toml written before the options
+    for config in (PRESETS["seed"], OLD_DEFAULT):
+        model = GPT(config)
         kinds = {type(m).__name__ for m in model.modules()}
         assert "RMSNorm" not in kinds and "ReLU2" not in kinds and "wpe" in model.transformer
 

@@ -339,4 +339,4 @@ def test_recipe_flags_reach_the_model_and_the_loop(tmp_path: Path) -> None:
     assert (spec.train.optimizer, spec.train.fused) == ("muon", False)
     assert spec.train.val_books == "lang-crimson-fairy-book,stevenson-treasure-island"
     plain = spec_from_args(build_parser().parse_args(["--preset", "default", "--out", str(tmp_path / "n"), "--max-steps", "5"]))
-    assert plain.model == preset("default") and plain.train.optimizer == "adamw" and plain.train.fused
+    assert plain.model == preset("default") and plain.train.optimizer == "muon" and plain.train.fused
