@@ -34,6 +34,9 @@ class TrainConfig:
     """The schedule's horizon. None: derived from --epochs or --time-limit."""
     epochs: float | None = None
     time_limit_s: float | None = None
+    max_passes: float | None = None
+    """A time-budgeted run's schedule never plans past this many passes over the training text: the learning rate
+    has decayed by then and the run ends early (a fine-tune on one book memorises it past a few passes)."""
     """Wall-clock budget of this invocation; the run saves and can be resumed afterwards."""
     weight_decay: float = 0.1
     """Applied to matrices only, never to biases, norms or embeddings' positions (the original used 0.98)."""
@@ -68,6 +71,7 @@ class TrainConfig:
             "max_steps": self.max_steps is None or self.max_steps >= 1,
             "epochs": self.epochs is None or self.epochs > 0,
             "time_limit_s": self.time_limit_s is None or self.time_limit_s > 0,
+            "max_passes": self.max_passes is None or self.max_passes > 0,
             "weight_decay": 0 <= self.weight_decay < 1,
             "grad_clip": self.grad_clip >= 0,
             "eval_interval": self.eval_interval >= 1,
@@ -150,6 +154,10 @@ def unique_run_name(corpus: Path | None, preset: str, taken: set[str]) -> str:
 
 FINETUNE_EPOCHS = 3.0
 """A fine-tune given no budget: three passes over the user's text, ended earlier by early stopping."""
+FINETUNE_MAX_PASSES = 4.0
+"""A fine-tune given a time budget plans at most this many passes (its cosine ends there): one book begins to
+overfit after about three and a half (docs/training-runs.md), so a schedule planned over the dozens of passes ten
+quiet minutes buy would still be at its peak rate when early stopping cut it."""
 FALLBACK_TOKENS_PER_S = 1000.0
 """Training speed assumed for a parent whose own run says nothing usable (a CPU's order of magnitude)."""
 
@@ -173,13 +181,13 @@ def finetune_config(*, train_tokens: int, budget_s: float | None, tokens_per_s: 
     * **batch 16**: a fine-tune has little text and little time; half the pretraining batch gives twice the
       updates per pass, and the parent's weights are already good enough that the noisier gradient does no harm.
       Corpora of more than 2M tokens get the pretraining batch of 32.
-    * **lr 6e-4, scaled down past eight passes**: under a third of the peak that pretrained the bundled model
+    * **lr 6e-4, decayed over at most four passes**: under a third of the peak that pretrained the bundled model
       (2e-3), whose full height would wreck what it knows. Measured (docs/training-runs.md): a peak of 1.4e-4
       on one 366 KB novel for 10 minutes was still improving steadily when its cosine ran out (1.89 -> 1.67
-      bits/byte over 3.2 passes, no sign of overfitting), so the rate was too timid; this rule (4e-4 there)
-      reached 1.61 and began to overfit after 3.4 passes, where early stopping ended it. A budget that buys many
-      passes over one book would memorise it: the rate falls as 1/sqrt(passes) beyond eight, to no less than
-      2e-4, and early stopping keeps the best weights either way.
+      bits/byte over 3.2 passes), so the rate was too timid; 4e-4 held near its peak reached 1.61 and began to
+      overfit after 3.4 passes, where early stopping ended it. So a time budget plans at most
+      ``FINETUNE_MAX_PASSES`` passes: the rate has decayed when one book starts to be memorised, and the run ends
+      there rather than spend the rest of the budget memorising. Early stopping keeps the best weights either way.
     * **warmup**: a twentieth of the planned steps (5 to 100): Adam's moments start at zero, and full steps on
       them jolt a trained model.
     * **evaluation 4 times a pass** (and at least 12 times a run): one small book starts to overfit after a
@@ -191,8 +199,7 @@ def finetune_config(*, train_tokens: int, budget_s: float | None, tokens_per_s: 
 
     ``tokens_per_s`` is only a planning guess (``measured_tokens_per_s`` of the parent's own run, else
     ``FALLBACK_TOKENS_PER_S``): the loop re-plans its horizon from its real pace; the guess only sizes the
-    warmup, the evaluation interval and the rate's cut for many passes (on a loaded machine it overestimates,
-    so the rate is cut for passes that never happen: 4e-4 instead of 6e-4 in the runs above).
+    warmup and the evaluation interval (the loop caps its horizon at ``FINETUNE_MAX_PASSES`` passes itself).
     """
     train_tokens = max(1, int(train_tokens))
     batch_size = 16 if train_tokens <= 2_000_000 else 32
@@ -202,14 +209,15 @@ def finetune_config(*, train_tokens: int, budget_s: float | None, tokens_per_s: 
         planned_steps = max(1, math.ceil(FINETUNE_EPOCHS * steps_per_pass))
     else:
         planned_steps = max(1, int(budget_s * max(tokens_per_s, 1.0) / batch_tokens))
-    passes = planned_steps / steps_per_pass
-    lr = 6e-4 * min(1.0, math.sqrt(8.0 / passes)) if passes > 0 else 6e-4
+    if budget_s is not None:
+        planned_steps = min(planned_steps, max(1, math.ceil(FINETUNE_MAX_PASSES * steps_per_pass)))
     eval_interval = max(1, min(round(steps_per_pass / 4), planned_steps // 12 or 1, 250))
     evals_per_pass = steps_per_pass / eval_interval
     return TrainConfig(
-        batch_size=batch_size, lr=max(lr, 2e-4), warmup_steps=max(5, min(100, planned_steps // 20)),
+        batch_size=batch_size, lr=6e-4, warmup_steps=max(5, min(100, planned_steps // 20)),
         eval_interval=eval_interval, patience=max(3, min(8, math.ceil(evals_per_pass))), weight_decay=0.1,
         time_limit_s=budget_s, epochs=None if budget_s is not None else FINETUNE_EPOCHS,
+        max_passes=FINETUNE_MAX_PASSES if budget_s is not None else None,
     )
 
 

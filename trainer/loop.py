@@ -336,13 +336,20 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     model.train()
     time_horizon = not max_steps
     warmup = cfg.warmup_steps if time_horizon else warmup_for(cfg, max_steps)
+    # A time budget's horizon never goes past max_passes (the run then ends early, its schedule done).
+    pass_cap = math.ceil(cfg.max_passes * len(data.train) / batch_tokens) if cfg.max_passes and time_horizon else 0
+    if pass_cap:
+        max_steps = progress.max_steps = max(pass_cap, progress.step + 1)
     first_step_s = 0.0
     run_start = time.perf_counter()
     recent: deque[float] = deque(maxlen=20)
     reason = "max_steps"
     while True:
         if max_steps and progress.step >= max_steps:
-            reason = "time_limit" if time_horizon else "epochs" if cfg.epochs and not cfg.max_steps else "max_steps"
+            if time_horizon:
+                reason = "epochs" if pass_cap and progress.step >= pass_cap else "time_limit"
+            else:
+                reason = "epochs" if cfg.epochs and not cfg.max_steps else "max_steps"
             break
         run_elapsed = time.perf_counter() - run_start
         if ddp.any(should_stop()):
@@ -359,8 +366,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
             pace = (run_elapsed - first_step_s) / (steps_this_run - 1)
             # Each rank times itself; rank 0's estimate is everyone's, or the ranks would disagree on
             # the learning rate (replicas drift apart) and on the last step (one waits for the other forever).
-            max_steps = progress.max_steps = ddp.broadcast(
-                progress.step + max(1, int((cfg.time_limit_s - run_elapsed) / pace)))
+            estimate = progress.step + max(1, int((cfg.time_limit_s - run_elapsed) / pace))
+            max_steps = progress.max_steps = ddp.broadcast(min(estimate, pass_cap) if pass_cap else estimate)
         lr = lr_at(progress.step, cfg, max_steps or 10**9, warmup)
         for group in optimizer.param_groups:
             group["lr"] = lr

@@ -274,12 +274,20 @@ class FinetuneEstimate:
 
     @property
     def passes(self) -> float:
-        return self.seconds * self.tokens_per_s / max(1, self.train_tokens)
+        """Passes the budget buys, up to the fine-tune's cap (its schedule ends there, and so does the run)."""
+        bought = self.seconds * self.tokens_per_s / max(1, self.train_tokens)
+        return min(bought, self.config.max_passes) if self.config.max_passes else bought
+
+    @property
+    def run_seconds(self) -> float:
+        """The run's training time: the budget, or less when the pass cap comes first."""
+        return min(self.seconds, self.passes * self.train_tokens / max(self.tokens_per_s, 1e-9))
 
     def describe(self) -> str:
-        return (f"about {human_duration(self.seconds + STARTUP_S)} · about {self.passes:.1f} passes over your "
-                f"{self.train_tokens:,} tokens · scored on held-out text every {self.config.eval_interval} steps, "
-                f"the best kept\n({self.basis})")
+        capped = self.run_seconds < self.seconds * 0.99
+        return (f"about {human_duration(self.run_seconds + STARTUP_S)} · about {self.passes:.1f} passes over your "
+                f"{self.train_tokens:,} tokens{' (more would memorise it)' if capped else ''} · scored on held-out "
+                f"text every {self.config.eval_interval} steps, the best kept\n({self.basis})")
 
 
 def estimate_finetune(*, corpus_bytes: int, parent: ModelInfo, budget_s: float, device: str = "cpu") -> FinetuneEstimate:

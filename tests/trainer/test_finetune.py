@@ -12,7 +12,7 @@ import pytest
 from slmtui.cli import main as slmtui_main
 from slmtui.engine import evaluate_texts, load_model_dir, paths, read_model_info
 from slmtui.format import model_details
-from trainer.config import TRAIN_PRESETS, before_after, finetune_config
+from trainer.config import FINETUNE_MAX_PASSES, TRAIN_PRESETS, before_after, finetune_config
 from trainer.corpus import read_corpus, split_documents
 from trainer.events import DoneEvent, EvalEvent, SampleEvent, StepEvent, from_json
 
@@ -46,14 +46,14 @@ def test_defaults_evaluate_several_times_a_pass_over_one_book() -> None:
     assert one_book.patience * one_book.eval_interval <= 2 * steps_per_pass, "stops within two passes of no gain"
 
 
-def test_more_passes_lower_the_rate_and_a_big_corpus_gets_the_big_batch() -> None:
+def test_a_budget_plans_at_most_a_few_passes_and_a_big_corpus_gets_the_big_batch() -> None:
+    small = finetune_config(train_tokens=20_000, budget_s=600, tokens_per_s=1000, block_size=256)
+    assert small.max_passes == FINETUNE_MAX_PASSES and small.time_limit_s == 600
     few = finetune_config(train_tokens=1_000_000, budget_s=600, tokens_per_s=1000, block_size=256)
-    many = finetune_config(train_tokens=20_000, budget_s=600, tokens_per_s=1000, block_size=256)
-    assert many.lr < few.lr and many.lr >= 2e-4
     big = finetune_config(train_tokens=4_000_000, budget_s=600, tokens_per_s=1000, block_size=256)
     assert big.batch_size > few.batch_size
     no_budget = finetune_config(train_tokens=90_000, budget_s=None, tokens_per_s=1000, block_size=256)
-    assert no_budget.epochs is not None and no_budget.time_limit_s is None
+    assert no_budget.epochs is not None and no_budget.time_limit_s is None and no_budget.max_passes is None
 
 
 def test_before_after_words() -> None:
@@ -100,6 +100,20 @@ def test_step_zero_scores_the_parent_and_the_model_card_shows_before_and_after(
     row = next(r for r in json.loads(capsys.readouterr().out) if r["name"] == "mine")
     assert row["parent"] == str(tiny_model_dir) and row["parent_val_bpb"] == pytest.approx(t["parent_val_bpb"])
     assert any("fine-tuned from tiny · your books: " in line for line in model_details(read_model_info(out)))
+
+
+def test_a_time_budget_ends_after_the_planned_passes(tiny_model_dir: Path, book: Path) -> None:
+    """An hour for a 12 KB book: the schedule (and the run) ends after FINETUNE_MAX_PASSES passes, not the hour."""
+    code, lines, err = finetune(book, "--time-limit", "1h")
+    assert code == 0, err
+    events = [from_json(line) for line in lines]
+    done = events[-1]
+    assert isinstance(done, DoneEvent) and done.reason in ("epochs", "early_stop"), done
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    if done.reason == "epochs":  # the step that completes the planned passes is the last
+        assert steps[-2].epoch < FINETUNE_MAX_PASSES <= steps[-1].epoch
+    assert steps[-1].lr < steps[len(steps) // 2].lr, "the rate decays within the passes"
+    assert read_model_info(paths.models_dir() / "mine").training["train_config"]["max_passes"] == FINETUNE_MAX_PASSES
 
 
 @pytest.mark.parametrize("progress", ["none", "tqdm"])

@@ -54,6 +54,7 @@ def test_fine_tune_budget_in_minutes() -> None:
 def test_fine_tune_plan_and_estimate(tmp_path: Path) -> None:
     from slmtui.engine import read_model_info, resolve_model
     from slmtui.training.plan import estimate_finetune, plan_finetune, scan_corpus
+    from trainer.config import FINETUNE_MAX_PASSES
 
     book = tmp_path / "book.txt"
     book.write_text("A sentence of a book.\n\n" * 5000, encoding="utf-8")
@@ -67,8 +68,14 @@ def test_fine_tune_plan_and_estimate(tmp_path: Path) -> None:
     assert any("exists" in p for p in problems)
 
     parent = read_model_info(resolve_model("default"))
-    short = estimate_finetune(corpus_bytes=size.bytes, parent=parent, budget_s=300)
-    long = estimate_finetune(corpus_bytes=size.bytes, parent=parent, budget_s=600)
+    books = 100 * size.bytes  # enough text that ten minutes buy under one pass
+    short = estimate_finetune(corpus_bytes=books, parent=parent, budget_s=300)
+    long = estimate_finetune(corpus_bytes=books, parent=parent, budget_s=600)
     assert long.passes == pytest.approx(2 * short.passes) and "passes over your" in long.describe()
-    bigger = estimate_finetune(corpus_bytes=10 * size.bytes, parent=parent, budget_s=600)
+    assert long.run_seconds == pytest.approx(600) and "memorise" not in long.describe()
+    bigger = estimate_finetune(corpus_bytes=10 * books, parent=parent, budget_s=600)
     assert bigger.passes < long.passes and bigger.config.eval_interval >= long.config.eval_interval
+    # One small book: the budget buys more passes than a fine-tune plans, so the run ends sooner.
+    small = estimate_finetune(corpus_bytes=size.bytes, parent=parent, budget_s=3600)
+    assert small.passes == pytest.approx(FINETUNE_MAX_PASSES) and small.run_seconds < 3600
+    assert "more would memorise it" in small.describe()
