@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from slmtui.engine import Generator, Sampling, evaluate_texts, load_model_dir, resolve_model
+from slmtui.engine.decoding import EXACT
 from slmtui.engine.modeldir import bundled_default
 from slmtui.engine.paths import BUNDLED_CORPUS_DIR
 from trainer.corpus import Corpus, corpus_fingerprint, model_split, read_corpus
 
-# The README's sample prompts and seeds (section "The default model").
-README_SAMPLES = [
-    ("Harry looked at Hermione and", 1),
-    ("Dorothy opened the door of the little house and", 2),
-    ('"Where are you going?" asked the', 3),
-    ("The dragon had slept for a hundred years, until", 4),
-    ("Once upon a time, in a kingdom by the sea,", 5),
-]
+README = Path(__file__).resolve().parents[1] / "README.md"
+SAMPLE = re.compile(r"```console\n\$ slmtui generate '(?P<prompt>[^']+)' --seed (?P<seed>\d+)(?: --path (?P<path>\S+))?\n```\n\n"
+                    r"(?P<text>(?:> .*\n|>\n)+)")
+
+
+def readme_samples() -> list[tuple[str, int, str, str]]:
+    """The README's five samples (section "The default model"): prompt, seed, decoding path, the text shown."""
+    section = README.read_text(encoding="utf-8").split("## The default model", 1)[1].split("\n## ", 1)[0]
+    found = [(m["prompt"], int(m["seed"]), m["path"] or EXACT,
+              "\n".join(line[2:] for line in m["text"].rstrip("\n").split("\n")))
+             for m in SAMPLE.finditer(section)]
+    assert len(found) == 5, "README shows five samples"
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +67,14 @@ def test_eval_reproduces_the_val_bpb_in_model_toml(default) -> None:
     assert round(result.bits_per_byte, 3) == round(float(default.info.training["val_bpb"]), 3)
 
 
-@pytest.mark.parametrize(("prompt", "seed"), README_SAMPLES)
-def test_samples_do_not_loop(default, prompt: str, seed: int) -> None:
-    """No 8-token sequence appears more than twice in 120 new tokens with the default sampling."""
-    events = list(Generator(default.model, default.tokenizer).stream(prompt, Sampling(seed=seed, max_new_tokens=120)))
+@pytest.mark.parametrize("sample", readme_samples(), ids=lambda s: f"seed{s[1]}")
+def test_the_readme_samples_replay_and_do_not_loop(default, sample: tuple[str, int, str, str]) -> None:
+    """Each sample is what its command prints (same seed, same path, default sampling, 120 new tokens), and no
+    8-token sequence appears in it more than twice."""
+    prompt, seed, path, shown = sample
+    events = list(Generator(default.model, default.tokenizer, path=path).stream(prompt, Sampling(seed=seed, max_new_tokens=120)))
     ids = [e.token_id for e in events]
     assert len(ids) == 120
+    assert (prompt + "".join(e.text for e in events)).rstrip() == shown
     grams = Counter(tuple(ids[i : i + 8]) for i in range(len(ids) - 7))
     assert max(grams.values()) <= 2
