@@ -1,0 +1,116 @@
+"""Intra-op CPU threads for decoding: chosen by measurement per batch size, applied around each step.
+
+One stream of a small model is a chain of tiny ops: a second thread buys little, and on a busy machine
+(a training run beside the app) a thread that waits for a core stalls every op; measured on 2 cores with a
+trainer running, the seed preset decoded ~10x slower on 2 threads than on 1. Four or eight streams give
+every op more work, and on an idle machine a second core then pays. Neither rule holds everywhere, so
+``choose_threads`` times decode steps at 1, 2, ... threads (up to the cores this process may use) when a
+batch size is first used, and keeps the fastest, with a margin that favours fewer threads.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from dataclasses import dataclass
+
+import torch
+
+from slmtui.engine.decoding import StepTimer
+from slmtui.engine.model import GPT
+
+MORE_THREADS_MARGIN = 0.9
+"""More threads must make the median step at least 10% faster: a thread count that only ties is a bet
+on the machine staying as idle as it was during the calibration, and one thread loses that bet least."""
+
+MAX_AUTO_THREADS = 4
+"""The most threads the calibration tries: decode steps of a small model stop gaining well before this,
+and every count tried costs calibration time."""
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+class threads_context:
+    """A reusable ``with``: run the block with n intra-op threads, then give the caller back its setting.
+
+    Entered around each step rather than once per stream: between tokens the caller's code runs as it chose.
+    Setting the count costs well under a microsecond when it changes (measured), so the churn is free.
+    """
+
+    def __init__(self, n: int | None) -> None:
+        self.n = n
+        self.saved = 0
+
+    def __enter__(self) -> None:
+        self.saved = torch.get_num_threads()
+        if self.n is not None and self.n != self.saved:
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.n is not None and self.n != self.saved:
+            torch.set_num_threads(self.saved)
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """How many threads won for one model view and batch size, and the timings it was chosen on."""
+
+    threads: int
+    batch_size: int
+    ms_per_step: dict[int, float]
+    """Median decode step, per thread count tried (only 1 when the process may use one core)."""
+
+    @property
+    def reason(self) -> str:
+        if len(self.ms_per_step) == 1:
+            return "one usable core"
+        figures = ", ".join(f"{n} thread{'s' if n > 1 else ''} {ms:.2f} ms" for n, ms in sorted(self.ms_per_step.items()))
+        return f"median decode step at batch {self.batch_size}: {figures}"
+
+
+_CHOICES: dict[tuple[object, ...], ThreadChoice] = {}
+
+
+def choose_threads(
+    model: GPT, *, batch_size: int = 1, key: object = None, rounds: int = 4, steps: int = 5
+) -> ThreadChoice:
+    """The fastest intra-op thread count for ``model`` (a decoding path's view) at ``batch_size``.
+
+    Measured once per process for each ``key`` (name the path and the model's shape in it) and batch size.
+    Thread counts are timed in interleaved rounds, so a busy spell hurts all alike, and the *median* step
+    counts, not the best: on a busy machine a two-thread step is fast whenever both cores happen to be
+    free and stalls whenever one is not, and the median is what a stream of tokens gets.
+    The cost is ~rounds x steps x (counts tried) decode steps: ~60-100 ms for the default model on 2 cores.
+    """
+    cores = min(usable_cores(), MAX_AUTO_THREADS)
+    cache_key = (key, batch_size, cores)
+    if cache_key in _CHOICES:
+        return _CHOICES[cache_key]
+    if cores <= 1 or next(model.parameters()).device.type != "cpu":
+        choice = ThreadChoice(1, batch_size, {1: float("nan")})
+        _CHOICES[cache_key] = choice
+        return choice
+    counts = list(range(1, cores + 1))
+    timer = StepTimer(model, batch_size=batch_size, position=16)
+    samples: dict[int, list[float]] = {n: [] for n in counts}
+    for round_ in range(rounds + 1):  # round 0 warms each count up (OpenMP's pool, kernel selection)
+        for n in counts:
+            with threads_context(n):
+                for _ in range(steps):
+                    seconds = timer.best(1)  # one step
+                    if round_:
+                        samples[n].append(seconds)
+    median = {n: 1000 * statistics.median(s) for n, s in samples.items()}
+    winner = 1
+    for n in counts[1:]:
+        if median[n] < MORE_THREADS_MARGIN * median[winner]:
+            winner = n
+    choice = ThreadChoice(winner, batch_size, median)
+    _CHOICES[cache_key] = choice
+    return choice
