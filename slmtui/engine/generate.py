@@ -16,6 +16,7 @@ import secrets
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -32,15 +33,18 @@ from slmtui.engine.sampling import (
     top_candidates,
 )
 from slmtui.engine.seeds import torch_seed
+from slmtui.engine.threads import ThreadChoice, choose_threads, threads_context
 from slmtui.engine.tokenizer import StreamDecoder, Tokenizer
 
 SamplingSource = Sampling | Callable[[], Sampling]
 
-# Batch-1 decoding of a small model is a chain of tiny ops and one memory-bound matrix-vector product
-# per layer: extra threads buy little, and on a busy machine (a training run beside the app) a thread
-# that has to wait for a core stalls every op. Measured on 2 cores with a trainer running, the seed
-# preset decoded ~10x faster on 1 thread than on 2 (tests/bench/bench_generate.py, --threads).
+AUTO = "auto"
+"""``Generator(num_threads=AUTO)``: the intra-op thread count is measured per batch size (engine.threads)."""
+
 DECODE_THREADS = 1
+"""The thread count decoding paths are calibrated on, and the one the automatic choice starts from: one
+stream of a small model on a busy machine decodes fastest on one thread (engine/threads.py has the figure);
+more are used only where a calibration measured them clearly faster."""
 
 
 @dataclass(frozen=True)
@@ -93,11 +97,14 @@ class Generator:
         tokenizer: Tokenizer,
         *,
         n_alternatives: int = 5,
-        num_threads: int | None = DECODE_THREADS,
+        num_threads: int | Literal["auto"] | None = AUTO,
         path: str | None = None,
     ) -> None:
         """``path`` names a decoding path (slmtui.engine.decoding.CANDIDATES); None measures which is
         fastest here, at load for one stream and on first use for N; "exact" is the model as trained.
+        ``num_threads`` is the intra-op thread count while decoding: AUTO measures it per batch size on
+        the path chosen (engine.threads: 1 thread, then more while clearly faster), a number sets it,
+        None leaves torch's setting alone.
         """
         if tokenizer.n_vocab > model.config.vocab_size:
             raise SlmError(
@@ -107,32 +114,49 @@ class Generator:
         self.tokenizer = tokenizer
         self.n_alternatives = n_alternatives
         self.num_threads = num_threads
-        """Intra-op CPU threads while this generator works (None: leave torch's setting alone)."""
+        """Intra-op CPU threads while this generator works (AUTO: measured; None: torch's setting)."""
         self.path = path
         self.choices: dict[int, PathChoice] = {}
         """The calibrations behind the automatic choice, by batch size (empty when a path was named)."""
+        self.thread_choices: dict[int, ThreadChoice] = {}
+        """The calibrations behind the automatic thread count, by batch size (empty unless AUTO)."""
         self._texts: dict[int, str] = {}
         self._views: dict[str, GPT] = {EXACT: self.model}
         if path is not None:
             self._views[path] = build_path(self.model, path)
-        else:
-            self.path_for(1)
+        self.threads_for(1)  # one stream's path and thread count are measured at load
 
     def path_for(self, n: int) -> str:
         """The decoding path ``n`` streams run on (measured on first use when none was named)."""
         if self.path is not None:
             return self.path
         if n not in self.choices:
-            with self._threads():
+            with threads_context(self._base_threads()):
                 self.choices[n] = choose_path(self.model, batch_size=n)
         name = self.choices[n].name
         if name not in self._views:
             self._views[name] = build_path(self.model, name)
         return name
 
-    def _threads(self) -> _threads:
-        cpu = self.model.transformer.wte.weight.device.type == "cpu"
-        return _threads(self.num_threads if cpu else None)
+    def threads_for(self, n: int) -> int | None:
+        """The intra-op thread count ``n`` streams decode with (measured on first use under AUTO);
+        None: torch's own setting (asked for, or not on a CPU)."""
+        if self.model.transformer.wte.weight.device.type != "cpu":
+            return None
+        if self.num_threads != AUTO:
+            return self.num_threads  # type: ignore[return-value]
+        if n not in self.thread_choices:
+            name = self.path_for(n)
+            p = next(self.model.parameters())
+            key = (name, type(self.model).__qualname__, self.model.config, p.dtype)
+            self.thread_choices[n] = choose_threads(self._views[name], batch_size=n, key=key)
+        return self.thread_choices[n].threads
+
+    def _base_threads(self) -> int | None:
+        """The thread count the decoding paths are timed on."""
+        if self.model.transformer.wte.weight.device.type != "cpu":
+            return None
+        return DECODE_THREADS if self.num_threads == AUTO else self.num_threads  # type: ignore[return-value]
 
     def stream(
         self,
@@ -171,7 +195,7 @@ class Generator:
             ids = [eot] if eot is not None else self.tokenizer.encode("\n")
         model = self._views[self.path_for(n)]
         decoder = Decoder(model, memory=self.tokenizer.encode(memory) if memory else (), n=n)
-        threads = self._threads()
+        threads = threads_context(self.threads_for(n))
         with threads:
             logits = decoder.start_rows(ids)
         streams = [_Stream(i, self.tokenizer.stream_decoder(), torch.Generator(device="cpu")) for i in range(n)]
@@ -339,26 +363,6 @@ class Generator:
             for t, p in zip(alt_ids.tolist(), torch.exp(alt_logits - lse).tolist())
         )
         return token, prob, alternatives
-
-
-class _threads:
-    """A reusable ``with``: run the block with n intra-op threads, then give the caller back its setting.
-
-    Entered around each step rather than once per stream: between tokens the caller's code runs as it chose.
-    """
-
-    def __init__(self, n: int | None) -> None:
-        self.n = n
-        self.saved = 0
-
-    def __enter__(self) -> None:
-        self.saved = torch.get_num_threads()
-        if self.n is not None and self.n != self.saved:
-            torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.n is not None and self.n != self.saved:
-            torch.set_num_threads(self.saved)
 
 
 def _recent_tokens(stories: list[list[int]], block_size: int) -> torch.Tensor:
