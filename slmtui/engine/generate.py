@@ -124,7 +124,8 @@ class Generator:
         self._views: dict[str, GPT] = {EXACT: self.model}
         if path is not None:
             self._views[path] = build_path(self.model, path)
-        self.threads_for(1)  # one stream's path and thread count are measured at load
+        self.path_for(1)  # one stream's path and thread count are measured at load
+        self.threads_for(1)
 
     def path_for(self, n: int) -> str:
         """The decoding path ``n`` streams run on (measured on first use when none was named)."""

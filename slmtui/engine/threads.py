@@ -23,6 +23,12 @@ MORE_THREADS_MARGIN = 0.9
 """More threads must make the median step at least 10% faster: a thread count that only ties is a bet
 on the machine staying as idle as it was during the calibration, and one thread loses that bet least."""
 
+GIVE_UP = 2.0
+"""A thread count whose steps so far took more than twice as long as one thread's is out: it cannot win,
+and on a busy machine its steps can take hundreds of milliseconds each (measured: a 1.1 ms step of the
+default model took 320 ms at the median on 2 threads beside a training run), so the calibration stops
+paying for it after a step or two."""
+
 MAX_AUTO_THREADS = 4
 """The most threads the calibration tries: decode steps of a small model stop gaining well before this,
 and every count tried costs calibration time."""
@@ -65,12 +71,17 @@ class ThreadChoice:
     batch_size: int
     ms_per_step: dict[int, float]
     """Median decode step, per thread count tried (only 1 when the process may use one core)."""
+    gave_up: tuple[int, ...] = ()
+    """Thread counts that fell so far behind that their timing stopped (their median is of few steps)."""
 
     @property
     def reason(self) -> str:
         if len(self.ms_per_step) == 1:
             return "one usable core"
-        figures = ", ".join(f"{n} thread{'s' if n > 1 else ''} {ms:.2f} ms" for n, ms in sorted(self.ms_per_step.items()))
+        figures = ", ".join(
+            f"{n} thread{'s' if n > 1 else ''} {ms:.2f} ms{' (gave up)' if n in self.gave_up else ''}"
+            for n, ms in sorted(self.ms_per_step.items())
+        )
         return f"median decode step at batch {self.batch_size}: {figures}"
 
 
@@ -86,7 +97,8 @@ def choose_threads(
     Thread counts are timed in interleaved rounds, so a busy spell hurts all alike, and the *median* step
     counts, not the best: on a busy machine a two-thread step is fast whenever both cores happen to be
     free and stalls whenever one is not, and the median is what a stream of tokens gets.
-    The cost is ~rounds x steps x (counts tried) decode steps: ~60-100 ms for the default model on 2 cores.
+    The cost is ~rounds x steps x (counts tried) decode steps, ~50 ms for the default model on 2 cores,
+    plus a warm-up step per count; a count that falls behind (GIVE_UP) stops being timed.
     """
     cores = min(usable_cores(), MAX_AUTO_THREADS)
     cache_key = (key, batch_size, cores)
@@ -98,19 +110,29 @@ def choose_threads(
         return choice
     counts = list(range(1, cores + 1))
     timer = StepTimer(model, batch_size=batch_size, position=16)
+    for n in counts:  # warm-up, not counted: OpenMP's pool, kernel selection
+        with threads_context(n):
+            timer.best(1)
     samples: dict[int, list[float]] = {n: [] for n in counts}
-    for round_ in range(rounds + 1):  # round 0 warms each count up (OpenMP's pool, kernel selection)
+    spent = dict.fromkeys(counts, 0.0)
+    out: set[int] = set()
+    for _ in range(rounds):  # interleaved: a busy spell hurts every count alike
         for n in counts:
+            if n in out:
+                continue
             with threads_context(n):
                 for _ in range(steps):
                     seconds = timer.best(1)  # one step
-                    if round_:
-                        samples[n].append(seconds)
-    median = {n: 1000 * statistics.median(s) for n, s in samples.items()}
+                    samples[n].append(seconds)
+                    spent[n] += seconds
+                    if n > 1 and spent[n] > GIVE_UP * spent[1]:
+                        out.add(n)  # it cannot win, and on a busy machine each of its steps may take 100s of ms
+                        break
+    median = {n: 1000 * statistics.median(s) for n, s in samples.items() if s}
     winner = 1
     for n in counts[1:]:
-        if median[n] < MORE_THREADS_MARGIN * median[winner]:
+        if n not in out and median[n] < MORE_THREADS_MARGIN * median[winner]:
             winner = n
-    choice = ThreadChoice(winner, batch_size, median)
+    choice = ThreadChoice(winner, batch_size, median, tuple(sorted(out)))
     _CHOICES[cache_key] = choice
     return choice

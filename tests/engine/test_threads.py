@@ -65,6 +65,18 @@ def test_the_fastest_median_step_wins_and_more_threads_need_a_margin(
     assert choose_threads(tiny_model, batch_size=2, key="other") is not choice
 
 
+def test_a_thread_count_that_falls_far_behind_stops_being_timed(
+    tiny_model: GPT, monkeypatch: pytest.MonkeyPatch, caller_threads: int
+) -> None:
+    """Beside a training run a two-thread step can take 100s of ms: the calibration must not pay for 20 of them."""
+    ran = fake_steps(monkeypatch, 2, {(1, 1): [1.0], (1, 2): [300.0]})
+    choice = choose_threads(tiny_model, key="tiny")
+    assert choice.threads == 1
+    assert choice.gave_up == (2,) and "2 threads 300.00 ms (gave up)" in choice.reason
+    assert ran.count(2) == 2, "a warm-up step and one timed step"
+    assert ran.count(1) == 1 + 4 * 5, "one thread is timed in full"
+
+
 def test_one_core_means_one_thread_without_measuring(tiny_model: GPT, monkeypatch: pytest.MonkeyPatch) -> None:
     ran = fake_steps(monkeypatch, 1, {})
     choice = choose_threads(tiny_model, batch_size=4, key="tiny")
