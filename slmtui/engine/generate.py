@@ -24,14 +24,7 @@ from slmtui.engine.decoder import Decoder
 from slmtui.engine.decoding import EXACT, PathChoice, build_path, choose_path
 from slmtui.engine.errors import SlmError
 from slmtui.engine.model import GPT
-from slmtui.engine.sampling import (
-    Sampling,
-    apply_repetition_penalty,
-    draw,
-    draw_rows,
-    filter_candidates,
-    top_candidates,
-)
+from slmtui.engine.sampling import Sampling, draw_rows, top_candidates
 from slmtui.engine.seeds import torch_seed
 from slmtui.engine.threads import ThreadChoice, choose_threads, threads_context
 from slmtui.engine.tokenizer import StreamDecoder, Tokenizer
@@ -262,32 +255,36 @@ class Generator:
     ) -> list[tuple[int, float, tuple[Alternative, ...]]]:
         """The next token of each row in ``rows`` (indices into ``logits``), each from its own RNG.
 
-        One stream, or streams with different settings, go one by one through ``_choose``; streams that
-        share one Sampling (the usual case) are filtered together: the same arithmetic per row, done as
-        a handful of (rows, V) ops instead of a handful per row.
+        Streams that choose alike (the usual case: one Sampling for all; length, seed and stop strings
+        do not matter here) are chosen together; each other set of settings is a group of its own.
         """
-        ids = [decoder.rows[row] for row in rows]
-        if len(rows) == 1 or any(s is not samplings[0] for s in samplings):
-            return [
-                self._choose(logits[row], decoder.stories[r], s, streams[r].generator)
-                for row, r, s in zip(rows, ids, samplings)
-            ]
-        return self._choose_batch(
-            logits[rows] if len(rows) != logits.size(0) else logits,
-            [decoder.stories[r] for r in ids],
-            samplings[0],
-            [streams[r].generator for r in ids],
-        )
+        groups: dict[tuple[float, ...], list[int]] = {}
+        for i, s in enumerate(samplings):
+            groups.setdefault((s.temperature, s.top_k, s.top_p, s.min_p, s.repetition_penalty), []).append(i)
+        chosen: list[tuple[int, float, tuple[Alternative, ...]]] = [(0, 0.0, ())] * len(rows)
+        for members in groups.values():
+            s = samplings[members[0]]
+            picked = [rows[i] for i in members]
+            ids = [decoder.rows[row] for row in picked]
+            group_logits = logits if picked == list(range(logits.size(0))) else logits[picked]
+            for i, c in zip(members, self._choose(group_logits, [decoder.stories[r] for r in ids], s,
+                                                  [streams[r].generator for r in ids])):
+                chosen[i] = c
+        return chosen
 
     @torch.inference_mode()
-    def _choose_batch(
+    def _choose(
         self, logits: torch.Tensor, stories: list[list[int]], s: Sampling, generators: list[torch.Generator]
     ) -> list[tuple[int, float, tuple[Alternative, ...]]]:
-        """``_choose`` for several rows under one Sampling: elementwise the same numbers, row by row.
+        """The next token of each row of ``logits`` (rows, V) under one Sampling, its probability, and the
+        alternatives at this step: row for row what the pre-batching generator computed for one stream.
 
-        Every step is a fixed handful of (rows, V) ops whatever the number of rows; what is left per row
-        is its draw from its own generator (sampling.draw_rows) and the Python objects of its event.
+        Per step this is a handful of passes over the vocabulary (50k for GPT-2), whatever the number of
+        rows, so it avoids any it can: the top-k serves both sampling and the alternatives when no penalty
+        reorders it, and probabilities come from one logsumexp instead of a full softmax. What is left per
+        row is its draw from its own generator (sampling.draw_rows) and the Python objects of its event.
         """
+        # Rows past the tokenizer's vocabulary (vocab_size may be padded) are never valid tokens.
         logits = logits.float().cpu()[:, : self.tokenizer.n_vocab]
         penalised = logits
         if s.repetition_penalty != 1.0:
@@ -329,42 +326,6 @@ class Generator:
         if text is None:
             text = self._texts[token_id] = self.tokenizer.token_text(token_id)
         return text
-
-    @torch.inference_mode()
-    def _choose(
-        self, logits: torch.Tensor, story: list[int], s: Sampling, generator: torch.Generator
-    ) -> tuple[int, float, tuple[Alternative, ...]]:
-        """The next token, its probability, and the alternatives at this step.
-
-        Per token this is a handful of passes over the vocabulary (50k for GPT-2), so it avoids
-        any it can: the top-k serves both sampling and the alternatives when no penalty reorders it,
-        and probabilities come from one logsumexp instead of a full softmax.
-        """
-        # Rows past the tokenizer's vocabulary (vocab_size may be padded) are never valid tokens.
-        logits = logits.float().cpu()[: self.tokenizer.n_vocab]
-        penalised = logits
-        if s.repetition_penalty != 1.0:
-            recent = torch.tensor(story[-self.model.config.block_size :], dtype=torch.long)
-            penalised = apply_repetition_penalty(logits, recent, s.repetition_penalty)
-        n_alt = min(self.n_alternatives, logits.numel())
-        top: tuple[torch.Tensor, torch.Tensor] | None = None
-        if s.temperature == 0.0:
-            token = int(torch.argmax(penalised))
-        else:
-            top = top_candidates(penalised, s)
-            token = draw(*filter_candidates(*top, s), generator)
-        if top is not None and penalised is logits and top[0].numel() >= n_alt:
-            alt_logits, alt_ids = top[0][:n_alt], top[1][:n_alt]  # the same ranking: no second pass
-        else:
-            alt_logits, alt_ids = torch.topk(logits, n_alt)
-        # Softmax at temperature 1, before any filtering: p_i = exp(l_i - logsumexp(l)).
-        lse = torch.logsumexp(logits, dim=-1)
-        prob = float(torch.exp(logits[token] - lse))
-        alternatives = tuple(
-            Alternative(t, self._token_text(t), p)
-            for t, p in zip(alt_ids.tolist(), torch.exp(alt_logits - lse).tolist())
-        )
-        return token, prob, alternatives
 
 
 def _recent_tokens(stories: list[list[int]], block_size: int) -> torch.Tensor:

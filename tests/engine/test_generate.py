@@ -329,6 +329,27 @@ def test_each_stream_has_its_own_length_and_stop_strings(tiny_model: GPT, byte_t
     assert text2.endswith(stop) and text2.count(stop) == 1 and len(streams[2]) < 140
 
 
+def test_streams_with_different_settings_each_write_their_solo_text(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    """Streams that choose alike are drawn together and the others apart, in one step: every stream is
+    still its own solo run, token, probability and alternatives alike."""
+    gen = Generator(tiny_model, byte_tokenizer, path="exact")
+    settings = [
+        DEFAULTISH,
+        dataclasses.replace(DEFAULTISH, temperature=1.3, max_new_tokens=40),
+        dataclasses.replace(DEFAULTISH, top_k=5, min_p=0.1),
+        dataclasses.replace(DEFAULTISH, max_new_tokens=90),  # chooses like stream 0: drawn with it
+        dataclasses.replace(GREEDY, max_new_tokens=60),
+    ]
+    streams = by_stream(list(gen.stream("The wizard said", settings, n=5, memory="Oz.")))
+    for i, s in enumerate(settings):
+        alone = list(gen.stream("The wizard said", dataclasses.replace(s, seed=s.seed + i), memory="Oz."))
+        got = streams[i]
+        assert tokens(got) == tokens(alone), i
+        assert [e.prob for e in got] == pytest.approx([e.prob for e in alone], rel=1e-4)
+        assert [[a.token_id for a in e.alternatives] for e in got] == [[a.token_id for a in e.alternatives] for e in alone]
+        assert [[a.text for a in e.alternatives] for e in got] == [[a.text for a in e.alternatives] for e in alone]
+
+
 def test_a_sampling_change_reaches_every_stream_at_its_next_token(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
     """Each step reads every stream's settings once, before that step's tokens are drawn."""
     prompt = byte_tokenizer.encode("The wizard said")
