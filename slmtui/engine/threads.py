@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import time
 from dataclasses import dataclass
 
 import torch
@@ -24,10 +25,11 @@ MORE_THREADS_MARGIN = 0.9
 on the machine staying as idle as it was during the calibration, and one thread loses that bet least."""
 
 GIVE_UP = 2.0
-"""A thread count whose steps so far took more than twice as long as one thread's is out: it cannot win,
-and on a busy machine its steps can take hundreds of milliseconds each (measured: a 1.1 ms step of the
-default model took 320 ms at the median on 2 threads beside a training run), so the calibration stops
-paying for it after a step or two."""
+"""A thread count whose time so far is more than twice one thread's is out: it cannot win, and on a busy
+machine each of its steps can take hundreds of milliseconds (measured beside a training run on 2 cores: a
+0.8-1.1 ms step of the default model took 320-460 ms on 2 threads, every op waiting for a core at its
+barrier). So a count is first tried on one op (the LM head) and is timed on whole steps only if that op
+keeps up; a count that falls behind on steps stops there too."""
 
 MAX_AUTO_THREADS = 4
 """The most threads the calibration tries: decode steps of a small model stop gaining well before this,
@@ -72,17 +74,21 @@ class ThreadChoice:
     ms_per_step: dict[int, float]
     """Median decode step, per thread count tried (only 1 when the process may use one core)."""
     gave_up: tuple[int, ...] = ()
-    """Thread counts that fell so far behind that their timing stopped (their median is of few steps)."""
+    """Thread counts that fell so far behind that their timing stopped: on the probe of one op (no step
+    timed, so none in ms_per_step) or after a few steps (their median is of those)."""
 
     @property
     def reason(self) -> str:
-        if len(self.ms_per_step) == 1:
+        if len(self.ms_per_step) == 1 and not self.gave_up:
             return "one usable core"
-        figures = ", ".join(
+        figures = [
             f"{n} thread{'s' if n > 1 else ''} {ms:.2f} ms{' (gave up)' if n in self.gave_up else ''}"
             for n, ms in sorted(self.ms_per_step.items())
-        )
-        return f"median decode step at batch {self.batch_size}: {figures}"
+        ]
+        probed = [str(n) for n in self.gave_up if n not in self.ms_per_step]
+        if probed:
+            figures.append(f"{', '.join(probed)} thread(s) gave up: over {GIVE_UP:g}x slower on the LM head alone")
+        return f"median decode step at batch {self.batch_size}: {', '.join(figures)}"
 
 
 _CHOICES: dict[tuple[object, ...], ThreadChoice] = {}
@@ -98,7 +104,8 @@ def choose_threads(
     counts, not the best: on a busy machine a two-thread step is fast whenever both cores happen to be
     free and stalls whenever one is not, and the median is what a stream of tokens gets.
     The cost is ~rounds x steps x (counts tried) decode steps, ~50 ms for the default model on 2 cores,
-    plus a warm-up step per count; a count that falls behind (GIVE_UP) stops being timed.
+    plus a warm-up step per count; a count that falls behind (GIVE_UP), on its probe of one op or on
+    whole steps, stops being timed: a few ms on a busy machine.
     """
     cores = min(usable_cores(), MAX_AUTO_THREADS)
     cache_key = (key, batch_size, cores)
@@ -109,13 +116,14 @@ def choose_threads(
         _CHOICES[cache_key] = choice
         return choice
     counts = list(range(1, cores + 1))
+    out = {n for n in counts[1:] if not _keeps_up(model, batch_size, n)}
     timer = StepTimer(model, batch_size=batch_size, position=16)
-    for n in counts:  # warm-up, not counted: OpenMP's pool, kernel selection
-        with threads_context(n):
-            timer.best(1)
+    for n in counts:  # warm-up, not counted: kernel selection, OpenMP's pool
+        if n not in out:
+            with threads_context(n):
+                timer.best(1)
     samples: dict[int, list[float]] = {n: [] for n in counts}
     spent = dict.fromkeys(counts, 0.0)
-    out: set[int] = set()
     for _ in range(rounds):  # interleaved: a busy spell hurts every count alike
         for n in counts:
             if n in out:
@@ -126,7 +134,7 @@ def choose_threads(
                     samples[n].append(seconds)
                     spent[n] += seconds
                     if n > 1 and spent[n] > GIVE_UP * spent[1]:
-                        out.add(n)  # it cannot win, and on a busy machine each of its steps may take 100s of ms
+                        out.add(n)
                         break
     median = {n: 1000 * statistics.median(s) for n, s in samples.items() if s}
     winner = 1
@@ -136,3 +144,38 @@ def choose_threads(
     choice = ThreadChoice(winner, batch_size, median, tuple(sorted(out)))
     _CHOICES[cache_key] = choice
     return choice
+
+
+class HeadTimer:
+    """Times the model's LM head alone, one call at a time: one op, the largest of a decode step."""
+
+    @torch.inference_mode()
+    def __init__(self, model: GPT, *, batch_size: int) -> None:
+        self.head = model.lm_head
+        p = next(model.parameters())
+        self.x = torch.zeros(batch_size, 1, model.config.n_embd, device=p.device, dtype=p.dtype)
+
+    @torch.inference_mode()
+    def median(self, calls: int) -> float:
+        """The median of ``calls`` calls, in seconds."""
+        times = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            self.head(self.x)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+
+def _keeps_up(model: GPT, batch_size: int, n: int, calls: int = 5) -> bool:
+    """Whether n threads run the LM head within GIVE_UP of one thread: a probe of a few ms at worst, before
+    any whole step is paid for (a starved thread costs a scheduler slice per op, ~100 ops a step)."""
+    timer = HeadTimer(model, batch_size=batch_size)
+    with threads_context(1):
+        timer.median(1)
+        one = timer.median(calls)
+    with threads_context(n):
+        start = time.perf_counter()
+        timer.median(1)  # the pool's first parallel region
+        if time.perf_counter() - start > 20 * one + 0.002:
+            return False
+        return timer.median(calls) <= GIVE_UP * one
