@@ -316,7 +316,7 @@ def main() -> int:
           f"N=2, 4, 8 calibrated in {calibrate_ms:.0f} ms; load average {load_average()} at the end")
     for n in STREAMS:
         print(f"  N={n}: {gen.path_for(n)}: {gen.choices[n].reason}")
-        print(f"  {'':{len(str(n)) + 3}}{gen.threads_for(n)} thread(s): {gen.thread_choices[n].reason}")
+        print(f"  {'':{len(str(n)) + 3}}{gen.threads_for(n)} thread(s): {threads_why(gen, n)}")
 
     if args.json:
         print(json.dumps({
@@ -345,7 +345,7 @@ def main() -> int:
                 "why": {str(n): gen.choices[n].reason for n in STREAMS},
             },
             "default_threads": {str(n): gen.threads_for(n) for n in STREAMS},
-            "default_threads_why": {str(n): gen.thread_choices[n].reason for n in STREAMS},
+            "default_threads_why": {str(n): threads_why(gen, n) for n in STREAMS},
             "default_n4_vs_n1": round(tok_s[4] / tok_s[1], 3),
             "calibration_ms": {"seed": round(seed_load_ms, 1), "default": round(default_load_ms, 1),
                                "default_n2_n4_n8": round(calibrate_ms, 1)},
@@ -356,6 +356,11 @@ def main() -> int:
             "transformers": hf[1] if hf else None,
         }))
     return 0
+
+
+def threads_why(gen: Generator, n: int) -> str:
+    choice = gen.thread_choices.get(n)
+    return choice.reason if choice is not None else "not measured (a GPU, or a thread count was given)"
 
 
 def load_average() -> str:
