@@ -112,6 +112,22 @@ def apply_repetition_penalty(logits: torch.Tensor, context: torch.Tensor, penalt
     return logits
 
 
+def apply_repetition_penalty_rows(logits: torch.Tensor, context: torch.Tensor, penalty: float) -> torch.Tensor:
+    """``apply_repetition_penalty`` on every row of ``logits`` (rows, V) with its row of ``context`` (rows, T).
+
+    Each row's seen tokens, offset into the flattened logits, get the same formula: a (rows, V) where() is
+    ~10x slower than on the few hundred seen entries. No unique(): a token seen twice is written twice with
+    the same value, cheaper than sorting them out (~20 us at 4 rows).
+    """
+    if penalty == 1.0 or context.numel() == 0:
+        return logits
+    seen = (context + logits.size(-1) * torch.arange(logits.size(0)).unsqueeze(1)).view(-1)
+    scores = logits.reshape(-1)[seen]
+    logits = logits.clone()
+    logits.view(-1)[seen] = torch.where(scores > 0, scores / penalty, scores * penalty)
+    return logits
+
+
 def top_candidates(logits: torch.Tensor, s: Sampling) -> tuple[torch.Tensor, torch.Tensor]:
     """The top-k logits and their ids, most likely first (the whole vocabulary, sorted, if top_k is 0)."""
     vocab = logits.size(-1)

@@ -209,6 +209,7 @@ def main() -> int:
                     help=f"torch.set_num_threads for every contender (default {DECODE_THREADS}, the engine's decoding default)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     args = ap.parse_args()
+    app_threads = torch.get_num_threads()  # torch's own default, what the app runs with
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
@@ -271,7 +272,9 @@ def main() -> int:
     print(f"seed preset path: {seed_gen.path_for(1)} ({seed_gen.choices[1].reason}; "
           f"Generator built in {seed_load_ms:.0f} ms with its calibration)")
 
-    # Part 2: the bundled default model, N streams.
+    # Part 2: the bundled default model, N streams, with torch's default setting around the Generator as in
+    # the app (the Generator sets its chosen count around each step and gives this one back between).
+    torch.set_num_threads(app_threads)
     default = load_model_dir(bundled_default(), device=device)
     start = time.perf_counter()
     gen = Generator(default.model, default.tokenizer)  # automatic path and threads, as the app's
@@ -350,7 +353,7 @@ def main() -> int:
             "calibration_ms": {"seed": round(seed_load_ms, 1), "default": round(default_load_ms, 1),
                                "default_n2_n4_n8": round(calibrate_ms, 1)},
             "load_average": load_average(),
-            "threads": torch.get_num_threads(),
+            "threads": args.threads,
             "device": str(device),
             "torch": torch.__version__,
             "transformers": hf[1] if hf else None,

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slmtui.engine import Sampling, SlmError, filter_logits, sample_next
-from slmtui.engine.sampling import apply_repetition_penalty, draw, draw_rows, filter_candidates, top_candidates
+from slmtui.engine.sampling import apply_repetition_penalty, apply_repetition_penalty_rows, draw, draw_rows, filter_candidates, top_candidates
 
 OFF = Sampling(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, repetition_penalty=1.0)
 """Every filter off: the plain softmax."""
@@ -92,6 +92,18 @@ def test_repetition_penalty_divides_positive_and_multiplies_negative_logits() ->
     assert apply_repetition_penalty(logits, context, 0.5).tolist() == [4.0, -1.0, 1.0, -1.0]
     assert apply_repetition_penalty(logits, context, 1.0) is logits
     assert apply_repetition_penalty(logits, torch.tensor([], dtype=torch.long), 2.0) is logits
+
+
+@pytest.mark.parametrize("penalty", [1.3, 0.7])
+def test_repetition_penalty_on_rows_is_the_penalty_on_each_row(penalty: float) -> None:
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(3, 50, generator=g) * 3
+    context = torch.randint(0, 50, (3, 40), generator=g)  # repeats within rows, and rows that share tokens
+    got = apply_repetition_penalty_rows(logits, context, penalty)
+    for i in range(3):
+        assert torch.equal(got[i], apply_repetition_penalty(logits[i], context[i], penalty))
+    assert not torch.equal(got, logits), "the penalty changed nothing"
+    assert apply_repetition_penalty_rows(logits, context, 1.0) is logits
 
 
 def test_repetition_penalty_can_change_the_greedy_choice() -> None:
