@@ -16,7 +16,6 @@ import secrets
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
@@ -26,13 +25,10 @@ from slmtui.engine.errors import SlmError
 from slmtui.engine.model import GPT
 from slmtui.engine.sampling import Sampling, apply_repetition_penalty_rows, draw_rows, top_candidates
 from slmtui.engine.seeds import torch_seed
-from slmtui.engine.threads import ThreadChoice, choose_threads, threads_context
+from slmtui.engine.threads import AUTO, ThreadChoice, ThreadCount, choose_threads, threads_context
 from slmtui.engine.tokenizer import StreamDecoder, Tokenizer
 
 SamplingSource = Sampling | Callable[[], Sampling]
-
-AUTO = "auto"
-"""``Generator(num_threads=AUTO)``: the intra-op thread count is measured per batch size (engine.threads)."""
 
 DECODE_THREADS = 1
 """The thread count decoding paths are calibrated on, and the one the automatic choice starts from: one
@@ -90,7 +86,7 @@ class Generator:
         tokenizer: Tokenizer,
         *,
         n_alternatives: int = 5,
-        num_threads: int | Literal["auto"] | None = AUTO,
+        num_threads: ThreadCount = AUTO,
         path: str | None = None,
     ) -> None:
         """``path`` names a decoding path (slmtui.engine.decoding.CANDIDATES); None measures which is

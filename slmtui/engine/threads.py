@@ -14,11 +14,18 @@ import os
 import statistics
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from slmtui.engine.decoding import StepTimer
 from slmtui.engine.model import GPT
+
+AUTO = "auto"
+"""``Generator(num_threads=AUTO)``: the intra-op thread count is measured per batch size (choose_threads)."""
+
+ThreadCount = int | Literal["auto"] | None
+"""What ``Generator(num_threads=...)`` takes: a count, AUTO, or None for torch's own setting."""
 
 MORE_THREADS_MARGIN = 0.9
 """More threads must make the median step at least 10% faster: a thread count that only ties is a bet
