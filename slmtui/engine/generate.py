@@ -168,7 +168,24 @@ class Generator:
         On an exact path (``exact``, ``fp32-t``) stream i is token for token what a run of its own with
         seed + i writes. On a rounding path a row can differ from its solo run in the last digits (int8
         quantises the activations of all rows of a step together), so the draws can too.
+
+        From the first token to the end of the call (between its tokens too) torch runs on the decoding
+        thread count (``threads_for(n)``); the caller's setting is back when the call ends or is closed.
         """
+        threads = threads_context(self.threads_for(n) if n >= 1 else None)
+        with threads:  # once per call, not per step: a switch costs (threads_context); restored on close too
+            yield from self._stream(prompt, sampling, n=n, memory=memory, should_stop=should_stop)
+
+    def _stream(
+        self,
+        prompt: str | Sequence[int],
+        sampling: SamplingSource | Sequence[SamplingSource],
+        *,
+        n: int,
+        memory: str,
+        should_stop: Callable[[], bool] | None,
+    ) -> Iterator[TokenEvent]:
+        """``stream``'s work, run with the decoding thread count set."""
         if n < 1:
             raise SlmError(f"n must be at least 1, got {n}")
         if isinstance(sampling, Sequence):
@@ -185,9 +202,7 @@ class Generator:
             ids = [eot] if eot is not None else self.tokenizer.encode("\n")
         model = self._views[self.path_for(n)]
         decoder = Decoder(model, memory=self.tokenizer.encode(memory) if memory else (), n=n)
-        threads = threads_context(self.threads_for(n))
-        with threads:
-            logits = decoder.start_rows(ids)
+        logits = decoder.start_rows(ids)
         streams = [_Stream(i, self.tokenizer.stream_decoder(), torch.Generator(device="cpu")) for i in range(n)]
         base_seed: int | None = None
         while True:
@@ -214,8 +229,7 @@ class Generator:
                 if seed != st.seed:
                     st.seed = seed
                     st.generator.manual_seed(torch_seed(seed))
-            with threads:
-                chosen = self._choose_rows(logits, rows, samplings, decoder, streams)
+            chosen = self._choose_rows(logits, rows, samplings, decoder, streams)
             going: list[int] = []
             tokens: list[int] = []
             for i, (row, s, (token, prob, alternatives)) in enumerate(zip(rows, samplings, chosen)):
@@ -243,8 +257,7 @@ class Generator:
                 tokens.append(token)
             if not going:
                 return
-            with threads:
-                logits = decoder.step_rows(tokens, going)
+            logits = decoder.step_rows(tokens, going)
 
     def _choose_rows(
         self, logits: torch.Tensor, rows: list[int], samplings: list[Sampling], decoder: Decoder, streams: list[_Stream]

@@ -232,6 +232,7 @@ def _is_incomplete(data: bytes) -> bool:
 def test_decoding_uses_its_own_thread_count_and_gives_the_callers_back(
     tiny_model: GPT, byte_tokenizer: Tokenizer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Set once per call (a switch per step cost ~2x a token), and given back when the call ends or is closed."""
     seen: list[int] = []
     real_forward = tiny_model.forward
 
@@ -243,9 +244,16 @@ def test_decoding_uses_its_own_thread_count_and_gives_the_callers_back(
     saved = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        between = [torch.get_num_threads() for _ in Generator(tiny_model, byte_tokenizer, num_threads=1).stream("x", RANDOM)]
-        assert set(between) == {2}, "between tokens the caller's setting is back"
-        assert set(seen) == {1}
+        gen = Generator(tiny_model, byte_tokenizer, num_threads=1)
+        seen.clear()
+        between = [torch.get_num_threads() for _ in gen.stream("x", RANDOM)]
+        assert set(seen) == {1} and set(between) == {1}
+        assert torch.get_num_threads() == 2, "the caller's setting is back at the end"
+        events = gen.stream("x", RANDOM, n=2)
+        next(events)
+        assert torch.get_num_threads() == 1
+        events.close()  # a consumer that stops early
+        assert torch.get_num_threads() == 2, "and when the call is closed"
         seen.clear()
         list(Generator(tiny_model, byte_tokenizer, num_threads=None).stream("x", RANDOM))
         assert set(seen) == {2}, "None leaves torch's setting alone"
