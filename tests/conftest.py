@@ -1,5 +1,6 @@
 """Fixtures every test folder may use (engine, CLI, TUI, trainer).
 
+- ``_decoding_sees_one_core`` (autouse): the Generator's automatic thread count is 1 (see the fixture).
 - ``slmtui_home`` (autouse): ``SLMTUI_HOME`` points at a fresh tmp folder for every test, so no test
   reads or writes the real user data, config or cache folders.
 - ``byte_tokenizer``: a 257-token byte-level tokenizer (the 256 single bytes + ``<|endoftext|>``),
@@ -25,7 +26,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from slmtui.engine import paths
+from slmtui.engine import paths, threads
 from slmtui.engine.model import GPT, preset
 from slmtui.engine.modeldir import save_model_dir
 from slmtui.engine.tokenizer import ENDOFTEXT, GPT2_PATTERN, Tokenizer, TokenizerSpec
@@ -38,6 +39,14 @@ TINY_SEED = 1234
 BYTE_TOKENIZER_SPEC = TokenizerSpec(
     name="bytes-test", pattern=GPT2_PATTERN, special_tokens={ENDOFTEXT: 256}, n_vocab=257
 )
+
+
+@pytest.fixture(autouse=True)
+def _decoding_sees_one_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Generator's automatic thread count (engine.threads) sees one core, as torch here uses one: which
+    thread count a calibration on a busy machine picks must not decide the floats a test compares.
+    tests/engine/test_threads.py lifts this to test the choice itself."""
+    monkeypatch.setattr(threads, "usable_cores", lambda: 1)
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ They share one prefill (the KV cache is copied to N rows), then each draws from 
 from __future__ import annotations
 
 import secrets
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -22,17 +23,17 @@ from slmtui.engine.decoder import Decoder
 from slmtui.engine.decoding import EXACT, PathChoice, build_path, choose_path
 from slmtui.engine.errors import SlmError
 from slmtui.engine.model import GPT
-from slmtui.engine.sampling import Sampling, apply_repetition_penalty, draw, filter_candidates, top_candidates
+from slmtui.engine.sampling import Sampling, apply_repetition_penalty_rows, draw_rows, top_candidates
 from slmtui.engine.seeds import torch_seed
+from slmtui.engine.threads import AUTO, ThreadChoice, ThreadCount, choose_threads, threads_context
 from slmtui.engine.tokenizer import StreamDecoder, Tokenizer
 
 SamplingSource = Sampling | Callable[[], Sampling]
 
-# Batch-1 decoding of a small model is a chain of tiny ops and one memory-bound matrix-vector product
-# per layer: extra threads buy little, and on a busy machine (a training run beside the app) a thread
-# that has to wait for a core stalls every op. Measured on 2 cores with a trainer running, the seed
-# preset decoded ~10x faster on 1 thread than on 2 (tests/bench/bench_generate.py, --threads).
 DECODE_THREADS = 1
+"""The thread count decoding paths are calibrated on, and the one the automatic choice starts from: one
+stream of a small model on a busy machine decodes fastest on one thread (engine/threads.py has the figure);
+more are used only where a calibration measured them clearly faster."""
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,14 @@ class Generator:
         tokenizer: Tokenizer,
         *,
         n_alternatives: int = 5,
-        num_threads: int | None = DECODE_THREADS,
+        num_threads: ThreadCount = AUTO,
         path: str | None = None,
     ) -> None:
         """``path`` names a decoding path (slmtui.engine.decoding.CANDIDATES); None measures which is
         fastest here, at load for one stream and on first use for N; "exact" is the model as trained.
+        ``num_threads`` is the intra-op thread count while decoding: AUTO measures it per batch size on
+        the path chosen (engine.threads: 1 thread, then more while clearly faster), a number sets it,
+        None leaves torch's setting alone.
         """
         if tokenizer.n_vocab > model.config.vocab_size:
             raise SlmError(
@@ -99,31 +103,54 @@ class Generator:
         self.tokenizer = tokenizer
         self.n_alternatives = n_alternatives
         self.num_threads = num_threads
-        """Intra-op CPU threads while this generator works (None: leave torch's setting alone)."""
+        """Intra-op CPU threads while this generator works (AUTO: measured; None: torch's setting)."""
         self.path = path
         self.choices: dict[int, PathChoice] = {}
         """The calibrations behind the automatic choice, by batch size (empty when a path was named)."""
+        self.thread_choices: dict[int, ThreadChoice] = {}
+        """The calibrations behind the automatic thread count, by batch size (empty unless AUTO)."""
+        self._texts: dict[int, str] = {}
         self._views: dict[str, GPT] = {EXACT: self.model}
         if path is not None:
-            self._views[path] = build_path(self.model, path)
-        else:
-            self.path_for(1)
+            with threads_context(self._base_threads()):
+                self._views[path] = build_path(self.model, path)
+        self.path_for(1)  # one stream's path and thread count are measured at load
+        self.threads_for(1)
 
     def path_for(self, n: int) -> str:
         """The decoding path ``n`` streams run on (measured on first use when none was named)."""
         if self.path is not None:
             return self.path
-        if n not in self.choices:
-            with self._threads():
+        # Built and timed on the base thread count: beside a busy core, building the int8 view on 2 threads
+        # took 500-700 ms against ~100 on 1 (measured with the app's default of 2).
+        with threads_context(self._base_threads()):
+            if n not in self.choices:
                 self.choices[n] = choose_path(self.model, batch_size=n)
-        name = self.choices[n].name
-        if name not in self._views:
-            self._views[name] = build_path(self.model, name)
+            name = self.choices[n].name
+            if name not in self._views:
+                self._views[name] = build_path(self.model, name)
         return name
 
-    def _threads(self) -> _threads:
-        cpu = self.model.transformer.wte.weight.device.type == "cpu"
-        return _threads(self.num_threads if cpu else None)
+    def threads_for(self, n: int) -> int | None:
+        """The intra-op thread count ``n`` streams decode with (measured on first use under AUTO);
+        None: torch's own setting (asked for, or not on a CPU)."""
+        if self.model.transformer.wte.weight.device.type != "cpu":
+            return None
+        if self.num_threads != AUTO:
+            return self.num_threads  # type: ignore[return-value]
+        if n not in self.thread_choices:
+            name = self.path_for(n)
+            p = next(self.model.parameters())
+            key = (name, type(self.model).__qualname__, self.model.config, p.dtype)
+            with threads_context(DECODE_THREADS):  # what it does not time runs as the paths were timed
+                self.thread_choices[n] = choose_threads(self._views[name], batch_size=n, key=key)
+        return self.thread_choices[n].threads
+
+    def _base_threads(self) -> int | None:
+        """The thread count the decoding paths are timed on."""
+        if self.model.transformer.wte.weight.device.type != "cpu":
+            return None
+        return DECODE_THREADS if self.num_threads == AUTO else self.num_threads  # type: ignore[return-value]
 
     def stream(
         self,
@@ -145,7 +172,24 @@ class Generator:
         On an exact path (``exact``, ``fp32-t``) stream i is token for token what a run of its own with
         seed + i writes. On a rounding path a row can differ from its solo run in the last digits (int8
         quantises the activations of all rows of a step together), so the draws can too.
+
+        From the first token to the end of the call (between its tokens too) torch runs on the decoding
+        thread count (``threads_for(n)``); the caller's setting is back when the call ends or is closed.
         """
+        threads = threads_context(self.threads_for(n) if n >= 1 else None)
+        with threads:  # once per call, not per step: a switch costs (threads_context); restored on close too
+            yield from self._stream(prompt, sampling, n=n, memory=memory, should_stop=should_stop)
+
+    def _stream(
+        self,
+        prompt: str | Sequence[int],
+        sampling: SamplingSource | Sequence[SamplingSource],
+        *,
+        n: int,
+        memory: str,
+        should_stop: Callable[[], bool] | None,
+    ) -> Iterator[TokenEvent]:
+        """``stream``'s work, run with the decoding thread count set."""
         if n < 1:
             raise SlmError(f"n must be at least 1, got {n}")
         if isinstance(sampling, Sequence):
@@ -162,9 +206,7 @@ class Generator:
             ids = [eot] if eot is not None else self.tokenizer.encode("\n")
         model = self._views[self.path_for(n)]
         decoder = Decoder(model, memory=self.tokenizer.encode(memory) if memory else (), n=n)
-        threads = self._threads()
-        with threads:
-            logits = decoder.start_rows(ids)
+        logits = decoder.start_rows(ids)
         streams = [_Stream(i, self.tokenizer.stream_decoder(), torch.Generator(device="cpu")) for i in range(n)]
         base_seed: int | None = None
         while True:
@@ -191,8 +233,7 @@ class Generator:
                 if seed != st.seed:
                     st.seed = seed
                     st.generator.manual_seed(torch_seed(seed))
-            with threads:
-                chosen = self._choose_rows(logits, rows, samplings, decoder, streams)
+            chosen = self._choose_rows(logits, rows, samplings, decoder, streams)
             going: list[int] = []
             tokens: list[int] = []
             for i, (row, s, (token, prob, alternatives)) in enumerate(zip(rows, samplings, chosen)):
@@ -220,125 +261,89 @@ class Generator:
                 tokens.append(token)
             if not going:
                 return
-            with threads:
-                logits = decoder.step_rows(tokens, going)
+            logits = decoder.step_rows(tokens, going)
 
     def _choose_rows(
         self, logits: torch.Tensor, rows: list[int], samplings: list[Sampling], decoder: Decoder, streams: list[_Stream]
     ) -> list[tuple[int, float, tuple[Alternative, ...]]]:
         """The next token of each row in ``rows`` (indices into ``logits``), each from its own RNG.
 
-        One stream, or streams with different settings, go one by one through ``_choose``; streams that
-        share one Sampling (the usual case) are filtered together: the same arithmetic per row, done as
-        a handful of (rows, V) ops instead of a handful per row.
+        Streams that choose alike (the usual case: one Sampling for all; length, seed and stop strings
+        do not matter here) are chosen together; each other set of settings is a group of its own.
         """
-        ids = [decoder.rows[row] for row in rows]
-        if len(rows) == 1 or any(s is not samplings[0] for s in samplings):
-            return [
-                self._choose(logits[row], decoder.stories[r], s, streams[r].generator)
-                for row, r, s in zip(rows, ids, samplings)
-            ]
-        return self._choose_batch(
-            logits[rows] if len(rows) != logits.size(0) else logits,
-            [decoder.stories[r] for r in ids],
-            samplings[0],
-            [streams[r].generator for r in ids],
-        )
+        groups: dict[tuple[float, ...], list[int]] = {}
+        for i, s in enumerate(samplings):
+            groups.setdefault((s.temperature, s.top_k, s.top_p, s.min_p, s.repetition_penalty), []).append(i)
+        chosen: list[tuple[int, float, tuple[Alternative, ...]]] = [(0, 0.0, ())] * len(rows)
+        for members in groups.values():
+            s = samplings[members[0]]
+            picked = [rows[i] for i in members]
+            ids = [decoder.rows[row] for row in picked]
+            group_logits = logits if picked == list(range(logits.size(0))) else logits[picked]
+            for i, c in zip(members, self._choose(group_logits, [decoder.stories[r] for r in ids], s,
+                                                  [streams[r].generator for r in ids])):
+                chosen[i] = c
+        return chosen
 
     @torch.inference_mode()
-    def _choose_batch(
+    def _choose(
         self, logits: torch.Tensor, stories: list[list[int]], s: Sampling, generators: list[torch.Generator]
     ) -> list[tuple[int, float, tuple[Alternative, ...]]]:
-        """``_choose`` for several rows under one Sampling: elementwise the same numbers, row by row."""
+        """The next token of each row of ``logits`` (rows, V) under one Sampling, its probability, and the
+        alternatives at this step: row for row what the pre-batching generator computed for one stream.
+
+        Per step this is a handful of passes over the vocabulary (50k for GPT-2), whatever the number of
+        rows, so it avoids any it can: the top-k serves both sampling and the alternatives when no penalty
+        reorders it, and probabilities come from one logsumexp instead of a full softmax. What is left per
+        row is its draw from its own generator (sampling.draw_rows) and the Python objects of its event.
+        """
+        # Rows past the tokenizer's vocabulary (vocab_size may be padded) are never valid tokens.
         logits = logits.float().cpu()[:, : self.tokenizer.n_vocab]
         penalised = logits
         if s.repetition_penalty != 1.0:
-            # apply_repetition_penalty on every row at once: each row's seen tokens, offset into the
-            # flattened (rows * V) logits, penalised by the same formula (a (rows, V) where() is ~10x
-            # slower than on the few hundred seen entries).
-            block, vocab = self.model.config.block_size, logits.size(-1)
-            recent = torch.tensor([story[-block:] for story in stories], dtype=torch.long)  # lockstep: same length
-            seen = torch.unique(recent + vocab * torch.arange(len(stories)).unsqueeze(1))
-            scores = logits.reshape(-1)[seen]
-            p = s.repetition_penalty
-            penalised = logits.clone()
-            penalised.view(-1)[seen] = torch.where(scores > 0, scores / p, scores * p)
+            recent = _recent_tokens(stories, self.model.config.block_size)  # lockstep: same length
+            penalised = apply_repetition_penalty_rows(logits, recent, s.repetition_penalty)
         n_alt = min(self.n_alternatives, logits.size(-1))
         top: tuple[torch.Tensor, torch.Tensor] | None = None
         if s.temperature == 0.0:
             tokens = penalised.argmax(dim=-1).tolist()
         else:
             top = top_candidates(penalised, s)
-            tokens = [draw(*filter_candidates(top[0][i], top[1][i], s), g) for i, g in enumerate(generators)]
+            tokens = draw_rows(top[0], top[1], s, generators)
         if top is not None and penalised is logits and top[0].size(-1) >= n_alt:
             alt_logits, alt_ids = top[0][:, :n_alt], top[1][:, :n_alt]
         else:
             alt_logits, alt_ids = torch.topk(logits, n_alt)
-        lse = torch.logsumexp(logits, dim=-1)
+        lse = torch.logsumexp(logits, dim=-1, keepdim=True)
         index = torch.tensor(tokens, dtype=torch.long).unsqueeze(1)
-        probs = torch.exp(logits.gather(1, index).squeeze(1) - lse).tolist()
-        alt_probs = torch.exp(alt_logits - lse.unsqueeze(1)).tolist()
-        text = self.tokenizer.token_text
+        probs = torch.exp(logits.gather(1, index) - lse).squeeze(1).tolist()
+        alt_probs = torch.exp(alt_logits - lse).tolist()
+        text = self._token_text
         return [
-            (token, prob, tuple(Alternative(t, text(t), q) for t, q in zip(alt_row, alt_prob_row)))
+            (token, prob, tuple([Alternative(t, text(t), q) for t, q in zip(alt_row, alt_prob_row)]))
             for token, prob, alt_row, alt_prob_row in zip(tokens, probs, alt_ids.tolist(), alt_probs)
         ]
 
-    @torch.inference_mode()
-    def _choose(
-        self, logits: torch.Tensor, story: list[int], s: Sampling, generator: torch.Generator
-    ) -> tuple[int, float, tuple[Alternative, ...]]:
-        """The next token, its probability, and the alternatives at this step.
-
-        Per token this is a handful of passes over the vocabulary (50k for GPT-2), so it avoids
-        any it can: the top-k serves both sampling and the alternatives when no penalty reorders it,
-        and probabilities come from one logsumexp instead of a full softmax.
-        """
-        # Rows past the tokenizer's vocabulary (vocab_size may be padded) are never valid tokens.
-        logits = logits.float().cpu()[: self.tokenizer.n_vocab]
-        penalised = logits
-        if s.repetition_penalty != 1.0:
-            recent = torch.tensor(story[-self.model.config.block_size :], dtype=torch.long)
-            penalised = apply_repetition_penalty(logits, recent, s.repetition_penalty)
-        n_alt = min(self.n_alternatives, logits.numel())
-        top: tuple[torch.Tensor, torch.Tensor] | None = None
-        if s.temperature == 0.0:
-            token = int(torch.argmax(penalised))
-        else:
-            top = top_candidates(penalised, s)
-            token = draw(*filter_candidates(*top, s), generator)
-        if top is not None and penalised is logits and top[0].numel() >= n_alt:
-            alt_logits, alt_ids = top[0][:n_alt], top[1][:n_alt]  # the same ranking: no second pass
-        else:
-            alt_logits, alt_ids = torch.topk(logits, n_alt)
-        # Softmax at temperature 1, before any filtering: p_i = exp(l_i - logsumexp(l)).
-        lse = torch.logsumexp(logits, dim=-1)
-        prob = float(torch.exp(logits[token] - lse))
-        alternatives = tuple(
-            Alternative(t, self.tokenizer.token_text(t), p)
-            for t, p in zip(alt_ids.tolist(), torch.exp(alt_logits - lse).tolist())
-        )
-        return token, prob, alternatives
+    def _token_text(self, token_id: int) -> str:
+        """``Tokenizer.token_text``, remembered: the same few hundred tokens come back as alternatives."""
+        text = self._texts.get(token_id)
+        if text is None:
+            text = self._texts[token_id] = self.tokenizer.token_text(token_id)
+        return text
 
 
-class _threads:
-    """A reusable ``with``: run the block with n intra-op threads, then give the caller back its setting.
+def _recent_tokens(stories: list[list[int]], block_size: int) -> torch.Tensor:
+    """Each row's last ``block_size`` tokens as one (rows, T) tensor; the rows are the same length.
 
-    Entered around each step rather than once per stream: between tokens the caller's code runs as it chose.
+    Through an int64 array rather than ``torch.tensor`` of nested lists: ~15 us instead of ~50-100 us for
+    4 rows of 256 (measured), and it is built every step.
     """
-
-    def __init__(self, n: int | None) -> None:
-        self.n = n
-        self.saved = 0
-
-    def __enter__(self) -> None:
-        self.saved = torch.get_num_threads()
-        if self.n is not None and self.n != self.saved:
-            torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.n is not None and self.n != self.saved:
-            torch.set_num_threads(self.saved)
+    flat = array("q")
+    for story in stories:
+        flat.fromlist(story[-block_size:])
+    if not flat:
+        return torch.empty(len(stories), 0, dtype=torch.long)
+    return torch.frombuffer(flat, dtype=torch.long).view(len(stories), -1)
 
 
 def _constant(s: Sampling) -> Callable[[], Sampling]:

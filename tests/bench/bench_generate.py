@@ -19,14 +19,16 @@ times; the best run counts (the one least disturbed by whatever else the machine
 - transformers: ``GPT2LMHeadModel`` of the same sizes, ``.generate(do_sample=True, ...)`` with its own
   KV cache; only when ``transformers`` is importable (it is never a dependency of slmtui).
 
-All contenders run with the same intra-op thread count (--threads, default 1, the engine's own
-decoding default; the Generator is told to keep that setting rather than apply its own).
+In part 1 all contenders run with the same intra-op thread count (--threads, default 1, the engine's
+decoding default for one stream; the Generator is told to keep that setting rather than apply its own).
 
 Part 2, the bundled default model (8k BPE, context 256, 6 x 256): ``Generator.stream(..., n=N)`` for
 N = 1, 2, 4, 8 continuations of one prompt, the app's default sampling (top-k 40, top-p 0.95, repetition
-penalty 1.1), 120 new tokens each: aggregate tok/s (N x 120 / wall time) and ms per step (one token of
-every stream); beside it the old path at N = 1, in the same run. Then the time to the first token after a
-250-token prompt (prefill and one draw), and which decoding path was chosen, with the calibration's timings.
+penalty 1.1), 120 new tokens each, on the engine's automatic choice of decoding path *and* thread count
+per N (what the app gets; --threads does not apply): aggregate tok/s (N x 120 / wall time), ms per step
+(one token of every stream) and the ratio to N=1; beside it the old path at N = 1 on one thread (the engine
+before issue 12), in the same run. Then the time to the first token after a 250-token prompt (prefill and
+one draw), and which path and thread count were chosen for each N, with the calibrations' timings.
 
 Figures: tok/s = new tokens / wall time from the call to the last token (prefill included);
 ms/token = mean time per token after the first; first token = time to the first event.
@@ -207,6 +209,7 @@ def main() -> int:
                     help=f"torch.set_num_threads for every contender (default {DECODE_THREADS}, the engine's decoding default)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     args = ap.parse_args()
+    app_threads = torch.get_num_threads()  # torch's own default, what the app runs with
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
@@ -269,14 +272,18 @@ def main() -> int:
     print(f"seed preset path: {seed_gen.path_for(1)} ({seed_gen.choices[1].reason}; "
           f"Generator built in {seed_load_ms:.0f} ms with its calibration)")
 
-    # Part 2: the bundled default model, N streams.
+    # Part 2: the bundled default model, N streams, with torch's default setting around the Generator as in
+    # the app (the Generator sets its chosen count around each step and gives this one back between).
+    torch.set_num_threads(app_threads)
     default = load_model_dir(bundled_default(), device=device)
     start = time.perf_counter()
-    gen = Generator(default.model, default.tokenizer, num_threads=None)
+    gen = Generator(default.model, default.tokenizer)  # automatic path and threads, as the app's
     default_load_ms = 1000 * (time.perf_counter() - start)
+    start = time.perf_counter()
     for n in STREAMS:
-        gen.path_for(n)  # calibrate every N before timing anything
-    old = Generator(default.model, default.tokenizer, num_threads=None, path=OLD_PATH)
+        gen.threads_for(n)  # calibrate every N (path, then threads) before timing anything
+    calibrate_ms = 1000 * (time.perf_counter() - start)
+    old = Generator(default.model, default.tokenizer, num_threads=DECODE_THREADS, path=OLD_PATH)
     stream_runs: dict[int, list[Timing]] = {n: [] for n in STREAMS}
     old_runs: list[Timing] = []
     bench_streams(old, 1, 0)
@@ -298,19 +305,21 @@ def main() -> int:
     print()
     print(f"default model ({default.model.num_params() / 1e6:.1f}M params, {default.tokenizer.n_vocab} tokens, "
           f"context {default.model.config.block_size}): {NEW_TOKENS} new tokens per stream, default sampling, best of {args.repeat}")
-    print(f"{'':20}{'agg tok/s':>10}{'ms/step':>9}{'vs N=1':>8}{'CPU-time tok/s':>16}{'vs N=1':>8}{'path':>9}")
+    print(f"{'':20}{'agg tok/s':>10}{'ms/step':>9}{'vs N=1':>8}{'CPU-time tok/s':>16}{'vs N=1':>8}{'path':>9}{'threads':>9}")
     print(f"{'old path, N=1':20}{old_tok_s:10.1f}{1000 * min(t.total_s for t in old_runs) / NEW_TOKENS:9.2f}{'':>8}"
-          f"{old_cpu_tok_s:16.1f}{'':>8}{OLD_PATH:>9}")
+          f"{old_cpu_tok_s:16.1f}{'':>8}{OLD_PATH:>9}{DECODE_THREADS:>9}")
     for n in STREAMS:
         print(f"{f'N={n}':20}{tok_s[n]:10.1f}{step_ms[n]:9.2f}{tok_s[n] / tok_s[1]:7.2f}x"
-              f"{stream_cpu[n]:16.1f}{stream_cpu[n] / stream_cpu[1]:7.2f}x{gen.path_for(n):>9}")
+              f"{stream_cpu[n]:16.1f}{stream_cpu[n] / stream_cpu[1]:7.2f}x{gen.path_for(n):>9}{gen.threads_for(n):>9}")
     print(f"N=1 vs the old path: {tok_s[1] / old_tok_s:.2f}x (CPU time {stream_cpu[1] / old_cpu_tok_s:.2f}x); "
           f"N=4 vs N=1: {tok_s[4] / tok_s[1]:.2f}x aggregate (CPU time {stream_cpu[4] / stream_cpu[1]:.2f}x)")
     print(f"first token after a {len(prompt)}-token prompt: {1000 * min(first_runs):.1f} ms "
           f"(old path {1000 * min(first_old):.1f} ms)")
-    print(f"Generator built in {default_load_ms:.0f} ms (load-time calibration at N=1 included)")
+    print(f"Generator built in {default_load_ms:.0f} ms (load-time calibration at N=1 included); "
+          f"N=2, 4, 8 calibrated in {calibrate_ms:.0f} ms; load average {load_average()} at the end")
     for n in STREAMS:
         print(f"  N={n}: {gen.path_for(n)}: {gen.choices[n].reason}")
+        print(f"  {'':{len(str(n)) + 3}}{gen.threads_for(n)} thread(s): {threads_why(gen, n)}")
 
     if args.json:
         print(json.dumps({
@@ -338,14 +347,23 @@ def main() -> int:
                 "baseline": OLD_PATH,
                 "why": {str(n): gen.choices[n].reason for n in STREAMS},
             },
-            "calibration_ms": {"seed": round(seed_load_ms, 1), "default": round(default_load_ms, 1)},
+            "default_threads": {str(n): gen.threads_for(n) for n in STREAMS},
+            "default_threads_why": {str(n): threads_why(gen, n) for n in STREAMS},
+            "default_n4_vs_n1": round(tok_s[4] / tok_s[1], 3),
+            "calibration_ms": {"seed": round(seed_load_ms, 1), "default": round(default_load_ms, 1),
+                               "default_n2_n4_n8": round(calibrate_ms, 1)},
             "load_average": load_average(),
-            "threads": torch.get_num_threads(),
+            "threads": args.threads,
             "device": str(device),
             "torch": torch.__version__,
             "transformers": hf[1] if hf else None,
         }))
     return 0
+
+
+def threads_why(gen: Generator, n: int) -> str:
+    choice = gen.thread_choices.get(n)
+    return choice.reason if choice is not None else "not measured (a GPU, or a thread count was given)"
 
 
 def load_average() -> str:

@@ -232,6 +232,7 @@ def _is_incomplete(data: bytes) -> bool:
 def test_decoding_uses_its_own_thread_count_and_gives_the_callers_back(
     tiny_model: GPT, byte_tokenizer: Tokenizer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Set once per call (a switch per step cost ~2x a token), and given back when the call ends or is closed."""
     seen: list[int] = []
     real_forward = tiny_model.forward
 
@@ -243,9 +244,16 @@ def test_decoding_uses_its_own_thread_count_and_gives_the_callers_back(
     saved = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        between = [torch.get_num_threads() for _ in Generator(tiny_model, byte_tokenizer, num_threads=1).stream("x", RANDOM)]
-        assert set(between) == {2}, "between tokens the caller's setting is back"
-        assert set(seen) == {1}
+        gen = Generator(tiny_model, byte_tokenizer, num_threads=1)
+        seen.clear()
+        between = [torch.get_num_threads() for _ in gen.stream("x", RANDOM)]
+        assert set(seen) == {1} and set(between) == {1}
+        assert torch.get_num_threads() == 2, "the caller's setting is back at the end"
+        events = gen.stream("x", RANDOM, n=2)
+        next(events)
+        assert torch.get_num_threads() == 1
+        events.close()  # a consumer that stops early
+        assert torch.get_num_threads() == 2, "and when the call is closed"
         seen.clear()
         list(Generator(tiny_model, byte_tokenizer, num_threads=None).stream("x", RANDOM))
         assert set(seen) == {2}, "None leaves torch's setting alone"
@@ -327,6 +335,27 @@ def test_each_stream_has_its_own_length_and_stop_strings(tiny_model: GPT, byte_t
     assert [len(streams[i]) for i in (0, 1, 3)] == [10, 130, 70]
     text2 = "".join(e.text for e in streams[2])
     assert text2.endswith(stop) and text2.count(stop) == 1 and len(streams[2]) < 140
+
+
+def test_streams_with_different_settings_each_write_their_solo_text(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    """Streams that choose alike are drawn together and the others apart, in one step: every stream is
+    still its own solo run, token, probability and alternatives alike."""
+    gen = Generator(tiny_model, byte_tokenizer, path="exact")
+    settings = [
+        DEFAULTISH,
+        dataclasses.replace(DEFAULTISH, temperature=1.3, max_new_tokens=40),
+        dataclasses.replace(DEFAULTISH, top_k=5, min_p=0.1),
+        dataclasses.replace(DEFAULTISH, max_new_tokens=90),  # chooses like stream 0: drawn with it
+        dataclasses.replace(GREEDY, max_new_tokens=60),
+    ]
+    streams = by_stream(list(gen.stream("The wizard said", settings, n=5, memory="Oz.")))
+    for i, s in enumerate(settings):
+        alone = list(gen.stream("The wizard said", dataclasses.replace(s, seed=s.seed + i), memory="Oz."))
+        got = streams[i]
+        assert tokens(got) == tokens(alone), i
+        assert [e.prob for e in got] == pytest.approx([e.prob for e in alone], rel=1e-4)
+        assert [[a.token_id for a in e.alternatives] for e in got] == [[a.token_id for a in e.alternatives] for e in alone]
+        assert [[a.text for a in e.alternatives] for e in got] == [[a.text for a in e.alternatives] for e in alone]
 
 
 def test_a_sampling_change_reaches_every_stream_at_its_next_token(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slmtui.engine import Sampling, SlmError, filter_logits, sample_next
-from slmtui.engine.sampling import apply_repetition_penalty
+from slmtui.engine.sampling import apply_repetition_penalty, apply_repetition_penalty_rows, draw, draw_rows, filter_candidates, top_candidates
 
 OFF = Sampling(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, repetition_penalty=1.0)
 """Every filter off: the plain softmax."""
@@ -92,6 +92,18 @@ def test_repetition_penalty_divides_positive_and_multiplies_negative_logits() ->
     assert apply_repetition_penalty(logits, context, 0.5).tolist() == [4.0, -1.0, 1.0, -1.0]
     assert apply_repetition_penalty(logits, context, 1.0) is logits
     assert apply_repetition_penalty(logits, torch.tensor([], dtype=torch.long), 2.0) is logits
+
+
+@pytest.mark.parametrize("penalty", [1.3, 0.7])
+def test_repetition_penalty_on_rows_is_the_penalty_on_each_row(penalty: float) -> None:
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(3, 50, generator=g) * 3
+    context = torch.randint(0, 50, (3, 40), generator=g)  # repeats within rows, and rows that share tokens
+    got = apply_repetition_penalty_rows(logits, context, penalty)
+    for i in range(3):
+        assert torch.equal(got[i], apply_repetition_penalty(logits[i], context[i], penalty))
+    assert not torch.equal(got, logits), "the penalty changed nothing"
+    assert apply_repetition_penalty_rows(logits, context, 1.0) is logits
 
 
 def test_repetition_penalty_can_change_the_greedy_choice() -> None:
@@ -188,3 +200,79 @@ def test_fields_and_presets_come_from_sampling() -> None:
     for name, values in BUILTIN_PRESETS.items():
         assert set(values) == set(PRESET_FIELDS), name
         Sampling(**values)  # in range, or SlmError
+
+
+# --- draw_rows: many rows' draws at once, each the draw its row would make alone ----------------------
+
+
+def drawn_alone(values: torch.Tensor, ids: torch.Tensor, s: Sampling, seeds: list[int]) -> tuple[list[int], list]:
+    gens = [torch.Generator().manual_seed(seed) for seed in seeds]
+    tokens = [draw(*filter_candidates(values[i], ids[i], s), g) for i, g in enumerate(gens)]
+    return tokens, [g.get_state() for g in gens]
+
+
+def drawn_together(values: torch.Tensor, ids: torch.Tensor, s: Sampling, seeds: list[int]) -> tuple[list[int], list]:
+    gens = [torch.Generator().manual_seed(seed) for seed in seeds]
+    return draw_rows(values, ids, s, gens), [g.get_state() for g in gens]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.integers(1, 8),
+    vocab=st.integers(1, 400),
+    scale=st.floats(0.0, 20.0),
+    temperature=st.floats(0.05, 5.0),
+    top_k=st.integers(0, 80),
+    top_p=st.floats(1e-3, 1.0),
+    min_p=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**31),
+)
+def test_draw_rows_draws_what_each_row_draws_alone(
+    rows: int, vocab: int, scale: float, temperature: float, top_k: int, top_p: float, min_p: float, seed: int
+) -> None:
+    """The same tokens as filter_candidates + draw (torch.multinomial) row by row, and every generator
+    left in the same state, so the next draw of each stream is the same too."""
+    s = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
+    logits = torch.randn(rows, vocab, generator=torch.Generator().manual_seed(seed)) * scale
+    values, ids = top_candidates(logits, s)
+    seeds = [seed + i for i in range(rows)]
+    tokens, states = drawn_together(values, ids, s, seeds)
+    want_tokens, want_states = drawn_alone(values, ids, s, seeds)
+    assert tokens == want_tokens
+    assert all(torch.equal(a, b) for a, b in zip(states, want_states))
+
+
+def test_draw_rows_over_many_steps_of_one_generator_per_row() -> None:
+    s = Sampling()  # the app's defaults: top-k 40, top-p 0.95
+    gens_a = [torch.Generator().manual_seed(i) for i in range(4)]
+    gens_b = [torch.Generator().manual_seed(i) for i in range(4)]
+    g = torch.Generator().manual_seed(99)
+    for _ in range(300):
+        values, ids = top_candidates(torch.randn(4, 1000, generator=g) * 4, s)
+        assert draw_rows(values, ids, s, gens_a) == [
+            draw(*filter_candidates(values[i], ids[i], s), gen) for i, gen in enumerate(gens_b)
+        ]
+
+
+def test_draw_rows_keeps_a_set_that_is_not_a_prefix_as_filter_candidates_does() -> None:
+    """Unsorted candidates (which top_candidates never gives, and float ties in top-p's running sum might
+    mimic): min-p keeps the first and last, not the middle; the result is still the row-by-row draw."""
+    s = Sampling(temperature=1.0, top_k=0, top_p=1.0, min_p=0.5)
+    values = torch.tensor([[3.0, -5.0, 3.0], [1.0, 0.0, -1.0]])
+    ids = torch.tensor([[7, 8, 9], [1, 2, 3]])
+    for seed in range(40):
+        tokens, states = drawn_together(values, ids, s, [seed, seed + 1])
+        want_tokens, want_states = drawn_alone(values, ids, s, [seed, seed + 1])
+        assert tokens == want_tokens
+        assert all(torch.equal(a, b) for a, b in zip(states, want_states))
+    assert {drawn_together(values, ids, s, [seed, 0])[0][0] for seed in range(40)} == {7, 9}
+
+
+def test_draw_rows_refuses_nan_logits_as_multinomial_does() -> None:
+    s = Sampling(temperature=1.0, top_k=0, top_p=1.0)
+    values = torch.tensor([[float("nan"), 1.0], [2.0, 1.0]])
+    ids = torch.tensor([[0, 1], [0, 1]])
+    with pytest.raises(RuntimeError, match="probability tensor contains"):
+        draw(*filter_candidates(values[0], ids[0], s), torch.Generator())
+    with pytest.raises(RuntimeError, match="probability tensor contains"):
+        draw_rows(values, ids, s, [torch.Generator(), torch.Generator()])
