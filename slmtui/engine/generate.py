@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 from array import array
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -62,6 +62,9 @@ class TokenEvent:
     """The seed in force for this stream: replaying it alone with this seed reproduces the text."""
     stream: int = 0
     """Which of the continuations written at once this token belongs to (0 for the first or only one)."""
+    sampling: Sampling | None = field(default=None, compare=False, repr=False)
+    """The settings this token was drawn with (the panel may change them mid-stream; a child process reports
+    them with each token, so the writer knows which applied)."""
 
 
 @dataclass
@@ -251,6 +254,7 @@ class Generator:
                     window_tokens=decoder.story_tokens_in_window,
                     seed=st.seed,  # type: ignore[arg-type]
                     stream=r,
+                    sampling=s,
                 )
                 st.produced += 1
                 st.written += piece

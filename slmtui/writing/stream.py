@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from slmtui.engine.generate import Alternative, Generator, TokenEvent
+from slmtui.engine.generate import Alternative, TokenEvent
 from slmtui.engine.sampling import Sampling
 from slmtui.stories import pack_token, unpack_tokens
 
@@ -47,6 +47,13 @@ class TokenMark:
 def marks_from_store(packed: str) -> list[TokenMark]:
     """The token marks kept with a passage (``Passage.tokens``): token view on a passage of an earlier session."""
     return [TokenMark(s, e, t, p, tuple(Alternative(*a) for a in alts)) for s, e, t, p, alts in unpack_tokens(packed)]
+
+
+class Streamer(Protocol):
+    """What a job streams from: ``Generator``, or ``RemoteGenerator`` (the same, in a child process)."""
+
+    def stream(self, prompt: str | list[int], sampling: Callable[[], Sampling], *, n: int = 1, memory: str = "",
+               should_stop: Callable[[], bool] | None = None) -> Iterator[TokenEvent]: ...
 
 
 class TextSink(Protocol):
@@ -85,7 +92,8 @@ class StreamJob:
     produced_by: list[int] = field(default_factory=list)
     """Tokens made per stream."""
     samplings: list[Sampling] = field(default_factory=list)
-    """The sampling each produced token was drawn with, in order (tests read it; so could a status line)."""
+    """The sampling each produced token was drawn with, in order (tests read it; so could a status line): the
+    event's own when it carries one (a child process reads the panel's changes a few tokens late)."""
     stopped_at: int | None = None
     """``produced`` when the user asked to stop: at most one token per stream may follow it."""
     done: bool = False
@@ -124,7 +132,7 @@ class StreamJob:
 
     def run(
         self,
-        generator: Generator,
+        generator: Streamer,
         sink: TextSink,
         sampling: Callable[[], Sampling],
         should_stop: Callable[[], bool] | None = None,
@@ -165,7 +173,7 @@ class StreamJob:
                 mark = TokenMark(start, offsets[i], event.token_id, event.prob, event.alternatives)
                 with self._lock:
                     self._pending.append(StreamToken(i, event, mark))
-                    self.samplings.append(current[0])
+                    self.samplings.append(event.sampling if event.sampling is not None else current[0])
                     self.produced += 1
                     self.produced_by[i] += 1
                 texts, packed = unsaved.setdefault(i, ([], []))
