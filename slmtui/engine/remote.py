@@ -25,6 +25,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +45,31 @@ STOP_WAIT_S = 10.0
 """How long the parent waits for the child to confirm a stop before it ends the child (a new one starts next time)."""
 CLOSE_WAIT_S = 1.0
 """How long ``close`` waits for the child to exit on its own before it terminates it."""
+
+
+_TRACKER_LOCK = threading.Lock()
+
+
+def _ensure_tracker() -> None:
+    """Start multiprocessing's resource tracker (spawn needs it) with a usable stderr.
+
+    The tracker is handed ``sys.stderr.fileno()``; inside a Textual app stderr is captured and says -1, which
+    fails every spawn ("bad value(s) in fds_to_keep"). So while it starts, stderr is /dev/null.
+    """
+    from multiprocessing import resource_tracker
+
+    try:
+        usable = sys.stderr.fileno() >= 0
+    except Exception:  # no fileno at all: the tracker skips it
+        usable = True
+    if usable:
+        return
+    with _TRACKER_LOCK, open(os.devnull, "w") as devnull:
+        saved, sys.stderr = sys.stderr, devnull
+        try:
+            resource_tracker.ensure_running()
+        finally:
+            sys.stderr = saved
 
 
 def _one_line(e: BaseException) -> str:
@@ -93,8 +119,10 @@ class RemoteGenerator:
                 return
             self._reap()
             self.error = None
+            self.failed_to_start = False
             self._ready.clear()
             self._started.clear()
+            _ensure_tracker()
             ctx = multiprocessing.get_context("spawn")
             parent, child = ctx.Pipe()
             process = ctx.Process(
@@ -116,6 +144,7 @@ class RemoteGenerator:
             self._ready.set()
         else:
             self.error = message[1]
+            self.failed_to_start = True
             self._drop()
         self._started.set()
 
@@ -127,6 +156,17 @@ class RemoteGenerator:
     @property
     def starting(self) -> bool:
         return self._process is not None and not self._started.is_set()
+
+    @property
+    def restartable(self) -> bool:
+        """No child runs or starts, and one may: not closed, and the last one did not fail to start (a model
+        the child cannot load would fail again; one that died after it was ready is worth a fresh start)."""
+        process = self._process
+        idle = process is None or (self._started.is_set() and not process.is_alive())
+        return not self._closed and not self.failed_to_start and idle
+
+    failed_to_start: bool = False
+    """The last child could not load the model or build its generator (``error`` says why)."""
 
     @property
     def pid(self) -> int | None:

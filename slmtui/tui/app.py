@@ -9,6 +9,7 @@ Screens tell the app what to do with typed messages (slmtui/tui/messages.py), ne
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -66,9 +67,12 @@ class SlmApp(App[int]):
         engine: ActiveModel | None = None,
         store: StoryStore | None = None,
         settings: LoadResult | None = None,
+        engine_process: bool = True,
     ) -> None:
-        """``engine`` and ``store`` are for tests: a model and a database made there, used as they are."""
+        """``engine`` and ``store`` are for tests: a model and a database made there, used as they are.
+        ``engine_process``: decode in a child process once it has started (False: always in this one)."""
         super().__init__()
+        self.engine_process = engine_process
         self.loaded_settings = settings or load_settings()
         self.settings = self.loaded_settings.settings
         self._explicit_model = model
@@ -156,6 +160,8 @@ class SlmApp(App[int]):
     def on_unmount(self) -> None:
         if self.writing is not None:
             self.writing.shutdown()
+        if self._engine is not None:
+            self._engine.close()  # the decoding child exits with the app: no process left behind
         if self._store is not None and self._owns_store:
             self._store.close()
 
@@ -163,10 +169,12 @@ class SlmApp(App[int]):
 
     @work(thread=True, exclusive=True, group="model", exit_on_error=False)
     def load_model(self, name: str | None) -> None:
-        """Import torch, read the weights and build a Generator, off the UI thread."""
+        """Import torch, read the weights and build a Generator, off the UI thread; then start the same model
+        in a child process, in the background (generation moves there once it is ready: engine/remote.py)."""
         from slmtui.engine.device import pick_device
         from slmtui.engine.generate import Generator
         from slmtui.engine.modeldir import load_model_dir, resolve_model
+        from slmtui.engine.remote import RemoteGenerator
 
         try:
             path = resolve_model(name)
@@ -181,8 +189,12 @@ class SlmApp(App[int]):
                 return
             self.call_from_thread(self.notify, f"{e.message}; opening the bundled model", severity="warning")
         try:
-            loaded = load_model_dir(path, device=pick_device(self.device))
-            engine = ActiveModel(Generator(loaded.model, loaded.tokenizer), loaded.info.name)
+            device = pick_device(self.device)
+            loaded = load_model_dir(path, device=device)
+            remote = RemoteGenerator(path, device=str(device)) if self.engine_process else None
+            engine = ActiveModel(Generator(loaded.model, loaded.tokenizer), loaded.info.name, remote)
+            if remote is not None:
+                remote.start()  # returns at once; until the child is ready, the session writes in this process
         except SlmError as e:
             self.call_from_thread(self._model_failed, e.message)
             return
@@ -192,7 +204,9 @@ class SlmApp(App[int]):
         self.call_from_thread(self._model_loaded, engine)
 
     def _model_loaded(self, engine: ActiveModel) -> None:
-        self._engine = engine
+        old, self._engine = self._engine, engine
+        if old is not None and old is not engine:  # its child ends (after the stream in progress, if any)
+            threading.Thread(target=old.close, name="slmtui-close-model", daemon=True).start()
         if self._explicit_model is not None and self._explicit_model != self.settings.model:
             self.save(replace(self.settings, model=self._explicit_model))  # the last model used opens next time
         if self.writing is not None:

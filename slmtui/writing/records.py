@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from slmtui.engine.generate import Generator
+from slmtui.engine.remote import RemoteGenerator
 from slmtui.engine.tokenizer import Tokenizer
 from slmtui.writing.context import Window
-from slmtui.writing.stream import TokenMark
+from slmtui.writing.stream import Streamer, TokenMark
 
 
 @dataclass(frozen=True)
@@ -15,7 +16,34 @@ class ActiveModel:
     """The loaded model the session writes with."""
 
     generator: Generator
+    """The model in this process: its tokenizer and context size serve the session; it writes while no child
+    process can (``streamer``)."""
     name: str
+    remote: RemoteGenerator | None = None
+    """The same model in a child process, started in the background (the app's): generation runs there once it
+    is ready, so decoding and drawing no longer share one GIL (engine/remote.py)."""
+
+    def streamer(self) -> Streamer:
+        """What the next generation streams from: the child when it is ready; this process while the child
+        starts or when it cannot. A child that stopped after it was ready gets a fresh one for next time."""
+        remote = self.remote
+        if remote is None:
+            return self.generator
+        if remote.ready:
+            return remote
+        if remote.restartable:
+            remote.start()
+        return self.generator
+
+    @property
+    def mode(self) -> str:
+        """Where the next generation runs: "process" (the child) or "in-process"."""
+        return "process" if self.remote is not None and self.remote.ready else "in-process"
+
+    def close(self) -> None:
+        """End the child process, if any (the app closes, or another model replaces this one)."""
+        if self.remote is not None:
+            self.remote.close()
 
     @property
     def tokenizer(self) -> Tokenizer:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from slmtui.engine.errors import SlmError
-from slmtui.engine.generate import Alternative, Generator
+from slmtui.engine.generate import Alternative
 from slmtui.engine.sampling import Sampling
 from slmtui.stories import Bookmark, Passage, Story, StoryStore
 from slmtui.writing import MAX_CHOICES
@@ -37,7 +37,7 @@ from slmtui.writing.context import (StreamWindow, Window, idle_window, memory_to
 from slmtui.writing.moves import SessionMoves
 from slmtui.writing.polling import SessionPolling
 from slmtui.writing.records import ActiveModel, Progress, Streamed  # noqa: F401 (Progress, Streamed: re-exported)
-from slmtui.writing.stream import SAVE_EVERY_S, StreamJob, TokenMark, marks_from_store
+from slmtui.writing.stream import SAVE_EVERY_S, StreamJob, Streamer, TokenMark, marks_from_store
 
 Change = Literal["model", "story", "memory", "state"]
 """What a listener is told changed: the model, the story shown (text, path, tree or candidates), its memory or
@@ -285,11 +285,11 @@ class WritingSession(SessionMoves, SessionPolling):
                                     first_mark=len(self.tokens[ids[0]]), note=self._note_tokens)
         self.job = job
         self._set_state("writing…", "busy")
-        generator = self.model.generator
+        generator = self.model.streamer()
         self.runner(lambda: self._work(job, generator))
         return job
 
-    def _work(self, job: StreamJob, generator: Generator) -> None:
+    def _work(self, job: StreamJob, generator: Streamer) -> None:
         """The worker thread's body."""
         try:
             job.run(generator, self.store, lambda: self.sampling, save_every=self.save_every)
