@@ -15,7 +15,8 @@ terminal) on a story it starts itself; the model writes without end, unpaced. Wh
 - pace: the tokens the app's worker made a second (all candidates together with choices N > 1), over
   ``--engine-seconds`` of streaming alone (the user reading) and over the key-latency stretch (a key every
   20 ms, far faster than anyone types), beside the engine's own ``Generator.stream`` on the same model,
-  prompt, sampling and threads, in the same process just before;
+  prompt, sampling, decoding path and threads, in the bench's process just after (the app decodes in a child
+  process once it has started: the bench waits for it, and says which the app used);
 - a 300-passage story: opening it (the session reads it, the tree and the story are drawn) and one step up
   the tree (alt+up), in ms.
 
@@ -153,6 +154,12 @@ async def measure(model: str, device: str, samples: int, warmup: float, choices:
             if writer.session.state.startswith(("error", "no model")):
                 raise SystemExit(f"cannot load the model: {writer.session.state}")
             await asyncio.sleep(0.05)
+        remote = writer.session.model.remote
+        while remote is not None and remote.starting:  # time the app as it runs once its decoding child is up
+            await asyncio.sleep(0.05)
+        if remote is not None and not remote.ready:
+            print(f"the decoding process did not start ({remote.error}): the app writes in-process")
+        mode = writer.session.model.mode
         writer.set_sampling(SAMPLING)
         writer.set_choices(choices)
         prompt = writer.query_one(PromptBox)
@@ -214,7 +221,8 @@ async def measure(model: str, device: str, samples: int, warmup: float, choices:
             "stop": stop,
             "tok_s": tokens / elapsed,
             "reading_tok_s": reading,
-            "path": writer.session.model.generator.path_for(choices) if writer.session.model else None,
+            "path": writer.session.model.streamer().path_for(choices) if writer.session.model else None,
+            "mode": mode,
             "choices": choices,
             "chars": chars,
             "model": writer.session.model.name if writer.session.model else model,
@@ -279,7 +287,8 @@ def main() -> None:
             got = asyncio.run(measure(args.model, args.device, args.samples, args.warmup, n, args.engine_seconds))
             engine = engine_pace(args.model, args.device, n, args.engine_seconds, got["path"])  # type: ignore[arg-type]
             reading, typing = got["reading_tok_s"], got["tok_s"]  # type: ignore[assignment]
-            print(f"\nchoices N={n}, model {got['model']} on {args.device}, path {got['path']}: engine alone "
+            print(f"\nchoices N={n}, model {got['model']} on {args.device}, path {got['path']}, the app decoding "
+                  f"{got['mode']}: engine alone "
                   f"{engine:.1f} tok/s; in the "
                   f"app {reading:.1f} tok/s while the user reads ({100 * reading / engine:.0f}% of the engine's pace), "
                   f"{typing:.1f} tok/s while a key arrives every 20 ms ({100 * typing / engine:.0f}%); the story grew "
