@@ -259,9 +259,8 @@ class StoryView(ScrollView, can_focus=True):
         scroll_x, scroll_y = self.scroll_offset
         index = scroll_y + y
         width = self.scrollable_content_region.width
-        rich_style = self.rich_style
         if index >= len(self._lines):
-            return Strip.blank(width, rich_style)
+            return Strip.blank(width, self.rich_style)
         a, b = self._lines[index]
         selection = self.text_selection
         span = selection.get_span(index) if selection is not None else None
@@ -269,6 +268,14 @@ class StoryView(ScrollView, can_focus=True):
         # follows its end scrolls every frame) repaints old lines from the cache (as Textual's Log does).
         key = (a, b, bool(self._text), self.window_start if self.window_start > a else -1, self.token_view,
                self.cursor if self.token_view else None)
+        # The strip as the compositor gets it (cropped to the view, offsets for the mouse) depends only on that
+        # and on the line's place and the view's width: cached too, as each Strip costs ~7 small caches to make,
+        # and a stream that follows its end repaints every line of its view each frame (four views with N=4).
+        placed = (key, scroll_x, width, index)  # the view's own style: notify_style_update empties the cache
+        if span is None:
+            done = self._line_cache.get(placed)
+            if done is not None:
+                return done
         strip = self._line_cache.get(key) if span is None else None
         if strip is None:
             if self._text:
@@ -284,7 +291,12 @@ class StoryView(ScrollView, can_focus=True):
                 if len(self._line_cache) >= LINE_CACHE:
                     self._line_cache.pop(next(iter(self._line_cache)))
                 self._line_cache[key] = strip
-        return strip.crop_extend(scroll_x, scroll_x + width, rich_style).apply_offsets(scroll_x, index)
+        strip = strip.crop_extend(scroll_x, scroll_x + width, self.rich_style).apply_offsets(scroll_x, index)
+        if span is None:
+            if len(self._line_cache) >= LINE_CACHE:
+                self._line_cache.pop(next(iter(self._line_cache)))
+            self._line_cache[placed] = strip
+        return strip
 
     # --- selection ---------------------------------------------------------------------------------------------
 
