@@ -42,6 +42,12 @@ from slmtui.writing.session import Change, WritingSession
 
 FRAME_S = 1 / 30
 """How often streamed tokens are drawn: once a frame, however fast the engine runs."""
+CANDIDATES_FRAME_S = 0.1
+"""How often N > 1 candidates are drawn while they stream. Each pane that follows its stream repaints every line
+it shows on each draw, and Textual's cost per line (~0.3 ms here) times four panes made a draw ~40-60 ms of the
+UI thread: at 30 a second, more than a core, taken from the decoding process on a two-core machine
+(bench_ui_latency --choices 4: the app at 44-47% of the engine's pace, the event loop 250 ms late at p95).
+Ten draws a second still show each candidate growing a few words at a time."""
 GAUGES_S = 0.25
 """How often the tok/s and the context meter follow a stream. Not every frame: a frame that changes only the
 story's last line repaints a few lines, but one that also changes the status line at the bottom repaints the
@@ -78,6 +84,7 @@ class WriterScreen(TreeActions, StoryCommands, Screen[None]):
     def __init__(self, session: WritingSession, *, presets: dict[str, dict[str, Any]] | None = None) -> None:
         super().__init__()
         self._gauges_at = 0.0
+        self._drawn_at = 0.0
         self.session = session
         self.presets = presets or {}
 
@@ -199,11 +206,14 @@ class WriterScreen(TreeActions, StoryCommands, Screen[None]):
         self.story_view.window_start = window.start
 
     def _frame(self) -> None:
-        """Draw what the stream wrote since the last frame (UI thread, 30 times a second)."""
+        """Draw what the stream wrote since the last frame (UI thread, 30 times a second; candidates 10)."""
+        now = time.monotonic()
+        if self.session.candidates and self.session.generating and now - self._drawn_at < CANDIDATES_FRAME_S:
+            return  # the tokens wait in the job's buffer for the next draw
         progress = self.session.poll()
         if progress is None:
             return
-        now = time.monotonic()
+        self._drawn_at = now
         gauges = progress.finished or now - self._gauges_at >= GAUGES_S
         if gauges:
             self._gauges_at = now
