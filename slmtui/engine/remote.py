@@ -7,12 +7,12 @@ app's worker thread only waits on a pipe and unpacks a batch of events every few
 
 The child (``_child_main``, started with the ``spawn`` context: never a fork of a process holding threads and
 torch state) loads the same model folder on the same device and builds its own ``Generator`` (its own path
-calibration, ``DECODE_THREADS``). The protocol, one pickled tuple a message over a ``multiprocessing`` Pipe:
+calibrations of path and thread count). The protocol, one pickled tuple a message over a ``multiprocessing`` Pipe:
 
     parent -> child   ("stream", prompt, sampling, n, memory)   ("sampling", s)   ("stop",)
-                      ("path_for", n)                            ("close",)
+                      ("path_for", n)   ("threads_for", n)       ("close",)
     child -> parent   ("ready", path)   ("tokens", [TokenEvent, ...])   ("done", after_stop)
-                      ("path", name)    ("error", message)
+                      ("answer", value)                              ("error", message)
 
 The parent reads its ``sampling`` callable and ``should_stop`` as events arrive (and every ``POLL_S`` while
 none do) and sends a change at once; the child reads its pipe, without blocking, before every token it draws,
@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from slmtui.engine.errors import SlmError
-from slmtui.engine.generate import DECODE_THREADS, SamplingSource, TokenEvent
+from slmtui.engine.generate import SamplingSource, TokenEvent
 from slmtui.engine.sampling import Sampling
+from slmtui.engine.threads import AUTO, ThreadCount
 
 FLUSH_S = 0.004
 """The child sends its events at most this often (and at the end): one pipe message per few ms, not per token."""
@@ -91,7 +92,7 @@ class RemoteGenerator:
 
     def __init__(
         self, model_dir: str | os.PathLike[str], *, device: str = "cpu", path: str | None = None,
-        num_threads: int | None = DECODE_THREADS,
+        num_threads: ThreadCount = AUTO,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.device = device
@@ -240,15 +241,23 @@ class RemoteGenerator:
 
     def path_for(self, n: int) -> str:
         """The decoding path the child's generator runs ``n`` streams on (not while a stream is in progress)."""
+        return str(self._ask("path_for", n))
+
+    def threads_for(self, n: int) -> int | None:
+        """The intra-op thread count the child's generator decodes ``n`` streams with (as ``path_for``)."""
+        answer = self._ask("threads_for", n)
+        return None if answer is None else int(answer)
+
+    def _ask(self, question: str, n: int) -> object:
         conn = self._ensure()
         try:
-            conn.send(("path_for", n))
+            conn.send((question, n))
             message = conn.recv()
         except (EOFError, OSError) as e:
-            raise self._died("while choosing a path") from e
+            raise self._died(f"while answering {question}") from e
         if message[0] == "error":
             raise SlmError(message[1])
-        return str(message[1])
+        return message[1]
 
     def stream(
         self,
@@ -361,7 +370,7 @@ class RemoteGenerator:
 # --- the child --------------------------------------------------------------------------------------------------
 
 
-def _child_main(conn: Connection, model_dir: str, device: str, path: str | None, num_threads: int | None) -> None:
+def _child_main(conn: Connection, model_dir: str, device: str, path: str | None, num_threads: ThreadCount) -> None:
     """The child's body: load the model, say ready, then serve requests until close or EOF."""
     # The app owns the terminal: the child writes nothing to it (errors go back over the pipe), and Ctrl+C in
     # the terminal is the app's to handle; the child ends when the app closes the pipe or exits.
@@ -379,13 +388,9 @@ def _child_main(conn: Connection, model_dir: str, device: str, path: str | None,
         except OSError:
             pass
     try:
-        import torch
-
         from slmtui.engine.generate import Generator
         from slmtui.engine.modeldir import load_model_dir
 
-        if num_threads is not None and device == "cpu":
-            torch.set_num_threads(num_threads)  # once, so the generator's per-step setting is a no-op here
         loaded = load_model_dir(Path(model_dir), device=device)
         generator = Generator(loaded.model, loaded.tokenizer, num_threads=num_threads, path=path)
         conn.send(("ready", generator.path_for(1)))
@@ -416,9 +421,9 @@ def _serve(conn: Connection, generator: Any) -> None:
         kind = message[0]
         if kind == "close":
             return
-        if kind == "path_for":
+        if kind in ("path_for", "threads_for"):
             try:
-                conn.send(("path", generator.path_for(message[1])))
+                conn.send(("answer", getattr(generator, kind)(message[1])))
             except SlmError as e:
                 conn.send(("error", e.message))
             except Exception as e:

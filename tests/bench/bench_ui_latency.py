@@ -88,15 +88,17 @@ PROMPT = "Once upon a time"
 SAMPLING = Sampling(max_new_tokens=100_000, seed=1)
 
 
-def engine_pace(model: str, device: str, n: int, seconds: float, path: str | None = None) -> float:
+def engine_pace(model: str, device: str, n: int, seconds: float, path: str | None = None,
+                threads: int | None | str = "auto") -> float:
     """tok/s of the engine alone (all N streams together): Generator.stream as the app's worker calls it, on
-    the decoding path the app's generator chose (calibration on a busy machine can choose differently)."""
+    the decoding path and thread count the app's generator chose (calibration on a busy machine can choose
+    differently)."""
     from slmtui.engine.device import pick_device
     from slmtui.engine.generate import Generator
     from slmtui.engine.modeldir import load_model_dir, resolve_model
 
     loaded = load_model_dir(resolve_model(model), device=pick_device(device))
-    generator = Generator(loaded.model, loaded.tokenizer, path=path)
+    generator = Generator(loaded.model, loaded.tokenizer, path=path, num_threads=threads)
     stream = generator.stream(PROMPT, lambda: SAMPLING, n=n)
     for _ in range(3 * n):  # warm up (and let the engine pick its path for N)
         next(stream)
@@ -222,6 +224,7 @@ async def measure(model: str, device: str, samples: int, warmup: float, choices:
             "tok_s": tokens / elapsed,
             "reading_tok_s": reading,
             "path": writer.session.model.streamer().path_for(choices) if writer.session.model else None,
+            "threads": writer.session.model.streamer().threads_for(choices) if writer.session.model else "auto",
             "mode": mode,
             "choices": choices,
             "chars": chars,
@@ -285,9 +288,10 @@ def main() -> None:
               f"(1, 5, 15 min)")
         for n in [int(x) for x in args.choices.split(",")]:
             got = asyncio.run(measure(args.model, args.device, args.samples, args.warmup, n, args.engine_seconds))
-            engine = engine_pace(args.model, args.device, n, args.engine_seconds, got["path"])  # type: ignore[arg-type]
+            engine = engine_pace(args.model, args.device, n, args.engine_seconds, got["path"],  # type: ignore[arg-type]
+                                 got["threads"])  # type: ignore[arg-type]
             reading, typing = got["reading_tok_s"], got["tok_s"]  # type: ignore[assignment]
-            print(f"\nchoices N={n}, model {got['model']} on {args.device}, path {got['path']}, the app decoding "
+            print(f"\nchoices N={n}, model {got['model']} on {args.device}, path {got['path']} on {got['threads']} thread(s), the app decoding "
                   f"{got['mode']}: engine alone "
                   f"{engine:.1f} tok/s; in the "
                   f"app {reading:.1f} tok/s while the user reads ({100 * reading / engine:.0f}% of the engine's pace), "

@@ -54,7 +54,7 @@ async def test_the_writer_streams_from_the_child_one_or_three_at_once(
         pid = remote.pid
         assert pid is not None and pid != os.getpid()
         loaded = load_model_dir(tiny_model_dir)
-        engine = Generator(loaded.model, loaded.tokenizer, path=remote.path_for(1))
+        engine = Generator(loaded.model, loaded.tokenizer, path=remote.path_for(1), num_threads=remote.threads_for(1))
 
         writer.set_sampling(SAMPLING)
         await pilot.press(*"Once")
@@ -66,7 +66,7 @@ async def test_the_writer_streams_from_the_child_one_or_three_at_once(
         assert passage.text == "".join(e.text for e in engine.stream("Once", SAMPLING))
 
         writer.set_choices(3)
-        engine = Generator(loaded.model, loaded.tokenizer, path=remote.path_for(3))
+        engine = Generator(loaded.model, loaded.tokenizer, path=remote.path_for(3), num_threads=remote.threads_for(3))
         await press_now(pilot, "ctrl+r")  # retry: three candidates of the same point, streamed at once
         await wait_for(pilot, lambda: len(writer.session.candidates) == 3)
         await wait_idle(pilot, writer)
