@@ -204,6 +204,10 @@ class SlmApp(App[int]):
         self.call_from_thread(self._model_loaded, engine)
 
     def _model_loaded(self, engine: ActiveModel) -> None:
+        # The model and torch's modules were made after start-up's freeze (the load runs in a worker): exempt
+        # them too. Unfrozen, each full collection walked them all on the UI thread: 220-270 ms stalls, several
+        # every 5 s while four candidates streamed (gc.callbacks during bench_ui_latency --choices 4).
+        gc.freeze()
         old, self._engine = self._engine, engine
         if old is not None and old is not engine:  # its child ends (after the stream in progress, if any)
             threading.Thread(target=old.close, name="slmtui-close-model", daemon=True).start()
