@@ -306,3 +306,28 @@ async def test_every_binding_is_a_palette_command(make_app: Callable[..., SlmApp
         for binding in WriterScreen.BINDINGS:
             assert (binding.tooltip or binding.description) in titles  # type: ignore[union-attr]
         assert {"Export story as Markdown", "Export story as text", "New story", "Save sampling as preset"} <= titles
+
+
+@pytest.mark.parametrize("keys", [{}, {"send": "ctrl+enter", "newline": "enter"}], ids=["default", "rebound"])
+async def test_a_burst_of_keys_is_sent_whole_in_the_order_typed(make_app: Callable[..., SlmApp], engine: ActiveModel,
+                                                               keys: dict[str, str]) -> None:
+    """Keys posted all at once, as a terminal delivers a fast typist's or a paste's: the send key comes after the
+    text, so the whole text is sent (a priority binding used to run it before the characters had reached the
+    box). Rebound in config.toml, the send and new-line keys swap and still keep their turn."""
+    from textual import events
+
+    from slmtui.settings import LoadResult, Settings
+
+    settings = LoadResult(Settings(keys=keys), [], paths.config_file(), writable=False) if keys else None
+    app = make_app(settings=settings) if settings else make_app()
+    send = keys.get("send", "enter")
+    async with app.run_test() as pilot:
+        writer = writer_of(app)
+        writer.set_sampling(FAST)
+        burst = [*"Once upon", *(["enter"] if keys else []), *" a time"]
+        for key in [*burst, send]:
+            app.post_message(events.Key(key, key if len(key) == 1 else None))
+        await wait_for(pilot, lambda: len(writer.session.path) >= 2 and writer.session.job is None)
+        first = writer.session.path[0]
+        assert first.author == "user"
+        assert first.text == ("Once upon\n a time" if keys else "Once upon a time")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual import events
+from textual.binding import Binding, BindingsMap
 from textual.message import Message
 from textual.widgets import TextArea
 
@@ -20,10 +21,14 @@ class PromptBox(TextArea):
     """A few lines of TextArea; posts ``PromptBox.Submitted`` with the text (empty: continue the story)."""
 
     BINDINGS = [
-        # priority: checked before TextArea's own Enter, which would insert a newline.
-        Binding("enter", "send", "Send", id="send", priority=True),
+        # Not priority bindings: the app runs those as a key arrives, while the characters typed just before it
+        # still wait in this widget's queue, so a fast typist's (or a paste's) Enter sent the box half-filled.
+        # ``_on_key`` runs them in turn instead, before TextArea's own Enter (a newline) can.
+        Binding("enter", "send", "Send", id="send"),
         Binding("ctrl+j,shift+enter", "newline", "New line", id="newline", key_display="ctrl+j"),
     ]
+    OWN_KEYS = frozenset({"send", "newline"})
+    """Binding ids whose keys this box handles itself, in the order the keys came (whatever keys config.toml gives)."""
 
     @dataclass
     class Submitted(Message):
@@ -47,6 +52,7 @@ class PromptBox(TextArea):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, soft_wrap=True, show_line_numbers=False, compact=True, placeholder=PLACEHOLDER,
                          tab_behavior="focus")
+        self._keyed: tuple[object, BindingsMap] | None = None
 
     @property
     def value(self) -> str:
@@ -56,6 +62,25 @@ class PromptBox(TextArea):
     def value(self, text: str) -> None:
         self.load_text(text)
         self.move_cursor(self.document.end)
+
+    def _own_bindings(self) -> BindingsMap:
+        """This box's bindings with the user's keymap (config.toml's [keys]) applied, as the screen applies it."""
+        keymap = self.app._keymap  # Textual keeps the keymap there and applies it to copies when keys arrive
+        if self._keyed is None or self._keyed[0] is not keymap:
+            bindings = self._bindings.copy()
+            if keymap:
+                bindings.apply_keymap(keymap)
+            self._keyed = (keymap, bindings)
+        return self._keyed[1]
+
+    async def _on_key(self, event: events.Key) -> None:
+        for binding in self._own_bindings().key_to_bindings.get(event.key, ()):
+            if binding.id in self.OWN_KEYS:
+                event.stop()
+                event.prevent_default()
+                await self.run_action(binding.action)
+                return
+        await super()._on_key(event)
 
     def action_send(self) -> None:
         text = self.text
