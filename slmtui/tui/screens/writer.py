@@ -15,6 +15,7 @@ palette).
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import Any
 
@@ -53,6 +54,11 @@ GAUGES_S = 0.25
 story's last line repaints a few lines, but one that also changes the status line at the bottom repaints the
 whole column between them (Textual crops an update to the box around all changes), and every millisecond the
 UI thread draws is one the engine's worker waits for the GIL (bench_ui_latency: the app's pace)."""
+FREEZE_S = 1.0
+"""How often, while a stream runs, the objects it has made so far (token marks, their alternatives) are moved out of
+the garbage collector's sight (``gc.freeze``: O(1); they are freed as usual when their last reference goes). Left
+in sight, each full collection walks them all on the UI thread: 110-150 ms stalls with four candidates streaming,
+during which the worker cannot take the GIL to read the decoding child's pipe (bench_ui_latency)."""
 
 EMPTY_STORY = "An empty page. Write the opening lines below and press Enter, or press Enter on an empty line to let the model begin."
 NO_MODEL = "No model yet: train one with slm-train or from the Training screen. Your stories are kept meanwhile."
@@ -84,6 +90,7 @@ class WriterScreen(TreeActions, StoryCommands, Screen[None]):
     def __init__(self, session: WritingSession, *, presets: dict[str, dict[str, Any]] | None = None) -> None:
         super().__init__()
         self._gauges_at = 0.0
+        self._frozen_at = 0.0
         self._drawn_at = 0.0
         self.session = session
         self.presets = presets or {}
@@ -214,6 +221,9 @@ class WriterScreen(TreeActions, StoryCommands, Screen[None]):
         if progress is None:
             return
         self._drawn_at = now
+        if now - self._frozen_at >= FREEZE_S:
+            self._frozen_at = now
+            gc.freeze()
         gauges = progress.finished or now - self._gauges_at >= GAUGES_S
         if gauges:
             self._gauges_at = now
