@@ -12,6 +12,7 @@ from slmtui.stories import StoryStore
 from slmtui.tui.app import SlmApp
 from slmtui.tui.modals import AlternativesScreen
 from slmtui.tui.screens.writer import WriterScreen
+from slmtui.tui.widgets.sampling_panel import SamplingPanel
 from slmtui.writing.session import ActiveModel
 
 from tui_helpers import default_settings, passage_rows, press_now, start_writing, wait_for, wait_idle
@@ -306,6 +307,17 @@ async def test_every_binding_is_a_palette_command(make_app: Callable[..., SlmApp
         for binding in WriterScreen.BINDINGS:
             assert (binding.tooltip or binding.description) in titles  # type: ignore[union-attr]
         assert {"Export story as Markdown", "Export story as text", "New story", "Save sampling as preset"} <= titles
+
+
+async def test_the_palette_sets_how_many_candidates_and_keeps_it(make_app: Callable[..., SlmApp]) -> None:
+    app = make_app()
+    async with app.run_test() as pilot:
+        writer = writer_of(app)
+        command = next(c for c in app.get_system_commands(writer) if c.title == "Choices: 3")
+        command.callback()
+        await pilot.pause()
+        assert writer.session.choices == 3 and writer.query_one(SamplingPanel).choices == 3
+        assert app.settings.choices == 3, "kept for the next start, as a change in the panel is"
 
 
 @pytest.mark.parametrize("keys", [{}, {"send": "ctrl+enter", "newline": "enter"}], ids=["default", "rebound"])

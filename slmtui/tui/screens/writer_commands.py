@@ -13,6 +13,7 @@ from slmtui.engine.errors import SlmError
 from slmtui.stories import EXPORT_FORMATS, export_story
 from slmtui.story_json import export_tree_file
 from slmtui.tui.commands import Command, binding_commands
+from slmtui.tui.messages import ChoicesChosen
 from slmtui.tui.screens.stories import StoriesScreen
 from slmtui.tui.widgets.prompt_box import PromptBox
 from slmtui.tui.widgets.sampling_panel import SamplingPanel
@@ -40,6 +41,8 @@ class StoryCommands(_Base):
         def jump(self, name: str) -> None: ...
 
         def action_pick(self, index: int) -> None: ...
+
+        def set_choices(self, n: int) -> None: ...
 
     def action_toggle_panels(self) -> None:
         if self.has_class("-wide"):
@@ -102,6 +105,10 @@ class StoryCommands(_Base):
         self.remove_class("-hide-panels")
         self.query_one("#note-text").focus()
 
+    def _choose_choices(self, n: int) -> None:
+        self.set_choices(n)
+        self.post_message(ChoicesChosen(n))  # kept in config.toml, as a change in the panel is
+
     def commands(self) -> Iterator[Command]:
         """Every binding of this screen, and the actions that have no key, for the command palette."""
         yield from binding_commands(self)
@@ -117,6 +124,9 @@ class StoryCommands(_Base):
         yield Command("Edit author's note", "text the model sees a few lines before the end", self.action_edit_note)
         for mark in self.session.bookmarks:
             yield Command(f"Bookmark: {mark.name}", "jump back to this passage", lambda n=mark.name: self.jump(n))
+        for n in (1, 2, 3, 4):
+            yield Command(f"Choices: {n}", f"Enter, continue and retry write {n} candidate{'s' * (n > 1)} at once"
+                          " (the sampling panel goes to 8)", lambda n=n: self._choose_choices(n))
         for i in range(len(self.session.candidates)):
             yield Command(f"Pick candidate {i + 1}", "it joins the story; the others stay as branches",
                           lambda i=i: self.action_pick(i))
