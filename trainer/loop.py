@@ -214,7 +214,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     model = GPT(model_config)
     if spec.init_from is not None and not spec.resume:
         weights = loaded.model.state_dict()
-        weights["transformer.wpe.weight"] = weights["transformer.wpe.weight"][: model_config.block_size]
+        if "transformer.wpe.weight" in weights:  # learned positions: a shorter context keeps their first rows
+            weights["transformer.wpe.weight"] = weights["transformer.wpe.weight"][: model_config.block_size]
         model.load_state_dict(weights)
     model.to(device)
     optimizer = make_optimizer(model, cfg, device)

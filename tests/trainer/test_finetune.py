@@ -208,3 +208,24 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(tiny_model_dir: Path, b
     assert len(lines) == 1 and lines[0].startswith("slm-train: error: ") and words in lines[0], err
     assert sorted(p.name for p in paths.models_dir().iterdir()) == before, "no folder left behind"
     assert sorted(p.name for p in (paths.BUNDLED_MODELS_DIR / "default").iterdir()) == bundled
+
+
+def test_a_model_of_the_new_recipe_fine_tunes(byte_tokenizer, book: Path) -> None:
+    """Rotary positions have no position table to cut to the context: the default preset's blocks fine-tune too
+    (a fine-tune of the shipped default once failed on the missing table)."""
+    from dataclasses import replace
+
+    import torch
+
+    from slmtui.engine import GPT, preset, save_model_dir
+
+    torch.manual_seed(0)
+    config = replace(preset("tiny"), pos_emb="rope", mlp="relu2", tie_embeddings=False)
+    save_model_dir(paths.models_dir() / "recipe", GPT(config).eval(), byte_tokenizer,
+                   training={"val_fraction": 0.1, "created": "2026-01-01T00:00:00Z"})
+    code, _, err = run_main(["--corpus", str(book), "--init-from", "recipe", "--name", "mine", "--max-steps", "3",
+                             "--progress", "none"])
+    assert code == 0, err
+    info = read_model_info(paths.models_dir() / "mine")
+    assert (info.config.pos_emb, info.config.mlp, info.config.tie_embeddings) == ("rope", "relu2", False)
+    assert info.training["parent_val_bpb"] is not None
