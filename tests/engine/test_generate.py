@@ -9,6 +9,8 @@ import torch
 
 from slmtui.engine import GPT, Decoder, Generator, GPTConfig, Sampling, SlmError, TokenEvent, Tokenizer
 from slmtui.engine.sampling import apply_repetition_penalty
+
+from thread_spy import record_threads
 from tests.engine.reference_generate import Generator as ReferenceGenerator
 
 # Accents, a combining mark, CJK, emoji and a ZWJ family: GPT-2 splits several of these mid-character.
@@ -233,14 +235,7 @@ def test_decoding_uses_its_own_thread_count_and_gives_the_callers_back(
     tiny_model: GPT, byte_tokenizer: Tokenizer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Set once per call (a switch per step cost ~2x a token), and given back when the call ends or is closed."""
-    seen: list[int] = []
-    real_forward = tiny_model.forward
-
-    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
-        seen.append(torch.get_num_threads())
-        return real_forward(*args, **kwargs)
-
-    monkeypatch.setattr(tiny_model, "forward", spy)
+    seen = record_threads(monkeypatch, tiny_model)
     saved = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

@@ -24,6 +24,8 @@ from slmtui.engine.remote import RemoteGenerator
 from slmtui.engine.sampling import Sampling
 from slmtui.engine.tokenizer import Tokenizer
 
+from tests.processes import alive
+
 EXACT = "exact"
 
 
@@ -152,7 +154,7 @@ def test_a_killed_child_is_an_slm_error_and_the_next_stream_gets_a_fresh_one(
         with pytest.raises(SlmError, match="stopped"):
             for _ in events:
                 pass
-        assert generator.pid is None and not _alive(first)
+        assert generator.pid is None and not alive(first)
         got = list(generator.stream("A", Sampling(max_new_tokens=5, seed=2)))
         assert generator.pid not in (None, first)
         assert ids(got) == ids(list(local.stream("A", Sampling(max_new_tokens=5, seed=2))))
@@ -166,7 +168,7 @@ def test_close_leaves_no_process(model_dir: Path) -> None:
     pid = generator.pid
     assert pid is not None and generator.wait_ready()
     generator.close()
-    assert not _alive(pid), "the child has exited and was reaped (no zombie)"
+    assert not alive(pid), "the child has exited and was reaped (no zombie)"
     assert all(p.pid != pid for p in multiprocessing.active_children())
 
 
@@ -175,13 +177,4 @@ def test_closing_a_child_that_is_still_starting_leaves_no_process(model_dir: Pat
     generator.start()
     pid = generator.pid
     generator.close()
-    assert pid is not None and not _alive(pid)
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process with this id exists at all (a zombie counts: it was not reaped)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    assert pid is not None and not alive(pid)

@@ -11,6 +11,8 @@ from slmtui.engine import GPT, Generator, Sampling, Tokenizer
 from slmtui.engine import threads
 from slmtui.engine.threads import ThreadChoice, choose_threads, threads_context
 
+from thread_spy import record_threads
+
 RANDOM = Sampling(temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0, max_new_tokens=6, seed=3)
 
 
@@ -125,14 +127,7 @@ def test_the_generator_decodes_each_batch_size_on_its_own_thread_count(
     assert set(gen.thread_choices) == {1}, "one stream's thread count is measured at load"
     assert (gen.threads_for(1), gen.threads_for(4)) == (1, 2)
     assert isinstance(gen.thread_choices[4], ThreadChoice) and gen.thread_choices[4].ms_per_step == {1: 2.0, 2: 1.2}
-    seen: list[int] = []
-    real_forward = tiny_model.forward
-
-    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
-        seen.append(torch.get_num_threads())
-        return real_forward(*args, **kwargs)
-
-    monkeypatch.setattr(tiny_model, "forward", spy)
+    seen = record_threads(monkeypatch, tiny_model)
     torch.set_num_threads(3)
     between = [torch.get_num_threads() for _ in gen.stream("x", RANDOM, n=4)]
     assert set(seen) == {2} and set(between) == {2}

@@ -17,6 +17,8 @@ from slmtui.stories import StoryStore
 from slmtui.tui.app import SlmApp
 from slmtui.tui.screens.writer import WriterScreen
 
+from tests.processes import alive
+
 from tui_helpers import default_settings, press_now, wait_for, wait_idle
 
 pytestmark = pytest.mark.anyio
@@ -25,13 +27,6 @@ SAMPLING = Sampling(max_new_tokens=24, temperature=0.8, seed=3)
 CHILD_START_S = 120.0
 """A child imports torch: seconds, more on a busy machine."""
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def _child_ready(pilot, writer: WriterScreen) -> RemoteGenerator:  # type: ignore[no-untyped-def]
@@ -76,7 +71,7 @@ async def test_the_writer_streams_from_the_child_one_or_three_at_once(
             expected[e.stream] += e.text
         assert texts == expected and len(set(texts)) == 3
         assert remote.pid == pid, "the same child wrote both"
-    assert not _alive(pid), "the child exits with the app"
+    assert not alive(pid), "the child exits with the app"
 
 
 async def test_switching_model_ends_the_old_child(tiny_model_dir: Path, store: StoryStore) -> None:
@@ -90,7 +85,7 @@ async def test_switching_model_ends_the_old_child(tiny_model_dir: Path, store: S
         await wait_for(pilot, lambda: writer.session.model is not None and writer.session.model.remote is not old,
                        timeout=CHILD_START_S)
         new = await _child_ready(pilot, writer)
-        await wait_for(pilot, lambda: not _alive(old_pid))  # type: ignore[arg-type]
+        await wait_for(pilot, lambda: not alive(old_pid))  # type: ignore[arg-type]
         assert new.pid not in (None, old_pid)
         new_pid = new.pid
-    assert not _alive(new_pid)  # type: ignore[arg-type]
+    assert not alive(new_pid)  # type: ignore[arg-type]
