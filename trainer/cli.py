@@ -104,7 +104,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         from slmtui.engine import resolve_model
         from slmtui.engine.modeldir import load_model_dir
 
-        kept = [k for k in arch if k != "block_size"]
+        kept = [k for k in arch if k not in ("block_size", "dropout")]
         if kept:
             raise SlmError("--init-from keeps the parent model's architecture: drop " +
                            ", ".join("--" + k.replace("_", "-") for k in kept))
@@ -138,7 +138,8 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     return RunSpec(out=out, corpus=args.corpus.expanduser(), model=model, train=cfg,
                    tokenizer=args.tokenizer or DEFAULT_TOKENIZER[args.preset], preset=args.preset,
                    init_from=init_from, device=args.device, resume=args.resume,
-                   block_size=args.block_size if init_from is not None else None)
+                   block_size=args.block_size if init_from is not None else None,
+                   dropout=args.dropout if init_from is not None else None)
 
 
 def _finetune_defaults(args: argparse.Namespace, parent: LoadedModel) -> config.TrainConfig:

@@ -66,6 +66,8 @@ class RunSpec:
     resume: bool = False
     block_size: int | None = None
     """A fine-tune's context when shorter than its parent's (the position table is cut to it)."""
+    dropout: float | None = None
+    """A fine-tune's dropout when it differs from its parent's (dropout is a training setting, not a shape)."""
 
 
 @dataclass
@@ -102,6 +104,10 @@ def pick_dtype(name: str, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+FIRST_PACE_STEPS = 5
+"""A time budget's first horizon is estimated after this many steps (the first, which pays for warming up, excluded)."""
+
+
 def warmup_for(cfg: TrainConfig, max_steps: int) -> int:
     """The warmup a run of max_steps gets: the configured one, cut to a tenth of a run too short for it."""
     return min(cfg.warmup_steps, max(max_steps // 10, 1)) if max_steps < cfg.warmup_steps * 2 else cfg.warmup_steps
@@ -110,8 +116,8 @@ def warmup_for(cfg: TrainConfig, max_steps: int) -> int:
 def lr_at(step: int, cfg: TrainConfig, max_steps: int, warmup: int | None = None) -> float:
     """Linear warmup to lr, then cosine decay to lr * min_lr_ratio at max_steps.
 
-    A run passes its warmup, fixed when the run starts: a horizon re-estimated later (a time budget)
-    must not shorten a warmup already under way, which would jump the learning rate.
+    A run passes its warmup, fixed when the run starts (a time budget's, at its first horizon): a horizon
+    re-estimated later must not shorten a warmup already under way, which would jump the learning rate.
     """
     warmup = warmup_for(cfg, max_steps) if warmup is None else warmup
     if step < warmup:
@@ -190,6 +196,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         parent = str(spec.init_from)
         if spec.block_size is not None and spec.block_size < model_config.block_size:
             model_config = replace(model_config, block_size=spec.block_size)
+        if spec.dropout is not None:
+            model_config = replace(model_config, dropout=spec.dropout)
     else:
         # The BPE learns from the training split only, so its cache key names the split too.
         tokenizer = build_tokenizer(tokenizer_arg, train_texts, cache_key=split_key)
@@ -361,14 +369,19 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
             break
         t0 = time.perf_counter()
         steps_this_run = progress.step - start_step
-        if time_horizon and steps_this_run >= 20 and steps_this_run % 10 == 0:
+        if time_horizon and (steps_this_run == FIRST_PACE_STEPS or steps_this_run >= 20 and steps_this_run % 10 == 0):
             # Only a time budget: the schedule's horizon is where the time runs out at the pace so far
-            # (evaluations included), re-estimated every 10 steps as the pace changes.
+            # (evaluations included), estimated after a few steps and again every 10 as the pace changes.
             pace = (run_elapsed - first_step_s) / (steps_this_run - 1)
             # Each rank times itself; rank 0's estimate is everyone's, or the ranks would disagree on
             # the learning rate (replicas drift apart) and on the last step (one waits for the other forever).
             estimate = progress.step + max(1, int((cfg.time_limit_s - run_elapsed) / pace))
             max_steps = progress.max_steps = ddp.broadcast(min(estimate, pass_cap) if pass_cap else estimate)
+            if steps_this_run == FIRST_PACE_STEPS:
+                # The first horizon fixes the warmup, cut as warmup_for cuts a step budget's: a preset's 200
+                # steps in a budget that buys 207 would spend it all climbing. Never below the steps taken,
+                # and never changed again (a later estimate must not jump the rate).
+                warmup = min(warmup, max(warmup_for(cfg, max_steps), progress.step + 1))
         lr = lr_at(progress.step, cfg, max_steps or 10**9, warmup)
         for group in optimizer.param_groups:
             group["lr"] = lr

@@ -144,6 +144,16 @@ def test_a_shorter_context_than_the_parent_is_allowed(tiny_model_dir: Path, book
     assert loaded.info.config.block_size == 32 and loaded.model.transformer.wpe.weight.shape[0] == 32
 
 
+def test_a_fine_tune_may_set_its_dropout_but_not_its_shape(tiny_model_dir: Path, book: Path) -> None:
+    """Dropout is a training setting: a fine-tune may turn it on (the parent's own is 0)."""
+    assert load_model_dir(tiny_model_dir).info.config.dropout == 0.0
+    code, _, err = finetune(book, "--max-steps", "3", "--dropout", "0.2", progress="none")
+    assert code == 0, err
+    assert load_model_dir(paths.models_dir() / "mine").info.config.dropout == 0.2
+    code, _, err = finetune(book, "--max-steps", "3", "--n-embd", "32", progress="none", name="other")
+    assert code == 2 and "--n-embd" in err and not (paths.models_dir() / "other").exists()
+
+
 def test_a_resumed_fine_tune_needs_nothing_of_its_deleted_parent(tiny_model_dir: Path, book: Path) -> None:
     parent = paths.models_dir() / "parent"
     shutil.copytree(tiny_model_dir, parent)

@@ -246,19 +246,39 @@ def test_time_budget_alone_sets_the_schedule(corpus_file: Path, tmp_path: Path, 
 
 
 def test_a_time_budget_never_jumps_the_learning_rate_during_warmup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With only --time-limit the horizon is estimated after 20 steps; the warmup must go on unchanged."""
+    """With only --time-limit the horizon is re-estimated every 10 steps; a warmup that fits must go on unchanged."""
     import trainer.loop
 
     monkeypatch.setattr(trainer.loop, "time", FakeClock())
     lrs: list[float] = []
     corpus = tmp_path / "c.txt"
     corpus.write_text("\n\n".join(f"Paragraph {i}: the quick brown fox jumps over the lazy dog." for i in range(300)))
-    cfg = replace(TRAIN_PRESETS["tiny"], warmup_steps=40, time_limit_s=3.0, eval_interval=1000)
+    cfg = replace(TRAIN_PRESETS["tiny"], warmup_steps=40, time_limit_s=5.0, eval_interval=1000)
     spec = RunSpec(out=tmp_path / "m", corpus=corpus, model=preset("tiny"), train=cfg, tokenizer="bpe:300", preset="tiny")
     train(spec, lambda e: lrs.append(e.lr) if isinstance(e, StepEvent) else None)
     warm = lrs[: min(len(lrs), 40)]
-    assert len(warm) > 21
+    assert len(lrs) > 80, "the budget must hold twice the warmup, or the warmup is cut (next test)"
     assert all(b - a == pytest.approx(cfg.lr / 40) for a, b in zip(warm, warm[1:]))
+
+
+def test_a_time_budget_too_short_for_its_warmup_cuts_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A preset's warmup longer than half the steps a budget buys is cut at the first horizon, as a step
+    budget's is, and the rate then climbs evenly to its peak: the run does not spend its budget warming up."""
+    import trainer.loop
+
+    monkeypatch.setattr(trainer.loop, "time", FakeClock())
+    lrs: list[float] = []
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n\n".join(f"Paragraph {i}: the quick brown fox jumps over the lazy dog." for i in range(300)))
+    cfg = replace(TRAIN_PRESETS["tiny"], warmup_steps=1000, time_limit_s=8.0, eval_interval=1000)
+    spec = RunSpec(out=tmp_path / "m", corpus=corpus, model=preset("tiny"), train=cfg, tokenizer="bpe:300", preset="tiny")
+    train(spec, lambda e: lrs.append(e.lr) if isinstance(e, StepEvent) else None)
+    top = lrs.index(max(lrs))
+    assert max(lrs) == pytest.approx(cfg.lr), "the run never reached its peak rate"
+    assert top < len(lrs) // 4, f"the warmup took {top} of the run's {len(lrs)} steps"
+    first = trainer.loop.FIRST_PACE_STEPS
+    climb = [b - a for a, b in zip(lrs[first:top + 1], lrs[first + 1:top + 1])]
+    assert climb and all(d == pytest.approx(climb[0]) for d in climb), "the rate jumped after the cut"
 
 
 def test_resume_state_round_trips_and_refuses_a_foreign_file(tmp_path: Path) -> None:
