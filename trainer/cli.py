@@ -139,7 +139,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
                    tokenizer=args.tokenizer or DEFAULT_TOKENIZER[args.preset], preset=args.preset,
                    init_from=init_from, device=args.device, resume=args.resume,
                    block_size=args.block_size if init_from is not None else None,
-                   dropout=args.dropout if init_from is not None else None)
+                   dropout=(config.FINETUNE_DROPOUT if args.dropout is None else args.dropout) if init_from is not None else None)
 
 
 def _finetune_defaults(args: argparse.Namespace, parent: LoadedModel) -> config.TrainConfig:
@@ -153,7 +153,8 @@ def _finetune_defaults(args: argparse.Namespace, parent: LoadedModel) -> config.
     block = args.block_size or parent.info.config.block_size
     held_out = args.val_fraction or config.TrainConfig.val_fraction
     return config.finetune_config(train_tokens=int(corpus.n_bytes * tokens_per_byte * (1 - held_out)),
-                                  budget_s=args.time_limit, tokens_per_s=speed, block_size=block)
+                                  budget_s=args.time_limit, tokens_per_s=speed, block_size=block,
+                                  optimizer=config.parent_optimizer(parent.info.training))
 
 
 def _check_corpus_path(path: Path) -> None:

@@ -152,12 +152,17 @@ def unique_run_name(corpus: Path | None, preset: str, taken: set[str]) -> str:
     return name
 
 
-FINETUNE_EPOCHS = 3.0
-"""A fine-tune given no budget: three passes over the user's text, ended earlier by early stopping."""
-FINETUNE_MAX_PASSES = 4.0
-"""A fine-tune given a time budget plans at most this many passes (its cosine ends there): one book begins to
-overfit after about three and a half (docs/training-runs.md), so a schedule planned over the dozens of passes ten
-quiet minutes buy would still be at its peak rate when early stopping cut it."""
+FINETUNE_MAX_PASSES = 8.0
+"""A fine-tune given a time budget plans at most this many passes (its cosine ends there, and so does the run): at
+the fine-tune's rate and dropout one book is still improving slowly after eight (docs/training-runs.md), and a
+schedule planned over the dozens of passes ten quiet minutes can buy would stay at its peak rate until early
+stopping cut it."""
+FINETUNE_EPOCHS = FINETUNE_MAX_PASSES
+"""A fine-tune given no budget: the same passes, ended earlier by early stopping."""
+FINETUNE_DROPOUT = 0.1
+"""Dropout while fine-tuning (the bundled model trained without: 4.8M tokens of books, each seen four times, did not
+need it). One book seen eight times does: it lets the run go on learning where it would memorise
+(docs/training-runs.md)."""
 FALLBACK_TOKENS_PER_S = 1000.0
 """Training speed assumed for a parent whose own run says nothing usable (a CPU's order of magnitude)."""
 
@@ -172,27 +177,35 @@ def measured_tokens_per_s(training: dict[str, object], device: str) -> float | N
     return None
 
 
+def parent_optimizer(training: dict[str, object]) -> str:
+    """The optimizer that trained a model, from its model.toml's [training]: a fine-tune continues with it (AdamW
+    when the record is silent, as it is for models from before Muon)."""
+    settings = training.get("train_config")
+    kind = settings.get("optimizer") if isinstance(settings, dict) else None
+    return kind if kind in OPTIMIZERS else "adamw"
+
+
 def finetune_config(*, train_tokens: int, budget_s: float | None, tokens_per_s: float,
-                    block_size: int) -> TrainConfig:
+                    block_size: int, optimizer: str = "adamw") -> TrainConfig:
     """The settings of a fine-tune (``--init-from``) on ``train_tokens`` of the user's text.
 
-    Why these numbers (one book, ~100k tokens, to fifty, ~4M tokens; a 10-minute budget on a CPU):
+    Why these numbers (one book, ~100k tokens, to fifty, ~4M tokens; a 10-minute budget on a CPU); each was
+    measured on whole books the bundled model never saw (docs/training-runs.md):
 
+    * **the parent's optimizer** (``optimizer``): the bundled model was trained with Muon, and fine-tuning it with
+      Muon ends lower than with AdamW (Treasure Island: 1.465 against 1.481 bits/byte at the same rate).
+    * **lr 3e-4, dropout ``FINETUNE_DROPOUT``, decayed over at most ``FINETUNE_MAX_PASSES`` passes**: a seventh of the
+      peak that pretrained the bundled model (2e-3). On Treasure Island, 6e-4 without dropout began to memorise
+      after two passes (best 1.481, early-stopped), 1.2e-3 after one (1.536); 3e-4 with dropout 0.1 was still
+      improving after eight (1.438). A time budget plans at most ``FINETUNE_MAX_PASSES`` passes: the rate has
+      decayed by then, and the run ends there rather than spend the rest of the budget memorising.
     * **batch 16**: a fine-tune has little text and little time; half the pretraining batch gives twice the
-      updates per pass, and the parent's weights are already good enough that the noisier gradient does no harm.
-      Corpora of more than 2M tokens get the pretraining batch of 32.
-    * **lr 6e-4, decayed over at most four passes**: under a third of the peak that pretrained the bundled model
-      (2e-3), whose full height would wreck what it knows. Measured (docs/training-runs.md): a peak of 1.4e-4
-      on one 366 KB novel for 10 minutes was still improving steadily when its cosine ran out (1.89 -> 1.67
-      bits/byte over 3.2 passes), so the rate was too timid; 4e-4 held near its peak reached 1.61 and began to
-      overfit after 3.4 passes, where early stopping ended it. So a time budget plans at most
-      ``FINETUNE_MAX_PASSES`` passes: the rate has decayed when one book starts to be memorised, and the run ends
-      there rather than spend the rest of the budget memorising. Early stopping keeps the best weights either way.
+      updates per pass (batch 8 was worse: 1.501). Corpora of more than 2M tokens get the pretraining batch of 32.
     * **warmup**: a twentieth of the planned steps (5 to 100): Adam's moments start at zero, and full steps on
       them jolt a trained model.
-    * **evaluation 4 times a pass** (and at least 12 times a run): one small book starts to overfit after a
-      few passes (3.4 for Treasure Island), so the held-out text must be scored often enough to catch the turn. The best-scoring weights are
-      kept (the loop saves the best, not the last), so a late evaluation that got worse costs nothing.
+    * **evaluation 4 times a pass** (and at least 12 times a run): the held-out text must be scored often enough
+      to catch the turn to memorising. The best-scoring weights are kept (the loop saves the best, not the last),
+      so a late evaluation that got worse costs nothing.
     * **patience of one pass** (3 to 8 evaluations): noise on a few thousand held-out tokens can fake one
       or two bad scores; a whole pass without a better one means the model has started to memorise.
     * **budget**: the time given, or ``FINETUNE_EPOCHS`` passes when none is.
@@ -214,10 +227,11 @@ def finetune_config(*, train_tokens: int, budget_s: float | None, tokens_per_s: 
     eval_interval = max(1, min(round(steps_per_pass / 4), planned_steps // 12 or 1, 250))
     evals_per_pass = steps_per_pass / eval_interval
     return TrainConfig(
-        batch_size=batch_size, lr=6e-4, warmup_steps=max(5, min(100, planned_steps // 20)),
+        batch_size=batch_size, lr=3e-4, warmup_steps=max(5, min(100, planned_steps // 20)),
         eval_interval=eval_interval, patience=max(3, min(8, math.ceil(evals_per_pass))), weight_decay=0.1,
         time_limit_s=budget_s, epochs=None if budget_s is not None else FINETUNE_EPOCHS,
         max_passes=FINETUNE_MAX_PASSES if budget_s is not None else None,
+        optimizer=optimizer if optimizer in OPTIMIZERS else "adamw",
     )
 
 

@@ -27,6 +27,7 @@ from trainer.config import (
     finetune_config,
     is_corpus_file,
     measured_tokens_per_s,
+    parent_optimizer,
     parse_duration,
 )
 
@@ -304,7 +305,7 @@ def estimate_finetune(*, corpus_bytes: int, parent: ModelInfo, budget_s: float, 
     speed = measured or FALLBACK_TOKENS_PER_S
     basis = f"speed of {parent.name}'s own training" if measured else f"a rough guess for {device}"
     config = finetune_config(train_tokens=train_tokens, budget_s=budget_s, tokens_per_s=speed,
-                             block_size=parent.config.block_size)
+                             block_size=parent.config.block_size, optimizer=parent_optimizer(t))
     return FinetuneEstimate(seconds=budget_s, train_tokens=train_tokens, tokens_per_s=speed, basis=basis,
                             config=config)
 

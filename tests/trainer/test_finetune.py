@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from slmtui.cli import main as slmtui_main
-from slmtui.engine import evaluate_texts, load_model_dir, paths, read_model_info
+from slmtui.engine import GPT, evaluate_texts, load_model_dir, paths, read_model_info, save_model_dir
 from slmtui.format import model_details
-from trainer.config import FINETUNE_MAX_PASSES, TRAIN_PRESETS, before_after, finetune_config
+from trainer.config import (FINETUNE_DROPOUT, FINETUNE_MAX_PASSES, TRAIN_PRESETS, before_after, finetune_config,
+                            parent_optimizer)
 from trainer.corpus import read_corpus, split_documents
 from trainer.events import DoneEvent, EvalEvent, SampleEvent, StepEvent, from_json
 
@@ -142,6 +143,23 @@ def test_a_shorter_context_than_the_parent_is_allowed(tiny_model_dir: Path, book
     assert code == 0, err
     loaded = load_model_dir(paths.models_dir() / "mine")
     assert loaded.info.config.block_size == 32 and loaded.model.transformer.wpe.weight.shape[0] == 32
+
+
+def test_a_fine_tune_continues_with_its_parents_optimizer_and_dropout(tiny_model: GPT, byte_tokenizer,
+                                                                      book: Path) -> None:
+    """The bundled model was trained with Muon: its fine-tunes use Muon too; a model whose record names no optimizer
+    (or AdamW) gets AdamW. Both get FINETUNE_DROPOUT, unless --dropout says otherwise."""
+    assert parent_optimizer({"train_config": {"optimizer": "muon"}}) == "muon"
+    assert parent_optimizer({}) == parent_optimizer({"train_config": {"optimizer": "lion"}}) == "adamw"
+    for kind in ("muon", "adamw"):
+        save_model_dir(paths.models_dir() / f"by-{kind}", tiny_model, byte_tokenizer,
+                       training={"val_fraction": 0.1, "train_config": {"optimizer": kind}})
+        code, _, err = run_main(["--corpus", str(book), "--init-from", f"by-{kind}", "--name", f"from-{kind}",
+                                 "--max-steps", "2", "--progress", "none"])
+        assert code == 0, err
+        made = read_model_info(paths.models_dir() / f"from-{kind}")
+        assert made.training["train_config"]["optimizer"] == kind
+        assert made.config.dropout == FINETUNE_DROPOUT
 
 
 def test_a_fine_tune_may_set_its_dropout_but_not_its_shape(tiny_model_dir: Path, book: Path) -> None:
