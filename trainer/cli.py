@@ -130,6 +130,8 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     if parent is not None:
         _check_corpus_path(args.corpus)
         base = _finetune_defaults(args, parent)
+    if "eval_interval" in overrides:
+        overrides["evals_per_pass"] = None  # asked for: as given
     cfg = replace(base, **overrides)
     if not args.resume and cfg.max_steps is None and cfg.epochs is None and cfg.time_limit_s is None:
         cfg = replace(cfg, epochs=DEFAULT_EPOCHS)  # with early stopping, the usual end

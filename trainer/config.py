@@ -34,16 +34,20 @@ class TrainConfig:
     """The schedule's horizon. None: derived from --epochs or --time-limit."""
     epochs: float | None = None
     time_limit_s: float | None = None
+    """Wall-clock budget of this invocation; the run saves and can be resumed afterwards."""
     max_passes: float | None = None
     """A time-budgeted run's schedule never plans past this many passes over the training text: the learning rate
     has decayed by then and the run ends early (a fine-tune on one book memorises it past a few passes)."""
-    """Wall-clock budget of this invocation; the run saves and can be resumed afterwards."""
     weight_decay: float = 0.1
     """Applied to matrices only, never to biases, norms or embeddings' positions (the original used 0.98)."""
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0
     eval_interval: int = 100
+    evals_per_pass: float | None = None
+    """Evaluate at least this often per pass over the training text: the interval shrinks for a small corpus, which a
+    run passes through many times (one book, 10 minutes from scratch: 50 passes), so early stopping sees it turn to
+    memorising. None: ``eval_interval`` as it is (an explicit ``--eval-interval`` sets this)."""
     eval_windows: int = 512
     """Validation windows per evaluation; a validation set this small or smaller is scored in full."""
     patience: int = 5
@@ -75,6 +79,7 @@ class TrainConfig:
             "weight_decay": 0 <= self.weight_decay < 1,
             "grad_clip": self.grad_clip >= 0,
             "eval_interval": self.eval_interval >= 1,
+            "evals_per_pass": self.evals_per_pass is None or self.evals_per_pass > 0,
             "patience": self.patience >= 1,
             "dtype": self.dtype in ("auto", "fp32", "bf16", "fp16"),
             "val_fraction": 0 < self.val_fraction < 0.5,
@@ -96,8 +101,8 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "seed": TrainConfig(batch_size=32, lr=6e-4, warmup_steps=1000, grad_clip=1.0, eval_interval=100),
     "tiny": TrainConfig(batch_size=8, lr=3e-3, warmup_steps=10, eval_interval=25, eval_windows=32, patience=100),
     # Muon on the hidden matrices: 0.24 bits/byte better than AdamW at equal compute (docs/training-runs.md).
-    "default": TrainConfig(batch_size=32, lr=2e-3, warmup_steps=200, eval_interval=200, weight_decay=0.1,
-                           optimizer="muon"),
+    "default": TrainConfig(batch_size=32, lr=2e-3, warmup_steps=200, eval_interval=200, evals_per_pass=1,
+                           weight_decay=0.1, optimizer="muon"),
 }
 DEFAULT_TOKENIZER: dict[str, str] = {"seed": "gpt2", "tiny": "bpe:512", "default": "bpe:8192"}
 """The tokenizer a preset trains when no --tokenizer is given."""

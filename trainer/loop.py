@@ -210,6 +210,9 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     if not data.val_docs:
         raise SlmError(f"the corpus at {corpus_dir} is too small to hold out validation text")
     batch_tokens = batches.global_batch * model_config.block_size
+    if cfg.evals_per_pass:
+        steps_per_pass = len(data.train) / batch_tokens
+        cfg = replace(cfg, eval_interval=min(cfg.eval_interval, max(1, int(steps_per_pass / cfg.evals_per_pass))))
     max_steps = state.max_steps if state and not spec.train.max_steps else cfg.max_steps or 0
     if not max_steps and cfg.epochs:
         max_steps = max(1, math.ceil(cfg.epochs * len(data.train) / batch_tokens))

@@ -340,3 +340,14 @@ def test_recipe_flags_reach_the_model_and_the_loop(tmp_path: Path) -> None:
     assert spec.train.val_books == "lang-crimson-fairy-book,stevenson-treasure-island"
     plain = spec_from_args(build_parser().parse_args(["--preset", "default", "--out", str(tmp_path / "n"), "--max-steps", "5"]))
     assert plain.model == preset("default") and plain.train.optimizer == "muon" and plain.train.fused
+
+
+def test_an_explicit_eval_interval_is_used_as_given(tmp_path: Path) -> None:
+    """The default preset evaluates at least once a pass over a small corpus; --eval-interval turns that off."""
+    from trainer.cli import build_parser, spec_from_args
+
+    plain = spec_from_args(build_parser().parse_args(["--preset", "default", "--out", str(tmp_path / "n"), "--max-steps", "5"]))
+    assert plain.train.evals_per_pass == 1 and plain.train.eval_interval == 200
+    given = spec_from_args(build_parser().parse_args(["--preset", "default", "--out", str(tmp_path / "g"), "--max-steps", "5",
+                                                      "--eval-interval", "300"]))
+    assert given.train.evals_per_pass is None and given.train.eval_interval == 300

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from slmtui.engine import GPT, SlmError, load_model_dir, preset
+from slmtui.engine import GPT, SlmError, load_model_dir, preset, read_model_info
 from slmtui.engine.modeldir import METRICS, TRAIN_STATE
 from trainer.data import Batches
 from trainer.events import CheckpointEvent, DoneEvent, EvalEvent, Event, StartEvent, StepEvent
@@ -279,6 +279,24 @@ def test_a_time_budget_too_short_for_its_warmup_cuts_it_once(tmp_path: Path, mon
     first = trainer.loop.FIRST_PACE_STEPS
     climb = [b - a for a, b in zip(lrs[first:top + 1], lrs[first + 1:top + 1])]
     assert climb and all(d == pytest.approx(climb[0]) for d in climb), "the rate jumped after the cut"
+
+
+def test_a_small_corpus_is_evaluated_at_least_as_often_as_asked_per_pass(tmp_path: Path) -> None:
+    """evals_per_pass shrinks the interval for a corpus the run passes through many times (and never widens it)."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n\n".join(f"Paragraph {i}: the quick brown fox jumps over the lazy dog." for i in range(100)))
+    def spec(out: str, **train: object) -> RunSpec:
+        return replace(spec_for(tmp_path / out, corpus, patience=100, **train), tokenizer="bpe:300")
+
+    rec, _ = run(spec("m", evals_per_pass=2.0, eval_interval=25, max_steps=24))
+    (start,) = rec.of(StartEvent)
+    interval = int(start.train_tokens / start.batch_tokens / 2)
+    assert 1 <= interval < 25, "the corpus is too big for this test"
+    assert [e.step for e in rec.of(EvalEvent)] == list(range(interval, 25, interval)) + ([24] if 24 % interval else [])
+    saved = read_model_info(tmp_path / "m").training["train_config"]
+    assert saved["eval_interval"] == interval, "model.toml records the interval the run used"
+    rec, _ = run(spec("big", evals_per_pass=0.01, eval_interval=10, max_steps=20))
+    assert [e.step for e in rec.of(EvalEvent)] == [10, 20], "a larger interval than asked is never used"
 
 
 def test_resume_state_round_trips_and_refuses_a_foreign_file(tmp_path: Path) -> None:
