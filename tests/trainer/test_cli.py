@@ -16,6 +16,7 @@ import shlex
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ import torch
 from slmtui.engine import evaluate_texts, load_model_dir, paths
 from slmtui.engine.modeldir import METRICS, TRAIN_STATE
 from trainer.cli import main
+from trainer.config import FINETUNE_DROPOUT
 from trainer.events import CheckpointEvent, DoneEvent, ErrorEvent, EvalEvent, StartEvent, StepEvent, from_json
 from excerpts import book_excerpt
 
@@ -161,7 +163,8 @@ def test_init_from_fine_tunes_and_records_the_parent(trained: tuple[Path, int, l
     after = evaluate_texts(tuned.model, tuned.tokenizer, [text])
     assert after.loss < before.loss - 0.1, (before.loss, after.loss)
     assert tuned.info.training["parent"] == str(parent)
-    assert tuned.info.config == before_model.info.config  # the parent's architecture...
+    # the parent's architecture (dropout is the fine-tune's own, a training setting)...
+    assert tuned.info.config == replace(before_model.info.config, dropout=FINETUNE_DROPOUT)
     assert tuned.tokenizer.spec == before_model.tokenizer.spec  # ...and its tokenizer
     # It started from the parent's weights: its first loss is the parent's, far below a fresh model's.
     assert step_losses(lines)[1] < math.log(512) - 0.5
