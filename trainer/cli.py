@@ -137,11 +137,13 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         cfg = replace(cfg, epochs=DEFAULT_EPOCHS)  # with early stopping, the usual end
     if not args.resume:
         _check_corpus_path(args.corpus)
+    # A fine-tune's dropout is its own (FINETUNE_DROPOUT unless given); a fresh model's comes with its shape.
+    finetune_dropout = config.FINETUNE_DROPOUT if args.dropout is None else args.dropout
     return RunSpec(out=out, corpus=args.corpus.expanduser(), model=model, train=cfg,
                    tokenizer=args.tokenizer or DEFAULT_TOKENIZER[args.preset], preset=args.preset,
                    init_from=init_from, device=args.device, resume=args.resume,
                    block_size=args.block_size if init_from is not None else None,
-                   dropout=(config.FINETUNE_DROPOUT if args.dropout is None else args.dropout) if init_from is not None else None)
+                   dropout=finetune_dropout if init_from is not None else None)
 
 
 def _finetune_defaults(args: argparse.Namespace, parent: LoadedModel) -> config.TrainConfig:
