@@ -226,9 +226,8 @@ def finetune_config(*, train_tokens: int, budget_s: float | None, tokens_per_s: 
     if budget_s is None:
         planned_steps = max(1, math.ceil(FINETUNE_EPOCHS * steps_per_pass))
     else:
-        planned_steps = max(1, int(budget_s * max(tokens_per_s, 1.0) / batch_tokens))
-    if budget_s is not None:
-        planned_steps = min(planned_steps, max(1, math.ceil(FINETUNE_MAX_PASSES * steps_per_pass)))
+        planned_steps = min(max(1, int(budget_s * max(tokens_per_s, 1.0) / batch_tokens)),
+                            max(1, math.ceil(FINETUNE_MAX_PASSES * steps_per_pass)))
     eval_interval = max(1, min(round(steps_per_pass / 4), planned_steps // 12 or 1, 250))
     evals_per_pass = steps_per_pass / eval_interval
     return TrainConfig(
@@ -236,7 +235,7 @@ def finetune_config(*, train_tokens: int, budget_s: float | None, tokens_per_s: 
         eval_interval=eval_interval, patience=max(3, min(8, math.ceil(evals_per_pass))), weight_decay=0.1,
         time_limit_s=budget_s, epochs=None if budget_s is not None else FINETUNE_EPOCHS,
         max_passes=FINETUNE_MAX_PASSES if budget_s is not None else None,
-        optimizer=optimizer if optimizer in OPTIMIZERS else "adamw",
+        optimizer=optimizer,
     )
 
 

@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from slmtui.engine import GPT, Generator, GPTConfig, Sampling, evaluate_ids, pick_device, token_byte_lengths
 from slmtui.engine.device import cpu_has_fast_bf16
-from slmtui.engine.errors import SlmError
+from slmtui.engine.errors import SlmError, gist
 from slmtui.engine.memory import check_fits, training_bytes
 from slmtui.engine.seeds import torch_seed
 from slmtui.engine.modeldir import METRICS, TRAIN_STATE, check_model_target, load_model_dir, save_model_dir
@@ -42,7 +42,7 @@ from trainer.events import CheckpointEvent, DoneEvent, EvalEvent, Event, SampleE
 from trainer.plot import PLOT_FILE, render_metrics_png
 from trainer.scoring import cap_windows, score_in_full
 from trainer.tokenizers import build_tokenizer
-from trainer.train_state import ResumeState, gist
+from trainer.train_state import ResumeState
 
 
 

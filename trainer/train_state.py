@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from slmtui.engine.errors import SlmError
+from slmtui.engine.errors import SlmError, gist
 from slmtui.engine.modeldir import TRAIN_STATE
 
 _NUMBER = (int, float)
@@ -64,12 +64,6 @@ def check_train_state(state: Any, path: Path) -> dict[str, Any]:
     if bad:
         raise SlmError(f"{path}: model should map names to tensors ({bad[0]!r} does not)")
     return state
-
-
-def gist(e: BaseException, limit: int = 160) -> str:
-    """An exception's message on one line, cut to ``limit`` characters (torch's run to pages)."""
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass

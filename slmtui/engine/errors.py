@@ -17,3 +17,9 @@ class SlmError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+def gist(e: BaseException, limit: int = 160) -> str:
+    """An exception's message on one line, cut to ``limit`` characters (torch's run to pages)."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -37,7 +37,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from slmtui.engine.errors import SlmError
+from slmtui.engine.errors import SlmError, gist
 from slmtui.engine.generate import SamplingSource, TokenEvent
 from slmtui.engine.sampling import Sampling
 from slmtui.engine.threads import AUTO, ThreadCount
@@ -77,9 +77,10 @@ def _ensure_tracker() -> None:
             sys.stderr = saved
 
 
-def _one_line(e: BaseException) -> str:
-    """An unexpected exception in words, on one line (the app shows it in the status bar)."""
-    return f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+def _error_text(e: Exception) -> str:
+    """What the parent is told of an error in the child: an SlmError's message, or an unexpected exception in
+    words, on one line (the app shows it in the status bar)."""
+    return e.message if isinstance(e, SlmError) else f"{type(e).__name__}: {gist(e, 300)}"
 
 
 class RemoteGenerator:
@@ -218,9 +219,13 @@ class RemoteGenerator:
 
     def _died(self, while_doing: str) -> SlmError:
         code = self._process.exitcode if self._process is not None else None
+        return self._lost(f"the generation process stopped {while_doing}" + (f" (exit code {code})" if code else ""))
+
+    def _lost(self, error: str) -> SlmError:
+        """Forget the child, remember why, and say so to the caller."""
         self._drop()
-        self.error = f"the generation process stopped {while_doing}" + (f" (exit code {code})" if code else "")
-        return SlmError(self.error)
+        self.error = error
+        return SlmError(error)
 
     def close(self) -> None:
         """End the child (at once, or when the stream in progress ends); no process is left behind."""
@@ -309,7 +314,7 @@ class RemoteGenerator:
                 check()
                 if not conn.poll(STOP_WAIT_S if stopping else POLL_S):
                     if stopping:
-                        raise self._died_quietly("did not stop")
+                        raise self._lost("the generation process did not stop; a fresh one starts next time")
                     continue
                 message: tuple[Any, ...] = conn.recv()
                 kind = message[0]
@@ -340,11 +345,6 @@ class RemoteGenerator:
             if close:
                 self._close_after_stream = False
                 self.close()
-
-    def _died_quietly(self, what: str) -> SlmError:
-        self._drop()
-        self.error = f"the generation process {what}; a fresh one starts next time"
-        return SlmError(self.error)
 
     def _finish(self, conn: Connection) -> None:
         """Stop the child's stream and read up to its end, so the next request finds it idle."""
@@ -394,13 +394,10 @@ def _child_main(conn: Connection, model_dir: str, device: str, path: str | None,
         loaded = load_model_dir(Path(model_dir), device=device)
         generator = Generator(loaded.model, loaded.tokenizer, num_threads=num_threads, path=path)
         conn.send(("ready", generator.path_for(1)))
-    except SlmError as e:
-        _send_quietly(conn, ("error", e.message))
-        return
     except (EOFError, OSError):
         return
     except Exception as e:
-        _send_quietly(conn, ("error", _one_line(e)))
+        _send_quietly(conn, ("error", _error_text(e)))
         return
     try:
         _serve(conn, generator)
@@ -424,10 +421,8 @@ def _serve(conn: Connection, generator: Any) -> None:
         if kind in ("path_for", "threads_for"):
             try:
                 conn.send(("answer", getattr(generator, kind)(message[1])))
-            except SlmError as e:
-                conn.send(("error", e.message))
             except Exception as e:
-                conn.send(("error", _one_line(e)))
+                conn.send(("error", _error_text(e)))
         elif kind == "stream":
             if not _serve_stream(conn, generator, *message[1:]):
                 return
@@ -478,8 +473,6 @@ def _serve_stream(conn: Connection, generator: Any, prompt: str | list[int], sam
         conn.send(("done", after_stop))
     except (EOFError, OSError):
         return False
-    except SlmError as e:
-        conn.send(("error", e.message))
     except Exception as e:
-        conn.send(("error", _one_line(e)))
+        conn.send(("error", _error_text(e)))
     return not state["gone"]

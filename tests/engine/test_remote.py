@@ -118,21 +118,13 @@ def test_a_child_error_is_an_slm_error_with_its_message(remote: RemoteGenerator)
     assert len(list(remote.stream("A", Sampling(max_new_tokens=3, seed=1)))) == 3, "the child keeps serving"
 
 
-@pytest.mark.parametrize("path", ["no-such-path"])
-def test_a_child_that_cannot_start_says_why(model_dir: Path, path: str) -> None:
-    generator = RemoteGenerator(model_dir, path=path)
+@pytest.mark.parametrize("case", ["unknown path", "missing model"])
+def test_a_child_that_cannot_start_is_an_slm_error_that_says_why(model_dir: Path, tmp_path: Path, case: str) -> None:
+    folder, path, why = {"unknown path": (model_dir, "no-such-path", "unknown decoding path 'no-such-path'"),
+                         "missing model": (tmp_path / "nowhere", None, "nowhere")}[case]
+    generator = RemoteGenerator(folder, path=path)
     try:
-        with pytest.raises(SlmError, match="unknown decoding path 'no-such-path'"):
-            list(generator.stream("A", Sampling(max_new_tokens=3)))
-        assert not generator.ready and generator.pid is None
-    finally:
-        generator.close()
-
-
-def test_a_model_the_child_cannot_load_is_an_slm_error(tmp_path: Path) -> None:
-    generator = RemoteGenerator(tmp_path / "nowhere")
-    try:
-        with pytest.raises(SlmError, match="nowhere"):
+        with pytest.raises(SlmError, match=why):
             list(generator.stream("A", Sampling(max_new_tokens=3)))
         assert not generator.ready and generator.pid is None
     finally:

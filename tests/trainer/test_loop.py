@@ -245,17 +245,29 @@ def test_time_budget_alone_sets_the_schedule(corpus_file: Path, tmp_path: Path, 
     assert steps[-1].lr < 0.6 * peak, "the schedule's horizon was not brought in to the time limit"
 
 
+def fox_corpus(tmp_path: Path, paragraphs: int = 300) -> Path:
+    """A small corpus a bpe:300 tokenizer can learn: many short passes' worth of one sentence, numbered."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n\n".join(f"Paragraph {i}: the quick brown fox jumps over the lazy dog." for i in range(paragraphs)))
+    return corpus
+
+
+def time_budget_lrs(tmp_path: Path, cfg: TrainConfig) -> list[float]:
+    """The learning rate of every step of a tiny run with ``cfg`` (a time budget: patch the loop's clock first)."""
+    lrs: list[float] = []
+    spec = RunSpec(out=tmp_path / "m", corpus=fox_corpus(tmp_path), model=preset("tiny"), train=cfg, tokenizer="bpe:300",
+                   preset="tiny")
+    train(spec, lambda e: lrs.append(e.lr) if isinstance(e, StepEvent) else None)
+    return lrs
+
+
 def test_a_time_budget_never_jumps_the_learning_rate_during_warmup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With only --time-limit the horizon is re-estimated every 10 steps; a warmup that fits must go on unchanged."""
     import trainer.loop
 
     monkeypatch.setattr(trainer.loop, "time", FakeClock())
-    lrs: list[float] = []
-    corpus = tmp_path / "c.txt"
-    corpus.write_text("\n\n".join(f"Paragraph {i}: the quick brown fox jumps over the lazy dog." for i in range(300)))
     cfg = replace(TRAIN_PRESETS["tiny"], warmup_steps=40, time_limit_s=5.0, eval_interval=1000)
-    spec = RunSpec(out=tmp_path / "m", corpus=corpus, model=preset("tiny"), train=cfg, tokenizer="bpe:300", preset="tiny")
-    train(spec, lambda e: lrs.append(e.lr) if isinstance(e, StepEvent) else None)
+    lrs = time_budget_lrs(tmp_path, cfg)
     warm = lrs[: min(len(lrs), 40)]
     assert len(lrs) > 80, "the budget must hold twice the warmup, or the warmup is cut (next test)"
     assert all(b - a == pytest.approx(cfg.lr / 40) for a, b in zip(warm, warm[1:]))
@@ -267,12 +279,8 @@ def test_a_time_budget_too_short_for_its_warmup_cuts_it_once(tmp_path: Path, mon
     import trainer.loop
 
     monkeypatch.setattr(trainer.loop, "time", FakeClock())
-    lrs: list[float] = []
-    corpus = tmp_path / "c.txt"
-    corpus.write_text("\n\n".join(f"Paragraph {i}: the quick brown fox jumps over the lazy dog." for i in range(300)))
     cfg = replace(TRAIN_PRESETS["tiny"], warmup_steps=1000, time_limit_s=8.0, eval_interval=1000)
-    spec = RunSpec(out=tmp_path / "m", corpus=corpus, model=preset("tiny"), train=cfg, tokenizer="bpe:300", preset="tiny")
-    train(spec, lambda e: lrs.append(e.lr) if isinstance(e, StepEvent) else None)
+    lrs = time_budget_lrs(tmp_path, cfg)
     top = lrs.index(max(lrs))
     assert max(lrs) == pytest.approx(cfg.lr), "the run never reached its peak rate"
     assert top < len(lrs) // 4, f"the warmup took {top} of the run's {len(lrs)} steps"
@@ -283,8 +291,7 @@ def test_a_time_budget_too_short_for_its_warmup_cuts_it_once(tmp_path: Path, mon
 
 def test_a_small_corpus_is_evaluated_at_least_as_often_as_asked_per_pass(tmp_path: Path) -> None:
     """evals_per_pass shrinks the interval for a corpus the run passes through many times (and never widens it)."""
-    corpus = tmp_path / "c.txt"
-    corpus.write_text("\n\n".join(f"Paragraph {i}: the quick brown fox jumps over the lazy dog." for i in range(100)))
+    corpus = fox_corpus(tmp_path, paragraphs=100)
     def spec(out: str, **train: object) -> RunSpec:
         return replace(spec_for(tmp_path / out, corpus, patience=100, **train), tokenizer="bpe:300")
 

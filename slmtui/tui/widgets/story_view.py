@@ -288,15 +288,17 @@ class StoryView(ScrollView, can_focus=True):
                                           len(content) if end == -1 else end)
             strip = Strip(content.render_segments(self.visual_style), content.cell_length)
             if span is None:
-                if len(self._line_cache) >= LINE_CACHE:
-                    self._line_cache.pop(next(iter(self._line_cache)))
-                self._line_cache[key] = strip
+                self._cache_line(key, strip)
         strip = strip.crop_extend(scroll_x, scroll_x + width, self.rich_style).apply_offsets(scroll_x, index)
         if span is None:
-            if len(self._line_cache) >= LINE_CACHE:
-                self._line_cache.pop(next(iter(self._line_cache)))
-            self._line_cache[placed] = strip
+            self._cache_line(placed, strip)
         return strip
+
+    def _cache_line(self, key: tuple[object, ...], strip: Strip) -> None:
+        """Keep a rendered line, dropping the oldest past ``LINE_CACHE`` entries."""
+        if len(self._line_cache) >= LINE_CACHE:
+            self._line_cache.pop(next(iter(self._line_cache)))
+        self._line_cache[key] = strip
 
     # --- selection ---------------------------------------------------------------------------------------------
 
