@@ -41,6 +41,14 @@ VARIANTS: dict[str, tuple[dict[str, object], dict[str, object]]] = {
     "muon": ({}, {"optimizer": "muon"}),
     "all": ({"pos_emb": "rope", "norm": "rmsnorm", "qk_norm": True, "mlp": "relu2", "zero_init_proj": True,
              "tie_embeddings": False, "logit_softcap": 15.0}, {"optimizer": "muon"}),
+    # size (issue 19's pilots): each on the preset as it is, one dimension changed
+    "w384": ({"n_embd": 384, "n_head": 6}, {}),
+    "w512": ({"n_embd": 512, "n_head": 8}, {}),
+    "d8": ({"n_layer": 8}, {}),
+    "d10": ({"n_layer": 10}, {}),
+    "ctx512": ({"block_size": 512}, {}),
+    "v16k": ({"vocab_size": 16384}, {}),
+    "dropout": ({"dropout": 0.1}, {}),
 }
 
 
@@ -58,23 +66,25 @@ def main() -> None:
     device = torch.device("cpu")
     dtype = pick_dtype("auto", device)
     base_model, base_train = preset(args.preset), TRAIN_PRESETS[args.preset]
-    B, T = base_train.batch_size, base_model.block_size
-    print(f"{args.preset}: batch {B} x {T}, {torch.get_num_threads()} threads, {dtype}; "
+    B = base_train.batch_size
+    print(f"{args.preset}: batch {B} x {base_model.block_size}, {torch.get_num_threads()} threads, {dtype}; "
           f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, base_model.vocab_size, (B, T), generator=g)
-    y = torch.randint(0, base_model.vocab_size, (B, T), generator=g)
     runs = {}
     for name in names:
         arch, opt = VARIANTS[name]
         torch.manual_seed(0)
-        model = GPT(replace(base_model, **arch)).train()
-        runs[name] = (model, make_optimizer(model, replace(base_train, **opt), device))
+        config = replace(base_model, **arch)
+        model = GPT(config).train()
+        # Each variant's own batch: a longer context moves more tokens a step, a larger vocabulary draws wider.
+        g = torch.Generator().manual_seed(0)
+        x = torch.randint(0, config.vocab_size, (B, config.block_size), generator=g)
+        y = torch.randint(0, config.vocab_size, (B, config.block_size), generator=g)
+        runs[name] = (model, make_optimizer(model, replace(base_train, **opt), device), x, y)
     autocast = torch.autocast("cpu", dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
     times: dict[str, list[float]] = {n: [] for n in names}
     for _ in range(args.rounds + 1):
         for name in names:
-            model, optimizer = runs[name]
+            model, optimizer, x, y = runs[name]
             t0 = time.perf_counter()
             with autocast:
                 _, loss = model(x, y)
@@ -84,13 +94,15 @@ def main() -> None:
             optimizer.zero_grad(set_to_none=True)
             loss.item()
             times[name].append(time.perf_counter() - t0)
-    base = min(times["base"][1:]) if "base" in times else None
+    rates = {name: runs[name][2].numel() / min(times[name][1:]) for name in names}
+    base = rates.get("base")
     out = {}
     for name in names:
         best = min(times[name][1:])
-        ratio = base / best if base else None
-        out[name] = {"best_step_s": best, "tokens_per_s": B * T / best, "ratio_to_base": ratio}
-        print(f"  {name:15s} best step {best * 1000:7.0f} ms  {B * T / best:7.0f} tok/s"
+        ratio = rates[name] / base if base else None
+        params = sum(p.numel() for p in runs[name][0].parameters())
+        out[name] = {"best_step_s": best, "tokens_per_s": rates[name], "ratio_to_base": ratio, "params": params}
+        print(f"  {name:15s} {params / 1e6:6.2f}M params  best step {best * 1000:7.0f} ms  {rates[name]:7.0f} tok/s"
               + (f"  x{ratio:.3f} of base" if ratio else ""), flush=True)
     print(f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     if args.json:
