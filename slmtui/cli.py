@@ -20,16 +20,19 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from slmtui import __version__
 from slmtui.cli_stories import add_stories_parser
-from slmtui.engine.errors import SlmError
-from slmtui.engine.seeds import SEED_HELP
+from slmtui.core.devices import DEVICE_CHOICES
+from slmtui.core.errors import SlmError
+from slmtui.core.seeds import SEED_HELP
 from slmtui.format import params
 from trainer.config import before_after
 
 if TYPE_CHECKING:
-    from slmtui.engine import EvalResult, LoadedModel, ModelInfo, Sampling
+    from slmtui.core.model_folder import ModelInfo
+    from slmtui.engine.evaluate import EvalResult
+    from slmtui.engine.model_io import LoadedModel
+    from slmtui.engine.sampling import Sampling
 
 PROG = "slmtui"
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # the same as engine.DEVICE_CHOICES (checked by pick_device)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -161,7 +164,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     sampling = _sampling_from_args(args)  # checked before the (slow) model load
     path = _decoding_path(args)
     loaded = _load(args)
-    from slmtui.engine import Generator
+    from slmtui.engine.generate import Generator
 
     out = sys.stdout
     last = ""
@@ -179,7 +182,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 def _decoding_path(args: argparse.Namespace) -> str | None:
     """The decoding path ``generate`` uses: None measures the fastest. A seed is a promise that the text
     replays, and only the exact path gives the same numbers whichever path this machine would pick."""
-    from slmtui.engine.decoding import CANDIDATES, EXACT
+    from slmtui.engine.decode_paths import CANDIDATES, EXACT
 
     if args.path is None:
         return EXACT if args.seed is not None else None
@@ -212,10 +215,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     loaded = _load(args)
     if args.corpus is not None:
         split = args.split or ("heldout" if args.val_books is not None else "val")
-        texts, val_fraction, books = _corpus_split(args.corpus, split, loaded.info, args.val_books)
+        texts, val_fraction, books, absent = _corpus_split(args.corpus, split, loaded.info, args.val_books)
         source = {"source": "corpus", "corpus": str(args.corpus), "split": split, "val_fraction": val_fraction,
-                  "heldout_books": list(books), "reading": "as-trainer"}
-    from slmtui.engine import evaluate_texts
+                  "heldout_books": list(books), "heldout_books_absent": list(absent), "reading": "as-trainer"}
+    from slmtui.engine.evaluate import evaluate_texts
 
     result = evaluate_texts(loaded.model, loaded.tokenizer, texts)
     if result.tokens == 0:
@@ -229,7 +232,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from slmtui.engine.modeldir import scan_models
+    from slmtui.core.model_catalog import scan_models
 
     infos, broken = scan_models()
     rows = [_model_row(info) for info in infos]
@@ -325,15 +328,19 @@ def _read_as_trainer(path: Path) -> str:
 
 
 def _load(args: argparse.Namespace) -> LoadedModel:
-    from slmtui.engine import load_model_dir, pick_device, resolve_model
+    from slmtui.core.model_catalog import resolve_model
+    from slmtui.engine.device import pick_device
+    from slmtui.engine.model_io import load_model_dir
 
     device = pick_device(args.device)
     return load_model_dir(resolve_model(args.model), device=device)
 
 
-def _corpus_split(corpus_path: str, split: str, info: ModelInfo, val_books: str | None) -> tuple[list[str], float, tuple[str, ...]]:
+def _corpus_split(corpus_path: str, split: str, info: ModelInfo,
+                  val_books: str | None) -> tuple[list[str], float, tuple[str, ...], tuple[str, ...]]:
     """The texts of one split of a corpus, cut as the model's trainer cut them (trainer.corpus.model_split:
-    its val_fraction, its held-out books or those of --val-books), and the held-out books' names."""
+    its val_fraction, its held-out books where this corpus holds them, or those of --val-books); the val_fraction,
+    the books held out, and the model's held-out books this corpus lacks (another folder than it trained on)."""
     try:
         from trainer.corpus import choose_books, model_split, read_corpus
         from trainer.corpus import corpus_path as resolve_corpus
@@ -345,14 +352,16 @@ def _corpus_split(corpus_path: str, split: str, info: ModelInfo, val_books: str 
     if not corpus.documents:
         raise SlmError(f"{corpus_path} holds no readable text")
     if split == "all":
-        return [d.text for d in corpus.documents], 0.0, ()
+        return [d.text for d in corpus.documents], 0.0, (), ()
     held = choose_books(corpus, val_books) if val_books is not None else None
     parts = model_split(corpus, info.training, heldout_books=held)
     if split == "heldout" and not parts.heldout:
+        if parts.not_here:
+            raise SlmError(f"{corpus_path} holds none of the books {info.name} held out ({', '.join(parts.not_here)}): "
+                           "name books of this corpus with --val-books, or use --split all")
         raise SlmError("this model holds out no whole books: name them with --val-books, or use --split all")
     texts = {"val": parts.val, "train": parts.train, "heldout": parts.heldout}[split]
-    val_fraction = info.training.get("val_fraction", 0.05)
-    return texts, float(val_fraction) if isinstance(val_fraction, (int, float)) else 0.05, parts.heldout_books
+    return texts, parts.val_fraction, parts.heldout_books, parts.not_here
 
 
 def _print_eval(report: dict[str, Any], result: EvalResult) -> None:
@@ -366,6 +375,8 @@ def _print_eval(report: dict[str, Any], result: EvalResult) -> None:
             what = f"{report['corpus']} (every book whole)"
     print(f"model        {report['model']}  ({report['path']})")
     print(f"text         {what}: {result.tokens:,} tokens, {result.bytes:,} bytes")
+    if report["source"] == "corpus" and report["split"] in ("val", "train"):
+        print(f"held out     {_held_out(report)}")
     if report["reading"] == "raw":
         reading = "raw: the files' bytes as they are"
     else:
@@ -375,6 +386,16 @@ def _print_eval(report: dict[str, Any], result: EvalResult) -> None:
     print(f"loss         {result.loss:.4f} nats/token")
     print(f"perplexity   {result.perplexity:.2f}")
     print(f"bits/byte    {result.bits_per_byte:.4f}")
+
+
+def _held_out(report: dict[str, Any]) -> str:
+    """Which whole books the val or train split leaves out, and the model's held-out books that are not here."""
+    books, absent = report["heldout_books"], report["heldout_books_absent"]
+    said = (f"{', '.join(books)} (whole books it never trained on: --split heldout scores them)" if books
+            else "no whole books")
+    if absent:
+        said += f"; not in this corpus: {', '.join(absent)}, held out of the corpus {report['model']} trained on"
+    return said
 
 
 def _model_row(info: ModelInfo) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from slmtui.engine.errors import SlmError
+from slmtui.core.errors import SlmError
 
 
 def add_stories_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -35,7 +35,7 @@ def add_stories_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _open_stories() -> Any:
-    from slmtui.engine import paths
+    from slmtui.core import paths
     from slmtui.stories import StoryStore
 
     if not paths.stories_db().exists():
@@ -71,7 +71,7 @@ def _cmd_stories_export(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return 0
-    from slmtui.engine.atomic import write_regular_file
+    from slmtui.core.atomic import write_regular_file
 
     written = write_regular_file(args.output, text.encode("utf-8"), replace=args.force)
     print(f"wrote {written}", file=sys.stderr)
@@ -79,7 +79,7 @@ def _cmd_stories_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_stories_import(args: argparse.Namespace) -> int:
-    from slmtui.engine import paths
+    from slmtui.core import paths
     from slmtui.stories import StoryStore
     from slmtui.story_json import import_json, read_json
 

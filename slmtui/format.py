@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from trainer.config import before_after
 
 if TYPE_CHECKING:
-    from slmtui.engine.modeldir import ModelInfo
+    from slmtui.core.model_folder import ModelInfo
 
 BUNDLED_CORPUS = "bundled novels"
 """How the corpus shipped with slmtui is named for people (model.toml records it as "bundled")."""

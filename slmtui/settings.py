@@ -19,9 +19,9 @@ from typing import Any
 
 import tomlkit
 
-from slmtui.engine import paths
-from slmtui.engine.atomic import write_text_atomic
-from slmtui.engine.errors import SlmError
+from slmtui.core import paths
+from slmtui.core.atomic import write_text_atomic
+from slmtui.core.errors import SlmError
 from slmtui.engine.sampling import Sampling
 from slmtui.writing import MAX_CHOICES
 
@@ -63,7 +63,7 @@ class Settings:
     sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
     """The sampling panel's starting values."""
     choices: int = 1
-    """How many continuations one generation writes side by side (1..8): the loom way, pick the best."""
+    """How many continuations one generation writes side by side (1..MAX_CHOICES): the loom way, pick the best."""
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     """The user's own sampling presets: name -> some or all of the ``sampling`` keys."""
     keys: dict[str, str] = field(default_factory=dict)

@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from slmtui.engine.atomic import write_regular_file
-from slmtui.engine.errors import SlmError
+from slmtui.core.atomic import write_regular_file
+from slmtui.core.errors import SlmError
 from slmtui.stories import (AUTHORS, Bookmark, Passage, Story, StoryStore, exports_dir, pack_token, slug,
                             unpack_tokens)
 

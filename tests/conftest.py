@@ -5,7 +5,7 @@
   reads or writes the real user data, config or cache folders.
 - ``byte_tokenizer``: a 257-token byte-level tokenizer (the 256 single bytes + ``<|endoftext|>``),
   built from a rank file with the real ``Tokenizer.from_rank_file``. Any text encodes: one token a byte.
-- ``tiny_model``: a ``GPT(preset("tiny"))`` (2 layers, 64 wide, 64 context, vocab 512), randomly
+- ``tiny_model``: a ``GPT(preset("tiny").model)`` (2 layers, 64 wide, 64 context, vocab 512), randomly
   initialised from a fixed seed, in eval mode. Its weights are the same in every test.
 - ``store``: a ``StoryStore`` on ``paths.stories_db()`` (under the test's ``SLMTUI_HOME``), closed afterwards.
 - ``tiny_model_dir``: that model and tokenizer saved with the real ``save_model_dir`` as the model named
@@ -26,11 +26,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from slmtui.engine import paths, threads
-from slmtui.engine.model import GPT, preset
-from slmtui.engine.modeldir import save_model_dir
-from slmtui.engine.tokenizer import ENDOFTEXT, GPT2_PATTERN, Tokenizer, TokenizerSpec
+from slmtui.core import paths
+from slmtui.core.tokenizer_spec import ENDOFTEXT, GPT2_PATTERN, TokenizerSpec
+from slmtui.engine import threads
+from slmtui.engine.model import GPT
+from slmtui.engine.model_io import save_model_dir
+from slmtui.engine.tokenizer import Tokenizer
 from slmtui.stories import StoryStore
+from trainer.config import preset
 
 torch.set_num_threads(1)
 
@@ -78,14 +81,14 @@ def byte_tokenizer(_byte_ranks_file: Path) -> Tokenizer:
 def _tiny_state() -> dict[str, torch.Tensor]:
     with torch.random.fork_rng():  # a fixed draw without disturbing anyone's global RNG
         torch.manual_seed(TINY_SEED)
-        model = GPT(preset("tiny"))
+        model = GPT(preset("tiny").model)
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
 @pytest.fixture
 def tiny_model(_tiny_state: dict[str, torch.Tensor]) -> GPT:
     """A fresh tiny GPT (same weights every time), in eval mode; tests may change it freely."""
-    model = GPT(preset("tiny"))
+    model = GPT(preset("tiny").model)
     model.load_state_dict(_tiny_state)
     return model.eval()
 

@@ -15,18 +15,18 @@ import hashlib
 import os
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import tomli_w
-import tomllib
 import torch
 
 from slmtui.cli import main as slmtui_main
-from slmtui.engine import paths
-from slmtui.engine.modeldir import META, TOKENIZER, TRAIN_STATE, WEIGHTS
+from slmtui.core import paths
+from slmtui.core.model_folder import META, TOKENIZER, TRAIN_STATE, WEIGHTS
 from slmtui.stories import StoryStore
 from tests.fs_snapshot import Snapshot, changes
 from tests.fs_snapshot import snapshot as fs_snapshot

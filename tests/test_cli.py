@@ -16,8 +16,10 @@ import torch
 
 from slmtui import __version__
 from slmtui.cli import main
-from slmtui.engine import Generator, evaluate_texts, load_model_dir
-from slmtui.engine.modeldir import META, WEIGHTS
+from slmtui.core.model_folder import META, WEIGHTS
+from slmtui.engine.evaluate import evaluate_texts
+from slmtui.engine.generate import Generator
+from slmtui.engine.model_io import load_model_dir
 
 REPO = Path(__file__).resolve().parent.parent
 GEN = ["generate", "Once upon a time", "--model", "tiny", "--max-new-tokens", "12"]
@@ -81,7 +83,7 @@ def test_missing_model(capsys: pytest.CaptureFixture[str], tiny_model_dir: Path)
 @pytest.fixture
 def no_bundled_models(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """As if slmtui shipped no model: the case of an install whose bundled model was removed."""
-    from slmtui.engine import paths
+    from slmtui.core import paths
 
     monkeypatch.setattr(paths, "BUNDLED_MODELS_DIR", tmp_path / "no-bundled-models")
 
@@ -152,7 +154,7 @@ def test_generate_with_a_seed_is_reproducible(capsys: pytest.CaptureFixture[str]
 def test_generate_writes_what_the_generator_writes(capsys: pytest.CaptureFixture[str], tiny_model_dir: Path) -> None:
     rc, out, _ = run(capsys, *GEN, "--seed", "3", "--top-k", "5", "--top-p", "0.9", "--min-p", "0.01",
                      "--repetition-penalty", "1.3", "--memory", "Dorothy")
-    from slmtui.engine import Sampling
+    from slmtui.engine.sampling import Sampling
 
     loaded = load_model_dir(tiny_model_dir)
     s = Sampling(seed=3, top_k=5, top_p=0.9, min_p=0.01, repetition_penalty=1.3, max_new_tokens=12)
@@ -359,7 +361,7 @@ def test_python_m_slmtui_in_a_real_process(capsys: pytest.CaptureFixture[str], t
 
 
 def _saved_story() -> int:
-    from slmtui.engine import paths
+    from slmtui.core import paths
     from slmtui.stories import StoryStore
 
     with StoryStore(paths.stories_db()) as store:

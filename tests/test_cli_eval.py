@@ -15,9 +15,14 @@ from pathlib import Path
 import pytest
 
 from slmtui.cli import main
-from slmtui.engine import evaluate_texts, load_model_dir
-from trainer.corpus import clean_text, read_text_file
+from slmtui.core.model_catalog import bundled_default
+from slmtui.core.model_folder import read_model_info
+from slmtui.core.paths import BUNDLED_CORPUS_DIR
+from slmtui.engine.evaluate import evaluate_texts
+from slmtui.engine.model_io import load_model_dir
 from tests.trainer.excerpts import book_excerpt
+from trainer.clean import clean_text
+from trainer.corpus import read_text_file
 
 SCORES = ("tokens", "bytes", "loss", "perplexity", "bits_per_byte")
 
@@ -116,3 +121,57 @@ def test_a_file_the_trainer_would_skip_is_named(capsys: pytest.CaptureFixture[st
     assert main(["eval", str(nul), "--model", "tiny"]) == 2
     err = capsys.readouterr().err
     assert err.splitlines() == [f"slmtui: error: {nul}: binary file (contains NUL bytes)"]
+
+
+# --------------------------------------------------------------------- a folder of the user's own books
+
+
+@pytest.fixture
+def my_books(tmp_path: Path) -> Path:
+    """~/mybooks: two books of the user's, neither of them in the bundled corpus by name."""
+    folder = tmp_path / "mybooks"
+    folder.mkdir()
+    (folder / "my-first-book.txt").write_text(book_excerpt("grahame-wind-in-the-willows.txt", 20_000))
+    (folder / "my-second-book.txt").write_text(book_excerpt("nesbit-railway-children.txt", 20_000, skip_paragraphs=80))
+    return folder
+
+
+def test_eval_corpus_on_a_folder_of_your_own_books(capsys: pytest.CaptureFixture[str], my_books: Path) -> None:
+    """The default model's held-out books belong to the bundled corpus: on the user's folder none is held out,
+    the output says so, and both books' tails are scored."""
+    default_heldout = read_model_info(bundled_default()).training["heldout_books"]
+    assert default_heldout, "the bundled model holds books out: what this test is about"
+    assert main(["eval", "--corpus", str(my_books), "--json"]) == 0
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert err == "" and report["model"] == "default" and report["split"] == "val" and report["texts"] == 2
+    assert report["heldout_books"] == [] and report["heldout_books_absent"] == default_heldout
+    assert report["tokens"] > 0
+
+    assert main(["eval", "--corpus", str(my_books)]) == 0
+    held = [line for line in capsys.readouterr().out.splitlines() if line.startswith("held out")]
+    assert held == [f"held out     no whole books; not in this corpus: {', '.join(default_heldout)}, held out of the "
+                    "corpus default trained on"]
+
+    assert main(["eval", "--corpus", str(my_books), "--split", "heldout"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"slmtui: error: {my_books} holds none of the books default held out (")
+    assert "--val-books" in err
+
+    assert main(["eval", "--corpus", str(my_books), "--val-books", "my-second-book", "--json"]) == 0
+    chosen = json.loads(capsys.readouterr().out)
+    assert chosen["split"] == "heldout" and chosen["heldout_books"] == ["my-second-book.txt"] and chosen["texts"] == 1
+
+
+def test_a_held_out_book_in_your_folder_is_still_held_out(capsys: pytest.CaptureFixture[str], my_books: Path) -> None:
+    """Where the folder holds one of the model's held-out books, that one stays out of the val split, and is named."""
+    name = "stevenson-treasure-island.txt"
+    assert name in read_model_info(bundled_default()).training["heldout_books"]
+    shutil.copy(BUNDLED_CORPUS_DIR / name, my_books / name)
+    assert main(["eval", "--corpus", str(my_books), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["heldout_books"] == [name] and report["texts"] == 2  # the two books of the user's: their tails
+    assert name not in report["heldout_books_absent"]
+    assert main(["eval", "--corpus", str(my_books)]) == 0
+    held = [line for line in capsys.readouterr().out.splitlines() if line.startswith("held out")]
+    assert held[0].startswith(f"held out     {name} (whole books it never trained on: --split heldout scores them)")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from slmtui.cli import main
-from slmtui.engine import paths
+from slmtui.core import paths
 from slmtui.stories import StoryStore
 from tests.fs_snapshot import assert_unchanged, snapshot
 

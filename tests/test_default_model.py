@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from slmtui.engine import Generator, Sampling, evaluate_texts, load_model_dir, resolve_model
-from slmtui.engine.decoding import EXACT
-from slmtui.engine.modeldir import bundled_default
-from slmtui.engine.paths import BUNDLED_CORPUS_DIR
+from slmtui.core.model_catalog import bundled_default, resolve_model
+from slmtui.core.paths import BUNDLED_CORPUS_DIR
+from slmtui.engine.decode_paths import EXACT
+from slmtui.engine.evaluate import evaluate_texts
+from slmtui.engine.generate import Generator
+from slmtui.engine.model_io import load_model_dir
+from slmtui.engine.sampling import Sampling
 from trainer.corpus import Corpus, corpus_fingerprint, model_split, read_corpus
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from slmtui.engine import SlmError
+from slmtui.core.errors import SlmError
 from slmtui.stories import StoryStore
 from slmtui.stories import export_story, exports_dir
 from tests.fs_snapshot import assert_unchanged, snapshot

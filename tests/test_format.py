@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from slmtui.engine import GPTConfig, ModelInfo, TokenizerSpec
-from slmtui.engine.tokenizer import ENDOFTEXT, GPT2_PATTERN
+from slmtui.core.gpt_config import GPTConfig
+from slmtui.core.model_folder import ModelInfo
+from slmtui.core.tokenizer_spec import ENDOFTEXT, GPT2_PATTERN, TokenizerSpec
 from slmtui.format import ago, corpus, created, human_bytes, human_duration, model_details, number, params
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from slmtui.engine.errors import SlmError
+from slmtui.core.errors import SlmError
 from slmtui.settings import SamplingDefaults, Settings, load_settings, save_settings
 
 

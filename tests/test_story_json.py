@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from slmtui.cli import main
-from slmtui.engine import paths
+from slmtui.core import paths
 from slmtui.stories import StoryStore, pack_token, unpack_tokens
 from slmtui.story_json import export_json
 

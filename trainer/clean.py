@@ -1,6 +1,6 @@
 """What "a text" is to the trainer: one newline convention, NFC, no control characters, Project Gutenberg's
 header and footer gone, and hard-wrapped prose joined back into one line per paragraph (verse kept line by
-line). corpus.py reads files through ``clean_text`` and re-exports it.
+line). corpus.py reads files through ``clean_text``.
 """
 
 from __future__ import annotations

@@ -15,11 +15,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
-from slmtui.engine import DEVICE_CHOICES, PRESETS, SlmError, paths, pick_device, preset
-from slmtui.engine.seeds import SEED_HELP
-from slmtui.engine.modeldir import LoadedModel, target_path
+from slmtui.core import paths
+from slmtui.core.devices import DEVICE_CHOICES
+from slmtui.core.errors import SlmError
+from slmtui.core.model_target import target_path
+from slmtui.core.seeds import SEED_HELP
+from slmtui.engine.device import pick_device
+from slmtui.engine.model_io import LoadedModel
 from trainer import config
-from trainer.config import DEFAULT_EPOCHS, DEFAULT_TOKENIZER, TRAIN_PRESETS, default_run_name
+from trainer.config import DEFAULT_EPOCHS, DEFAULT_PRESET, PRESETS, default_run_name, preset
 from trainer.corpus import corpus_path, read_corpus
 from trainer.events import DoneEvent, ErrorEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
 from trainer.loop import RunSpec, train
@@ -31,8 +35,8 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def parse_duration(text: str) -> float:
-    """--time-limit's type: seconds from '90', '90s', '15m', '2h' or '1h30m' (trainer.config.parse_duration)."""
+def time_limit_arg(text: str) -> float:
+    """--time-limit's type: seconds from '90', '90s', '15m', '2h' or '1h30m' (``config.parse_duration``), above 0."""
     seconds = config.parse_duration(text)
     if seconds is None:
         raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 90s, 15m or 2h)")
@@ -48,14 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder of .txt/.md files, or one file; 'bundled' (the default) is the shipped public-domain novels")
     p.add_argument("--name", help="model name: saved as <user data>/models/NAME (default: the corpus folder's name)")
     p.add_argument("--out", type=Path, help="model folder to write (instead of --name)")
-    p.add_argument("--preset", default="seed", help=f"architecture and training settings: {', '.join(PRESETS)}")
+    p.add_argument("--preset", default=DEFAULT_PRESET, help=f"architecture and training settings: {', '.join(PRESETS)}")
     p.add_argument("--tokenizer", help="gpt2, or bpe:N to train an N-token BPE on the corpus (default: per preset)")
     p.add_argument("--init-from", help="fine-tune: start from this model (name or folder); keeps its architecture")
     p.add_argument("--resume", action="store_true", help="continue the run saved in the model folder")
     budget = p.add_argument_group("budget (the first reached ends the run)")
     budget.add_argument("--max-steps", type=int, help="optimizer steps (also the learning-rate schedule's length)")
     budget.add_argument("--epochs", type=float, help="passes over the training tokens")
-    budget.add_argument("--time-limit", type=parse_duration, help="wall clock for this invocation, e.g. 30m or 2h")
+    budget.add_argument("--time-limit", type=time_limit_arg, help="wall clock for this invocation, e.g. 30m or 2h")
     arch = p.add_argument_group("architecture overrides")
     for flag, kind in (("--block-size", int), ("--n-layer", int), ("--n-head", int), ("--n-embd", int), ("--dropout", float)):
         arch.add_argument(flag, type=kind)
@@ -86,8 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def spec_from_args(args: argparse.Namespace) -> RunSpec:
-    if args.preset not in PRESETS or args.preset not in TRAIN_PRESETS:
-        raise SlmError(f"unknown preset {args.preset!r}; choose one of: {', '.join(TRAIN_PRESETS)}")
+    recipe = preset(args.preset)  # an unknown name is refused with the choices
     if args.out is not None:
         out = target_path(args.out)  # not resolve(): a link at --out must be seen, and refused
     else:
@@ -95,14 +98,14 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         if not paths.is_model_name(name):
             raise SlmError(f"--name {name!r}: use letters, digits, '.', '-' and '_' only")
         out = paths.models_dir() / name
-    model = preset(args.preset)
+    model = recipe.model
     arch = {k: getattr(args, k) for k in ("block_size", "n_layer", "n_head", "n_embd", "dropout", "tie_embeddings",
                                           "pos_emb", "norm", "qk_norm", "mlp", "zero_init_proj", "logit_softcap")
             if getattr(args, k) is not None}
     init_from = parent = None
     if args.init_from and not args.resume:
-        from slmtui.engine import resolve_model
-        from slmtui.engine.modeldir import load_model_dir
+        from slmtui.core.model_catalog import resolve_model
+        from slmtui.engine.model_io import load_model_dir
 
         kept = [k for k in arch if k not in ("block_size", "dropout")]
         if kept:
@@ -126,7 +129,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         overrides["time_limit_s"] = args.time_limit
     if args.compile:
         overrides["compile"] = True
-    base = TRAIN_PRESETS[args.preset]
+    base = recipe.train
     if parent is not None:
         _check_corpus_path(args.corpus)
         base = _finetune_defaults(args, parent)
@@ -140,7 +143,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     # A fine-tune's dropout is its own (FINETUNE_DROPOUT unless given); a fresh model's comes with its shape.
     finetune_dropout = config.FINETUNE_DROPOUT if args.dropout is None else args.dropout
     return RunSpec(out=out, corpus=args.corpus.expanduser(), model=model, train=cfg,
-                   tokenizer=args.tokenizer or DEFAULT_TOKENIZER[args.preset], preset=args.preset,
+                   tokenizer=args.tokenizer or recipe.tokenizer, preset=args.preset,
                    init_from=init_from, device=args.device, resume=args.resume,
                    block_size=args.block_size if init_from is not None else None,
                    dropout=finetune_dropout if init_from is not None else None)

@@ -2,7 +2,8 @@
 rules for durations, run names and corpus files.
 
 The trainer (cli.py, loop.py, corpus.py) and the app's training screen both import these, so a default changes in
-one place. This module imports nothing that needs torch (only ``slmtui.engine.errors`` and ``paths``).
+one place. This module imports nothing that needs torch (only ``slmtui.core``; a test checks it in a fresh
+interpreter).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from slmtui.engine.errors import SlmError
-from slmtui.engine.paths import BUNDLED_CORPUS_DIR, is_model_name
+from slmtui.core.errors import SlmError
+from slmtui.core.gpt_config import GPTConfig
+from slmtui.core.paths import BUNDLED_CORPUS_DIR, is_model_name
+from slmtui.core.tokenizer_spec import GPT2_N_VOCAB
 
 OPTIMIZERS = ("adamw", "muon")
 """What --optimizer takes (trainer/optim.py builds them)."""
@@ -95,19 +98,54 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in known})  # type: ignore[arg-type]
 
 
-# Training settings per preset (architectures in slmtui.engine.model.PRESETS).
-TRAIN_PRESETS: dict[str, TrainConfig] = {
-    # The original's: batch 32, lr 6e-4, warmup 1000, clip 1.0, eval every 100, now with a real schedule.
-    "seed": TrainConfig(batch_size=32, lr=6e-4, warmup_steps=1000, grad_clip=1.0, eval_interval=100),
-    "tiny": TrainConfig(batch_size=8, lr=3e-3, warmup_steps=10, eval_interval=25, eval_windows=32, patience=100),
-    # Muon on the hidden matrices: 0.24 bits/byte better than AdamW at equal compute (docs/training-runs.md).
-    "default": TrainConfig(batch_size=32, lr=2e-3, warmup_steps=200, eval_interval=200, evals_per_pass=1,
-                           weight_decay=0.1, optimizer="muon"),
+@dataclass(frozen=True)
+class Preset:
+    """One named recipe: the architecture, the tokenizer a run trains when given no --tokenizer, and the settings."""
+
+    model: GPTConfig
+    tokenizer: str
+    """``gpt2`` or ``bpe:N`` (``slmtui.core.tokenizer_spec``); the model's vocab_size follows the tokenizer."""
+    train: TrainConfig
+
+
+PRESETS: dict[str, Preset] = {
+    # The original model, exactly: GPT-2 tokenizer, 128 context, 4x256, 4 heads, qkv bias; the original's settings
+    # (TrainConfig's batch, lr 6e-4, warmup 1000, clip 1.0, eval every 100), now with a real schedule.
+    "seed": Preset(
+        model=GPTConfig(vocab_size=GPT2_N_VOCAB, block_size=128, n_layer=4, n_head=4, n_embd=256, dropout=0.1),
+        tokenizer="gpt2",
+        train=TrainConfig(lr=6e-4, warmup_steps=1000, grad_clip=1.0, eval_interval=100),
+    ),
+    # For tests: trains in seconds on a CPU.
+    "tiny": Preset(
+        model=GPTConfig(vocab_size=512, block_size=64, n_layer=2, n_head=2, n_embd=64, dropout=0.0),
+        tokenizer="bpe:512",
+        train=TrainConfig(batch_size=8, lr=3e-3, warmup_steps=10, eval_interval=25, eval_windows=32, patience=100),
+    ),
+    # The bundled default model's shape and recipe (each part chosen by a pilot at equal compute,
+    # docs/training-runs.md): rotary positions, ReLU² MLP, untied head, its 8k BPE tokenizer; Muon on the hidden
+    # matrices, 0.24 bits/byte better than AdamW at equal compute.
+    "default": Preset(
+        model=GPTConfig(vocab_size=8192, block_size=256, n_layer=6, n_head=4, n_embd=256, dropout=0.0,
+                        tie_embeddings=False, pos_emb="rope", mlp="relu2"),
+        tokenizer="bpe:8192",
+        train=TrainConfig(lr=2e-3, warmup_steps=200, eval_interval=200, evals_per_pass=1, weight_decay=0.1,
+                          optimizer="muon"),
+    ),
 }
-DEFAULT_TOKENIZER: dict[str, str] = {"seed": "gpt2", "tiny": "bpe:512", "default": "bpe:8192"}
-"""The tokenizer a preset trains when no --tokenizer is given."""
-PRESET_NAMES = ("tiny", "seed", "default")
-"""The presets, smallest first (slmtui.engine.PRESETS holds their architectures)."""
+"""Every preset, in the order slm-train names them."""
+DEFAULT_PRESET = "seed"
+"""What slm-train trains when given no --preset: the original model. (The app's training form suggests a preset for
+the corpus's size instead: ``scratch_preset``.)"""
+
+
+def preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise SlmError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
+
+
 DEFAULT_EPOCHS = 10.0
 """The budget of a run given none: ten passes, ended earlier by early stopping."""
 
@@ -205,7 +243,8 @@ def finetune_config(*, train_tokens: int, budget_s: float | None, tokens_per_s: 
       improving after eight (1.438). A time budget plans at most ``FINETUNE_MAX_PASSES`` passes: the rate has
       decayed by then, and the run ends there rather than spend the rest of the budget memorising.
     * **batch 16**: a fine-tune has little text and little time; half the pretraining batch gives twice the
-      updates per pass (batch 8 was worse: 1.501). Corpora of more than 2M tokens get the pretraining batch of 32.
+      updates per pass (batch 8 was worse: 1.501). Corpora of more than 2M tokens get the pretraining batch
+      (``TrainConfig.batch_size``).
     * **warmup**: a twentieth of the planned steps (5 to 100): Adam's moments start at zero, and full steps on
       them jolt a trained model.
     * **evaluation 4 times a pass** (and at least 12 times a run): the held-out text must be scored often enough
@@ -220,7 +259,7 @@ def finetune_config(*, train_tokens: int, budget_s: float | None, tokens_per_s: 
     warmup and the evaluation interval (the loop caps its horizon at ``FINETUNE_MAX_PASSES`` passes itself).
     """
     train_tokens = max(1, int(train_tokens))
-    batch_size = 16 if train_tokens <= 2_000_000 else 32
+    batch_size = 16 if train_tokens <= 2_000_000 else TrainConfig.batch_size
     batch_tokens = batch_size * block_size
     steps_per_pass = max(1.0, train_tokens / batch_tokens)
     if budget_s is None:
@@ -251,12 +290,13 @@ SMALL_CORPUS_BYTES = 64_000
 """Below this, an 8k BPE learned from the text is mostly whole words seen once (see ``scratch_preset``)."""
 
 
-def scratch_preset(corpus_bytes: int) -> str:
-    """The preset a from-scratch run on ``corpus_bytes`` of text gets by default (never ``tiny``, a test toy).
+def scratch_preset(corpus_bytes: int | None) -> str:
+    """The preset the training form suggests for a from-scratch run on ``corpus_bytes`` of text (never ``tiny``, a
+    test toy); None, a corpus not sized yet, is taken for a real corpus.
 
     ``default`` (the bundled model's 6x256 shape with an 8k BPE learned from the corpus) for any real corpus: it
     is also faster a token than ``seed``, whose 50k-token GPT-2 output layer costs more than its four layers.
     Below ``SMALL_CORPUS_BYTES`` there is too little text to learn an 8k-token BPE from, and ``seed``'s
     ready-made GPT-2 tokenizer is the better start. Either way a corpus this size learns far more by
     fine-tuning (the training screen says so and offers that first)."""
-    return "seed" if corpus_bytes < SMALL_CORPUS_BYTES else "default"
+    return "seed" if corpus_bytes is not None and corpus_bytes < SMALL_CORPUS_BYTES else "default"

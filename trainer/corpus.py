@@ -3,20 +3,20 @@
 The trainer sees only what comes out of here, so this module decides what "a text" is:
 UTF-8 prose with one paragraph per line and paragraphs separated by one blank line, verse kept
 line by line. Files it cannot read as text are skipped and named, never silently dropped. The cleaning
-itself is trainer/clean.py (``clean_text``, re-exported here).
+itself is trainer/clean.py (``clean_text``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
-from slmtui.engine.errors import SlmError
-from slmtui.engine.paths import BUNDLED_CORPUS_DIR
+from slmtui.core.errors import SlmError
+from slmtui.core.paths import BUNDLED_CORPUS_DIR
 from trainer.clean import CONTROL_CHARS, clean_text
-from trainer.config import TEXT_SUFFIXES, is_corpus_file  # noqa: F401 - TEXT_SUFFIXES re-exported
+from trainer.config import TrainConfig, is_corpus_file
 
 BUNDLED = "bundled"
 """How model.toml and the command line name the corpus shipped with slmtui, wherever it is installed."""
@@ -188,7 +188,7 @@ def _cut(blocks: list[str], val_fraction: float) -> int:
     return best
 
 
-def split_documents(corpus: Corpus, val_fraction: float = 0.05) -> tuple[list[str], list[str]]:
+def split_documents(corpus: Corpus, val_fraction: float = TrainConfig.val_fraction) -> tuple[list[str], list[str]]:
     """Hold out the last ``val_fraction`` of every document, cut at a paragraph boundary.
 
     Validation is then text the model never trained on, not windows shuffled into both sets.
@@ -251,6 +251,10 @@ class CorpusSplit:
     val: list[str]
     heldout: list[str]
     heldout_books: tuple[str, ...]
+    val_fraction: float = TrainConfig.val_fraction
+    """The share of each training book's tail in ``val``."""
+    not_here: tuple[str, ...] = ()
+    """Held-out books the model's record names that this corpus does not hold (``model_split``)."""
 
 
 def choose_books(corpus: Corpus, spec: str | int | tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -279,7 +283,7 @@ def choose_books(corpus: Corpus, spec: str | int | tuple[str, ...] | list[str]) 
     return tuple(chosen)
 
 
-def split_corpus(corpus: Corpus, *, val_fraction: float = 0.05, heldout_books: tuple[str, ...] = (),
+def split_corpus(corpus: Corpus, *, val_fraction: float = TrainConfig.val_fraction, heldout_books: tuple[str, ...] = (),
                  train_books: tuple[str, ...] | None = None) -> CorpusSplit:
     """Hold out whole books, then the tail of each remaining book (split_documents).
 
@@ -297,20 +301,29 @@ def split_corpus(corpus: Corpus, *, val_fraction: float = 0.05, heldout_books: t
     if not keep:
         raise SlmError(f"no book of {corpus.path} is left to train on once the held-out books are set aside")
     train, val = split_documents(Corpus(corpus.path, tuple(keep)), val_fraction=val_fraction)
-    return CorpusSplit(train, val, [by_name[n].text for n in heldout_books], tuple(heldout_books))
+    return CorpusSplit(train, val, [by_name[n].text for n in heldout_books], tuple(heldout_books), val_fraction)
 
 
 def model_split(corpus: Corpus, training: dict[str, object], *, heldout_books: tuple[str, ...] | None = None) -> CorpusSplit:
     """The split a model's training summary (model.toml's [training]) describes, for this corpus.
 
     Reads val_fraction, heldout_books and (for a model trained on a subset) corpus_books; an explicit
-    ``heldout_books`` replaces the recorded ones (scoring a model on books of your choosing).
+    ``heldout_books`` replaces the recorded ones (scoring a model on books of your choosing). The recorded names
+    are books of the corpus the model was trained on, so they apply where this corpus holds them: any other
+    folder (your own books) is split by val_fraction alone, and ``not_here`` names the held-out books it lacks.
     """
-    val_fraction = training.get("val_fraction", 0.05)
+    val_fraction = training.get("val_fraction", TrainConfig.val_fraction)
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
-        val_fraction = 0.05
+        val_fraction = TrainConfig.val_fraction
+    present = {d.name for d in corpus.documents}
     recorded = training.get("heldout_books") or ()
-    held = tuple(heldout_books if heldout_books is not None else (str(b) for b in recorded))  # type: ignore[union-attr]
+    named = tuple(str(b) for b in recorded) if isinstance(recorded, (list, tuple)) else ()
     books = training.get("corpus_books")
-    train_books = tuple(str(b) for b in books) if isinstance(books, list) else None
-    return split_corpus(corpus, val_fraction=float(val_fraction), heldout_books=held, train_books=train_books)
+    trained = tuple(str(b) for b in books) if isinstance(books, list) else ()
+    if heldout_books is not None:
+        named = ()  # replaced, not unapplied
+    held = heldout_books if heldout_books is not None else tuple(n for n in named if n in present)
+    not_here = tuple(n for n in named if n not in present)
+    train_books = tuple(n for n in trained if n in present) or None  # none here: not the corpus it trained on
+    split = split_corpus(corpus, val_fraction=float(val_fraction), heldout_books=held, train_books=train_books)
+    return replace(split, not_here=not_here)

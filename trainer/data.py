@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from slmtui.engine import Tokenizer, paths
-from slmtui.engine.atomic import write_bytes_atomic, write_text_atomic
-from slmtui.engine.errors import SlmError
-from slmtui.engine.seeds import torch_seed
+from slmtui.core import paths
+from slmtui.core.atomic import write_bytes_atomic, write_text_atomic
+from slmtui.core.errors import SlmError
+from slmtui.core.seeds import torch_seed
+from slmtui.engine.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,13 @@ from pathlib import Path
 
 import torch
 
-from slmtui.engine import SlmError, evaluate_texts, load_model_dir, read_model_info, save_model_dir
-from slmtui.engine.modeldir import METRICS, check_model_target
+from slmtui.core.errors import SlmError
+from slmtui.core.model_folder import METRICS, read_model_info
+from slmtui.core.model_target import check_model_target
+from slmtui.engine.evaluate import evaluate_texts
+from slmtui.engine.model_io import load_model_dir, save_model_dir
 from trainer.corpus import corpus_path, model_split, read_corpus
+from trainer.plot import PLOT_FILE
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -45,7 +49,7 @@ def export_model(src: Path, dest: Path, *, dtype: str = "bf16", corpus: Path | N
         held = evaluate_texts(rounded, loaded.tokenizer, parts.heldout)
         training.update(heldout_loss=held.loss, heldout_bpb=held.bits_per_byte, heldout_tokens=held.tokens,
                         heldout_bytes=held.bytes)
-    extra = {name: src / name for name in (METRICS, "training_metrics.png") if (src / name).is_file()}
+    extra = {name: src / name for name in (METRICS, PLOT_FILE) if (src / name).is_file()}
     save_model_dir(dest, rounded, loaded.tokenizer, training=training, dtype=DTYPES[dtype], extra_files=extra,
                    replace_model=force, corpus=corpus_dir)
     return training

@@ -25,27 +25,30 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from slmtui.engine import GPT, Generator, GPTConfig, Sampling, evaluate_ids, pick_device, token_byte_lengths
-from slmtui.engine.device import cpu_has_fast_bf16
-from slmtui.engine.errors import SlmError, gist
+from slmtui.core.errors import SlmError, gist
+from slmtui.core.gpt_config import GPTConfig
+from slmtui.core.model_folder import METRICS, TRAIN_STATE
+from slmtui.core.model_target import check_model_target
+from slmtui.core.seeds import torch_seed
+from slmtui.engine.decode_paths import EXACT
+from slmtui.engine.device import cpu_has_fast_bf16, pick_device
+from slmtui.engine.evaluate import evaluate_ids, token_byte_lengths
+from slmtui.engine.generate import Generator
 from slmtui.engine.memory import check_fits, training_bytes
-from slmtui.engine.seeds import torch_seed
-from slmtui.engine.modeldir import METRICS, TRAIN_STATE, check_model_target, load_model_dir, save_model_dir
-from slmtui.engine.decoding import EXACT
-from trainer.config import DEFAULT_TOKENIZER, TRAIN_PRESETS, TrainConfig  # noqa: F401 - the first two re-exported
+from slmtui.engine.model import GPT
+from slmtui.engine.model_io import load_model_dir, save_model_dir
+from slmtui.engine.sampling import Sampling
+from trainer.config import TrainConfig
 from trainer.corpus import choose_books, corpus_fingerprint, corpus_label, corpus_path, read_corpus, split_corpus
 from trainer.data import Batches, cache_key, tokenize_corpus
 from trainer.distributed import Distributed
+from trainer.events import CheckpointEvent, DoneEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
 from trainer.optim import Optimizers
 from trainer.optim import make_optimizer as build_optimizer
-from trainer.events import CheckpointEvent, DoneEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
 from trainer.plot import PLOT_FILE, render_metrics_png
 from trainer.scoring import cap_windows, score_in_full
 from trainer.tokenizers import build_tokenizer
 from trainer.train_state import ResumeState
-
-
-
 
 REPLACE_HINT = "choose another --name or --out, or continue its run with --resume"
 """How a user asks for an existing model folder to be replaced: only by continuing its own run."""

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from slmtui.engine import GPT
-from slmtui.engine.errors import SlmError
+from slmtui.core.errors import SlmError
+from slmtui.engine.model import GPT
 from trainer.config import OPTIMIZERS
 
 

@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable
 from pathlib import Path
 
-from slmtui.engine.atomic import write_bytes_atomic
+from slmtui.core.atomic import write_bytes_atomic
 
 PLOT_FILE = "training_metrics.png"
 

@@ -7,7 +7,9 @@ import math
 
 import torch
 
-from slmtui.engine import GPT, GPTConfig, evaluate_ids
+from slmtui.core.gpt_config import GPTConfig
+from slmtui.engine.evaluate import evaluate_ids
+from slmtui.engine.model import GPT
 
 
 def score_in_full(weights: dict[str, torch.Tensor], config: GPTConfig, val_docs: list[list[int]],

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
-from slmtui.engine import Tokenizer, TokenizerSpec, paths
-from slmtui.engine.atomic import write_text_atomic
-from trainer.bpe import RANKS_FILENAME, parse_tokenizer_arg, train_bpe
+from slmtui.core import paths
+from slmtui.core.atomic import write_text_atomic
+from slmtui.core.model_folder import TOKENIZER
+from slmtui.core.tokenizer_spec import TokenizerSpec, parse_tokenizer_arg
+from slmtui.engine.tokenizer import Tokenizer
+from trainer.bpe import train_bpe
 
 
 def build_tokenizer(arg: str, train_texts: list[str], *, cache_key: str) -> Tokenizer:
@@ -16,11 +19,9 @@ def build_tokenizer(arg: str, train_texts: list[str], *, cache_key: str) -> Toke
         return Tokenizer.gpt2()
     folder = paths.cache_dir() / "bpe" / f"{cache_key}-{size}"
     spec_file = folder / "spec.json"
-    if spec_file.is_file() and (folder / RANKS_FILENAME).is_file():
+    if spec_file.is_file() and (folder / TOKENIZER).is_file():
         spec = TokenizerSpec.from_dict(json.loads(spec_file.read_text()), source=str(spec_file))
-        return Tokenizer.from_rank_file(folder / RANKS_FILENAME, spec)
-    trained = train_bpe(train_texts, size, folder, name=f"bpe{size}-{cache_key[:8]}")
-    spec = TokenizerSpec(name=trained.name, pattern=trained.pattern, special_tokens=dict(trained.special_tokens),
-                         n_vocab=trained.n_vocab)
+        return Tokenizer.from_rank_file(folder / TOKENIZER, spec)
+    spec = train_bpe(train_texts, size, folder, name=f"bpe{size}-{cache_key[:8]}")
     write_text_atomic(spec_file, json.dumps(spec.to_dict()))
-    return Tokenizer.from_rank_file(trained.ranks_file, spec)
+    return Tokenizer.from_rank_file(folder / TOKENIZER, spec)

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from slmtui.engine.errors import SlmError, gist
-from slmtui.engine.modeldir import TRAIN_STATE
+from slmtui.core.errors import SlmError, gist
+from slmtui.core.model_folder import TRAIN_STATE
 
 _NUMBER = (int, float)
 # key -> (the types allowed, what to call them in the message). bool is excluded from numbers below.

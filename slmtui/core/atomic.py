@@ -11,7 +11,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from slmtui.engine.errors import SlmError
+from slmtui.core.errors import SlmError
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

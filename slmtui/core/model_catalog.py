@@ -1,16 +1,84 @@
-"""Managing the user's models folder: the names taken, a new name's check, rename, delete, add a folder from
-elsewhere. The models screen and any command may use these; reading and writing one model is modeldir.py."""
+"""The user's models, by name: the user's models folder, then the bundled ones; finding one, listing them all
+(and the folders that fail to read), and managing the folder: a new name's check, rename, delete, adding a
+folder from elsewhere. One model's format is model_folder.py; its tensors, slmtui.engine.model_io.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from slmtui.engine import paths
-from slmtui.engine.errors import SlmError
-from slmtui.engine.modeldir import ModelInfo, read_model_info
+from slmtui.core import paths
+from slmtui.core.errors import SlmError
+from slmtui.core.model_folder import META, ModelInfo, read_model_info, recover_swap
+
+DEFAULT_MODEL = "default"
+"""The model a command uses when none is named: the user's own "default", else the bundled one."""
+
+
+def bundled_default() -> Path:
+    return paths.BUNDLED_MODELS_DIR / DEFAULT_MODEL
+
+
+def resolve_model(name_or_path: str | os.PathLike[str] | None) -> Path:
+    """A model name (in the user's models folder, then the bundled ones) or a folder path."""
+    if name_or_path is None:
+        name_or_path = DEFAULT_MODEL
+    text = str(name_or_path)
+    candidate = Path(text).expanduser()
+    if os.sep in text or text.startswith(".") or (candidate.is_dir() and (candidate / META).exists()):
+        recover_swap(candidate.resolve())
+        if not candidate.is_dir():
+            raise SlmError(f"no model folder at {candidate}")
+        return candidate.resolve()
+    for base in (paths.models_dir(), paths.BUNDLED_MODELS_DIR):
+        recover_swap(base / text)
+        if (base / text).is_dir():
+            return base / text
+    known = ", ".join(i.name for i in list_models()) or "none yet (train one with slm-train)"
+    raise SlmError(f"no model named {text!r}; models: {known}")
+
+
+@dataclass(frozen=True)
+class BrokenModel:
+    """A folder in a models folder that cannot be read as a model, and why (shown by `slmtui models`)."""
+
+    path: Path
+    reason: str
+    bundled: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def scan_models() -> tuple[list[ModelInfo], list[BrokenModel]]:
+    """The user's models, then bundled ones they do not shadow; and the folders that failed to read, with why.
+
+    Hidden folders (a save's temporary ``.name.tmp-*``) are neither."""
+    seen: set[str] = set()
+    out: list[ModelInfo] = []
+    broken: list[BrokenModel] = []
+    for base in (paths.models_dir(), paths.BUNDLED_MODELS_DIR):
+        if not base.is_dir():
+            continue
+        for folder in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if folder.name in seen:
+                continue
+            try:
+                out.append(read_model_info(folder))
+                seen.add(folder.name)
+            except SlmError as e:
+                broken.append(BrokenModel(folder, e.message, bundled=base == paths.BUNDLED_MODELS_DIR))
+    return out, broken
+
+
+def list_models() -> list[ModelInfo]:
+    """The models that read; see ``scan_models`` for the folders that do not."""
+    return scan_models()[0]
 
 
 def model_folder_names() -> set[str]:

@@ -2,7 +2,7 @@
 
 ``check_model_target`` allows nothing there yet, an empty folder, or a proven model folder (``is_model_folder``)
 the caller was asked to replace; never a file, a link, someone's notes, the corpus or a folder that holds the
-user's data. modeldir.py re-exports these names, so callers may import them from either place.
+user's data.
 """
 
 from __future__ import annotations
@@ -11,25 +11,9 @@ import os
 import stat
 from pathlib import Path
 
-from slmtui.engine import paths
-from slmtui.engine.errors import SlmError
-
-
-def is_model_folder(path: Path) -> bool:
-    """Proven, not guessed from one file name: a real folder whose model.toml parses with the expected
-    tables and values, beside a model.safetensors file. Reads model.toml only; renames nothing."""
-    from slmtui.engine.modeldir import WEIGHTS, _parse_model_info  # here: modeldir imports this module
-    path = Path(path)
-    if path.is_symlink() or not path.is_dir():
-        return False
-    weights = path / WEIGHTS
-    if weights.is_symlink() or not weights.is_file():
-        return False
-    try:
-        _parse_model_info(path)
-    except Exception:  # any failure to read it (SlmError, OSError, a bad value) means: not proven
-        return False
-    return True
+from slmtui.core import paths
+from slmtui.core.errors import SlmError
+from slmtui.core.model_folder import is_model_folder
 
 
 def target_path(path: str | os.PathLike[str]) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import platformdirs
 
-from slmtui.engine.errors import SlmError
+from slmtui.core.errors import SlmError
 
 APP_NAME = "slmtui"
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"

@@ -1,7 +1,7 @@
 """One home for turning a user's seed (any integer) into the seed torch's generators take.
 
-torch's CPU generator (mt19937) keeps only the low 32 bits of its seed, so 1 and 2**32 + 1 used to draw the
-same text, and a seed of 2**64 or more overflowed. Seeds from 0 to 2**32 - 1 are passed through unchanged,
+torch's CPU generator (mt19937) keeps only the low 32 bits of its seed, so passed as it is, 1 and 2**32 + 1 would
+draw the same text, and a seed of 2**64 or more would overflow. Seeds from 0 to 2**32 - 1 are passed through unchanged,
 so every text reproduced with them before (README's samples use --seed 1..5) stays the same; any other
 integer (negative, or 2**32 and up) is hashed (SHA-256 of its decimal digits) into that same range. Distinct
 seeds therefore draw distinct text, except that a hashed seed meets one particular other seed's stream with

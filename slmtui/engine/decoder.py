@@ -1,7 +1,6 @@
 """Decoder: the model's sliding window over a story (and N continuations of it) in one KV cache.
 
-The generator (generate.py) drives it token by token; tests drive it directly. generate.py and the engine
-package re-export it, so ``from slmtui.engine.generate import Decoder`` keeps working.
+The generator (generate.py) drives it token by token; tests drive it directly.
 """
 
 from __future__ import annotations

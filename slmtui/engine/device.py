@@ -6,9 +6,8 @@ from pathlib import Path
 
 import torch
 
-from slmtui.engine.errors import SlmError
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+from slmtui.core.devices import DEVICE_CHOICES
+from slmtui.core.errors import SlmError
 
 
 def pick_device(name: str = "auto") -> torch.device:

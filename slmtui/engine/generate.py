@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from slmtui.core.errors import SlmError
+from slmtui.core.seeds import torch_seed
+from slmtui.engine.decode_paths import EXACT, PathChoice, build_path, choose_path
 from slmtui.engine.decoder import Decoder
-from slmtui.engine.decoding import EXACT, PathChoice, build_path, choose_path
-from slmtui.engine.errors import SlmError
 from slmtui.engine.model import GPT
 from slmtui.engine.sampling import Sampling, apply_repetition_penalty_rows, draw_rows, top_candidates
-from slmtui.engine.seeds import torch_seed
 from slmtui.engine.threads import AUTO, ThreadChoice, ThreadCount, choose_threads, threads_context
 from slmtui.engine.tokenizer import StreamDecoder, Tokenizer
 
@@ -92,7 +92,7 @@ class Generator:
         num_threads: ThreadCount = AUTO,
         path: str | None = None,
     ) -> None:
-        """``path`` names a decoding path (slmtui.engine.decoding.CANDIDATES); None measures which is
+        """``path`` names a decoding path (slmtui.engine.decode_paths.CANDIDATES); None measures which is
         fastest here, at load for one stream and on first use for N; "exact" is the model as trained.
         ``num_threads`` is the intra-op thread count while decoding: AUTO measures it per batch size on
         the path chosen (engine.threads: 1 thread, then more while clearly faster), a number sets it,

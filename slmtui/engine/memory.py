@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from slmtui.engine.errors import SlmError
-from slmtui.engine.model import GPTConfig
+from slmtui.core.errors import SlmError
+from slmtui.core.gpt_config import GPTConfig
 
 GiB = 2**30
 

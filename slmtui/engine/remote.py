@@ -37,7 +37,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from slmtui.engine.errors import SlmError, gist
+from slmtui.core.errors import SlmError, gist
 from slmtui.engine.generate import SamplingSource, TokenEvent
 from slmtui.engine.sampling import Sampling
 from slmtui.engine.threads import AUTO, ThreadCount
@@ -389,7 +389,7 @@ def _child_main(conn: Connection, model_dir: str, device: str, path: str | None,
             pass
     try:
         from slmtui.engine.generate import Generator
-        from slmtui.engine.modeldir import load_model_dir
+        from slmtui.engine.model_io import load_model_dir
 
         loaded = load_model_dir(Path(model_dir), device=device)
         generator = Generator(loaded.model, loaded.tokenizer, num_threads=num_threads, path=path)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 
-from slmtui.engine.errors import SlmError
+from slmtui.core.errors import SlmError
 
 
 # Each numeric setting's allowed range: enforced here, shown as hints in the UI.
@@ -41,7 +41,7 @@ class Sampling:
     max_new_tokens: int = 120
     """How many tokens one continuation writes."""
     seed: int | None = None
-    """Same seed, same prompt, same settings: same text. Any integer (see engine.seeds); None draws a fresh seed."""
+    """Same seed, same prompt, same settings: same text. Any integer (see core.seeds); None draws a fresh seed."""
     stop: tuple[str, ...] = ()
     """Generation ends when the text written contains one of these."""
 

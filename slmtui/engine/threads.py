@@ -18,7 +18,7 @@ from typing import Literal
 
 import torch
 
-from slmtui.engine.decoding import StepTimer
+from slmtui.engine.decode_paths import StepTimer
 from slmtui.engine.model import GPT
 
 AUTO = "auto"

@@ -11,50 +11,15 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import tiktoken
 import tiktoken.load
 
-from slmtui.engine.errors import SlmError
-from slmtui.engine.paths import GPT2_RANKS_FILE
-
-ENDOFTEXT = "<|endoftext|>"
-# GPT-2's split pattern, verbatim from tiktoken_ext/openai_public.py (r50k_base), so the bundled
-# rank file builds the same encoding as tiktoken.get_encoding("gpt2") without the network.
-GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
-GPT2_RANKS_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
-
-
-@dataclass(frozen=True)
-class TokenizerSpec:
-    """What builds an encoding: stored in model.toml's [tokenizer] table plus the rank file."""
-
-    name: str
-    pattern: str
-    special_tokens: dict[str, int] = field(default_factory=dict)
-    n_vocab: int = 0
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "pattern": self.pattern,
-            "special_tokens": dict(self.special_tokens),
-            "n_vocab": self.n_vocab,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, object], *, source: str = "model.toml") -> TokenizerSpec:
-        try:
-            return cls(
-                name=str(data["name"]),
-                pattern=str(data["pattern"]),
-                special_tokens={str(k): int(v) for k, v in dict(data.get("special_tokens", {})).items()},  # type: ignore[call-overload]
-                n_vocab=int(data["n_vocab"]),  # type: ignore[call-overload]
-            )
-        except (KeyError, TypeError, ValueError) as e:
-            raise SlmError(f"{source}: [tokenizer] is incomplete or ill-typed ({e})") from e
+from slmtui.core.atomic import write_bytes_atomic
+from slmtui.core.errors import SlmError
+from slmtui.core.paths import GPT2_RANKS_FILE
+from slmtui.core.tokenizer_spec import ENDOFTEXT, GPT2_RANKS_SHA256, TokenizerSpec, gpt2_spec
 
 
 class Tokenizer:
@@ -91,9 +56,8 @@ class Tokenizer:
 
     @classmethod
     def gpt2(cls) -> Tokenizer:
-        """The GPT-2 encoding (50257 tokens) from the bundled rank file: no network."""
-        spec = TokenizerSpec(name="gpt2", pattern=GPT2_PATTERN, special_tokens={ENDOFTEXT: 50256}, n_vocab=50257)
-        return cls.from_rank_file(GPT2_RANKS_FILE, spec, expected_sha256=GPT2_RANKS_SHA256)
+        """The GPT-2 encoding (``gpt2_spec``) from the bundled rank file: no network."""
+        return cls.from_rank_file(GPT2_RANKS_FILE, gpt2_spec(), expected_sha256=GPT2_RANKS_SHA256)
 
     @classmethod
     def named(cls, name: str) -> Tokenizer:
@@ -145,8 +109,6 @@ class Tokenizer:
 
         ranks = self.encoding._mergeable_ranks
         lines = [b64encode(tok) + b" " + str(rank).encode() for tok, rank in sorted(ranks.items(), key=lambda kv: kv[1])]
-        from slmtui.engine.atomic import write_bytes_atomic
-
         write_bytes_atomic(path, b"\n".join(lines) + b"\n")
 
 

@@ -11,9 +11,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from slmtui.engine import paths
-from slmtui.engine.atomic import write_regular_file
-from slmtui.engine.errors import SlmError
+from slmtui.core import paths
+from slmtui.core.atomic import write_regular_file
+from slmtui.core.errors import SlmError
 from slmtui.stories.records import EXPORT_FORMATS, Passage, Story
 
 if TYPE_CHECKING:

@@ -22,8 +22,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from slmtui.engine import paths
-from slmtui.engine.errors import SlmError
+from slmtui.core import paths
+from slmtui.core.errors import SlmError
 from slmtui.stories.export import StoryExport
 from slmtui.stories.records import AUTHORS, Author, Passage, Story, _passage, _ts, default_title
 from slmtui.stories.schema import _OWN_TABLES, _TABLES_AT, MIGRATIONS, SCHEMA_VERSION

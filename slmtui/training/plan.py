@@ -9,20 +9,20 @@ this device when there are any, else a rough default; the trainer's live ETA tak
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from slmtui.engine import PRESETS, paths
-from slmtui.engine.model import GPTConfig
-from slmtui.engine.modeldir import ModelInfo
+from slmtui.core import paths
+from slmtui.core.errors import SlmError
+from slmtui.core.gpt_config import GPTConfig
+from slmtui.core.model_folder import ModelInfo
+from slmtui.core.tokenizer_spec import check_vocab_size, read_tokenizer_arg, tokenizer_vocab_size
 from slmtui.format import human_bytes, human_duration, params
 from slmtui.training.state import TrainRequest
 from trainer.config import (
     DEFAULT_EPOCHS,
-    DEFAULT_TOKENIZER,
     FALLBACK_TOKENS_PER_S,
-    TRAIN_PRESETS,
+    PRESETS,
     TrainConfig,
     finetune_config,
     is_corpus_file,
@@ -30,8 +30,6 @@ from trainer.config import (
     parent_optimizer,
     parse_duration,
 )
-
-TOKENIZER_RE = re.compile(r"gpt2|bpe:(\d+)")
 
 DEFAULT_FLOPS = {"cpu": 1.5e10, "cuda": 2.0e13, "mps": 2.0e12}
 """Sustained training FLOP/s assumed before any run on this device has been measured."""
@@ -78,23 +76,25 @@ def scan_corpus(path: Path | None) -> CorpusSize:
 
 
 def vocab_size(tokenizer: str) -> int | None:
-    if tokenizer == "gpt2":
-        return 50257
-    m = TOKENIZER_RE.fullmatch(tokenizer)
-    return int(m.group(1)) if m and m.group(1) else None
+    """The tokens a ``gpt2`` or ``bpe:N`` value gives, or None when it is not one."""
+    try:
+        return tokenizer_vocab_size(tokenizer)
+    except SlmError:
+        return None
 
 
 def bytes_per_token(tokenizer: str) -> float:
     """A byte-level BPE's compression grows with its vocabulary: about 1.3 bytes a token at 512, 3.6 at 8k,
     4.2 for GPT-2's 50k on English prose."""
     n = vocab_size(tokenizer) or 512
-    if tokenizer == "gpt2":
+    if read_tokenizer_arg(tokenizer) == ("gpt2", None):
         return 4.2
     return max(1.0, 1.0 + 0.58 * math.log2(max(n, 256) / 256) ** 0.93)
 
 
 def model_config(preset: str, tokenizer: str) -> GPTConfig:
-    return replace(PRESETS[preset], vocab_size=vocab_size(tokenizer) or PRESETS[preset].vocab_size)
+    model = PRESETS[preset].model
+    return replace(model, vocab_size=vocab_size(tokenizer) or model.vocab_size)
 
 
 def step_flops(c: GPTConfig, batch_size: int) -> float:
@@ -142,9 +142,9 @@ def estimate(
     models: list[ModelInfo] = (),  # type: ignore[assignment]
 ) -> Estimate:
     """The run's steps and seconds; with no budget the trainer trains 10 epochs (with early stopping)."""
-    tok = tokenizer or DEFAULT_TOKENIZER[preset]
+    tok = tokenizer or PRESETS[preset].tokenizer
     config = model_config(preset, tok)
-    batch = TRAIN_PRESETS[preset].batch_size
+    batch = PRESETS[preset].train.batch_size
     measured = measured_flops(list(models), device)
     guess = (DEFAULT_FLOPS.get(device, DEFAULT_FLOPS["cpu"]), f"a rough guess for {device}")
     flops, basis = measured or guess
@@ -183,8 +183,14 @@ def plan_request(
     """The run the training form describes (its fields as typed), or the problems that stand in its way."""
     problems = _corpus_problems(size)
     tok = tokenizer.strip() or None
-    if tok is not None and not TOKENIZER_RE.fullmatch(tok):
+    parsed = read_tokenizer_arg(tok) if tok is not None else None
+    if tok is not None and parsed is None:
         problems.append(f"tokenizer {tok!r}: write gpt2 or bpe:N (e.g. bpe:2048)")
+    elif parsed is not None and parsed[0] == "bpe":
+        try:
+            check_vocab_size(parsed[1])
+        except SlmError as e:  # the trainer would refuse it at once: say so before it starts
+            problems.append(f"tokenizer {tok!r}: {e}")
     text = budget.strip()
     limits: dict[str, float | int] = {}
     if budget_kind == "steps":
@@ -235,8 +241,9 @@ class Survey:
 def survey(corpus: Path | None, *, device: str | None = None, parent: str | None = None) -> Survey:
     """Size the corpus, look at the models folder and read the would-be parent's model.toml (slow on a big
     folder: call it off the UI thread). ``device`` fixes the device the estimate assumes; None asks torch."""
-    from slmtui.engine import SlmError, list_models, pick_device, read_model_info, resolve_model
-    from slmtui.engine.models_folder import model_folder_names
+    from slmtui.core.model_catalog import list_models, model_folder_names, resolve_model
+    from slmtui.core.model_folder import read_model_info
+    from slmtui.engine.device import pick_device
 
     size = scan_corpus(corpus)
     models = list_models()

@@ -27,7 +27,8 @@ from datetime import datetime
 from pathlib import Path
 
 import trainer.events as trainer_events
-from slmtui.engine import paths
+from slmtui.core import paths
+from slmtui.core.model_folder import METRICS
 from slmtui.training.state import RunState, TrainRequest, read_history
 from trainer.events import EvalEvent, SampleEvent, StartEvent, StepEvent
 
@@ -216,9 +217,9 @@ class TrainingSession:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            merge(read_history(folder / "metrics.jsonl"))
+            merge(read_history(folder / METRICS))
             return
-        future = loop.run_in_executor(None, read_history, folder / "metrics.jsonl")
+        future = loop.run_in_executor(None, read_history, folder / METRICS)
         future.add_done_callback(lambda f: merge(f.result()) if not f.exception() else None)
 
     def _changed(self) -> None:

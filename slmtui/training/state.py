@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import trainer.events as trainer_events
-from trainer.config import before_after
+from trainer.config import DEFAULT_PRESET, before_after
 from trainer.events import CheckpointEvent, DoneEvent, ErrorEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent
 
 
@@ -20,7 +20,8 @@ class TrainRequest:
 
     corpus: Path | None = None
     """A folder of .txt/.md files or one file; None: the bundled novels."""
-    preset: str = "tiny"
+    preset: str = DEFAULT_PRESET
+    """What slm-train trains when given none (the training form always names one)."""
     tokenizer: str | None = None
     """gpt2 or bpe:N; None: the preset's default."""
     name: str | None = None

@@ -19,10 +19,10 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from slmtui.engine.errors import SlmError
+from slmtui.core.errors import SlmError
 from slmtui.engine.sampling import Sampling
 from slmtui.settings import LoadResult, SamplingDefaults, Settings, load_settings, save_settings
-from slmtui.engine import paths
+from slmtui.core import paths
 from slmtui.stories import StoryStore, fresh_path_beside
 from slmtui.training.process import TrainingSession
 from slmtui.training.state import RunState
@@ -173,7 +173,8 @@ class SlmApp(App[int]):
         in a child process, in the background (generation moves there once it is ready: engine/remote.py)."""
         from slmtui.engine.device import pick_device
         from slmtui.engine.generate import Generator
-        from slmtui.engine.modeldir import load_model_dir, resolve_model
+        from slmtui.core.model_catalog import resolve_model
+        from slmtui.engine.model_io import load_model_dir
         from slmtui.engine.remote import RemoteGenerator
 
         try:

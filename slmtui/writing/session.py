@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from typing import Literal
 
-from slmtui.engine.errors import SlmError
+from slmtui.core.errors import SlmError
 from slmtui.engine.generate import Alternative
 from slmtui.engine.sampling import Sampling
 from slmtui.stories import Bookmark, Passage, Story, StoryStore

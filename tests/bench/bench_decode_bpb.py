@@ -22,10 +22,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from slmtui.engine import load_model_dir, token_byte_lengths  # noqa: E402
-from slmtui.engine.decoding import CANDIDATES, build_path  # noqa: E402
+from slmtui.core.paths import BUNDLED_CORPUS_DIR  # noqa: E402
+from slmtui.engine.decode_paths import CANDIDATES, build_path  # noqa: E402
+from slmtui.engine.evaluate import token_byte_lengths  # noqa: E402
 from slmtui.engine.model import GPT  # noqa: E402
-from slmtui.engine.paths import BUNDLED_CORPUS_DIR  # noqa: E402
+from slmtui.engine.model_io import load_model_dir  # noqa: E402
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "slmtui" / "assets" / "models" / "default"
 HELD_OUT = ["stevenson-treasure-island.txt", "lang-violet-fairy-book.txt", "verne-around-the-world-in-eighty-days.txt"]

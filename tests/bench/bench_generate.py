@@ -53,11 +53,15 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
-from slmtui.engine import GPT, Generator, Sampling, Tokenizer, load_model_dir, preset  # noqa: E402
-from slmtui.engine.decoding import EXACT  # noqa: E402
+from slmtui.core.model_catalog import bundled_default  # noqa: E402
+from slmtui.engine.decode_paths import EXACT  # noqa: E402
 from slmtui.engine.device import cpu_has_fast_bf16  # noqa: E402
-from slmtui.engine.generate import DECODE_THREADS  # noqa: E402
-from slmtui.engine.modeldir import bundled_default  # noqa: E402
+from slmtui.engine.generate import DECODE_THREADS, Generator  # noqa: E402
+from slmtui.engine.model import GPT  # noqa: E402
+from slmtui.engine.model_io import load_model_dir  # noqa: E402
+from slmtui.engine.sampling import Sampling  # noqa: E402
+from slmtui.engine.tokenizer import Tokenizer  # noqa: E402
+from trainer.config import preset  # noqa: E402
 
 PROMPT = "Once upon a time"  # 4 GPT-2 tokens: 4 + 120 fits the 128 context, as transformers requires
 NEW_TOKENS = 120
@@ -161,7 +165,7 @@ def bench_first_token(generator: Generator, prompt: list[int], seed: int) -> flo
 
 def long_prompt(tokenizer: Tokenizer, n: int) -> list[int]:
     """n tokens of a bundled book (from its middle, past the licence)."""
-    from slmtui.engine.paths import BUNDLED_CORPUS_DIR
+    from slmtui.core.paths import BUNDLED_CORPUS_DIR
 
     text = (BUNDLED_CORPUS_DIR / "baum-wonderful-wizard-of-oz.txt").read_text(encoding="utf-8")
     ids = tokenizer.encode(text[50_000:60_000])
@@ -214,7 +218,7 @@ def main() -> int:
     device = torch.device(args.device)
 
     torch.manual_seed(0)
-    model = GPT(preset("seed")).to(device).eval()
+    model = GPT(preset("seed").model).to(device).eval()
     tokenizer = Tokenizer.gpt2()
     hf = make_transformers_bench(device)
     if hf is None:

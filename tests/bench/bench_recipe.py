@@ -25,8 +25,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from slmtui.engine import GPT, preset  # noqa: E402
-from trainer.loop import TRAIN_PRESETS, make_optimizer, pick_dtype  # noqa: E402
+from slmtui.engine.model import GPT  # noqa: E402
+from trainer.config import PRESETS, preset  # noqa: E402
+from trainer.loop import make_optimizer, pick_dtype  # noqa: E402
 
 VARIANTS: dict[str, tuple[dict[str, object], dict[str, object]]] = {
     # name: (GPTConfig changes, TrainConfig changes)
@@ -65,7 +66,7 @@ def main() -> None:
     names = [n for n in args.variants.split(",") if n]
     device = torch.device("cpu")
     dtype = pick_dtype("auto", device)
-    base_model, base_train = preset(args.preset), TRAIN_PRESETS[args.preset]
+    base_model, base_train = preset(args.preset).model, PRESETS[args.preset].train
     B = base_train.batch_size
     print(f"{args.preset}: batch {B} x {base_model.block_size}, {torch.get_num_threads()} threads, {dtype}; "
           f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)

@@ -44,11 +44,15 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from slmtui.engine import GPT, GPTConfig, paths, pick_device, preset  # noqa: E402
+from slmtui.core import paths  # noqa: E402
+from slmtui.core.gpt_config import GPTConfig  # noqa: E402
+from slmtui.engine.device import pick_device  # noqa: E402
+from slmtui.engine.model import GPT  # noqa: E402
+from trainer.config import PRESETS, preset  # noqa: E402
 from trainer.corpus import corpus_fingerprint, read_corpus, split_documents  # noqa: E402
 from trainer.data import cache_key, tokenize_corpus  # noqa: E402
 from trainer.events import StartEvent, StepEvent  # noqa: E402
-from trainer.loop import DEFAULT_TOKENIZER, TRAIN_PRESETS, RunSpec, pick_dtype, train  # noqa: E402
+from trainer.loop import RunSpec, pick_dtype, train  # noqa: E402
 from trainer.tokenizers import build_tokenizer  # noqa: E402
 
 WARMUP_STEPS = 3
@@ -95,11 +99,11 @@ def flops_per_token(config: GPTConfig) -> int:
 
 def training_tokens(preset_name: str) -> tuple[np.ndarray, int]:
     """The bundled corpus's training tokens for the preset's tokenizer (from the cache after the first run)."""
-    cfg = TRAIN_PRESETS[preset_name]
+    cfg = PRESETS[preset_name].train
     corpus = read_corpus(paths.BUNDLED_CORPUS_DIR)
     fingerprint = corpus_fingerprint(corpus)
     train_texts, val_texts = split_documents(corpus, val_fraction=cfg.val_fraction)
-    tokenizer = build_tokenizer(DEFAULT_TOKENIZER[preset_name], train_texts,
+    tokenizer = build_tokenizer(PRESETS[preset_name].tokenizer, train_texts,
                                 cache_key=f"{fingerprint[:16]}-v{cfg.val_fraction}")
     data = tokenize_corpus(train_texts, val_texts, tokenizer,
                            key=cache_key(fingerprint, tokenizer, cfg.val_fraction))
@@ -111,7 +115,7 @@ def training_tokens(preset_name: str) -> tuple[np.ndarray, int]:
 
 def bench_ours(preset_name: str, seconds: float) -> dict[str, object]:
     """trainer.loop.train on the bundled corpus, stopped ``seconds`` after its warm-up steps."""
-    cfg = replace(TRAIN_PRESETS[preset_name], max_steps=10**6, eval_interval=10**9, eval_windows=4)
+    cfg = replace(PRESETS[preset_name].train, max_steps=10**6, eval_interval=10**9, eval_windows=4)
     steps: list[StepEvent] = []
     started: list[StartEvent] = []
     warm: list[float] = []  # wall clock when the warm-up ended
@@ -130,8 +134,8 @@ def bench_ours(preset_name: str, seconds: float) -> dict[str, object]:
 
     out = Path(tempfile.mkdtemp(prefix="bench-train-")) / preset_name
     try:
-        train(RunSpec(out=out, corpus=paths.BUNDLED_CORPUS_DIR, model=preset(preset_name), train=cfg,
-                      tokenizer=DEFAULT_TOKENIZER[preset_name], preset=preset_name), emit, should_stop=should_stop)
+        train(RunSpec(out=out, corpus=paths.BUNDLED_CORPUS_DIR, model=preset(preset_name).model, train=cfg,
+                      tokenizer=PRESETS[preset_name].tokenizer, preset=preset_name), emit, should_stop=should_stop)
     finally:
         shutil.rmtree(out.parent, ignore_errors=True)
     first, last = steps[WARMUP_STEPS - 1], steps[-1]
@@ -203,12 +207,12 @@ def main() -> None:
     for name in names:
         t0 = time.perf_counter()
         data, n_vocab = training_tokens(name)
-        config = replace(preset(name), vocab_size=n_vocab)
+        config = replace(preset(name).model, vocab_size=n_vocab)
         setup = time.perf_counter() - t0
         fpt = flops_per_token(config)
         log(f"\n{name}: {config.n_layer}x{config.n_embd}, context {config.block_size}, vocab {n_vocab}, "
             f"{fpt / 1e6:.1f} MFLOP/token; {len(data):,} training tokens (ready in {setup:.1f} s)")
-        cfg = TRAIN_PRESETS[name]
+        cfg = PRESETS[name].train
         # The loops take turns (ours, baseline, ours, ...), each round seconds/rounds long: load from other
         # work then falls on both alike, and each loop's figure is its best round, the least disturbed.
         rounds_ours, rounds_base = [], []

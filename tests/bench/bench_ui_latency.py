@@ -45,12 +45,12 @@ sys.path[:0] = [str(ROOT)]
 
 from textual import events  # noqa: E402
 
-from slmtui.engine import paths  # noqa: E402
+from slmtui.core import paths  # noqa: E402
 from slmtui.engine.sampling import Sampling  # noqa: E402
 from slmtui.settings import LoadResult, Settings  # noqa: E402
 from slmtui.tui.app import SlmApp  # noqa: E402
-from slmtui.tui.widgets.prompt_box import PromptBox  # noqa: E402
 from slmtui.tui.screens.writer import WriterScreen  # noqa: E402
+from slmtui.tui.widgets.prompt_box import PromptBox  # noqa: E402
 
 GOAL_MS = 50.0
 
@@ -59,16 +59,18 @@ def make_tiny_model() -> str:
     """The tests' tiny model (random weights, byte tokens) saved as the model "tiny" in $SLMTUI_HOME."""
     import torch
 
-    from slmtui.engine.model import GPT, preset
-    from slmtui.engine.modeldir import save_model_dir
-    from slmtui.engine.tokenizer import ENDOFTEXT, GPT2_PATTERN, Tokenizer, TokenizerSpec
+    from slmtui.core.tokenizer_spec import ENDOFTEXT, GPT2_PATTERN, TokenizerSpec
+    from slmtui.engine.model import GPT
+    from slmtui.engine.model_io import save_model_dir
+    from slmtui.engine.tokenizer import Tokenizer
+    from trainer.config import preset
 
     ranks = paths.cache_dir() / "bytes.tiktoken"
     ranks.parent.mkdir(parents=True, exist_ok=True)
     ranks.write_bytes(b"".join(b64encode(bytes([i])) + b" %d\n" % i for i in range(256)))
     spec = TokenizerSpec(name="bytes", pattern=GPT2_PATTERN, special_tokens={ENDOFTEXT: 256}, n_vocab=257)
     torch.manual_seed(0)
-    save_model_dir(paths.models_dir() / "tiny", GPT(preset("tiny")).eval(), Tokenizer.from_rank_file(ranks, spec))
+    save_model_dir(paths.models_dir() / "tiny", GPT(preset("tiny").model).eval(), Tokenizer.from_rank_file(ranks, spec))
     return "tiny"
 
 
@@ -93,9 +95,10 @@ def engine_pace(model: str, device: str, n: int, seconds: float, path: str | Non
     """tok/s of the engine alone (all N streams together): Generator.stream as the app's worker calls it, on
     the decoding path and thread count the app's generator chose (calibration on a busy machine can choose
     differently)."""
+    from slmtui.core.model_catalog import resolve_model
     from slmtui.engine.device import pick_device
     from slmtui.engine.generate import Generator
-    from slmtui.engine.modeldir import load_model_dir, resolve_model
+    from slmtui.engine.model_io import load_model_dir
 
     loaded = load_model_dir(resolve_model(model), device=pick_device(device))
     generator = Generator(loaded.model, loaded.tokenizer, path=path, num_threads=threads)
@@ -280,7 +283,7 @@ def main() -> None:
             os.environ["SLMTUI_HOME"] = home
             args.model = make_tiny_model()
         else:  # the user's model, found first, then a private home: the bench writes stories without end
-            from slmtui.engine.modeldir import resolve_model
+            from slmtui.core.model_catalog import resolve_model
 
             args.model = str(resolve_model(args.model))
             os.environ["SLMTUI_HOME"] = home

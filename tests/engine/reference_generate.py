@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from slmtui.core.errors import SlmError
 from slmtui.engine.device import cpu_has_fast_bf16
-from slmtui.engine.errors import SlmError
 from slmtui.engine.model import GPT, KVCache
 from slmtui.engine.sampling import Sampling, apply_repetition_penalty, draw, filter_candidates, top_candidates
 from slmtui.engine.tokenizer import Tokenizer

@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
-from slmtui.engine import GPT, EvalResult, Tokenizer, evaluate_ids, evaluate_texts, token_byte_lengths
+from slmtui.engine.evaluate import EvalResult, evaluate_ids, evaluate_texts, token_byte_lengths
+from slmtui.engine.model import GPT
+from slmtui.engine.tokenizer import Tokenizer
 
 
 def uniform_model(model: GPT) -> GPT:

@@ -7,11 +7,17 @@ import dataclasses
 import pytest
 import torch
 
-from slmtui.engine import GPT, Decoder, Generator, GPTConfig, Sampling, SlmError, TokenEvent, Tokenizer
-from slmtui.engine.sampling import apply_repetition_penalty
+from slmtui.core.errors import SlmError
+from slmtui.core.gpt_config import GPTConfig
+from slmtui.core.seeds import DIRECT_SEEDS
+from slmtui.engine.decoder import Decoder
+from slmtui.engine.generate import Generator, TokenEvent
+from slmtui.engine.model import GPT
+from slmtui.engine.sampling import Sampling, apply_repetition_penalty
+from slmtui.engine.tokenizer import Tokenizer
+from tests.engine.reference_generate import Generator as ReferenceGenerator
 
 from thread_spy import record_threads
-from tests.engine.reference_generate import Generator as ReferenceGenerator
 
 # Accents, a combining mark, CJK, emoji and a ZWJ family: GPT-2 splits several of these mid-character.
 UNICODE_TEXT = "Café naïve — 東京の夜、雪が降る。 🎉👩\u200d👩\u200d👧 e\u0301 Ünïcödé ok"
@@ -420,3 +426,18 @@ def test_batched_cache_matches_full_recomputation_per_row(tiny_model: GPT) -> No
     assert decoder.rows == [0, 2] and decoder.cache.batch_size == 2
     assert len(decoder.stories[0]) == len(decoder.stories[2]) > len(decoder.stories[1])
     assert decoder.window_of(0) != decoder.window_of(2), "the rows wrote different tokens"
+
+
+def test_generate_takes_huge_and_negative_seeds_and_they_differ(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    gen = Generator(tiny_model, byte_tokenizer)
+
+    def text(seed: int) -> list[int]:
+        s = Sampling(seed=seed, temperature=1.5, top_k=0, top_p=1.0, repetition_penalty=1.0, max_new_tokens=24)
+        return [e.token_id for e in gen.stream("Once", s)]
+
+    one, wrapped, negative, huge = text(1), text(DIRECT_SEEDS + 1), text(-1), text(2**64)
+    assert one == text(1)
+    assert huge == text(2**64)
+    assert len({tuple(one), tuple(wrapped), tuple(negative), tuple(huge)}) == 4
+    events = list(gen.stream("Once", Sampling(seed=2**64, max_new_tokens=2)))
+    assert events[0].seed == 2**64  # the seed reported is the user's, to replay with

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from slmtui.engine import GPT, Decoder, GPTConfig, SlmError, preset
-from slmtui.engine.model import PRESETS
+from slmtui.core.gpt_config import GPTConfig
+from slmtui.engine.decoder import Decoder
+from slmtui.engine.model import GPT
+from trainer.config import PRESETS
 
 
 def full_logits(model: GPT, ids: list[int]) -> torch.Tensor:
@@ -90,41 +92,6 @@ def test_loss_with_targets_is_the_mean_cross_entropy(tiny_model: GPT) -> None:
     assert loss is not None and torch.allclose(loss, expected)
 
 
-@pytest.mark.parametrize(
-    ("changes", "message"),
-    [
-        ({"n_embd": 65, "n_head": 2}, "n_embd (65) must be divisible by n_head (2)"),
-        ({"vocab_size": 0}, "vocab_size must be at least 1"),
-        ({"block_size": -1}, "block_size must be at least 1"),
-        ({"n_layer": 0}, "n_layer must be at least 1"),
-        ({"dropout": 1.0}, "dropout must be in [0, 1)"),
-    ],
-)
-def test_config_validation(changes: dict[str, object], message: str) -> None:
-    with pytest.raises(SlmError) as e:
-        GPTConfig(**{**preset("tiny").to_dict(), **changes})  # type: ignore[arg-type]
-    assert message in str(e.value)
-    assert e.value.exit_code == 2
-
-
-def test_config_validation_lists_every_problem() -> None:
-    with pytest.raises(SlmError) as e:
-        GPTConfig(vocab_size=0, n_layer=0)
-    assert "vocab_size" in str(e.value) and "n_layer" in str(e.value)
-
-
-def test_config_from_dict_round_trips_and_rejects_unknown_keys() -> None:
-    for config in PRESETS.values():
-        assert GPTConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(SlmError, match="unknown model config keys: n_embed"):
-        GPTConfig.from_dict({**preset("tiny").to_dict(), "n_embed": 64})
-
-
-def test_unknown_preset_names_the_choices() -> None:
-    with pytest.raises(SlmError, match="unknown preset 'huge'; choose one of: seed, tiny, default"):
-        preset("huge")
-
-
 @pytest.mark.parametrize("name", sorted(PRESETS))
 @pytest.mark.parametrize("variant", [{}, {"bias": False}, {"tie_embeddings": True}, {"tie_embeddings": False},
                                      {"pos_emb": "rope", "norm": "rmsnorm", "qk_norm": True, "mlp": "relu2"},
@@ -132,5 +99,5 @@ def test_unknown_preset_names_the_choices() -> None:
 def test_param_count_is_what_a_built_model_has(name: str, variant: dict[str, bool]) -> None:
     from dataclasses import replace
 
-    config = replace(PRESETS[name], vocab_size=300, **variant)
+    config = replace(PRESETS[name].model, vocab_size=300, **variant)
     assert config.param_count == GPT(config).num_params()

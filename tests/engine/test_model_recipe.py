@@ -10,9 +10,12 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from slmtui.engine import GPT, GPTConfig, SlmError, load_model_dir, preset, save_model_dir
-from slmtui.engine.model import OLD_DEFAULT, PRESETS
-from slmtui.engine.modeldir import bundled_default
+from slmtui.core.errors import SlmError
+from slmtui.core.gpt_config import OLD_DEFAULT, GPTConfig
+from slmtui.core.model_catalog import bundled_default
+from slmtui.engine.model import GPT
+from slmtui.engine.model_io import load_model_dir, save_model_dir
+from trainer.config import PRESETS, preset
 
 OPTIONS = {
     "rope": dict(pos_emb="rope"),
@@ -24,7 +27,7 @@ OPTIONS = {
     "softcap": dict(logit_softcap=15.0),
     "all": dict(pos_emb="rope", norm="rmsnorm", qk_norm=True, mlp="relu2", zero_init_proj=True, logit_softcap=15.0),
 }
-TINY = replace(preset("tiny"), block_size=32, tie_embeddings=True)
+TINY = replace(preset("tiny").model, block_size=32, tie_embeddings=True)
 
 
 def reference_logits(state: dict[str, torch.Tensor], c: GPTConfig, idx: torch.Tensor) -> torch.Tensor:
@@ -53,11 +56,11 @@ def reference_logits(state: dict[str, torch.Tensor], c: GPTConfig, idx: torch.Te
 
 
 def test_the_defaults_are_the_original_architecture() -> None:
-    assert PRESETS["seed"] == GPTConfig(vocab_size=50257, block_size=128, n_layer=4, n_head=4, n_embd=256, dropout=0.1)
+    assert PRESETS["seed"].model == GPTConfig(vocab_size=50257, block_size=128, n_layer=4, n_head=4, n_embd=256, dropout=0.1)
     old_toml = {k: v for k, v in OLD_DEFAULT.to_dict().items()
                 if k in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "tie_embeddings")}
     assert GPTConfig.from_dict(old_toml) == OLD_DEFAULT  # a model.toml written before the options
-    for config in (PRESETS["seed"], OLD_DEFAULT):
+    for config in (PRESETS["seed"].model, OLD_DEFAULT):
         model = GPT(config)
         kinds = {type(m).__name__ for m in model.modules()}
         assert "RMSNorm" not in kinds and "ReLU2" not in kinds and "wpe" in model.transformer
@@ -66,7 +69,7 @@ def test_the_defaults_are_the_original_architecture() -> None:
 @pytest.mark.parametrize("tie", [True, False])
 def test_an_old_style_model_computes_the_original_function(tie: bool, tmp_path, byte_tokenizer) -> None:
     torch.manual_seed(0)
-    config = replace(preset("seed"), vocab_size=512, block_size=24, n_layer=2, n_embd=64, tie_embeddings=tie, dropout=0.0)
+    config = replace(preset("seed").model, vocab_size=512, block_size=24, n_layer=2, n_embd=64, tie_embeddings=tie, dropout=0.0)
     model = GPT(config).eval()
     with torch.no_grad():  # non-trivial biases and gains, so that a dropped term would show
         for name, p in model.named_parameters():
@@ -84,7 +87,7 @@ def test_the_shipped_default_is_the_default_preset_as_its_model_toml_says() -> N
     """model.toml names the blocks a model uses: the shipped default is today's preset (rotary positions, ReLU²,
     untied head), and the model built from it has exactly those (no position table, its own head)."""
     loaded = load_model_dir(bundled_default())
-    assert loaded.info.config == replace(PRESETS["default"], vocab_size=loaded.info.config.vocab_size)
+    assert loaded.info.config == replace(PRESETS["default"].model, vocab_size=loaded.info.config.vocab_size)
     names = dict(loaded.model.named_parameters())
     assert "transformer.wpe.weight" not in names and "lm_head.weight" in names
     assert not torch.equal(names["lm_head.weight"], names["transformer.wte.weight"])
@@ -158,8 +161,8 @@ def test_bad_options_are_refused() -> None:
 
 def test_the_decoders_own_head_applies_the_soft_cap() -> None:
     """The bf16-mv decoding path scores with a bf16 copy of the head; the cap must apply there too."""
-    from slmtui.engine import Decoder
-    from slmtui.engine.decoding import build_path
+    from slmtui.engine.decode_paths import build_path
+    from slmtui.engine.decoder import Decoder
 
     torch.manual_seed(3)
     model = GPT(replace(TINY, logit_softcap=2.0)).eval()

@@ -7,24 +7,24 @@ whole module; the tests that kill or close a child make their own.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 
-import multiprocessing
 import pytest
 import torch
 
-from slmtui.engine.errors import SlmError
+from slmtui.core.errors import SlmError
 from slmtui.engine.generate import Generator, TokenEvent
-from slmtui.engine.model import GPT, preset
-from slmtui.engine.modeldir import save_model_dir
+from slmtui.engine.model import GPT
+from slmtui.engine.model_io import save_model_dir
 from slmtui.engine.remote import RemoteGenerator
 from slmtui.engine.sampling import Sampling
 from slmtui.engine.tokenizer import Tokenizer
-
 from tests.processes import alive
+from trainer.config import preset
 
 EXACT = "exact"
 
@@ -33,7 +33,7 @@ EXACT = "exact"
 def model_dir(tmp_path_factory: pytest.TempPathFactory, _tiny_state: dict[str, torch.Tensor],
               byte_tokenizer: Tokenizer) -> Path:
     """The tests' tiny model saved once for the module (the child loads it by its folder)."""
-    model = GPT(preset("tiny"))
+    model = GPT(preset("tiny").model)
     model.load_state_dict(_tiny_state)
     return save_model_dir(tmp_path_factory.mktemp("models") / "tiny", model.eval(), byte_tokenizer)
 

@@ -10,7 +10,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slmtui.engine import Sampling, SlmError, filter_logits, sample_next
+from slmtui.core.errors import SlmError
+from slmtui.engine.sampling import Sampling, filter_logits, sample_next
 from slmtui.engine.sampling import apply_repetition_penalty, apply_repetition_penalty_rows, draw, draw_rows, filter_candidates, top_candidates
 
 OFF = Sampling(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, repetition_penalty=1.0)

@@ -7,9 +7,12 @@ import statistics
 import pytest
 import torch
 
-from slmtui.engine import GPT, Generator, Sampling, Tokenizer
 from slmtui.engine import threads
+from slmtui.engine.generate import Generator
+from slmtui.engine.model import GPT
+from slmtui.engine.sampling import Sampling
 from slmtui.engine.threads import ThreadChoice, choose_threads, threads_context
+from slmtui.engine.tokenizer import Tokenizer
 
 from thread_spy import record_threads
 

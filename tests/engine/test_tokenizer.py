@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from slmtui.engine import ENDOFTEXT, SlmError, Tokenizer, TokenizerSpec
-from slmtui.engine.tokenizer import GPT2_PATTERN
+from slmtui.core.errors import SlmError
+from slmtui.core.tokenizer_spec import ENDOFTEXT, GPT2_PATTERN, TokenizerSpec
+from slmtui.engine.tokenizer import Tokenizer
 
 
 @pytest.fixture
@@ -119,10 +120,3 @@ def test_damaged_bundled_ranks_are_caught_by_checksum(tmp_path: Path) -> None:
     path.write_bytes(b"\n".join(_byte_lines()) + b"\n")
     with pytest.raises(SlmError, match="sha256 does not match"):
         Tokenizer.from_rank_file(path, _spec(), expected_sha256="0" * 64)
-
-
-def test_spec_from_incomplete_dict_names_the_source() -> None:
-    with pytest.raises(SlmError, match=r"x/model.toml: \[tokenizer\] is incomplete"):
-        TokenizerSpec.from_dict({"name": "t"}, source="x/model.toml")
-    spec = _spec()
-    assert TokenizerSpec.from_dict(spec.to_dict()) == spec

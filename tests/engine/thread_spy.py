@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from slmtui.engine import GPT
+from slmtui.engine.model import GPT
 
 
 def record_threads(monkeypatch: pytest.MonkeyPatch, model: GPT) -> list[int]:

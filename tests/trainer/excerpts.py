@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from slmtui.engine.paths import BUNDLED_CORPUS_DIR
+from slmtui.core.paths import BUNDLED_CORPUS_DIR
 
 
 def book_excerpt(filename: str, n_chars: int, *, skip_paragraphs: int = 40) -> str:

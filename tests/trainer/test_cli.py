@@ -22,11 +22,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from slmtui.engine import evaluate_texts, load_model_dir, paths
-from slmtui.engine.modeldir import METRICS, TRAIN_STATE
+from slmtui.core import paths
+from slmtui.core.model_folder import METRICS, TRAIN_STATE
+from slmtui.engine.evaluate import evaluate_texts
+from slmtui.engine.model_io import load_model_dir
 from trainer.cli import main
-from trainer.config import FINETUNE_DROPOUT
+from trainer.config import FINETUNE_DROPOUT, preset
 from trainer.events import CheckpointEvent, DoneEvent, ErrorEvent, EvalEvent, StartEvent, StepEvent, from_json
+
 from excerpts import book_excerpt
 
 REPO = Path(__file__).resolve().parents[2]
@@ -328,7 +331,6 @@ def test_a_bad_file_beside_good_ones_is_named_and_skipped(tmp_path: Path) -> Non
 
 
 def test_recipe_flags_reach_the_model_and_the_loop(tmp_path: Path) -> None:
-    from slmtui.engine import preset
     from trainer.cli import build_parser, spec_from_args
 
     args = build_parser().parse_args([
@@ -342,7 +344,7 @@ def test_recipe_flags_reach_the_model_and_the_loop(tmp_path: Path) -> None:
     assert (spec.train.optimizer, spec.train.fused) == ("muon", False)
     assert spec.train.val_books == "lang-crimson-fairy-book,stevenson-treasure-island"
     plain = spec_from_args(build_parser().parse_args(["--preset", "default", "--out", str(tmp_path / "n"), "--max-steps", "5"]))
-    assert plain.model == preset("default") and plain.train.optimizer == "muon" and plain.train.fused
+    assert plain.model == preset("default").model and plain.train.optimizer == "muon" and plain.train.fused
 
 
 def test_an_explicit_eval_interval_is_used_as_given(tmp_path: Path) -> None:

@@ -20,11 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from slmtui.engine import SlmError, load_model_dir, paths, preset
+from slmtui.core import paths
+from slmtui.core.errors import SlmError
+from slmtui.engine.model_io import load_model_dir
 from tests.fs_snapshot import assert_unchanged, snapshot
 from trainer.cli import main
+from trainer.config import PRESETS, preset
 from trainer.events import Event, StepEvent
-from trainer.loop import TRAIN_PRESETS, RunSpec, train
+from trainer.loop import RunSpec, train
+
 from excerpts import book_excerpt
 
 REPO = Path(__file__).resolve().parents[2]
@@ -171,7 +175,7 @@ def test_a_folder_filled_during_the_run_is_not_replaced_at_the_end(tmp_path: Pat
         if isinstance(event, StepEvent) and event.step == 1:
             (out / "notes.txt").write_text("written during the run\n")
 
-    spec = RunSpec(out=out, corpus=corpus, model=preset("tiny"), train=replace(TRAIN_PRESETS["tiny"], max_steps=2),
+    spec = RunSpec(out=out, corpus=corpus, model=preset("tiny").model, train=replace(PRESETS["tiny"].train, max_steps=2),
                    tokenizer="bpe:512", preset="tiny")
     with pytest.raises(SlmError) as e:
         train(spec, emit)

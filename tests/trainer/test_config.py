@@ -4,20 +4,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from slmtui.engine import paths
+import pytest
+
+from slmtui.core import paths
+from slmtui.core.errors import SlmError
+from slmtui.core.tokenizer_spec import tokenizer_vocab_size
 from trainer.config import (
-    DEFAULT_TOKENIZER,
-    PRESET_NAMES,
-    TRAIN_PRESETS,
+    DEFAULT_PRESET,
+    PRESETS,
     default_run_name,
     is_corpus_file,
     parse_duration,
+    preset,
+    scratch_preset,
     unique_run_name,
 )
 
 
-def test_every_preset_has_settings_and_a_tokenizer() -> None:
-    assert set(PRESET_NAMES) == set(TRAIN_PRESETS) == set(DEFAULT_TOKENIZER)
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_trains_a_tokenizer_that_fits_its_model(name: str) -> None:
+    recipe = preset(name)
+    assert tokenizer_vocab_size(recipe.tokenizer) == recipe.model.vocab_size
+
+
+def test_the_default_preset_and_an_unknown_one() -> None:
+    assert DEFAULT_PRESET in PRESETS and scratch_preset(None) in PRESETS
+    with pytest.raises(SlmError, match="unknown preset 'huge'; choose one of: seed, tiny, default"):
+        preset("huge")
 
 
 def test_parse_duration() -> None:

@@ -8,16 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from slmtui.engine.errors import SlmError
-from slmtui.engine.paths import BUNDLED_CORPUS_DIR
-from trainer.corpus import (
-    Corpus,
-    Document,
-    clean_text,
-    corpus_fingerprint,
-    read_corpus,
-    split_documents,
-)
+from slmtui.core.errors import SlmError
+from slmtui.core.paths import BUNDLED_CORPUS_DIR
+from trainer.clean import clean_text
+from trainer.corpus import Corpus, Document, corpus_fingerprint, read_corpus, split_documents
 
 PROSE = (
     "The little girl walked along the yellow road for a long time, looking at "

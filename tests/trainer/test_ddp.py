@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from slmtui.engine import load_model_dir
+from slmtui.engine.model_io import load_model_dir
 from trainer.cli import main
 from trainer.events import CheckpointEvent, DoneEvent, StartEvent, StepEvent, from_json
+
 from excerpts import book_excerpt
 
 REPO = Path(__file__).resolve().parents[2]

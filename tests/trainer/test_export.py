@@ -9,10 +9,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from slmtui.engine import load_model_dir, paths
-from slmtui.engine.modeldir import WEIGHTS
+from slmtui.core import paths
+from slmtui.core.model_folder import WEIGHTS
+from slmtui.engine.model_io import load_model_dir
 from tests.fs_snapshot import assert_unchanged, snapshot
 from trainer.export import main
+
 from excerpts import book_excerpt
 
 

@@ -10,10 +10,21 @@ from pathlib import Path
 import pytest
 
 from slmtui.cli import main as slmtui_main
-from slmtui.engine import GPT, evaluate_texts, load_model_dir, paths, read_model_info, save_model_dir
+from slmtui.core import paths
+from slmtui.core.model_folder import read_model_info
+from slmtui.engine.evaluate import evaluate_texts
+from slmtui.engine.model import GPT
+from slmtui.engine.model_io import load_model_dir, save_model_dir
 from slmtui.format import model_details
-from trainer.config import (FINETUNE_DROPOUT, FINETUNE_MAX_PASSES, TRAIN_PRESETS, before_after, finetune_config,
-                            parent_optimizer)
+from trainer.config import (
+    FINETUNE_DROPOUT,
+    FINETUNE_MAX_PASSES,
+    PRESETS,
+    before_after,
+    finetune_config,
+    parent_optimizer,
+    preset,
+)
 from trainer.corpus import read_corpus, split_documents
 from trainer.events import DoneEvent, EvalEvent, SampleEvent, StepEvent, from_json
 
@@ -43,7 +54,7 @@ def test_defaults_evaluate_several_times_a_pass_over_one_book() -> None:
     steps_per_pass = 90_000 / (one_book.batch_size * 256)
     assert steps_per_pass / one_book.eval_interval >= 3, one_book
     assert one_book.time_limit_s == 600 and one_book.epochs is None
-    assert one_book.lr <= TRAIN_PRESETS["default"].lr / 3, "a fine-tune must not wreck what the parent knows"
+    assert one_book.lr <= PRESETS["default"].train.lr / 3, "a fine-tune must not wreck what the parent knows"
     assert one_book.patience * one_book.eval_interval <= 2 * steps_per_pass, "stops within two passes of no gain"
 
 
@@ -245,10 +256,11 @@ def test_a_model_of_the_new_recipe_fine_tunes(byte_tokenizer, book: Path) -> Non
 
     import torch
 
-    from slmtui.engine import GPT, preset, save_model_dir
+    from slmtui.engine.model import GPT
+    from slmtui.engine.model_io import save_model_dir
 
     torch.manual_seed(0)
-    config = replace(preset("tiny"), pos_emb="rope", mlp="relu2", tie_embeddings=False)
+    config = replace(preset("tiny").model, pos_emb="rope", mlp="relu2", tie_embeddings=False)
     save_model_dir(paths.models_dir() / "recipe", GPT(config).eval(), byte_tokenizer,
                    training={"val_fraction": 0.1, "created": "2026-01-01T00:00:00Z"})
     code, _, err = run_main(["--corpus", str(book), "--init-from", "recipe", "--name", "mine", "--max-steps", "3",

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from excerpts import book_excerpt
 from slmtui.cli import main as slmtui_main
-from slmtui.engine import SlmError, preset
+from slmtui.core.errors import SlmError
+from trainer.config import PRESETS, preset
 from trainer.corpus import Corpus, Document, choose_books, model_split, read_corpus, split_corpus
 from trainer.events import EvalEvent
-from trainer.loop import TRAIN_PRESETS, RunSpec, train
+from trainer.loop import RunSpec, train
+
+from excerpts import book_excerpt
 
 BOOKS = ("grahame-wind-in-the-willows.txt", "nesbit-railway-children.txt", "verne-around-the-world-in-eighty-days.txt")
 
@@ -54,6 +56,20 @@ def test_held_out_books_are_whole_and_nowhere_else() -> None:
     assert len(sub.train) == 2 and sub.train[0].startswith("Book 0.") and sub.heldout[0].startswith("Book 3.")
 
 
+def test_a_models_recorded_books_apply_where_this_corpus_holds_them() -> None:
+    """The names in model.toml are books of the corpus it trained on: another folder is split by val_fraction alone."""
+    training = {"val_fraction": 0.1, "heldout_books": ["b2.txt", "gone.txt"], "corpus_books": ["b0.txt", "b1.txt"]}
+    own = model_split(corpus_of(4), training)
+    assert own.heldout_books == ("b2.txt",) and own.not_here == ("gone.txt",)
+    assert len(own.train) == 2 and own.val_fraction == 0.1
+    mine = Corpus(Path("mine"), tuple(Document(f"mine-{i}.txt", corpus_of(1).documents[0].text) for i in range(3)))
+    theirs = model_split(mine, training)
+    assert theirs.heldout == [] and theirs.heldout_books == () and theirs.not_here == ("b2.txt", "gone.txt")
+    assert len(theirs.train) == len(theirs.val) == 3  # every book of the folder, none restricted away
+    chosen = model_split(mine, training, heldout_books=("mine-1.txt",))
+    assert chosen.heldout_books == ("mine-1.txt",) and chosen.not_here == ()  # replaced, not unapplied
+
+
 @pytest.fixture(scope="module")
 def books(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("books")
@@ -65,9 +81,9 @@ def books(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_trainer_reports_held_out_books_and_eval_reproduces_them(
         books: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    cfg = replace(TRAIN_PRESETS["tiny"], max_steps=20, eval_interval=10, val_books="nesbit-railway-children")
+    cfg = replace(PRESETS["tiny"].train, max_steps=20, eval_interval=10, val_books="nesbit-railway-children")
     events: list[object] = []
-    done = train(RunSpec(out=out, corpus=books, model=preset("tiny"), train=cfg, tokenizer="bpe:512", preset="tiny"),
+    done = train(RunSpec(out=out, corpus=books, model=preset("tiny").model, train=cfg, tokenizer="bpe:512", preset="tiny"),
                  events.append)
     evals = [e for e in events if isinstance(e, EvalEvent)]
     assert [e.step for e in evals] == [10, 20]

@@ -15,11 +15,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from slmtui.engine import GPT, SlmError, load_model_dir, preset, read_model_info
-from slmtui.engine.modeldir import METRICS, TRAIN_STATE
+from slmtui.core.errors import SlmError
+from slmtui.core.model_folder import METRICS, TRAIN_STATE, read_model_info
+from slmtui.engine.model import GPT
+from slmtui.engine.model_io import load_model_dir
+from trainer.config import PRESETS, TrainConfig, preset
 from trainer.data import Batches
 from trainer.events import CheckpointEvent, DoneEvent, EvalEvent, Event, StartEvent, StepEvent
-from trainer.loop import TRAIN_PRESETS, RunSpec, TrainConfig, lr_at, make_optimizer, train
+from trainer.loop import RunSpec, lr_at, make_optimizer, train
+
 from excerpts import book_excerpt
 
 N_STEPS = 30
@@ -54,8 +58,8 @@ class Recorder:
 
 
 def spec_for(out: Path, corpus: Path, *, resume: bool = False, dropout: float = 0.0, **train: object) -> RunSpec:
-    cfg = replace(TRAIN_PRESETS["tiny"], **{"max_steps": N_STEPS, **train})  # type: ignore[arg-type]
-    return RunSpec(out=out, corpus=corpus, model=replace(preset("tiny"), dropout=dropout), train=cfg,
+    cfg = replace(PRESETS["tiny"].train, **{"max_steps": N_STEPS, **train})  # type: ignore[arg-type]
+    return RunSpec(out=out, corpus=corpus, model=replace(preset("tiny").model, dropout=dropout), train=cfg,
                    tokenizer="bpe:512", preset="tiny", resume=resume)
 
 
@@ -83,14 +87,14 @@ def test_lr_warms_up_linearly_then_decays_by_cosine_to_the_floor() -> None:
 
 def test_a_short_run_shortens_its_warmup() -> None:
     """40 steps with the seed preset's 1000 warmup steps would never reach the peak."""
-    cfg = TRAIN_PRESETS["seed"]
+    cfg = PRESETS["seed"].train
     lrs = [lr_at(s, cfg, 40) for s in range(40)]
     assert max(lrs) == pytest.approx(cfg.lr)
     assert lrs[-1] < 0.2 * cfg.lr
 
 
 def test_adamw_decays_matrices_only() -> None:
-    model = GPT(preset("tiny"))
+    model = GPT(preset("tiny").model)
     opt = make_optimizer(model, TrainConfig(weight_decay=0.1), torch.device("cpu"))
     decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
     names = {id(p): n for n, p in model.named_parameters()}
@@ -179,8 +183,8 @@ def test_resumed_run_matches_an_uninterrupted_one(
     assert isinstance(state["optimizer"], dict) and isinstance(state["rng_cpu"], torch.Tensor)
 
     # A resume takes everything from the saved state; whatever the spec says about the run is ignored.
-    resumed, done2 = run(RunSpec(out=out, corpus=Path("/nonexistent"), model=preset("seed"),
-                                 train=TRAIN_PRESETS["seed"], resume=True))
+    resumed, done2 = run(RunSpec(out=out, corpus=Path("/nonexistent"), model=preset("seed").model,
+                                 train=PRESETS["seed"].train, resume=True))
     assert resumed.of(StartEvent)[0].start_step == 13
     assert sorted(resumed.losses) == list(range(14, N_STEPS + 1))
     for step in range(14, N_STEPS + 1):
@@ -211,7 +215,7 @@ def test_resume_after_stopping_at_an_evaluation(
 
 
 def test_resume_without_a_saved_run_is_a_clear_error(tmp_path: Path) -> None:
-    from slmtui.engine import SlmError
+    from slmtui.core.errors import SlmError
 
     with pytest.raises(SlmError, match="nothing to resume"):
         run(spec_for(tmp_path / "nothing", tmp_path, resume=True))
@@ -240,7 +244,7 @@ def test_time_budget_alone_sets_the_schedule(corpus_file: Path, tmp_path: Path, 
     assert done.reason == "time_limit"
     assert len(steps) > 20, "too few steps to estimate the pace"
     assert steps[-1].elapsed_s < 3.0 + 1.0
-    peak = TRAIN_PRESETS["tiny"].lr
+    peak = PRESETS["tiny"].train.lr
     assert max(s.lr for s in steps) == pytest.approx(peak)
     assert steps[-1].lr < 0.6 * peak, "the schedule's horizon was not brought in to the time limit"
 
@@ -255,7 +259,7 @@ def fox_corpus(tmp_path: Path, paragraphs: int = 300) -> Path:
 def time_budget_lrs(tmp_path: Path, cfg: TrainConfig) -> list[float]:
     """The learning rate of every step of a tiny run with ``cfg`` (a time budget: patch the loop's clock first)."""
     lrs: list[float] = []
-    spec = RunSpec(out=tmp_path / "m", corpus=fox_corpus(tmp_path), model=preset("tiny"), train=cfg, tokenizer="bpe:300",
+    spec = RunSpec(out=tmp_path / "m", corpus=fox_corpus(tmp_path), model=preset("tiny").model, train=cfg, tokenizer="bpe:300",
                    preset="tiny")
     train(spec, lambda e: lrs.append(e.lr) if isinstance(e, StepEvent) else None)
     return lrs
@@ -266,7 +270,7 @@ def test_a_time_budget_never_jumps_the_learning_rate_during_warmup(tmp_path: Pat
     import trainer.loop
 
     monkeypatch.setattr(trainer.loop, "time", FakeClock())
-    cfg = replace(TRAIN_PRESETS["tiny"], warmup_steps=40, time_limit_s=5.0, eval_interval=1000)
+    cfg = replace(PRESETS["tiny"].train, warmup_steps=40, time_limit_s=5.0, eval_interval=1000)
     lrs = time_budget_lrs(tmp_path, cfg)
     warm = lrs[: min(len(lrs), 40)]
     assert len(lrs) > 80, "the budget must hold twice the warmup, or the warmup is cut (next test)"
@@ -279,7 +283,7 @@ def test_a_time_budget_too_short_for_its_warmup_cuts_it_once(tmp_path: Path, mon
     import trainer.loop
 
     monkeypatch.setattr(trainer.loop, "time", FakeClock())
-    cfg = replace(TRAIN_PRESETS["tiny"], warmup_steps=1000, time_limit_s=8.0, eval_interval=1000)
+    cfg = replace(PRESETS["tiny"].train, warmup_steps=1000, time_limit_s=8.0, eval_interval=1000)
     lrs = time_budget_lrs(tmp_path, cfg)
     top = lrs.index(max(lrs))
     assert max(lrs) == pytest.approx(cfg.lr), "the run never reached its peak rate"

@@ -8,15 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from excerpts import book_excerpt
-from slmtui.engine import GPT, preset
+from slmtui.engine.model import GPT
+from trainer.config import PRESETS, TrainConfig, preset
 from trainer.events import StepEvent
-from trainer.loop import TRAIN_PRESETS, RunSpec, TrainConfig, make_optimizer, train
+from trainer.loop import RunSpec, make_optimizer, train
 from trainer.optim import Optimizers, hidden_matrices
+
+from excerpts import book_excerpt
 
 
 def test_muon_takes_the_hidden_matrices_and_adamw_the_rest() -> None:
-    model = GPT(replace(preset("tiny"), tie_embeddings=False))
+    model = GPT(replace(preset("tiny").model, tie_embeddings=False))
     opt = make_optimizer(model, TrainConfig(optimizer="muon"), torch.device("cpu"))
     assert isinstance(opt, Optimizers)
     muon, adamw = opt.optimizers
@@ -38,7 +40,7 @@ def test_fused_adamw_takes_the_same_steps_as_foreach() -> None:
     losses = {}
     for fused in (False, True):
         torch.manual_seed(0)
-        model = GPT(preset("tiny"))
+        model = GPT(preset("tiny").model)
         opt = make_optimizer(model, TrainConfig(fused=fused, lr=1e-3), torch.device("cpu"))
         assert opt.defaults["fused"] is fused
         losses[fused] = []
@@ -55,8 +57,8 @@ def test_fused_adamw_takes_the_same_steps_as_foreach() -> None:
 def test_a_muon_run_learns_and_resumes_exactly(tmp_path: Path) -> None:
     corpus = tmp_path / "willows.txt"
     corpus.write_text(book_excerpt("grahame-wind-in-the-willows.txt", 24_000), encoding="utf-8")
-    model = replace(preset("tiny"), pos_emb="rope", norm="rmsnorm", qk_norm=True, mlp="relu2", zero_init_proj=True)
-    cfg = replace(TRAIN_PRESETS["tiny"], max_steps=24, optimizer="muon", lr=2e-2)
+    model = replace(preset("tiny").model, pos_emb="rope", norm="rmsnorm", qk_norm=True, mlp="relu2", zero_init_proj=True)
+    cfg = replace(PRESETS["tiny"].train, max_steps=24, optimizer="muon", lr=2e-2)
 
     def run(out: Path, *, resume: bool = False, stop_at: int | None = None) -> dict[int, float]:
         losses: dict[int, float] = {}

@@ -52,7 +52,8 @@ def test_fine_tune_budget_in_minutes() -> None:
 
 
 def test_fine_tune_plan_and_estimate(tmp_path: Path) -> None:
-    from slmtui.engine import read_model_info, resolve_model
+    from slmtui.core.model_catalog import resolve_model
+    from slmtui.core.model_folder import read_model_info
     from slmtui.training.plan import estimate_finetune, plan_finetune, scan_corpus
     from trainer.config import FINETUNE_MAX_PASSES
 

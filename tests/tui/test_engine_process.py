@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from slmtui.engine.generate import Generator
-from slmtui.engine.modeldir import load_model_dir
+from slmtui.engine.model_io import load_model_dir
 from slmtui.engine.remote import RemoteGenerator
 from slmtui.engine.sampling import Sampling
 from slmtui.stories import StoryStore

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from slmtui.engine import paths
+from slmtui.core import paths
 
 CHILD = Path(__file__).with_name("kill_child.py")
 STREAM_S = 2.5

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from slmtui.engine.generate import Decoder
+from slmtui.engine.decoder import Decoder
 from slmtui.engine.sampling import Sampling
 from slmtui.engine.tokenizer import Tokenizer
 from slmtui.stories import StoryStore, unpack_tokens

@@ -1,5 +1,5 @@
 """The models screen: list, make active, rename, delete (never the bundled model), add a folder by path (the
-folder operations themselves are tested in tests/engine/test_modeldir.py)."""
+folder operations themselves are tested in tests/core/test_model_catalog.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input
 
-from slmtui.engine import GPTConfig, ModelInfo, TokenizerSpec, paths, save_model_dir
+from slmtui.core import paths
+from slmtui.core.gpt_config import GPTConfig
+from slmtui.core.model_folder import ModelInfo
+from slmtui.core.tokenizer_spec import ENDOFTEXT, GPT2_PATTERN, TokenizerSpec
+from slmtui.engine.model_io import save_model_dir
 from slmtui.engine.model import GPT
-from slmtui.engine.tokenizer import ENDOFTEXT, GPT2_PATTERN, Tokenizer
+from slmtui.engine.tokenizer import Tokenizer
 from slmtui.tui.modals import AskScreen, ConfirmScreen
 from slmtui.tui.screens.models import ModelsScreen
 

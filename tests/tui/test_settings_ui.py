@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from slmtui.engine import paths
+from slmtui.core import paths
 from slmtui.settings import load_settings
 from slmtui.tui.app import SlmApp
 from slmtui.tui.screens.models import ModelsScreen

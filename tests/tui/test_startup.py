@@ -10,7 +10,7 @@ import tomli_w
 import tomllib
 from textual.widgets import Label
 
-from slmtui.engine import paths
+from slmtui.core import paths
 from slmtui.stories import StoryStore
 from slmtui.tui.app import SlmApp
 from slmtui.tui.modals import ConfirmScreen
@@ -76,12 +76,12 @@ async def test_every_model_load_failure_is_shown_and_the_app_keeps_running(
         _broken_model(tiny_model_dir, vocab_size=10**12)
         expected = "needs about"
     else:
-        import slmtui.engine.modeldir as modeldir
+        import slmtui.engine.model_io as model_io
 
         def explode(*args: object, **kwargs: object) -> None:
             raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory")
 
-        monkeypatch.setattr(modeldir, "load_model_dir", explode)
+        monkeypatch.setattr(model_io, "load_model_dir", explode)
         expected = "RuntimeError: [enforce fail"
     app = SlmApp(model="tiny", store=store, settings=default_settings())
     async with app.run_test() as pilot:

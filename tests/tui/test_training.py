@@ -15,10 +15,14 @@ from pathlib import Path
 import pytest
 from textual.widgets import Button, Input, Select
 
-from slmtui.engine import Generator, Sampling, load_model_dir, paths
+from slmtui.core import paths
+from slmtui.engine.generate import Generator
+from slmtui.engine.model_io import load_model_dir
+from slmtui.engine.sampling import Sampling
 from slmtui.tui.screens.models import ModelsScreen
 from slmtui.training.process import TrainingSession
 from slmtui.training.state import RunState, TrainRequest
+from trainer.config import DEFAULT_PRESET
 from slmtui.tui.screens.training import TrainingScreen
 from slmtui.tui.screens.training_dialogs import QuitWhileTraining
 from slmtui.tui.widgets.training_form import TrainingForm
@@ -96,7 +100,8 @@ def test_request_becomes_the_trainer_flags(tmp_path: Path) -> None:
     new = TrainRequest(corpus=tmp_path, preset="tiny", tokenizer="bpe:300", name="mine", max_steps=30)
     assert new.argv() == ["--preset", "tiny", "--corpus", str(tmp_path), "--tokenizer", "bpe:300", "--name", "mine",
                           "--max-steps", "30", "--progress", "jsonl"]
-    assert TrainRequest(time_limit_s=900).argv() == ["--preset", "tiny", "--time-limit", "900s", "--progress", "jsonl"]
+    assert TrainRequest(time_limit_s=900).argv() == ["--preset", DEFAULT_PRESET, "--time-limit", "900s", "--progress",
+                                                     "jsonl"]
     assert TrainRequest(resume=tmp_path / "m").argv() == ["--resume", "--out", str(tmp_path / "m"), "--progress", "jsonl"]
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
-from slmtui.engine import paths, read_model_info
+from slmtui.core import paths
+from slmtui.core.model_folder import read_model_info
 from slmtui.training.state import TrainRequest
 from slmtui.tui.screens.models import ModelsScreen
 from slmtui.tui.screens.training import TrainingScreen

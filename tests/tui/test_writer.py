@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from slmtui.engine import paths
+from slmtui.core import paths
 from slmtui.engine.sampling import Sampling
 from slmtui.stories import StoryStore
 from slmtui.tui.app import SlmApp

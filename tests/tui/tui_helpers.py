@@ -10,7 +10,7 @@ from pathlib import Path
 from textual import events
 from textual.pilot import Pilot
 
-from slmtui.engine import paths
+from slmtui.core import paths
 from slmtui.engine.generate import Generator, TokenEvent
 from slmtui.settings import LoadResult, Settings
 from slmtui.tui.screens.writer import WriterScreen

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from slmtui.engine.errors import SlmError
+from slmtui.core.errors import SlmError
 from slmtui.engine.generate import Generator, TokenEvent
 from slmtui.engine.model import GPT
 from slmtui.engine.sampling import Sampling
@@ -298,7 +298,7 @@ def test_retry_on_a_passage_three_levels_up_makes_a_sibling_there(session: Writi
 
 def test_author_note_sits_note_depth_tokens_before_the_end_of_the_engines_window(
         session: WritingSession, generator: GatedGenerator, byte_tokenizer: Tokenizer) -> None:
-    from slmtui.engine.generate import Decoder
+    from slmtui.engine.decoder import Decoder
     from slmtui.writing.context import NOTE_DEPTH, note_block, note_depth
 
     seen: list[object] = []

@@ -1,12 +1,12 @@
 """ModelsScreen: every model the app can write with; make one active, rename, delete, add a folder.
 
-Models are folders (slmtui.engine.modeldir). The list is the user's models folder, then the bundled ones they do
+Models are folders (slmtui.core.model_folder). The list is the user's models folder, then the bundled ones they do
 not shadow. A folder elsewhere is added as a symbolic link in the models folder, so every part of slmtui (the
 writer, ``slmtui generate --model NAME``, ``slm-train --init-from NAME``) finds it by name and deleting it removes
 the link only, never the user's folder. Renames are one ``os.replace``; a deletion first renames the folder to
 a hidden name (gone from the list at once, atomically), then removes it.
 
-The folder operations are ``slmtui.engine.modeldir``'s (the CLI may use them too). The active model lives in the
+The folder operations are ``slmtui.core.model_catalog``'s (the CLI may use them too). The active model lives in the
 app: this screen posts ``UseModel`` and the app remembers it in config.toml and loads it into the writer.
 """
 
@@ -24,9 +24,9 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from slmtui.engine import ModelInfo, SlmError, list_models
-from slmtui.engine.modeldir import DEFAULT_MODEL
-from slmtui.engine.models_folder import add_model_folder, delete_model, rename_model
+from slmtui.core.errors import SlmError
+from slmtui.core.model_catalog import DEFAULT_MODEL, add_model_folder, delete_model, list_models, rename_model
+from slmtui.core.model_folder import ModelInfo
 from slmtui.format import corpus, created, model_details, number, params
 from slmtui.tui.commands import Command, binding_commands
 from slmtui.tui.messages import UseModel

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from slmtui.engine.errors import SlmError
+from slmtui.core.errors import SlmError
 from slmtui.format import ago
 from slmtui.stories import EXPORT_FORMATS, Story, StoryStore, export_story
 from slmtui.tui.commands import Command, binding_commands

@@ -22,7 +22,8 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Select, Static
 from textual.worker import get_current_worker
 
-from slmtui.engine import ModelInfo, paths
+from slmtui.core import paths
+from slmtui.core.model_folder import ModelInfo
 from slmtui.format import BUNDLED_CORPUS
 from slmtui.training.plan import (
     CorpusSize,

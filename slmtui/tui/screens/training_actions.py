@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from textual.widgets import Input
 
-from slmtui.engine import paths
+from slmtui.core import paths
 from slmtui.training.state import TrainRequest
 from slmtui.tui.commands import Command, binding_commands
 from slmtui.tui.messages import UseModel

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from slmtui.engine.errors import SlmError
+from slmtui.core.errors import SlmError
 from slmtui.stories import EXPORT_FORMATS, export_story
 from slmtui.story_json import export_tree_file
 from slmtui.tui.commands import Command, binding_commands

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from slmtui.engine.errors import SlmError
+from slmtui.core.errors import SlmError
 from slmtui.tui.modals import AskScreen, EditTextScreen
 from slmtui.tui.widgets.history_panel import HistoryPanel
 from slmtui.tui.widgets.prompt_box import PromptBox

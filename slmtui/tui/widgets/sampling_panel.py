@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.reactive import var
 from textual.widgets import Input, Label, Select, Static
 
-from slmtui.engine.errors import SlmError
+from slmtui.core.errors import SlmError
 from slmtui.engine.sampling import BUILTIN_PRESETS, PRESET_FIELDS, SAMPLING_FIELDS, SAMPLING_LIMITS, Sampling
 from slmtui.tui.messages import ChoicesChosen, PresetSaved
 from slmtui.writing import MAX_CHOICES

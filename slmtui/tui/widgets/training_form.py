@@ -16,9 +16,8 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Select, Static
 
-from slmtui.engine import PRESETS
 from slmtui.training.plan import FINETUNE_BUDGET
-from trainer.config import DEFAULT_TOKENIZER, PRESET_NAMES
+from trainer.config import PRESETS, scratch_preset
 
 FINETUNE, SCRATCH = "finetune", "scratch"
 """The form's two paths: fine-tuning (first, recommended) or pretraining from scratch."""
@@ -28,8 +27,13 @@ BUDGET_DEFAULTS = {"steps": "300", "time": "10m", "epochs": "3"}
 
 
 def _preset_label(name: str) -> str:
-    c = PRESETS[name]
+    c = PRESETS[name].model
     return f"{name} · {c.n_layer}×{c.n_embd} · context {c.block_size}"
+
+
+def _smallest_first() -> list[str]:
+    """The presets as the form lists them: by their blocks' size (layers × width), the toy first."""
+    return sorted(PRESETS, key=lambda name: PRESETS[name].model.n_layer * PRESETS[name].model.n_embd)
 
 
 class TrainingForm(Vertical):
@@ -44,7 +48,8 @@ class TrainingForm(Vertical):
     def __init__(self, corpus: Path | None = None, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.initial_corpus = corpus
-        self._suggested_preset = "default"
+        self._suggested_preset = scratch_preset(None)
+        """Shown until the corpus is sized, then the suggestion for its size."""
         self._preset_chosen = False
         """The user picked a preset: a new corpus no longer changes it."""
 
@@ -63,10 +68,10 @@ class TrainingForm(Vertical):
             yield Input(FINETUNE_BUDGET, id="train-minutes", compact=True)
         with Vertical(id="scratch-fields"):
             yield Label("Preset", classes="field-label")
-            yield Select([(_preset_label(p), p) for p in PRESET_NAMES], value="default", allow_blank=False,
-                         id="train-preset", compact=True)
+            yield Select([(_preset_label(p), p) for p in _smallest_first()], value=self._suggested_preset,
+                         allow_blank=False, id="train-preset", compact=True)
             yield Label("Tokenizer (gpt2 or bpe:N)", classes="field-label")
-            yield Input(placeholder=DEFAULT_TOKENIZER["default"], id="train-tokenizer", compact=True)
+            yield Input(placeholder=PRESETS[self._suggested_preset].tokenizer, id="train-tokenizer", compact=True)
             yield Label("Budget", classes="field-label")
             with Horizontal(classes="field-row"):
                 yield Select(list(BUDGET_KINDS), value="time", allow_blank=False, id="train-budget-kind",
@@ -120,7 +125,8 @@ class TrainingForm(Vertical):
     def _preset_changed(self, event: Select.Changed) -> None:
         if event.value != self._suggested_preset:
             self._preset_chosen = True
-        self.query_one("#train-tokenizer", Input).placeholder = DEFAULT_TOKENIZER.get(str(event.value), "")
+        chosen = PRESETS.get(str(event.value))
+        self.query_one("#train-tokenizer", Input).placeholder = chosen.tokenizer if chosen else ""
         self.post_message(self.Changed(corpus=False))
 
     @on(Select.Changed, "#train-budget-kind")

@@ -8,7 +8,7 @@ from rich.text import Text
 
 from slmtui.format import BUNDLED_CORPUS, human_duration, params
 from slmtui.training.state import RunState
-from trainer.config import DEFAULT_TOKENIZER, FINETUNE_EPOCHS
+from trainer.config import DEFAULT_EPOCHS, FINETUNE_EPOCHS, PRESETS
 
 
 def describe_run(state: RunState) -> Text:
@@ -28,10 +28,11 @@ def describe_run(state: RunState) -> Text:
                      f"{FINETUNE_EPOCHS:g} passes"))
     elif request is not None and request.resume is None:
         rows.append(("preset", request.preset))
-        rows.append(("tokenizer", request.tokenizer or DEFAULT_TOKENIZER.get(request.preset, "?")))
+        recipe = PRESETS.get(request.preset)
+        rows.append(("tokenizer", request.tokenizer or (recipe.tokenizer if recipe else "?")))
         budget = (f"{request.max_steps:,} steps" if request.max_steps else
                   human_duration(request.time_limit_s) if request.time_limit_s else
-                  f"{request.epochs:g} epochs" if request.epochs else "10 epochs")
+                  f"{request.epochs or DEFAULT_EPOCHS:g} epochs")
         rows.append(("budget", budget))
     elif request is not None:
         rows.append(("run", "resumed"))

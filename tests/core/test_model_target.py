@@ -1,4 +1,4 @@
-"""Where a model folder may be written (modeldir.check_model_target), and save_model_dir keeping to it.
+"""Where a model folder may be written (check_model_target) and what proves a folder is a model (is_model_folder).
 
 Every refusal is an SlmError with exit code 2 that names the path, and leaves the tree byte-identical
 (tests/fs_snapshot.py, inodes included, so not even a replacement by an identical copy passes).
@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from slmtui.engine import GPT, SlmError, Tokenizer, load_model_dir, paths, read_model_info, save_model_dir
-from slmtui.engine.modeldir import META, WEIGHTS, check_model_target, is_model_folder, target_path
-from tests.fs_snapshot import assert_unchanged, changes, snapshot
+from slmtui.core import paths
+from slmtui.core.errors import SlmError
+from slmtui.core.model_folder import META, WEIGHTS, is_model_folder
+from slmtui.core.model_target import check_model_target, target_path
+from tests.fs_snapshot import assert_unchanged, snapshot
 
 
 def refused(path: Path, *fragments: str, replace_model: bool = False, corpus: Path | None = None,
@@ -151,56 +153,3 @@ def test_the_corpus_is_never_a_target(tmp_path: Path) -> None:
     refused(books / "a.txt", "is the corpus", corpus=books / "a.txt", watch=tmp_path)
     refused(tmp_path, "holds the corpus", corpus=books / "a.txt", watch=tmp_path)
     assert check_model_target(tmp_path / "model", replace_model=False, corpus=books) == tmp_path / "model"
-
-
-def test_save_refuses_what_the_guard_refuses_and_keeps_the_new_model_beside(
-    tiny_model: GPT, byte_tokenizer: Tokenizer, tmp_path: Path
-) -> None:
-    notes = tmp_path / "out"
-    notes.mkdir()
-    (notes / "notes.txt").write_text("notes\n")
-    before = snapshot(tmp_path)
-    with pytest.raises(SlmError, match="not a model folder") as e:
-        save_model_dir(notes, tiny_model, byte_tokenizer, replace_model=True)
-    kept = Path(str(e.value).rsplit("the new model is kept at ", 1)[1])
-    assert kept.parent == tmp_path and f"added {kept.name}" in changes(before, snapshot(tmp_path))
-    # Nothing that was there changed: the only changes are the new model's folder and its files.
-    assert [c for c in changes(before, snapshot(tmp_path)) if not c.startswith(f"added {kept.name}")] == []
-    assert load_model_dir(kept).info.config == tiny_model.config
-
-
-def test_save_checks_again_at_the_rename_and_keeps_the_new_model(
-    tiny_model: GPT, byte_tokenizer: Tokenizer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The folder was empty when the save began and holds someone's file by the rename: it is refused,
-    the file survives, and the model just written is kept beside it, under the name the error gives."""
-    from slmtui.engine import modeldir
-
-    out = tmp_path / "out"
-    out.mkdir()
-    real_save_ranks = Tokenizer.save_ranks
-
-    def meanwhile(self: Tokenizer, path: Path) -> None:  # runs while the new folder is being written
-        real_save_ranks(self, path)
-        (out / "notes.txt").write_text("written while the model was saved\n")
-
-    monkeypatch.setattr(Tokenizer, "save_ranks", meanwhile)
-    with pytest.raises(SlmError) as e:
-        modeldir.save_model_dir(out, tiny_model, byte_tokenizer)
-    assert "is not empty and is not a model folder" in str(e.value)
-    assert (out / "notes.txt").read_text() == "written while the model was saved\n"
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
-    kept = Path(str(e.value).rsplit("the new model is kept at ", 1)[1])
-    assert kept.parent == tmp_path and kept.name.startswith(".out.tmp-")
-    assert load_model_dir(kept).info.config == tiny_model.config
-
-
-def test_an_asked_for_replacement_still_works(tiny_model: GPT, byte_tokenizer: Tokenizer, tiny_model_dir: Path) -> None:
-    save_model_dir(tiny_model_dir, tiny_model, byte_tokenizer, training={"step": 7}, replace_model=True)
-    assert read_model_info(tiny_model_dir).training == {"step": 7}
-    assert [p.name for p in tiny_model_dir.parent.iterdir()] == [tiny_model_dir.name]  # nothing left beside it
-    before = snapshot(tiny_model_dir)
-    with pytest.raises(SlmError, match="already holds a model"):
-        save_model_dir(tiny_model_dir, tiny_model, byte_tokenizer, training={"step": 8})
-    assert_unchanged(before, snapshot(tiny_model_dir))
-    assert read_model_info(tiny_model_dir).training == {"step": 7}

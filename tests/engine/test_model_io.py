@@ -1,8 +1,8 @@
-"""Model folders: round trip, bf16, atomic writes, every kind of damage named, listing and resolving."""
+"""A model folder saved from tensors and loaded back: round trip, bf16, atomic writes, every kind of damage named,
+and a save that keeps to where a model may be written."""
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
 from pathlib import Path
 
@@ -11,20 +11,13 @@ import tomli_w
 import torch
 from safetensors.torch import load_file, save_file
 
-from slmtui.engine import (
-    GPT,
-    GPTConfig,
-    SlmError,
-    Tokenizer,
-    list_models,
-    load_model_dir,
-    read_model_info,
-    resolve_model,
-    save_model_dir,
-)
-from slmtui.engine import paths
-from slmtui.engine.modeldir import META, TOKENIZER, WEIGHTS, ModelInfo
-from slmtui.engine.models_folder import add_model_folder, delete_model, rename_model
+from slmtui.core.errors import SlmError
+from slmtui.core.gpt_config import GPTConfig
+from slmtui.core.model_folder import META, METRICS, TOKENIZER, WEIGHTS, read_model_info
+from slmtui.engine.model import GPT
+from slmtui.engine.model_io import load_model_dir, save_model_dir
+from slmtui.engine.tokenizer import Tokenizer
+from tests.fs_snapshot import assert_unchanged, changes, snapshot
 
 IDS = torch.tensor([[1, 72, 101, 108, 108, 111, 32, 200, 255, 0]])
 
@@ -86,19 +79,11 @@ def test_a_failed_save_keeps_the_old_model_and_leaves_nothing(
 ) -> None:
     target = save_model_dir(tmp_path / "m", tiny_model, byte_tokenizer, training={"step": 1})
     with pytest.raises(FileNotFoundError):
-        save_model_dir(target, tiny_model, byte_tokenizer, extra_files={"metrics.jsonl": tmp_path / "nope"},
+        save_model_dir(target, tiny_model, byte_tokenizer, extra_files={METRICS: tmp_path / "nope"},
                        replace_model=True)
     assert leftovers(tmp_path) == []
     assert read_model_info(target).training == {"step": 1}
     load_model_dir(target)
-
-
-def test_a_swap_interrupted_between_renames_is_recovered(tiny_model_dir: Path) -> None:
-    # A crash after "move the old folder aside" and before "move the new one in".
-    aside = tiny_model_dir.parent / f".{tiny_model_dir.name}.old-abc123"
-    tiny_model_dir.rename(aside)
-    assert load_model_dir(tiny_model_dir).info.path == tiny_model_dir
-    assert not aside.exists()
 
 
 def test_training_summary_drops_none_and_keeps_paths(tiny_model: GPT, byte_tokenizer: Tokenizer, tmp_path: Path) -> None:
@@ -262,94 +247,57 @@ def test_not_a_folder(tmp_path: Path) -> None:
         load_model_dir(tmp_path / "nothing")
 
 
-def test_list_models(tiny_model_dir: Path, tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
-    save_model_dir(paths.models_dir() / "another", tiny_model, byte_tokenizer)
-    (paths.models_dir() / "broken").mkdir()  # unreadable folders are skipped, not fatal
-    (paths.models_dir() / ".hidden.tmp-x").mkdir()
-    infos = list_models()
-    names = [i.name for i in infos]
-    assert names[:2] == ["another", "tiny"]
-    assert "broken" not in names and ".hidden.tmp-x" not in names
-    tiny = infos[names.index("tiny")]
-    assert tiny.bundled is False
-    assert tiny.n_params == tiny_model.num_params()
-    assert tiny.training["val_bpb"] == 9.0
+# --- a save keeps to the guard of where a model may be written (tests/core/test_model_target.py) ------------------
 
 
-def test_list_models_in_an_empty_home() -> None:
-    assert [m for m in list_models() if not m.bundled] == []
-
-
-def test_resolve_model_by_name_and_by_path(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert resolve_model("tiny") == tiny_model_dir
-    assert resolve_model(str(tiny_model_dir)) == tiny_model_dir.resolve()
-    assert resolve_model(tiny_model_dir) == tiny_model_dir.resolve()
-    monkeypatch.chdir(tiny_model_dir.parent)
-    assert resolve_model("./tiny") == tiny_model_dir.resolve()
-
-
-def test_resolve_unknown_model_lists_the_known_ones(tiny_model_dir: Path) -> None:
-    with pytest.raises(SlmError, match="no model named 'nope'; models: .*tiny"):
-        resolve_model("nope")
-    with pytest.raises(SlmError, match="no model folder at"):
-        resolve_model(str(tiny_model_dir.parent / "missing"))
-
-
-def test_resumable_names_and_the_models_folder(tiny_model_dir: Path) -> None:
-    from slmtui.engine.modeldir import RESUMABLE_STOPS, TRAIN_STATE
-    from slmtui.engine.models_folder import check_model_name, model_folder_names
-
-    info = read_model_info(tiny_model_dir)
-    assert not info.resumable and not info.linked
-    (tiny_model_dir / TRAIN_STATE).write_bytes(b"")
-    for stopped, resumable in [*((s, True) for s in RESUMABLE_STOPS), ("max_steps", False), ("early_stop", False)]:
-        assert dataclasses.replace(info, training={"stopped": stopped}).resumable is resumable, stopped
-    (paths.models_dir() / "not-a-model").mkdir()
-    (paths.models_dir() / ".tmp-half").mkdir()
-    assert model_folder_names() == {"tiny", "not-a-model"}
-    assert check_model_name("tiny") == "a model named “tiny” exists already"
-    assert "letters, digits" in (check_model_name(".x") or "") and "letters" in (check_model_name("a b") or "")
-    assert check_model_name("fresh") is None
-
-
-# --- managing the models folder (the models screen's and any command's operations) ----------------------------------
-
-
-def save_named(name: str, tiny_model: GPT, tokenizer: Tokenizer, base: Path | None = None) -> Path:
-    return save_model_dir((base or paths.models_dir()) / name, tiny_model, tokenizer, training={"val_loss": 3.0})
-
-
-def bundled_info() -> ModelInfo:
-    info = read_model_info(paths.BUNDLED_MODELS_DIR / "default")
-    assert info.bundled
-    return info
-
-
-def test_rename_refuses_a_taken_or_bad_name_and_never_the_bundled(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
-    a = read_model_info(save_named("a", tiny_model, byte_tokenizer))
-    save_named("b", tiny_model, byte_tokenizer)
-    with pytest.raises(SlmError, match="exists"):
-        rename_model(a, "b")
-    with pytest.raises(SlmError, match="letters"):
-        rename_model(a, "../escape")
-    with pytest.raises(SlmError, match="bundled"):
-        rename_model(bundled_info(), "mine")
-    with pytest.raises(SlmError, match="bundled"):
-        delete_model(bundled_info())
-    renamed = rename_model(a, "c")
-    assert renamed == paths.models_dir() / "c" and read_model_info(renamed).name == "c"
-    assert not (paths.models_dir() / "a").exists()
-
-
-def test_a_folder_added_by_path_is_linked_and_deleting_it_keeps_the_folder(
-    tmp_path: Path, tiny_model: GPT, byte_tokenizer: Tokenizer
+def test_save_refuses_what_the_guard_refuses_and_keeps_the_new_model_beside(
+    tiny_model: GPT, byte_tokenizer: Tokenizer, tmp_path: Path
 ) -> None:
-    outside = save_named("elsewhere", tiny_model, byte_tokenizer, base=tmp_path)
-    with pytest.raises(SlmError):
-        add_model_folder(tmp_path)  # not a model folder
-    link = add_model_folder(outside)
-    assert link.is_symlink() and link.name == "elsewhere"
-    assert add_model_folder(outside).name == "elsewhere-2"  # a second link gets its own name
-    info = read_model_info(link)
-    delete_model(info)
-    assert not link.exists() and (outside / "model.toml").is_file()
+    notes = tmp_path / "out"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("notes\n")
+    before = snapshot(tmp_path)
+    with pytest.raises(SlmError, match="not a model folder") as e:
+        save_model_dir(notes, tiny_model, byte_tokenizer, replace_model=True)
+    kept = Path(str(e.value).rsplit("the new model is kept at ", 1)[1])
+    assert kept.parent == tmp_path and f"added {kept.name}" in changes(before, snapshot(tmp_path))
+    # Nothing that was there changed: the only changes are the new model's folder and its files.
+    assert [c for c in changes(before, snapshot(tmp_path)) if not c.startswith(f"added {kept.name}")] == []
+    assert load_model_dir(kept).info.config == tiny_model.config
+
+
+def test_save_checks_again_at_the_rename_and_keeps_the_new_model(
+    tiny_model: GPT, byte_tokenizer: Tokenizer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder was empty when the save began and holds someone's file by the rename: it is refused,
+    the file survives, and the model just written is kept beside it, under the name the error gives."""
+    from slmtui.engine import model_io
+
+    out = tmp_path / "out"
+    out.mkdir()
+    real_save_ranks = Tokenizer.save_ranks
+
+    def meanwhile(self: Tokenizer, path: Path) -> None:  # runs while the new folder is being written
+        real_save_ranks(self, path)
+        (out / "notes.txt").write_text("written while the model was saved\n")
+
+    monkeypatch.setattr(Tokenizer, "save_ranks", meanwhile)
+    with pytest.raises(SlmError) as e:
+        model_io.save_model_dir(out, tiny_model, byte_tokenizer)
+    assert "is not empty and is not a model folder" in str(e.value)
+    assert (out / "notes.txt").read_text() == "written while the model was saved\n"
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    kept = Path(str(e.value).rsplit("the new model is kept at ", 1)[1])
+    assert kept.parent == tmp_path and kept.name.startswith(".out.tmp-")
+    assert load_model_dir(kept).info.config == tiny_model.config
+
+
+def test_an_asked_for_replacement_still_works(tiny_model: GPT, byte_tokenizer: Tokenizer, tiny_model_dir: Path) -> None:
+    save_model_dir(tiny_model_dir, tiny_model, byte_tokenizer, training={"step": 7}, replace_model=True)
+    assert read_model_info(tiny_model_dir).training == {"step": 7}
+    assert [p.name for p in tiny_model_dir.parent.iterdir()] == [tiny_model_dir.name]  # nothing left beside it
+    before = snapshot(tiny_model_dir)
+    with pytest.raises(SlmError, match="already holds a model"):
+        save_model_dir(tiny_model_dir, tiny_model, byte_tokenizer, training={"step": 8})
+    assert_unchanged(before, snapshot(tiny_model_dir))
+    assert read_model_info(tiny_model_dir).training == {"step": 7}

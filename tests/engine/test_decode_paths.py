@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from slmtui.engine import GPT, Generator, Sampling, load_model_dir
-from slmtui.engine import decoding
-from slmtui.engine.decoding import CANDIDATES, EXACT, build_path, choose_path
-from slmtui.engine.generate import Decoder
-from slmtui.engine.modeldir import bundled_default
+from slmtui.core.model_catalog import bundled_default
+from slmtui.engine import decode_paths
+from slmtui.engine.decode_paths import CANDIDATES, EXACT, build_path, choose_path
+from slmtui.engine.decoder import Decoder
+from slmtui.engine.generate import Generator
+from slmtui.engine.model import GPT
+from slmtui.engine.model_io import load_model_dir
+from slmtui.engine.sampling import Sampling
 
 GREEDY = Sampling(temperature=0.0, repetition_penalty=1.0, max_new_tokens=200)
 PROMPT = "Dorothy opened the door of the little house and looked out at the wide prairie. " * 5
@@ -81,22 +84,22 @@ def test_an_unknown_path_is_refused(tiny_model: GPT) -> None:
 
 def fake_timings(monkeypatch: pytest.MonkeyPatch, ms: dict[str, float]) -> None:
     """Make every candidate's step take the given time, so the choice itself can be tested."""
-    monkeypatch.setattr(decoding, "_CHOICES", {})
+    monkeypatch.setattr(decode_paths, "_CHOICES", {})
     names = iter([])
 
     def timer(model, *, batch_size, position=None):  # type: ignore[no-untyped-def]
         name = next(names)
         return type("T", (), {"best": lambda self, steps: ms[name] / 1000})()
 
-    real_build = decoding.build_path
+    real_build = decode_paths.build_path
 
     def build(model, name):  # type: ignore[no-untyped-def]
         nonlocal names
         names = iter([name])
         return real_build(model, name)
 
-    monkeypatch.setattr(decoding, "StepTimer", timer)
-    monkeypatch.setattr(decoding, "build_path", build)
+    monkeypatch.setattr(decode_paths, "StepTimer", timer)
+    monkeypatch.setattr(decode_paths, "build_path", build)
 
 
 @pytest.mark.parametrize(
