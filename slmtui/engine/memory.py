@@ -1,6 +1,6 @@
 """Will a model fit? Memory a shape needs, against memory this machine has free, checked before allocating.
 
-A model.toml with a huge ``vocab_size`` or ``block_size`` (or ``slm-train --block-size 10**9``) used to fail
+A model.toml with a huge ``vocab_size`` or ``block_size`` (or ``slm-train --block-size 10**9``) would otherwise fail
 inside torch's allocator with a RuntimeError, or be killed by the OS; this names the sizes instead.
 psutil is not a dependency: /proc/meminfo on Linux, sysconf elsewhere, and no check where neither answers.
 """
