@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from slmtui.engine import Generator, Sampling, evaluate_texts, load_model_dir, resolve_model
+from slmtui.core.sampling import Sampling
+from slmtui.engine import Generator, evaluate_texts, load_model_dir, resolve_model
 from slmtui.engine.decoding import EXACT
 from slmtui.engine.modeldir import bundled_default
 from slmtui.engine.paths import BUNDLED_CORPUS_DIR

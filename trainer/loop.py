@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from slmtui.engine import GPT, Generator, GPTConfig, Sampling, evaluate_ids, pick_device, token_byte_lengths
+from slmtui.core.sampling import Sampling
+from slmtui.engine import GPT, Generator, GPTConfig, evaluate_ids, pick_device, token_byte_lengths
 from slmtui.engine.device import cpu_has_fast_bf16
 from slmtui.engine.errors import SlmError, gist
 from slmtui.engine.memory import check_fits, training_bytes
@@ -339,7 +340,7 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         progress.metrics.append(to_json(ev))
         emit(ev)
         text = "".join(e.text for e in Generator(model, tokenizer, path=EXACT).stream(
-            cfg.sample_prompt, Sampling(seed=cfg.seed, max_new_tokens=cfg.sample_tokens, repetition_penalty=1.1)))
+            cfg.sample_prompt, Sampling(seed=cfg.seed, max_new_tokens=cfg.sample_tokens)))
         emit(SampleEvent(step=progress.step, prompt=cfg.sample_prompt, text=text))
         model.train()
 

@@ -14,7 +14,7 @@ from slmtui.engine.modeldir import (
     resolve_model,
     save_model_dir,
 )
-from slmtui.engine.sampling import SAMPLING_LIMITS, Sampling, filter_logits, sample_next
+from slmtui.engine.sampling import filter_logits, sample_next
 from slmtui.engine.tokenizer import ENDOFTEXT, Tokenizer, TokenizerSpec
 
 __all__ = [
@@ -22,7 +22,6 @@ __all__ = [
     "ENDOFTEXT",
     "GPT",
     "PRESETS",
-    "SAMPLING_LIMITS",
     "Alternative",
     "Decoder",
     "EvalResult",
@@ -31,7 +30,6 @@ __all__ = [
     "KVCache",
     "LoadedModel",
     "ModelInfo",
-    "Sampling",
     "SlmError",
     "TokenEvent",
     "Tokenizer",

@@ -53,7 +53,8 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
-from slmtui.engine import GPT, Generator, Sampling, Tokenizer, load_model_dir, preset  # noqa: E402
+from slmtui.core.sampling import Sampling  # noqa: E402
+from slmtui.engine import GPT, Generator, Tokenizer, load_model_dir, preset  # noqa: E402
 from slmtui.engine.decoding import EXACT  # noqa: E402
 from slmtui.engine.device import cpu_has_fast_bf16  # noqa: E402
 from slmtui.engine.generate import DECODE_THREADS  # noqa: E402

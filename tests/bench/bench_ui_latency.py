@@ -46,7 +46,7 @@ sys.path[:0] = [str(ROOT)]
 from textual import events  # noqa: E402
 
 from slmtui.engine import paths  # noqa: E402
-from slmtui.engine.sampling import Sampling  # noqa: E402
+from slmtui.core.sampling import Sampling  # noqa: E402
 from slmtui.settings import LoadResult, Settings  # noqa: E402
 from slmtui.tui.app import SlmApp  # noqa: E402
 from slmtui.tui.widgets.prompt_box import PromptBox  # noqa: E402

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from slmtui.engine import GPT, Generator, Sampling, load_model_dir
+from slmtui.core.sampling import Sampling
+from slmtui.engine import GPT, Generator, load_model_dir
 from slmtui.engine import decoding
 from slmtui.engine.decoding import CANDIDATES, EXACT, build_path, choose_path
 from slmtui.engine.generate import Decoder

@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from slmtui.engine import GPT, Decoder, Generator, GPTConfig, Sampling, SlmError, TokenEvent, Tokenizer
+from slmtui.core.sampling import Sampling
+from slmtui.engine import GPT, Decoder, Generator, GPTConfig, SlmError, TokenEvent, Tokenizer
 from slmtui.engine.sampling import apply_repetition_penalty
 
 from thread_spy import record_threads

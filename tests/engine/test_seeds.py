@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from slmtui.engine import Generator, Sampling
+from slmtui.core.sampling import Sampling
+from slmtui.engine import Generator
 from slmtui.engine.model import GPT
 from slmtui.engine.seeds import DIRECT_SEEDS, torch_seed
 from slmtui.engine.tokenizer import Tokenizer

@@ -7,7 +7,8 @@ import statistics
 import pytest
 import torch
 
-from slmtui.engine import GPT, Generator, Sampling, Tokenizer
+from slmtui.core.sampling import Sampling
+from slmtui.engine import GPT, Generator, Tokenizer
 from slmtui.engine import threads
 from slmtui.engine.threads import ThreadChoice, choose_threads, threads_context
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from textual.widgets import Button, Input, Select
 
-from slmtui.engine import Generator, Sampling, load_model_dir, paths
+from slmtui.core.sampling import Sampling
+from slmtui.engine import Generator, load_model_dir, paths
 from slmtui.tui.screens.models import ModelsScreen
 from slmtui.training.process import TrainingSession
 from slmtui.training.state import RunState, TrainRequest
