@@ -9,7 +9,6 @@ is a bug and keeps its traceback. Ctrl+C exits 130 without a word.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import errno
 import json
 import os
@@ -22,7 +21,7 @@ from slmtui import __version__
 from slmtui.cli_stories import add_stories_parser
 from slmtui.core.devices import DEVICE_CHOICES
 from slmtui.core.errors import SlmError
-from slmtui.core.seeds import SEED_HELP
+from slmtui.core.sampling import FIELDS, Sampling, SamplingField
 from slmtui.format import params
 from trainer.config import before_after
 
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     from slmtui.core.model_folder import ModelInfo
     from slmtui.engine.evaluate import EvalResult
     from slmtui.engine.model_io import LoadedModel
-    from slmtui.engine.sampling import Sampling
+    from slmtui.core.sampling import Sampling
 
 PROG = "slmtui"
 
@@ -61,18 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", parents=[common], help="continue a prompt and stream the text to stdout",
                          description="Continue PROMPT with the model, streaming the text as it is written.")
     gen.add_argument("prompt", metavar="PROMPT", help="the text to continue; - reads it from standard input")
-    defaults = _default_sampling()
-    gen.add_argument("--temperature", type=float, metavar="T", help=f"0 = always the likeliest token (default {defaults.temperature})")
-    gen.add_argument("--top-k", type=int, metavar="K", help=f"keep the k likeliest tokens, 0 = off (default {defaults.top_k})")
-    gen.add_argument("--top-p", type=float, metavar="P", help=f"keep the smallest set with this much probability, 1 = off (default {defaults.top_p})")
-    gen.add_argument("--min-p", type=float, metavar="P", help=f"drop tokens below this fraction of the likeliest, 0 = off (default {defaults.min_p})")
-    gen.add_argument("--repetition-penalty", type=float, metavar="X",
-                     help=f"make tokens already in the text less likely, 1 = off (default {defaults.repetition_penalty})")
-    gen.add_argument("--max-new-tokens", type=int, metavar="N", help=f"how many tokens to write (default {defaults.max_new_tokens})")
-    gen.add_argument("--seed", type=int, metavar="N",
-                     help=f"same seed, prompt and settings: same text; {SEED_HELP} (default: a fresh one)")
-    gen.add_argument("--stop", action="append", default=[], metavar="TEXT",
-                     help=r"stop once the text written contains TEXT (repeatable; \n and \t are understood)")
+    for field in FIELDS:
+        if field.many:
+            gen.add_argument(field.flag, action="append", default=[], metavar=field.metavar,
+                             help=field.help + r" (repeatable; \n and \t are understood)")
+        else:
+            gen.add_argument(field.flag, type=field.kind, metavar=field.metavar, help=_option_help(field))
     gen.add_argument("--memory", default="", metavar="TEXT",
                      help="text the model always sees before the story's last tokens (names, setting)")
     gen.add_argument("--path", metavar="NAME",
@@ -276,27 +269,28 @@ def _print_models_table(rows: list[dict[str, Any]]) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def _default_sampling() -> Sampling:
-    from slmtui.engine.sampling import Sampling
-
-    return Sampling()
+def _option_help(field: SamplingField) -> str:
+    """``generate --help``'s line for a sampling option: what it does, its bounds and its default."""
+    default = f"default: {field.none}" if field.default is None else f"default {field.default}"
+    bounded = field.lo is not None or field.hi is not None
+    return f"{field.help} ({field.bounds}, {default})" if bounded else f"{field.help} ({default})"
 
 
 def _sampling_from_args(args: argparse.Namespace) -> Sampling:
-    from slmtui.engine.sampling import SAMPLING_FIELDS
-
-    given = {name: getattr(args, name) for name in SAMPLING_FIELDS if getattr(args, name) is not None}
-    if args.stop:
-        given["stop"] = tuple(s.replace("\\n", "\n").replace("\\t", "\t") for s in args.stop)
-    try:
-        return dataclasses.replace(_default_sampling(), **given)
-    except SlmError as e:
-        # Name the options as they were typed: "--top-p must be ..." rather than "top_p must be ...".
-        message = str(e)
-        for name in (*SAMPLING_FIELDS, "stop"):
-            message = message.replace(f"{name} must", f"--{name.replace('_', '-')} must")
-            message = message.replace(f"{name} strings must", f"--{name} strings must")
-        raise SlmError(message) from e
+    """The options given, checked by the table and named as they were typed ("--top-p must be ...")."""
+    given: dict[str, object] = {}
+    problems: list[str] = []
+    for field in FIELDS:
+        value = getattr(args, field.name)
+        if field.many:
+            value = tuple(s.replace("\\n", "\n").replace("\\t", "\t") for s in value) or None
+        if value is not None:
+            given[field.name] = value
+            if problem := field.problem(value, name=field.flag):
+                problems.append(problem)
+    if problems:
+        raise SlmError("; ".join(problems))
+    return Sampling(**given)
 
 
 def _read_prompt(prompt: str) -> str:

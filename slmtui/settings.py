@@ -9,11 +9,9 @@ falls back to its default alone, with a problem naming the key; everything else 
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,34 +20,8 @@ import tomlkit
 from slmtui.core import paths
 from slmtui.core.atomic import write_text_atomic
 from slmtui.core.errors import SlmError
-from slmtui.engine.sampling import Sampling
+from slmtui.core.sampling import SETTING_FIELDS, Sampling
 from slmtui.writing import MAX_CHOICES
-
-# The engine's Sampling is the one source of the default values; config.toml only overrides them.
-_ENGINE = Sampling()
-
-
-@dataclass(frozen=True)
-class SamplingDefaults:
-    """The sampling a new story starts with. Frozen: change it with ``dataclasses.replace``."""
-
-    temperature: float = _ENGINE.temperature
-    """Divides the logits: below 1 plays safe, above 1 takes risks; 0 always picks the likeliest token."""
-    top_k: int = _ENGINE.top_k
-    """Sample only among the k likeliest tokens; 0 turns the filter off."""
-    top_p: float = _ENGINE.top_p
-    """Nucleus sampling: the smallest set of tokens whose probabilities add up to p."""
-    min_p: float = _ENGINE.min_p
-    """Drop tokens less likely than min_p times the likeliest one; 0 turns the filter off."""
-    repetition_penalty: float = _ENGINE.repetition_penalty
-    """Above 1 makes tokens already in the context less likely, against loops."""
-    max_new_tokens: int = _ENGINE.max_new_tokens
-    """How long one continuation may get."""
-    seed: int | None = None
-    """Fixes the random draws so a continuation repeats exactly; None (absent from the file) draws fresh ones."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -60,8 +32,8 @@ class Settings:
     """The Textual theme the app opens with (the theme picker remembers its choice here)."""
     model: str | None = None
     """The model in use: a model name from the models folder or a path to a model folder. None: the bundled one."""
-    sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
-    """The sampling panel's starting values."""
+    sampling: Sampling = field(default_factory=Sampling)
+    """The sampling panel's starting values: its ``SETTING_FIELDS`` (slmtui/core/sampling.py says what each means)."""
     choices: int = 1
     """How many continuations one generation writes side by side (1..MAX_CHOICES): the loom way, pick the best."""
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -82,17 +54,8 @@ class LoadResult:
     (``save_settings`` refuses anyway); show ``problems`` and let the user fix it."""
 
 
-# name -> (type, check, what a good value is). Integers are accepted where a float is wanted, booleans never.
-_SAMPLING_RULES: dict[str, tuple[type, Callable[[Any], bool], str]] = {
-    "temperature": (float, lambda v: v >= 0, "a number >= 0"),
-    "top_k": (int, lambda v: v >= 0, "a whole number >= 0"),
-    "top_p": (float, lambda v: 0 < v <= 1, "a number above 0 and at most 1"),
-    "min_p": (float, lambda v: 0 <= v <= 1, "a number from 0 to 1"),
-    "repetition_penalty": (float, lambda v: v > 0, "a number above 0"),
-    "max_new_tokens": (int, lambda v: v >= 1, "a whole number >= 1"),
-    "seed": (int, lambda v: True, "a whole number"),
-}
-assert set(_SAMPLING_RULES) == {f.name for f in fields(SamplingDefaults)}
+_SAMPLING_SETTINGS = {f.name: f for f in SETTING_FIELDS}
+"""config.toml's [sampling] and presets: each value checked as the engine checks it."""
 
 _HEADER = "# slmtui settings. The app updates values here in place: your comments and other keys are kept.\n\n"
 _KEY_PART = r"\"(?:[^\"\\]|\\.)*\"|'[^']*'|[A-Za-z0-9_-]+"  # a bare or quoted key, as TOML spells it
@@ -144,15 +107,13 @@ def _check_sampling(table: Any, key: tuple[str, ...], report: _Report) -> dict[s
         return {}
     good: dict[str, Any] = {}
     for name, value in table.items():
-        if name not in _SAMPLING_RULES:
-            report.bad((*key, name), f"unknown sampling setting (known: {', '.join(_SAMPLING_RULES)}); ignored")
-            continue
-        kind, ok, wanted = _SAMPLING_RULES[name]
-        number = isinstance(value, int if kind is int else int | float) and not isinstance(value, bool)
-        if number and math.isfinite(value) and ok(value):
-            good[name] = kind(value)  # 1 -> 1.0 where a float is wanted
+        spec = _SAMPLING_SETTINGS.get(name)
+        if spec is None:
+            report.bad((*key, name), f"unknown sampling setting (known: {', '.join(_SAMPLING_SETTINGS)}); ignored")
+        elif spec.accepts(value):
+            good[name] = spec.normal(value)  # 1 -> 1.0 where a float is wanted
         else:
-            report.bad((*key, name), f"should be {wanted}, not {value!r}; using the default")
+            report.bad((*key, name), f"should be {spec.wanted}, not {value!r}; using the default")
     return good
 
 
@@ -172,7 +133,7 @@ def _from_doc(doc: dict[str, Any], report: _Report) -> Settings:
             else:
                 report.bad(key, f"should be a model name or folder, not {value!r}; using the bundled model")
         elif name == "sampling":
-            values["sampling"] = SamplingDefaults(**_check_sampling(value, key, report))
+            values["sampling"] = Sampling(**_check_sampling(value, key, report))  # each checked as Sampling checks
         elif name == "choices":
             if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_CHOICES:
                 values["choices"] = value
@@ -205,7 +166,8 @@ def _to_doc(settings: Settings) -> dict[str, Any]:
     doc: dict[str, Any] = {"theme": settings.theme}
     if settings.model is not None:
         doc["model"] = settings.model
-    doc["sampling"] = {k: v for k, v in settings.sampling.as_dict().items() if v is not None}
+    values = ((f.name, getattr(settings.sampling, f.name)) for f in SETTING_FIELDS)
+    doc["sampling"] = {name: value for name, value in values if value is not None}
     if settings.choices != 1:
         doc["choices"] = settings.choices
     if settings.presets:

@@ -172,7 +172,7 @@ RESUME = ["--resume", "--out", "{model}", "--progress", "none", "--max-steps", "
 CASES: dict[str, Case] = {
     # --- slmtui: options
     "generate: --seed not an integer": Case("slmtui", [*GEN, "--seed", "1.5"], "invalid int value: '1.5'"),
-    "generate: --temperature out of range": Case("slmtui", [*GEN, "--temperature", "9"], "--temperature must be between"),
+    "generate: --temperature out of range": Case("slmtui", [*GEN, "--temperature", "9"], "--temperature must be a number from 0 to 5"),
     "generate: unknown model": Case("slmtui", ["generate", "x", "--model", "nope"], "no model named 'nope'"),
     "generate: --model a folder that is not one": Case("slmtui", ["generate", "x", "--model", "{tmp}"], "model.toml is missing"),
     "eval: nothing to evaluate": Case("slmtui", ["eval", "--model", "tiny"], "nothing to evaluate"),

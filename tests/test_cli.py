@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import math
@@ -15,11 +16,12 @@ import pytest
 import torch
 
 from slmtui import __version__
-from slmtui.cli import main
 from slmtui.core.model_folder import META, WEIGHTS
 from slmtui.engine.evaluate import evaluate_texts
 from slmtui.engine.generate import Generator
 from slmtui.engine.model_io import load_model_dir
+from slmtui.cli import build_parser, main
+from slmtui.core.sampling import FIELDS, SamplingField
 
 REPO = Path(__file__).resolve().parent.parent
 GEN = ["generate", "Once upon a time", "--model", "tiny", "--max-new-tokens", "12"]
@@ -53,16 +55,16 @@ def assert_usage_error(result: tuple[int, str, str], *fragments: str) -> None:
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["generate"], "the following arguments are required: PROMPT"),
         (["generate", "x", "--temperature", "hot"], "argument --temperature: invalid float value: 'hot'"),
-        (["generate", "x", "--temperature", "9"], "--temperature must be between 0.0 and 5.0, got 9.0"),
+        (["generate", "x", "--temperature", "9"], "--temperature must be a number from 0 to 5, got 9.0"),
         (["generate", "x", "--temperature", "nan"], "--temperature must be a number"),
-        (["generate", "x", "--top-p", "0"], "--top-p must be greater than 0"),
-        (["generate", "x", "--top-k", "-2"], "--top-k must be between 0 and 100000, got -2"),
+        (["generate", "x", "--top-p", "0"], "--top-p must be a number above 0 and at most 1, got 0.0"),
+        (["generate", "x", "--top-k", "-2"], "--top-k must be a whole number from 0 to 100000, got -2"),
         (["generate", "x", "--top-k", "2.5"], "argument --top-k: invalid int value: '2.5'"),
-        (["generate", "x", "--min-p", "2"], "--min-p must be between 0.0 and 1.0"),
-        (["generate", "x", "--repetition-penalty", "0"], "--repetition-penalty must be between 0.5 and 3.0"),
-        (["generate", "x", "--max-new-tokens", "0"], "--max-new-tokens must be between 1 and 100000"),
+        (["generate", "x", "--min-p", "2"], "--min-p must be a number from 0 to 1, got 2.0"),
+        (["generate", "x", "--repetition-penalty", "0"], "--repetition-penalty must be a number from 0.5 to 3, got 0.0"),
+        (["generate", "x", "--max-new-tokens", "0"], "--max-new-tokens must be a whole number from 1 to 100000, got 0"),
         (["generate", "x", "--seed", "1.5"], "argument --seed: invalid int value: '1.5'"),
-        (["generate", "x", "--stop", ""], "--stop strings must be non-empty text"),
+        (["generate", "x", "--stop", ""], "--stop must be a list of non-empty texts"),
         (["--device", "tpu", "models"], "argument --device: invalid choice: 'tpu'"),
         (["generate", "x", "--device", "gpu"], "argument --device: invalid choice: 'gpu'"),
         (["eval"], "nothing to evaluate: give text files, or --corpus DIR"),
@@ -141,6 +143,29 @@ def test_absent_device(capsys: pytest.CaptureFixture[str], tiny_model_dir: Path)
 # --------------------------------------------------------------------------- generate
 
 
+@pytest.mark.parametrize("field", FIELDS, ids=lambda f: f.name)
+def test_generate_has_an_option_for_every_sampling_field_with_the_tables_words(field: SamplingField) -> None:
+    (generate,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    parser = generate.choices["generate"]
+    (option,) = [a for a in parser._actions if field.flag in a.option_strings]
+    assert option.dest == field.name and option.metavar == field.metavar
+    assert option.help is not None and option.help.startswith(field.help)
+    if field.lo is not None or field.hi is not None:
+        assert field.bounds in option.help
+    if not field.many:
+        assert (f"default {field.default}" if field.default is not None else f"default: {field.none}") in option.help
+    assert " ".join(option.help.split()) in " ".join(parser.format_help().split())  # argparse wraps the lines
+
+
+@pytest.mark.parametrize("field", [f for f in FIELDS if f.hi is not None], ids=lambda f: f.name)
+def test_generate_refuses_just_past_a_bound_with_the_tables_words(
+    capsys: pytest.CaptureFixture[str], field: SamplingField
+) -> None:
+    past = field.kind(field.hi) + 1
+    assert_usage_error(run(capsys, "generate", "x", field.flag, str(past)),
+                       f"{field.flag} must be {field.wanted}, got {past!r}")
+
+
 def test_generate_with_a_seed_is_reproducible(capsys: pytest.CaptureFixture[str], tiny_model_dir: Path) -> None:
     first = run(capsys, *GEN, "--seed", "7", "--temperature", "1.0")
     again = run(capsys, *GEN, "--seed", "7", "--temperature", "1.0")
@@ -154,7 +179,7 @@ def test_generate_with_a_seed_is_reproducible(capsys: pytest.CaptureFixture[str]
 def test_generate_writes_what_the_generator_writes(capsys: pytest.CaptureFixture[str], tiny_model_dir: Path) -> None:
     rc, out, _ = run(capsys, *GEN, "--seed", "3", "--top-k", "5", "--top-p", "0.9", "--min-p", "0.01",
                      "--repetition-penalty", "1.3", "--memory", "Dorothy")
-    from slmtui.engine.sampling import Sampling
+    from slmtui.core.sampling import Sampling
 
     loaded = load_model_dir(tiny_model_dir)
     s = Sampling(seed=3, top_k=5, top_p=0.9, min_p=0.01, repetition_penalty=1.3, max_new_tokens=12)

@@ -15,7 +15,7 @@ from slmtui.engine.decode_paths import EXACT
 from slmtui.engine.evaluate import evaluate_texts
 from slmtui.engine.generate import Generator
 from slmtui.engine.model_io import load_model_dir
-from slmtui.engine.sampling import Sampling
+from slmtui.core.sampling import Sampling
 from trainer.corpus import Corpus, corpus_fingerprint, model_split, read_corpus
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from slmtui.core.errors import SlmError
-from slmtui.settings import SamplingDefaults, Settings, load_settings, save_settings
+from slmtui.core.sampling import Sampling
+from slmtui.settings import Settings, load_settings, save_settings
 
 
 def test_defaults_when_there_is_no_file(tmp_path: Path) -> None:
@@ -21,9 +22,9 @@ def test_defaults_when_there_is_no_file(tmp_path: Path) -> None:
     s = result.settings
     assert s == Settings()
     assert (s.theme, s.model, s.presets, s.keys) == ("textual-dark", None, {}, {})
-    assert s.sampling.as_dict() == {
+    assert s.sampling.to_dict() == {
         "temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.0,
-        "repetition_penalty": 1.1, "max_new_tokens": 120, "seed": None,
+        "repetition_penalty": 1.1, "max_new_tokens": 120, "seed": None, "stop": [],
     }
     assert not path.exists()  # loading never writes
 
@@ -33,7 +34,7 @@ def test_round_trip(tmp_path: Path) -> None:
     settings = Settings(
         theme="nord",
         model="/models/my book",
-        sampling=SamplingDefaults(temperature=1.2, top_k=0, seed=7),
+        sampling=Sampling(temperature=1.2, top_k=0, seed=7),
         presets={"wild": {"temperature": 1.5, "top_p": 1.0}, "safe one": {"top_k": 5}},
         keys={"generate": "ctrl+g", "undo": "ctrl+z"},
     )
@@ -44,7 +45,7 @@ def test_round_trip(tmp_path: Path) -> None:
     assert tomllib.loads(path.read_text())["sampling"]["seed"] == 7
 
     # None cannot be written in TOML: it is left out and comes back as None
-    save_settings(dataclasses.replace(settings, model=None, sampling=SamplingDefaults()), path)
+    save_settings(dataclasses.replace(settings, model=None, sampling=Sampling()), path)
     back = load_settings(path).settings
     assert back.model is None and back.sampling.seed is None
 
@@ -107,7 +108,7 @@ def test_ill_typed_values_fall_back_one_by_one(tmp_path: Path) -> None:
     s = result.settings
     assert result.writable
     assert s.theme == "textual-dark" and s.model == "tiny"
-    assert s.sampling == SamplingDefaults(top_k=50, repetition_penalty=1.0)
+    assert s.sampling == Sampling(top_k=50, repetition_penalty=1.0)
     assert isinstance(s.sampling.repetition_penalty, float)
     assert s.presets == {"calm": {"temperature": 0.3}}
     assert s.keys == {"generate": "ctrl+g"}
@@ -131,6 +132,33 @@ def test_ill_typed_values_fall_back_one_by_one(tmp_path: Path) -> None:
     assert again.settings == replace(s, theme="nord")
     assert again.problems == [p for p in result.problems if ": theme:" not in p]  # the theme is fixed now
     assert path.read_text().splitlines()[1:] == before.splitlines()[1:]
+
+
+def test_values_out_of_the_engines_bounds_fall_back_one_by_one(tmp_path: Path) -> None:
+    """Numbers the engine refuses (temperature above 5, a penalty under 0.5, top-k past 100000) are refused here,
+    each alone with its line, so the file's other sampling values still apply."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        "[sampling]\n"                     # 1
+        "temperature = 7\n"                # 2
+        "top_p = 0.5\n"                    # 3
+        "repetition_penalty = 0.2\n"       # 4
+        "top_k = 200000\n"                 # 5
+        "max_new_tokens = 100000\n"        # 6
+        "[presets.hot]\n"                  # 7
+        "temperature = 5.5\n"              # 8
+        "min_p = 0.1\n"                    # 9
+    )
+    result = load_settings(path)
+    assert result.writable
+    assert result.settings.sampling == Sampling(top_p=0.5, max_new_tokens=100000)
+    assert result.settings.presets == {"hot": {"min_p": 0.1}}
+    assert result.problems == [
+        f"{path} line 2: sampling.temperature: should be a number from 0 to 5, not 7; using the default",
+        f"{path} line 4: sampling.repetition_penalty: should be a number from 0.5 to 3, not 0.2; using the default",
+        f"{path} line 5: sampling.top_k: should be a whole number from 0 to 100000, not 200000; using the default",
+        f"{path} line 8: presets.hot.temperature: should be a number from 0 to 5, not 5.5; using the default",
+    ]
 
 
 def test_saving_keeps_comments_unknown_keys_and_layout(tmp_path: Path) -> None:

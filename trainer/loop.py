@@ -12,13 +12,12 @@ held-out scoring (scoring.py) live beside it.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import math
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,10 +33,10 @@ from slmtui.engine.decode_paths import EXACT
 from slmtui.engine.device import cpu_has_fast_bf16, pick_device
 from slmtui.engine.evaluate import evaluate_ids, token_byte_lengths
 from slmtui.engine.generate import Generator
+from slmtui.core.sampling import Sampling
 from slmtui.engine.memory import check_fits, training_bytes
 from slmtui.engine.model import GPT
 from slmtui.engine.model_io import load_model_dir, save_model_dir
-from slmtui.engine.sampling import Sampling
 from trainer.config import TrainConfig
 from trainer.corpus import choose_books, corpus_fingerprint, corpus_label, corpus_path, read_corpus, split_corpus
 from trainer.data import Batches, cache_key, tokenize_corpus
@@ -342,7 +341,7 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         progress.metrics.append(to_json(ev))
         emit(ev)
         text = "".join(e.text for e in Generator(model, tokenizer, path=EXACT).stream(
-            cfg.sample_prompt, Sampling(seed=cfg.seed, max_new_tokens=cfg.sample_tokens, repetition_penalty=1.1)))
+            cfg.sample_prompt, Sampling(seed=cfg.seed, max_new_tokens=cfg.sample_tokens)))
         emit(SampleEvent(step=progress.step, prompt=cfg.sample_prompt, text=text))
         model.train()
 

@@ -16,6 +16,7 @@ import secrets
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -24,11 +25,15 @@ from slmtui.core.seeds import torch_seed
 from slmtui.engine.decode_paths import EXACT, PathChoice, build_path, choose_path
 from slmtui.engine.decoder import Decoder
 from slmtui.engine.model import GPT
-from slmtui.engine.sampling import Sampling, apply_repetition_penalty_rows, draw_rows, top_candidates
+from slmtui.core.sampling import Sampling
+from slmtui.engine.sampling import apply_repetition_penalty_rows, draw_rows, top_candidates
 from slmtui.engine.threads import AUTO, ThreadChoice, ThreadCount, choose_threads, threads_context
 from slmtui.engine.tokenizer import StreamDecoder, Tokenizer
 
-SamplingSource = Sampling | Callable[[], Sampling]
+if TYPE_CHECKING:  # types only: a Sampling is handed in, never made here
+    from slmtui.core.sampling import Sampling
+
+    SamplingSource = Sampling | Callable[[], Sampling]
 
 DECODE_THREADS = 1
 """The thread count decoding paths are calibrated on, and the one the automatic choice starts from: one

@@ -35,12 +35,15 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slmtui.core.errors import SlmError, gist
-from slmtui.engine.generate import SamplingSource, TokenEvent
-from slmtui.engine.sampling import Sampling
+from slmtui.engine.generate import TokenEvent
 from slmtui.engine.threads import AUTO, ThreadCount
+
+if TYPE_CHECKING:  # types only: a Sampling is handed in, never made here
+    from slmtui.core.sampling import Sampling
+    from slmtui.engine.generate import SamplingSource
 
 FLUSH_S = 0.004
 """The child sends its events at most this often (and at the end): one pipe message per few ms, not per token."""

@@ -1,104 +1,17 @@
-"""Sampling settings and the pure functions that turn logits into the next token.
-
-``Sampling`` is frozen: the UI swaps in a new object (``dataclasses.replace``) and the generator
-reads the current one before every token, so a change applies to the very next token.
+"""The pure functions that turn logits into the next token under a ``Sampling`` (slmtui/core/sampling.py: its
+fields, checked when it is made, so every value here is in bounds).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING
 
 import torch
 
-from slmtui.core.errors import SlmError
-
-
-# Each numeric setting's allowed range: enforced here, shown as hints in the UI.
-SAMPLING_LIMITS: dict[str, tuple[float, float]] = {
-    "temperature": (0.0, 5.0),
-    "top_k": (0, 100_000),
-    "top_p": (0.0, 1.0),
-    "min_p": (0.0, 1.0),
-    "repetition_penalty": (0.5, 3.0),
-    "max_new_tokens": (1, 100_000),
-}
-
-
-@dataclass(frozen=True)
-class Sampling:
-    temperature: float = 0.8
-    """Divides the logits. 0 means greedy: always the most likely token."""
-    top_k: int = 40
-    """Keep only the k most likely tokens (0 = off)."""
-    top_p: float = 0.95
-    """Keep the smallest set of tokens whose probability adds up to p (1 = off)."""
-    min_p: float = 0.0
-    """Drop tokens less likely than min_p times the most likely one (0 = off)."""
-    repetition_penalty: float = 1.1
-    """Make tokens already in the context less likely (1 = off; CTRL-style, >1 penalises)."""
-    max_new_tokens: int = 120
-    """How many tokens one continuation writes."""
-    seed: int | None = None
-    """Same seed, same prompt, same settings: same text. Any integer (see core.seeds); None draws a fresh seed."""
-    stop: tuple[str, ...] = ()
-    """Generation ends when the text written contains one of these."""
-
-    def __post_init__(self) -> None:
-        problems = list(self.problems())
-        if problems:
-            raise SlmError("; ".join(problems))
-        if isinstance(self.stop, list):
-            object.__setattr__(self, "stop", tuple(self.stop))
-
-    def problems(self) -> list[str]:
-        out = []
-        for name, (lo, hi) in SAMPLING_LIMITS.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                out.append(f"{name} must be a number, got {value!r}")
-            elif name in ("top_k", "max_new_tokens") and int(value) != value:
-                out.append(f"{name} must be a whole number, got {value}")
-            elif not lo <= value <= hi:
-                out.append(f"{name} must be between {lo} and {hi}, got {value}")
-        if self.top_p == 0.0 and not out:
-            out.append("top_p must be greater than 0 (use 1 to turn it off)")
-        if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool)):
-            out.append(f"seed must be a whole number, got {self.seed!r}")
-        if any(not isinstance(s, str) or not s for s in self.stop):
-            out.append("stop strings must be non-empty text")
-        return out
-
-    def to_dict(self) -> dict[str, object]:
-        d = asdict(self)
-        d["stop"] = list(self.stop)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, object]) -> Sampling:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise SlmError(f"unknown sampling settings: {', '.join(unknown)}")
-        values = dict(data)
-        if "stop" in values:
-            values["stop"] = tuple(values["stop"])  # type: ignore[arg-type]
-        return cls(**values)  # type: ignore[arg-type]
-
-
-SAMPLING_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Sampling) if f.name != "stop")
-"""The settings a person sets one by one (the panel's fields, the CLI's options, config.toml's [sampling]); stop
-strings are a list and travel apart."""
-PRESET_FIELDS: tuple[str, ...] = tuple(n for n in SAMPLING_FIELDS if n not in ("max_new_tokens", "seed"))
-"""What a preset holds: the character of the sampling, not the length or the seed."""
-
-BUILTIN_PRESETS: dict[str, dict[str, object]] = {
-    "faithful": {"temperature": 0.5, "top_k": 20, "top_p": 0.9, "min_p": 0.05, "repetition_penalty": 1.15},
-    "balanced": {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.0, "repetition_penalty": 1.1},
-    "wild": {"temperature": 1.2, "top_k": 0, "top_p": 1.0, "min_p": 0.02, "repetition_penalty": 1.05},
-}
-"""Presets set the character of the writing (``PRESET_FIELDS``); length and seed stay as they are."""
+if TYPE_CHECKING:  # a type only: a Sampling is handed in, never made here
+    from slmtui.core.sampling import Sampling
 
 
 def apply_repetition_penalty(logits: torch.Tensor, context: torch.Tensor, penalty: float) -> torch.Tensor:

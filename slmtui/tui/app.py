@@ -20,9 +20,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from slmtui.core.errors import SlmError
-from slmtui.engine.sampling import Sampling
-from slmtui.settings import LoadResult, SamplingDefaults, Settings, load_settings, save_settings
 from slmtui.core import paths
+from slmtui.settings import LoadResult, Settings, load_settings, save_settings
 from slmtui.stories import StoryStore, fresh_path_beside
 from slmtui.training.process import TrainingSession
 from slmtui.training.state import RunState
@@ -34,14 +33,6 @@ from slmtui.tui.screens.training import TrainingScreen
 from slmtui.tui.screens.training_dialogs import QuitWhileTraining
 from slmtui.tui.screens.writer import WriterScreen
 from slmtui.writing.session import ActiveModel, WritingSession
-
-
-def sampling_from_settings(settings: Settings) -> tuple[Sampling, str | None]:
-    """The panel's starting sampling; a value out of the engine's ranges falls back to the defaults, in words."""
-    try:
-        return Sampling(**settings.sampling.as_dict()), None
-    except SlmError as e:
-        return Sampling(), f"config.toml [sampling]: {e}; using the defaults"
 
 
 class SlmApp(App[int]):
@@ -139,13 +130,12 @@ class SlmApp(App[int]):
         self.push_screen(ConfirmScreen(question, yes=f"Use {fresh.name}", no="Quit"), answered)
 
     async def _open_writer(self) -> None:
-        sampling, problem = sampling_from_settings(self.settings)
-        self.writing = WritingSession(self.store, sampling=sampling)
+        self.writing = WritingSession(self.store, sampling=self.settings.sampling)
         self.writing.choices = self.settings.choices
         self.writing.open_recent()
         self.writer = WriterScreen(self.writing, presets=dict(self.settings.presets))
         await self.push_screen(self.writer)
-        for text in [*self.loaded_settings.problems, *([problem] if problem else [])]:
+        for text in self.loaded_settings.problems:
             self.notify(text, title="Settings", severity="warning", timeout=12)
         if self._engine is not None:
             self.writing.set_model(self._engine)
@@ -240,8 +230,7 @@ class SlmApp(App[int]):
 
     def on_sampling_chosen(self, message: SamplingChosen) -> None:
         """The panel's settings become the starting values next time."""
-        values = {k: v for k, v in message.sampling.to_dict().items() if k != "stop"}
-        self.save(replace(self.settings, sampling=SamplingDefaults(**values)))
+        self.save(replace(self.settings, sampling=message.sampling))
 
     def on_choices_chosen(self, message: ChoicesChosen) -> None:
         self.save(replace(self.settings, choices=message.choices))

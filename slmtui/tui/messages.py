@@ -11,7 +11,7 @@ from typing import Any
 
 from textual.message import Message
 
-from slmtui.engine.sampling import Sampling
+from slmtui.core.sampling import Sampling
 
 
 @dataclass

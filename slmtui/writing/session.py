@@ -29,7 +29,7 @@ from typing import Literal
 
 from slmtui.core.errors import SlmError
 from slmtui.engine.generate import Alternative
-from slmtui.engine.sampling import Sampling
+from slmtui.core.sampling import Sampling
 from slmtui.stories import Bookmark, Passage, Story, StoryStore
 from slmtui.writing import MAX_CHOICES
 from slmtui.writing.context import (StreamWindow, Window, idle_window, memory_tokens, note_depth, note_tokens,

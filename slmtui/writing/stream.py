@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from slmtui.engine.generate import Alternative, TokenEvent
-from slmtui.engine.sampling import Sampling
+from slmtui.core.sampling import Sampling
 from slmtui.stories import pack_token, unpack_tokens
 
 SAVE_EVERY_S = 0.5

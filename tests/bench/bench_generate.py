@@ -55,11 +55,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a check
 
 from slmtui.core.model_catalog import bundled_default  # noqa: E402
 from slmtui.engine.decode_paths import EXACT  # noqa: E402
+from slmtui.core.sampling import Sampling  # noqa: E402
 from slmtui.engine.device import cpu_has_fast_bf16  # noqa: E402
 from slmtui.engine.generate import DECODE_THREADS, Generator  # noqa: E402
 from slmtui.engine.model import GPT  # noqa: E402
 from slmtui.engine.model_io import load_model_dir  # noqa: E402
-from slmtui.engine.sampling import Sampling  # noqa: E402
 from slmtui.engine.tokenizer import Tokenizer  # noqa: E402
 from trainer.config import preset  # noqa: E402
 

@@ -46,7 +46,7 @@ sys.path[:0] = [str(ROOT)]
 from textual import events  # noqa: E402
 
 from slmtui.core import paths  # noqa: E402
-from slmtui.engine.sampling import Sampling  # noqa: E402
+from slmtui.core.sampling import Sampling  # noqa: E402
 from slmtui.settings import LoadResult, Settings  # noqa: E402
 from slmtui.tui.app import SlmApp  # noqa: E402
 from slmtui.tui.screens.writer import WriterScreen  # noqa: E402
@@ -240,7 +240,6 @@ import sys, time
 t0 = float(sys.argv[1])
 from slmtui.tui.app import SlmApp
 from slmtui.tui.screens.writer import WriterScreen
-import asyncio
 async def main():
     app = SlmApp(model=sys.argv[2], device=sys.argv[3])
     async with app.run_test(headless=True, size=(120, 35)) as pilot:

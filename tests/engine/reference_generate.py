@@ -14,7 +14,8 @@ import torch
 from slmtui.core.errors import SlmError
 from slmtui.engine.device import cpu_has_fast_bf16
 from slmtui.engine.model import GPT, KVCache
-from slmtui.engine.sampling import Sampling, apply_repetition_penalty, draw, filter_candidates, top_candidates
+from slmtui.core.sampling import Sampling
+from slmtui.engine.sampling import apply_repetition_penalty, draw, filter_candidates, top_candidates
 from slmtui.engine.tokenizer import Tokenizer
 
 SamplingSource = Sampling | Callable[[], Sampling]

@@ -12,7 +12,7 @@ from slmtui.engine.decoder import Decoder
 from slmtui.engine.generate import Generator
 from slmtui.engine.model import GPT
 from slmtui.engine.model_io import load_model_dir
-from slmtui.engine.sampling import Sampling
+from slmtui.core.sampling import Sampling
 
 GREEDY = Sampling(temperature=0.0, repetition_penalty=1.0, max_new_tokens=200)
 PROMPT = "Dorothy opened the door of the little house and looked out at the wide prairie. " * 5

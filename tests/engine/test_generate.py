@@ -13,7 +13,8 @@ from slmtui.core.seeds import DIRECT_SEEDS
 from slmtui.engine.decoder import Decoder
 from slmtui.engine.generate import Generator, TokenEvent
 from slmtui.engine.model import GPT
-from slmtui.engine.sampling import Sampling, apply_repetition_penalty
+from slmtui.core.sampling import Sampling
+from slmtui.engine.sampling import apply_repetition_penalty
 from slmtui.engine.tokenizer import Tokenizer
 from tests.engine.reference_generate import Generator as ReferenceGenerator
 

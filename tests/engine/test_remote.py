@@ -21,7 +21,7 @@ from slmtui.engine.generate import Generator, TokenEvent
 from slmtui.engine.model import GPT
 from slmtui.engine.model_io import save_model_dir
 from slmtui.engine.remote import RemoteGenerator
-from slmtui.engine.sampling import Sampling
+from slmtui.core.sampling import Sampling
 from slmtui.engine.tokenizer import Tokenizer
 from tests.processes import alive
 from trainer.config import preset

@@ -7,10 +7,10 @@ import statistics
 import pytest
 import torch
 
+from slmtui.core.sampling import Sampling
 from slmtui.engine import threads
 from slmtui.engine.generate import Generator
 from slmtui.engine.model import GPT
-from slmtui.engine.sampling import Sampling
 from slmtui.engine.threads import ThreadChoice, choose_threads, threads_context
 from slmtui.engine.tokenizer import Tokenizer
 

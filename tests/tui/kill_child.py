@@ -15,7 +15,7 @@ import time
 import torch
 from tui_helpers import default_settings, start_writing, wait_for
 
-from slmtui.engine.sampling import Sampling
+from slmtui.core.sampling import Sampling
 from slmtui.tui.app import SlmApp
 from slmtui.tui.screens.writer import WriterScreen
 from slmtui.tui.widgets.candidates_view import CandidatesView

@@ -12,7 +12,7 @@ import pytest
 from slmtui.engine.generate import Generator
 from slmtui.engine.model_io import load_model_dir
 from slmtui.engine.remote import RemoteGenerator
-from slmtui.engine.sampling import Sampling
+from slmtui.core.sampling import Sampling
 from slmtui.stories import StoryStore
 from slmtui.tui.app import SlmApp
 from slmtui.tui.screens.writer import WriterScreen

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from slmtui.engine.decoder import Decoder
-from slmtui.engine.sampling import Sampling
+from slmtui.core.sampling import Sampling
 from slmtui.engine.tokenizer import Tokenizer
 from slmtui.stories import StoryStore, unpack_tokens
 from slmtui.tui.app import SlmApp

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from textual.widgets import Input
 
 from slmtui.core import paths
+from slmtui.core.sampling import Sampling
 from slmtui.settings import load_settings
 from slmtui.tui.app import SlmApp
 from slmtui.tui.screens.models import ModelsScreen
@@ -41,16 +43,25 @@ async def test_a_broken_config_shows_its_line_and_is_never_written_over(make_app
     assert config.read_bytes() == BROKEN
 
 
-async def test_an_ill_typed_value_is_named_and_the_rest_applies(make_app: Callable[..., SlmApp]) -> None:
+async def test_an_ill_typed_or_out_of_range_value_is_named_and_the_rest_applies(
+    make_app: Callable[..., SlmApp]
+) -> None:
+    """Each bad value defaults alone, with one message naming its line: a temperature the engine would refuse
+    too, not the whole [sampling] table."""
     config = paths.config_file()
     config.parent.mkdir(parents=True)
-    config.write_text('theme = "nord"\n\n[sampling]\ntop_k = "forty"\n')
+    config.write_text('theme = "nord"\n\n[sampling]\ntop_k = "forty"\ntemperature = 7\ntop_p = 0.5\n')
     app = make_app(settings=load_settings())
     async with app.run_test(size=(120, 35)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, WriterScreen))
         await pilot.pause()
         assert any("line 4" in m and "top_k" in m for m in messages(app)), messages(app)
+        assert [m for m in messages(app) if "temperature" in m] == [
+            f"{config} line 5: sampling.temperature: should be a number from 0 to 5, not 7; using the default"]
         assert app.theme == "nord"
+        sampling = app.screen.session.sampling
+        assert (sampling.temperature, sampling.top_k, sampling.top_p) == (Sampling().temperature, Sampling().top_k, 0.5)
+        assert app.screen.query_one("#sampling-top_p", Input).value == "0.5"
 
 
 async def test_f5_and_f6_open_training_and_models_and_the_choice_is_remembered(

@@ -18,7 +18,7 @@ from textual.widgets import Button, Input, Select
 from slmtui.core import paths
 from slmtui.engine.generate import Generator
 from slmtui.engine.model_io import load_model_dir
-from slmtui.engine.sampling import Sampling
+from slmtui.core.sampling import Sampling
 from slmtui.tui.screens.models import ModelsScreen
 from slmtui.training.process import TrainingSession
 from slmtui.training.state import RunState, TrainRequest

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from slmtui.core import paths
-from slmtui.engine.sampling import Sampling
+from slmtui.core.sampling import Sampling
 from slmtui.stories import StoryStore
 from slmtui.tui.app import SlmApp
 from slmtui.tui.modals import AlternativesScreen

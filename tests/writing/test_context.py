@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slmtui.engine.generate import Generator
 from slmtui.engine.model import GPT
-from slmtui.engine.sampling import Sampling
+from slmtui.core.sampling import Sampling
 from slmtui.engine.tokenizer import Tokenizer
 from slmtui.writing.context import StreamWindow, idle_window, memory_tokens
 from slmtui.writing.stream import TokenMark

@@ -14,7 +14,7 @@ import pytest
 from slmtui.core.errors import SlmError
 from slmtui.engine.generate import Generator, TokenEvent
 from slmtui.engine.model import GPT
-from slmtui.engine.sampling import Sampling
+from slmtui.core.sampling import Sampling
 from slmtui.engine.tokenizer import Tokenizer
 from slmtui.stories import StoryStore
 from slmtui.writing.session import ActiveModel, Progress, WritingSession, join_text

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from slmtui.engine.generate import Generator
 from slmtui.engine.model import GPT
-from slmtui.engine.sampling import Sampling
+from slmtui.core.sampling import Sampling
 from slmtui.engine.tokenizer import Tokenizer
 from slmtui.writing.stream import StreamJob
 

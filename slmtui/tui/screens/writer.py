@@ -26,7 +26,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
-from slmtui.engine.sampling import Sampling
+from slmtui.core.sampling import Sampling
 from slmtui.tui.messages import ChoicesChosen, SamplingChosen
 from slmtui.tui.screens.writer_commands import StoryCommands
 from slmtui.tui.screens.writer_tree import TreeActions

@@ -1,4 +1,5 @@
-"""The sampling panel: one field per setting, each range enforced with a short hint, and named presets.
+"""The sampling panel: one field per setting, each with its label, bounds and hint from the one table
+(slmtui/core/sampling.py: ``SETTING_FIELDS``), and named presets.
 
 The panel owns no generation state: it holds the current frozen ``Sampling`` and, on every valid change,
 swaps in a new one (``dataclasses.replace``) and posts ``SamplingPanel.Changed``. The screen keeps that
@@ -19,41 +20,11 @@ from textual.reactive import var
 from textual.widgets import Input, Label, Select, Static
 
 from slmtui.core.errors import SlmError
-from slmtui.engine.sampling import BUILTIN_PRESETS, PRESET_FIELDS, SAMPLING_FIELDS, SAMPLING_LIMITS, Sampling
+from slmtui.core.sampling import BUILTIN_PRESETS, PRESET_FIELDS, SETTING_FIELDS, Sampling, SamplingField
 from slmtui.tui.messages import ChoicesChosen, PresetSaved
 from slmtui.writing import MAX_CHOICES
 from slmtui.tui.modals import AskScreen
 
-
-def _range(name: str) -> str:
-    lo, hi = SAMPLING_LIMITS[name]
-    return f"{lo:g}–{hi:g}"
-
-
-@dataclass(frozen=True)
-class Field:
-    name: str
-    """The ``Sampling`` attribute."""
-    label: str
-    hint: str
-    whole: bool = False
-    optional: bool = False
-    """Blank means None (only the seed)."""
-
-
-_FIELD_TEXT: dict[str, tuple[str, str, bool, bool]] = {
-    # name: (label, hint, whole, optional)
-    "temperature": ("temperature", f"{_range('temperature')} · 0 = always the likeliest token", False, False),
-    "top_k": ("top-k", f"{_range('top_k')} · keep the k likeliest · 0 = off", True, False),
-    "top_p": ("top-p", "above 0, at most 1 · likeliest tokens adding up to p · 1 = off", False, False),
-    "min_p": ("min-p", f"{_range('min_p')} · drop tokens under min-p × the likeliest · 0 = off", False, False),
-    "repetition_penalty": ("repetition", f"{_range('repetition_penalty')} · above 1 avoids repeats · 1 = off", False,
-                           False),
-    "max_new_tokens": ("length", f"{_range('max_new_tokens')} tokens per continuation", True, False),
-    "seed": ("seed", "any whole number repeats a continuation · blank = a fresh one", True, True),
-}
-"""How each of the engine's ``SAMPLING_FIELDS`` is shown; a field the engine adds must be described here."""
-FIELDS: tuple[Field, ...] = tuple(Field(name, *_FIELD_TEXT[name]) for name in SAMPLING_FIELDS)
 CHOICES_HINT = f"1–{MAX_CHOICES} continuations written side by side · pick one with 1..N · 1 = one at a time"
 
 
@@ -65,17 +36,17 @@ def format_value(value: object) -> str:
     return str(value)
 
 
-def parse_value(field: Field, text: str) -> object:
-    """The field's text as a value, or SlmError in words."""
+def parse_value(field: SamplingField, text: str) -> object:
+    """The field's text as a value, or SlmError in words (its bounds are Sampling's to check)."""
     text = text.strip()
     if not text:
         if field.optional:
             return None
         raise SlmError(f"{field.label} needs a value")
     try:
-        return int(text) if field.whole else float(text)
+        return field.kind(text)
     except ValueError:
-        kind = "a whole number" if field.whole else "a number"
+        kind = "a whole number" if field.kind is int else "a number"
         raise SlmError(f"{field.label} must be {kind}, not {text!r}") from None
 
 
@@ -105,7 +76,7 @@ class SamplingPanel(Vertical):
         with Horizontal(classes="sampling-row"):
             yield Label("preset", classes="sampling-label")
             yield Select[str]([], prompt="custom", compact=True, id="sampling-preset")
-        for field in FIELDS:
+        for field in SETTING_FIELDS:
             with Horizontal(classes="sampling-row"):
                 yield Label(field.label, classes="sampling-label")
                 yield Input(
@@ -113,7 +84,7 @@ class SamplingPanel(Vertical):
                     compact=True,
                     id=f"sampling-{field.name}",
                     classes="sampling-input",
-                    tooltip=field.hint,
+                    tooltip=field.panel_hint,
                     select_on_focus=True,
                 )
         with Horizontal(classes="sampling-row"):
@@ -131,7 +102,7 @@ class SamplingPanel(Vertical):
     def watch_sampling(self, sampling: Sampling) -> None:
         if not self.is_mounted:
             return
-        for field in FIELDS:
+        for field in SETTING_FIELDS:
             box = self.query_one(f"#sampling-{field.name}", Input)
             box.value = format_value(getattr(sampling, field.name))
             box.remove_class("-invalid")
@@ -177,9 +148,9 @@ class SamplingPanel(Vertical):
         hint.update(text)
         hint.set_class(error, "-error")
 
-    def _field_of(self, box: Input) -> Field:
+    def _field_of(self, box: Input) -> SamplingField:
         name = (box.id or "").removeprefix("sampling-")
-        return next(f for f in FIELDS if f.name == name)
+        return next(f for f in SETTING_FIELDS if f.name == name)
 
     @on(Input.Submitted, ".sampling-input")
     def _submitted(self, event: Input.Submitted) -> None:
@@ -196,7 +167,8 @@ class SamplingPanel(Vertical):
     def on_descendant_focus(self, event: object) -> None:
         focused = self.screen.focused
         if isinstance(focused, Input) and focused.has_class("sampling-input"):
-            self._hint(f"{self._field_of(focused).label}: {self._field_of(focused).hint}")
+            field = self._field_of(focused)
+            self._hint(f"{field.label}: {field.panel_hint}")
         elif isinstance(focused, Input) and focused.id == "sampling-choices":
             self._hint(f"choices: {CHOICES_HINT}")
 

@@ -1,0 +1,226 @@
+"""The sampling settings, each written once: its type and default (a ``Sampling`` field), its bounds, its help
+for ``slmtui generate --help``, its label and hint in the sampling panel, and whether config.toml and presets
+hold it.
+
+Everyone reads them from here: a ``Sampling`` checks itself against ``FIELDS`` when it is made (so the engine only
+ever sees values in bounds), settings.py reads config.toml's [sampling] and [presets.*] with the same checks (a
+value the file accepts is one the engine accepts), the panel draws its fields from ``SETTING_FIELDS`` and the CLI
+makes its options from ``FIELDS``. A new setting is one field of ``Sampling`` below, written with ``knob(...)``.
+
+``Sampling`` is frozen: the UI swaps in a new object (``dataclasses.replace``) and the generator reads the current
+one before every token, so a change applies to the very next token. No torch here: the engine's
+``slmtui/engine/sampling.py`` turns logits into tokens with it.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from slmtui.core.errors import SlmError
+from slmtui.core.seeds import SEED_HELP
+
+
+@dataclass(frozen=True)
+class SamplingField:
+    """One sampling setting as every reader checks and shows it. Written with ``knob`` beside its ``Sampling``
+    field, which gives it its name, type and default."""
+
+    name: str
+    kind: type
+    """int or float; str for a list of texts (``many``)."""
+    default: Any
+    help: str
+    """One line for ``--help``: what the setting does (the CLI adds the bounds and the default)."""
+    metavar: str
+    label: str = ""
+    """The panel's label: a word or two, the panel is narrow."""
+    hint: str = ""
+    """The panel's hint; ``{range}`` stands for ``bounds``."""
+    lo: float | None = None
+    hi: float | None = None
+    above: bool = False
+    """``lo`` itself is refused (top-p 0 would keep no token at all)."""
+    optional: bool = False
+    """None is a value too (the seed's: a fresh one each time)."""
+    many: bool = False
+    """A tuple of texts (the stop strings)."""
+    none: str = ""
+    """What None means, for ``--help``'s default."""
+    setting: bool = True
+    """In config.toml's [sampling] and the panel: one value a person sets, that a new story starts with."""
+    preset: bool = True
+    """Presets hold it: the character of the writing, not its length or its seed."""
+
+    @property
+    def flag(self) -> str:
+        """The option of ``slmtui generate``."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def bounds(self) -> str:
+        """The bounds, short: ``0–5``, ``above 0, at most 1``, ``any whole number``; "" for texts."""
+        if self.many:
+            return ""
+        lo, hi = self.lo, self.hi
+        if lo is not None and hi is not None:
+            return f"above {lo:g}, at most {hi:g}" if self.above else f"{lo:g}–{hi:g}"
+        if lo is not None:
+            return f"above {lo:g}" if self.above else f"at least {lo:g}"
+        if hi is not None:
+            return f"at most {hi:g}"
+        return "any whole number" if self.kind is int else "any number"
+
+    @property
+    def wanted(self) -> str:
+        """What a good value is, in words: ``a number from 0 to 5``."""
+        if self.many:
+            return "a list of non-empty texts"
+        noun = "a whole number" if self.kind is int else "a number"
+        lo, hi = self.lo, self.hi
+        if lo is not None and hi is not None:
+            return f"{noun} above {lo:g} and at most {hi:g}" if self.above else f"{noun} from {lo:g} to {hi:g}"
+        if lo is None and hi is None:
+            return noun
+        return f"{noun} {self.bounds}"
+
+    @property
+    def panel_hint(self) -> str:
+        return self.hint.format(range=self.bounds)
+
+    def accepts(self, value: object) -> bool:
+        """Whether ``value`` is good. Integers stand for floats, booleans for nothing."""
+        if value is None:
+            return self.optional
+        if self.many:
+            return isinstance(value, (tuple, list)) and all(isinstance(v, str) and v for v in value)
+        if isinstance(value, bool) or not isinstance(value, int if self.kind is int else (int, float)):
+            return False
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        if self.lo is not None and (value <= self.lo if self.above else value < self.lo):
+            return False
+        return self.hi is None or value <= self.hi
+
+    def normal(self, value: Any) -> Any:
+        """A good ``value`` as ``Sampling`` keeps it: 1 as 1.0 where a float is wanted, a list as a tuple."""
+        if self.many:
+            return tuple(value)
+        if self.kind is float and value is not None:
+            return float(value)
+        return value
+
+    def problem(self, value: object, *, name: str | None = None) -> str | None:
+        """What is wrong with ``value``, as a sentence about ``name`` (default: the field's); None if it is good."""
+        if self.accepts(value):
+            return None
+        return f"{name or self.name} must be {self.wanted}, got {value!r}"
+
+
+def knob(default: Any, *, help: str, metavar: str, **rest: Any) -> Any:
+    """A ``Sampling`` field with its checks and words (``SamplingField``'s other attributes, by keyword), e.g.
+    ``xtc_threshold: float = knob(0.1, lo=0, hi=0.5, metavar="P", label="xtc", hint="{range} · ...", help="...")``:
+    the engine checks it, config.toml and presets read it, the panel shows it and ``generate`` takes it."""
+    return field(default=default, metadata={"knob": dict(help=help, metavar=metavar, **rest)})
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How the next token is chosen. ``FIELDS`` says each field's bounds and meaning."""
+
+    temperature: float = knob(
+        0.8, lo=0, hi=5, metavar="T", label="temperature", hint="{range} · 0 = always the likeliest token",
+        help="divides the logits: 0 always takes the likeliest token, higher is more surprising")
+    top_k: int = knob(
+        40, lo=0, hi=100_000, metavar="K", label="top-k", hint="{range} · keep the k likeliest · 0 = off",
+        help="keep the k likeliest tokens, 0 = off")
+    top_p: float = knob(
+        0.95, lo=0, hi=1, above=True, metavar="P", label="top-p",
+        hint="{range} · likeliest tokens adding up to p · 1 = off",
+        help="keep the smallest set of tokens whose probability adds up to P, 1 = off")
+    min_p: float = knob(
+        0.0, lo=0, hi=1, metavar="P", label="min-p",
+        hint="{range} · drop tokens under min-p × the likeliest · 0 = off",
+        help="drop tokens less likely than P times the likeliest one, 0 = off")
+    repetition_penalty: float = knob(
+        1.1, lo=0.5, hi=3, metavar="X", label="repetition", hint="{range} · above 1 avoids repeats · 1 = off",
+        help="make tokens already in the text less likely (CTRL's penalty: above 1 penalises), 1 = off")
+    max_new_tokens: int = knob(
+        120, lo=1, hi=100_000, preset=False, metavar="N", label="length", hint="{range} tokens per continuation",
+        help="how many tokens one continuation writes")
+    seed: int | None = knob(
+        None, preset=False, metavar="N", label="seed", hint="{range} repeats a continuation · blank = a fresh one",
+        none="a fresh one", help=f"same seed, prompt and settings: same text; {SEED_HELP}")
+    stop: tuple[str, ...] = knob(
+        (), setting=False, preset=False, metavar="TEXT", help="stop once the text written contains TEXT")
+
+    def __post_init__(self) -> None:
+        problems = []
+        for f in FIELDS:
+            value = getattr(self, f.name)
+            problem = f.problem(value)
+            if problem:
+                problems.append(problem)
+            else:
+                object.__setattr__(self, f.name, f.normal(value))
+        if problems:
+            raise SlmError("; ".join(problems))
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["stop"] = list(self.stop)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Sampling:
+        unknown = sorted(set(data) - {f.name for f in FIELDS})
+        if unknown:
+            raise SlmError(f"unknown sampling settings: {', '.join(unknown)}")
+        return cls(**data)  # type: ignore[arg-type]
+
+
+def _kind(hint: object) -> tuple[type, bool, bool]:
+    """(kind, optional, many) of a field's type: ``float``, ``int | None``, ``tuple[str, ...]``."""
+    if isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint):
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return inner, True, False
+    if typing.get_origin(hint) is tuple:
+        return typing.get_args(hint)[0], False, True
+    assert hint in (int, float), f"a sampling field is a number, an optional number or a tuple of texts: {hint}"
+    return hint, False, False  # type: ignore[return-value]
+
+
+def _table() -> tuple[SamplingField, ...]:
+    hints = typing.get_type_hints(Sampling)
+    out = []
+    for f in fields(Sampling):
+        kind, optional, many = _kind(hints[f.name])
+        out.append(SamplingField(name=f.name, kind=kind, default=f.default, optional=optional, many=many,
+                                 **f.metadata["knob"]))
+    return tuple(out)
+
+
+FIELDS: tuple[SamplingField, ...] = _table()
+"""Every field of ``Sampling``, in order: the engine's checks and the CLI's options."""
+SETTING_FIELDS: tuple[SamplingField, ...] = tuple(f for f in FIELDS if f.setting)
+"""The settings a person sets one by one: the panel's fields and config.toml's [sampling] (stop strings are a list
+and travel apart)."""
+PRESET_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.preset)
+"""What a preset holds: the character of the sampling, not the length or the seed."""
+
+
+def _preset(**values: object) -> dict[str, object]:
+    """A built-in preset: these values, and the default for every other preset field."""
+    assert set(values) <= set(PRESET_FIELDS), set(values) - set(PRESET_FIELDS)
+    return {f.name: values.get(f.name, f.default) for f in FIELDS if f.preset}
+
+
+BUILTIN_PRESETS: dict[str, dict[str, object]] = {
+    "faithful": _preset(temperature=0.5, top_k=20, top_p=0.9, min_p=0.05, repetition_penalty=1.15),
+    "balanced": _preset(),  # the defaults: a new story starts balanced
+    "wild": _preset(temperature=1.2, top_k=0, top_p=1.0, min_p=0.02, repetition_penalty=1.05),
+}
+"""Presets set the character of the writing (``PRESET_FIELDS``); length and seed stay as they are."""
