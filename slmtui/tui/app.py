@@ -33,7 +33,8 @@ from slmtui.tui.screens.models import ModelsScreen
 from slmtui.tui.screens.training import TrainingScreen
 from slmtui.tui.screens.training_dialogs import QuitWhileTraining
 from slmtui.tui.screens.writer import WriterScreen
-from slmtui.writing.session import ActiveModel, WritingSession
+from slmtui.writing.records import ActiveModel
+from slmtui.writing.session import WritingSession
 
 
 def sampling_from_settings(settings: Settings) -> tuple[Sampling, str | None]:

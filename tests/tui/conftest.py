@@ -12,7 +12,7 @@ from slmtui.engine.model import GPT
 from slmtui.engine.tokenizer import Tokenizer
 from slmtui.stories import StoryStore
 from slmtui.tui.app import SlmApp
-from slmtui.writing.session import ActiveModel
+from slmtui.writing.records import ActiveModel
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from slmtui.tui.widgets.candidates_view import CandidatesView
 from slmtui.tui.widgets.history_panel import HistoryPanel
 from slmtui.tui.widgets.story_view import StoryView
 from slmtui.writing.context import NOTE_DEPTH, note_block, note_depth
-from slmtui.writing.session import ActiveModel
+from slmtui.writing.records import ActiveModel
 
 from tui_helpers import default_settings, press_now, wait_for, wait_idle
 

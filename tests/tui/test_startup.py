@@ -15,7 +15,7 @@ from slmtui.stories import StoryStore
 from slmtui.tui.app import SlmApp
 from slmtui.tui.modals import ConfirmScreen
 from slmtui.tui.screens.writer import WriterScreen
-from slmtui.writing.session import ActiveModel
+from slmtui.writing.records import ActiveModel
 from tests.fs_snapshot import snapshot
 from tests.stories_damage import DAMAGE, damage_stories_db
 from tui_helpers import default_settings, wait_for

@@ -13,7 +13,7 @@ from slmtui.tui.app import SlmApp
 from slmtui.tui.modals import AlternativesScreen
 from slmtui.tui.screens.writer import WriterScreen
 from slmtui.tui.widgets.sampling_panel import SamplingPanel
-from slmtui.writing.session import ActiveModel
+from slmtui.writing.records import ActiveModel
 
 from tui_helpers import default_settings, passage_rows, press_now, start_writing, wait_for, wait_idle
 

@@ -13,7 +13,7 @@ from slmtui.tui.widgets.history_panel import HistoryPanel
 from slmtui.tui.widgets.prompt_box import PromptBox
 from slmtui.writing.stream import TokenMark
 from slmtui.tui.screens.writer import WriterScreen
-from slmtui.writing.session import ActiveModel
+from slmtui.writing.records import ActiveModel
 
 from tui_helpers import default_settings, wait_for
 
