@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from slmtui.engine.errors import SlmError
 from slmtui.stories import EXPORT_FORMATS, export_story
-from slmtui.story_json import export_tree_file
+from slmtui.stories.json_io import export_tree_file
 from slmtui.tui.commands import Command, binding_commands
 from slmtui.tui.messages import ChoicesChosen
 from slmtui.tui.screens.stories import StoriesScreen
