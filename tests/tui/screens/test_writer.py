@@ -377,7 +377,8 @@ async def test_a_stream_moves_what_it_made_out_of_the_collectors_sight(
         gc.unfreeze()
         await wait_idle(pilot, writer)
 
-# --------------------------------------------------------------------------------------------- the loom
+
+# --------------------------------------------------------------------------------------------------------- the loom
 
 
 async def write_lines(pilot, writer: WriterScreen, *lines: str) -> None:  # type: ignore[no-untyped-def]
