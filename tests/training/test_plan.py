@@ -112,7 +112,7 @@ def test_the_setup_plans_from_its_latest_survey_of_the_forms_corpus() -> None:
     assert setup.request(form()) == (None, ["the corpus is still being counted"])
     assert setup.outlook(form()) == ("• the corpus is still being counted", False), "counting is not an error"
     found = Survey(SIZE, taken={"mine"}, resumable=set(), models=[], device="cpu")
-    assert not setup.accept(found, Path("other")) and setup.survey is None, "a survey of a corpus no longer typed"
+    assert not setup.accept(found, Path("other")) and setup.survey is None, "a survey of another corpus than the one typed"
     assert setup.accept(found, Path("books")) and setup.survey is found
     request, problems = setup.request(form())
     assert problems == [] and request is not None and (request.max_steps, request.name) == (30, "new")
