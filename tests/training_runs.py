@@ -30,16 +30,6 @@ def write_corpus(folder: Path, *, files: int = 3, paragraphs: int = 12) -> Path:
     return folder
 
 
-def write_corpus(folder: Path, *, files: int = 3, paragraphs: int = 12) -> Path:
-    """A few KB of English-like text, the same every time."""
-    rng = random.Random(0)
-    folder.mkdir(parents=True)
-    for i in range(files):
-        text = "\n\n".join(" ".join(rng.choice(WORDS) for _ in range(60)).capitalize() + "." for _ in range(paragraphs))
-        (folder / f"book{i}.txt").write_text(text + "\n", encoding="utf-8")
-    return folder
-
-
 def recorded_events(*, steps: int = 120, max_steps: int = 300, eval_every: int = 25, done: bool = False) -> list[str]:
     """A run of ``steps`` steps out of ``max_steps`` on a 1.2 MB corpus, as JSON lines."""
     lines = [to_json(StartEvent(name="my-novels", path="/home/reader/.local/share/slmtui/models/my-novels",
