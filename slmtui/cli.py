@@ -1,5 +1,5 @@
 """The ``slmtui`` command: no subcommand opens the TUI; ``generate``, ``eval``, ``models`` and ``stories``
-(cli_stories.py) run headless.
+(stories/cli.py) run headless.
 
 Errors a person can fix (a bad option, a missing model, an unreadable file) print one line,
 ``slmtui: error: <message>``, on stderr and exit 2 (``SlmError.exit_code``); anything else that escapes
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from slmtui import __version__
-from slmtui.cli_stories import add_stories_parser
+from slmtui.stories.cli import add_stories_parser
 from slmtui.core.devices import DEVICE_CHOICES
 from slmtui.core.errors import SlmError
 from slmtui.core.sampling import FIELDS, Sampling, SamplingField

@@ -32,7 +32,7 @@ from slmtui.engine import threads
 from slmtui.engine.model import GPT
 from slmtui.engine.model_io import save_model_dir
 from slmtui.engine.tokenizer import Tokenizer
-from slmtui.stories import StoryStore
+from slmtui.stories.store import StoryStore
 from trainer.config import preset
 
 torch.set_num_threads(1)

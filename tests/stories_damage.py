@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from slmtui.stories import StoryStore
+from slmtui.stories.store import StoryStore
 
 DAMAGE = ("random bytes", "passages dropped", "a folder")
 

@@ -27,7 +27,7 @@ import torch
 from slmtui.cli import main as slmtui_main
 from slmtui.core import paths
 from slmtui.core.model_folder import META, TOKENIZER, TRAIN_STATE, WEIGHTS
-from slmtui.stories import StoryStore
+from slmtui.stories.store import StoryStore
 from tests.fs_snapshot import Snapshot, changes
 from tests.fs_snapshot import snapshot as fs_snapshot
 from tests.stories_damage import damage_stories_db

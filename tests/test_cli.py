@@ -380,39 +380,3 @@ def test_python_m_slmtui_in_a_real_process(capsys: pytest.CaptureFixture[str], t
     assert bad.returncode == 2
     assert bad.stdout == ""
     assert bad.stderr == "slmtui: error: no model named 'nope'; models: tiny, default\n"
-
-
-# --------------------------------------------------------------------------- stories
-
-
-def _saved_story() -> int:
-    from slmtui.core import paths
-    from slmtui.stories import StoryStore
-
-    with StoryStore(paths.stories_db()) as store:
-        story = store.create_story(model="tiny")
-        root = store.add_passage(story.id, parent_id=None, author="user", text="Dorothy walked down the road")
-        store.add_passage(story.id, parent_id=root.id, author="model", text=" and met a lion.")
-        return story.id
-
-
-def test_stories_list_and_export(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert run(capsys, "stories", "list")[1].startswith("no stories yet")
-    story_id = _saved_story()
-    code, out, _ = run(capsys, "stories", "list", "--json")
-    assert code == 0 and json.loads(out)[0]["title"] == "Dorothy walked down the road"
-    code, out, _ = run(capsys, "stories", "export", str(story_id), "--format", "txt")
-    assert (code, out) == (0, "Dorothy walked down the road and met a lion.\n")
-    code, out, _ = run(capsys, "stories", "export", str(story_id))
-    assert code == 0 and "**Dorothy walked down the road** and met a lion." in out
-    target = tmp_path / "story.md"
-    assert run(capsys, "stories", "export", str(story_id), "-o", str(target))[0] == 0
-    assert target.read_text().startswith("# Dorothy walked down the road")
-
-
-def test_stories_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert_usage_error(run(capsys, "stories", "export", "1"), "no stories yet")
-    _saved_story()
-    assert_usage_error(run(capsys, "stories", "export", "99"), "no story with id 99")
-    assert_usage_error(run(capsys, "stories"), "required")
-    assert_usage_error(run(capsys, "stories", "export", "x"), "invalid int value")

@@ -9,10 +9,11 @@ moment and the database holds everything up to the last call. WAL with ``synchro
 commits cheap (no fsync per commit) so ``append_text`` can run for each streamed chunk; an app crash loses
 nothing, a power cut at worst the last few commits.
 
-The package's modules, each with one job: records.py (Story, Passage, Bookmark, default titles), schema.py (the
-migrations), tokens.py (a passage's tokens packed as JSON lines), store.py (StoryStore: opening, transactions,
-stories, passages), tree.py (undo / redo / siblings, bookmarks, whole-tree import), export.py (Markdown and text,
-the export file). Every name is importable from ``slmtui.stories`` as before.
+The package's modules, each with one job: records.py (Story, Passage, Bookmark, default titles, read from rows),
+schema.py (the migrations), tokens.py (a passage's tokens packed as JSON lines), store.py (StoryStore: opening,
+transactions, stories, passages, the moves along the tree, bookmarks, whole-tree imports), export.py (Markdown and
+text, the export file), json_io.py (the whole tree as JSON, and its checked import), cli.py (``slmtui stories``).
+The names below are the package's face to the app and the writing session.
 """
 
 from slmtui.stories.export import export_story, exports_dir, slug

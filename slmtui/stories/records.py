@@ -1,4 +1,5 @@
-"""What the stories database holds, as frozen dataclasses, and the title a story gets when it is given none."""
+"""What the stories database holds, as frozen dataclasses read from its rows, and the title a story gets when it
+is given none."""
 
 from __future__ import annotations
 
@@ -57,7 +58,6 @@ class Bookmark:
     passage_id: int
 
 
-
 def default_title(text: str) -> str:
     """The opening ~6 words of ``text``, cut at a word, as a title for a story that was given none."""
     words = text.split()
@@ -77,7 +77,23 @@ def _ts(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def _passage(row: sqlite3.Row) -> Passage:
+def story_from_row(row: sqlite3.Row) -> Story:
+    """A story's row (with ``first_user_text``, for the default title) as a ``Story``."""
+    title = row["title"]
+    return Story(
+        id=row["id"],
+        title=title if title else default_title(row["first_user_text"] or ""),
+        title_is_set=bool(title),
+        created=_ts(row["created"]),
+        updated=_ts(row["updated"]),
+        model=row["model"],
+        memory=row["memory"],
+        current_passage_id=row["current_passage_id"],
+        author_note=row["author_note"],
+    )
+
+
+def passage_from_row(row: sqlite3.Row) -> Passage:
     return Passage(
         id=row["id"],
         story_id=row["story_id"],

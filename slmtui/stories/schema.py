@@ -62,6 +62,6 @@ def _migrate_to_v2(conn: sqlite3.Connection) -> None:
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_v1, _migrate_to_v2]
 SCHEMA_VERSION = len(MIGRATIONS)
-_TABLES_AT = {1: {"stories", "passages"}, 2: {"stories", "passages", "bookmarks"}}
+TABLES_AT = {1: {"stories", "passages"}, 2: {"stories", "passages", "bookmarks"}}
 """The tables each schema version has: one missing means the file is damaged."""
-_OWN_TABLES = _TABLES_AT[SCHEMA_VERSION]
+OWN_TABLES = TABLES_AT[SCHEMA_VERSION]

@@ -5,9 +5,9 @@ moment and the database holds everything up to the last call. WAL with ``synchro
 commits cheap (no fsync per commit) so ``append_text`` can run for each streamed chunk; an app crash loses
 nothing, a power cut at worst the last few commits.
 
-Opening, the plumbing, stories and passages are here; the tree moves and bookmarks (tree.py) and the exports
-(export.py) are mixins, so every query still goes through this class's one connection and lock. Near 400
-lines because that core is one class by design: the rules of the tree cannot drift apart behind one lock.
+One class, and a long one, because it has one job: opening the file, the transactions, stories, passages, the
+moves along the tree, bookmarks and whole-tree imports all go through its one connection and lock, so the rules
+of the tree cannot drift apart. The exports (export.py, json_io.py) are functions over its public reads.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from typing import Any
 
 from slmtui.core import paths
 from slmtui.core.errors import SlmError
-from slmtui.stories.export import StoryExport
-from slmtui.stories.records import AUTHORS, Author, Passage, Story, _passage, _ts, default_title
-from slmtui.stories.schema import _OWN_TABLES, _TABLES_AT, MIGRATIONS, SCHEMA_VERSION
-from slmtui.stories.tree import TreeMoves
+from slmtui.stories.records import AUTHORS, Author, Passage, Story
+from slmtui.stories.schema import MIGRATIONS, SCHEMA_VERSION
+from slmtui.stories.records import Bookmark, passage_from_row, story_from_row
+from slmtui.stories.schema import OWN_TABLES, TABLES_AT
 
 
 _STORY_SELECT = """SELECT s.*, (SELECT p.text FROM passages p WHERE p.story_id = s.id AND p.author = 'user'
@@ -67,7 +67,7 @@ def fresh_path_beside(damaged: Path) -> Path:
     raise SlmError(f"no free name for a fresh stories database beside {damaged}")
 
 
-class StoryStore(TreeMoves, StoryExport):
+class StoryStore:
     """All stories in one SQLite file. Safe to share between the UI thread and one worker: a lock serialises
     every call, and each public method is its own committed transaction."""
 
@@ -110,9 +110,9 @@ class StoryStore(TreeMoves, StoryExport):
             raise SlmError(f"{self.path} was written by a newer slmtui (stories schema version {version}; this "
                            f"version reads up to {SCHEMA_VERSION}). Upgrade slmtui to open it.", exit_code=1)
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if version == 0 and tables - _OWN_TABLES:
+        if version == 0 and tables - OWN_TABLES:
             raise DamagedStoreError(self.path, "an SQLite database, but not slmtui's stories")
-        missing = _TABLES_AT.get(version, set()) - tables
+        missing = TABLES_AT.get(version, set()) - tables
         if missing:
             raise DamagedStoreError(self.path, f"the {' and '.join(sorted(missing))} table is missing")
         check = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
@@ -173,30 +173,15 @@ class StoryStore(TreeMoves, StoryExport):
             raise SlmError(f"no story with id {story_id}")
         return row
 
-    @staticmethod
-    def _story(row: sqlite3.Row) -> Story:
-        title = row["title"]
-        return Story(
-            id=row["id"],
-            title=title if title else default_title(row["first_user_text"] or ""),
-            title_is_set=bool(title),
-            created=_ts(row["created"]),
-            updated=_ts(row["updated"]),
-            model=row["model"],
-            memory=row["memory"],
-            current_passage_id=row["current_passage_id"],
-            author_note=row["author_note"],
-        )
-
     def _passage_row(self, c: sqlite3.Connection, passage_id: int) -> Passage:
         row = c.execute("SELECT * FROM passages WHERE id = ?", (passage_id,)).fetchone()
         if row is None:
             raise SlmError(f"no passage with id {passage_id}")
-        return _passage(row)
+        return passage_from_row(row)
 
     def _children(self, c: sqlite3.Connection, story_id: int, parent_id: int | None, order: str) -> list[Passage]:
         sql = f"SELECT * FROM passages WHERE story_id = ? AND parent_id IS ? ORDER BY {order}"
-        return [_passage(r) for r in c.execute(sql, (story_id, parent_id))]
+        return [passage_from_row(r) for r in c.execute(sql, (story_id, parent_id))]
 
     def _move(self, c: sqlite3.Connection, story_id: int, passage_id: int | None) -> Passage | None:
         """Make ``passage_id`` current, stamping it and its ancestors as visited so redo retraces this path."""
@@ -216,7 +201,7 @@ class StoryStore(TreeMoves, StoryExport):
         rows = c.execute(sql, (passage_id,)).fetchall()
         if not rows:
             raise SlmError(f"no passage with id {passage_id}")
-        return [_passage(r) for r in rows]
+        return [passage_from_row(r) for r in rows]
 
     # --- stories ----------------------------------------------------------------------------------------------
 
@@ -224,7 +209,7 @@ class StoryStore(TreeMoves, StoryExport):
                      author_note: str = "") -> Story:
         """A new, empty story; without a title it is named after its opening words once there are some."""
         with self._tx(write=True) as c:
-            return self._story(self._story_row(c, self._insert_story(c, title, model, memory, author_note)))
+            return story_from_row(self._story_row(c, self._insert_story(c, title, model, memory, author_note)))
 
     def _insert_story(self, c: sqlite3.Connection, title: str | None, model: str | None, memory: str,
                       author_note: str, created: str | None = None, updated: str | None = None) -> int:
@@ -237,12 +222,12 @@ class StoryStore(TreeMoves, StoryExport):
     def get_story(self, story_id: int) -> Story:
         """The story, or SlmError if there is none (ids come from the command line too)."""
         with self._tx() as c:
-            return self._story(self._story_row(c, story_id))
+            return story_from_row(self._story_row(c, story_id))
 
     def list_stories(self) -> list[Story]:
         """All stories, the one touched last first: that is the one the user most likely wants back."""
         with self._tx() as c:
-            return [self._story(r) for r in c.execute(f"{_STORY_SELECT} ORDER BY s.updated DESC, s.id DESC")]
+            return [story_from_row(r) for r in c.execute(f"{_STORY_SELECT} ORDER BY s.updated DESC, s.id DESC")]
 
     def rename_story(self, story_id: int, title: str | None) -> Story:
         """Give the story a title; an empty or None title goes back to the default from its opening words."""
@@ -250,7 +235,7 @@ class StoryStore(TreeMoves, StoryExport):
             self._story_row(c, story_id)
             c.execute("UPDATE stories SET title = ?, updated = ? WHERE id = ?",
                       ((title or "").strip() or None, self._now(), story_id))
-            return self._story(self._story_row(c, story_id))
+            return story_from_row(self._story_row(c, story_id))
 
     def delete_story(self, story_id: int) -> None:
         """Delete the story and all its passages (foreign keys cascade). The one call that loses text."""
@@ -263,14 +248,14 @@ class StoryStore(TreeMoves, StoryExport):
         with self._tx(write=True) as c:
             self._story_row(c, story_id)
             c.execute("UPDATE stories SET memory = ?, updated = ? WHERE id = ?", (text, self._now(), story_id))
-            return self._story(self._story_row(c, story_id))
+            return story_from_row(self._story_row(c, story_id))
 
     def set_author_note(self, story_id: int, text: str) -> Story:
         """Replace the story's author's note (what the model sees a few lines before the end)."""
         with self._tx(write=True) as c:
             self._story_row(c, story_id)
             c.execute("UPDATE stories SET author_note = ?, updated = ? WHERE id = ?", (text, self._now(), story_id))
-            return self._story(self._story_row(c, story_id))
+            return story_from_row(self._story_row(c, story_id))
 
     # --- passages ---------------------------------------------------------------------------------------------
 
@@ -372,7 +357,7 @@ class StoryStore(TreeMoves, StoryExport):
         with self._tx() as c:
             self._story_row(c, story_id)
             sql = "SELECT * FROM passages WHERE story_id = ? ORDER BY parent_id IS NOT NULL, parent_id, position, id"
-            return [_passage(r) for r in c.execute(sql, (story_id,))]
+            return [passage_from_row(r) for r in c.execute(sql, (story_id,))]
 
     def siblings(self, passage_id: int) -> list[Passage]:
         """All alternatives at this point, the passage itself included (so the UI can show "2/3")."""
@@ -401,3 +386,94 @@ class StoryStore(TreeMoves, StoryExport):
             if path and path[0].story_id != story_id:
                 raise SlmError(f"passage {passage_id} is not part of story {story_id}")
             return "".join(p.text for p in path)
+
+    # --- tree moves (the writer's undo / redo / branch keys) -------------------------------------------------
+
+    def undo(self, story_id: int) -> Passage | None:
+        """Step back to the parent of the current passage (None at the top). Nothing is deleted: redo returns."""
+        with self._tx(write=True) as c:
+            current = self._story_row(c, story_id)["current_passage_id"]
+            if current is None:
+                return None
+            return self._move(c, story_id, self._passage_row(c, current).parent_id)
+
+    def redo(self, story_id: int) -> Passage | None:
+        """Step forward to the child visited or created last; stay put (and return the current) if none."""
+        with self._tx(write=True) as c:
+            current = self._story_row(c, story_id)["current_passage_id"]
+            kids = self._children(c, story_id, current, "visited DESC, id DESC")
+            if not kids:
+                return self._passage_row(c, current) if current is not None else None
+            return self._move(c, story_id, kids[0].id)
+
+    def next_sibling(self, story_id: int) -> Passage | None:
+        """Switch to the next alternative of the current passage, wrapping around."""
+        return self._switch_sibling(story_id, +1)
+
+    def prev_sibling(self, story_id: int) -> Passage | None:
+        """Switch to the previous alternative of the current passage, wrapping around."""
+        return self._switch_sibling(story_id, -1)
+
+    def _switch_sibling(self, story_id: int, step: int) -> Passage | None:
+        # The new current is the sibling itself, at the same depth (not a leaf below it): the reader stays at
+        # the same point of the story, and redo walks on down that branch.
+        with self._tx(write=True) as c:
+            current = self._story_row(c, story_id)["current_passage_id"]
+            if current is None:
+                return None
+            here = self._passage_row(c, current)
+            sibs = self._children(c, story_id, here.parent_id, "position, id")
+            index = next(i for i, s in enumerate(sibs) if s.id == current)
+            return self._move(c, story_id, sibs[(index + step) % len(sibs)].id)
+
+    # --- bookmarks --------------------------------------------------------------------------------------------
+
+    def set_bookmark(self, story_id: int, passage_id: int, name: str) -> Bookmark:
+        """Name a passage; a name already used in this story moves to this passage."""
+        name = " ".join(name.split())
+        if not name:
+            raise SlmError("a bookmark needs a name")
+        with self._tx(write=True) as c:
+            if self._passage_row(c, passage_id).story_id != story_id:
+                raise SlmError(f"passage {passage_id} is not part of story {story_id}")
+            c.execute("INSERT INTO bookmarks (story_id, passage_id, name, created) VALUES (?, ?, ?, ?) "
+                      "ON CONFLICT (story_id, name) DO UPDATE SET passage_id = excluded.passage_id",
+                      (story_id, passage_id, name, self._now()))
+            return Bookmark(name, passage_id)
+
+    def bookmarks(self, story_id: int) -> list[Bookmark]:
+        """The story's bookmarks, oldest first."""
+        with self._tx() as c:
+            rows = c.execute("SELECT name, passage_id FROM bookmarks WHERE story_id = ? ORDER BY id", (story_id,))
+            return [Bookmark(r["name"], r["passage_id"]) for r in rows]
+
+    def delete_bookmark(self, story_id: int, name: str) -> None:
+        with self._tx(write=True) as c:
+            c.execute("DELETE FROM bookmarks WHERE story_id = ? AND name = ?", (story_id, name))
+
+    # --- whole trees (the JSON import: json_io.py) -------------------------------------------------------------
+
+    def insert_tree(self, story: Story, passages: list[Passage], bookmarks: list[Bookmark]) -> Story:
+        """A new story holding ``passages`` (parents before children; their ids are the file's, remapped
+        here) and ``bookmarks``, in one transaction: an import either lands whole or not at all."""
+        with self._tx(write=True) as c:
+            sid = self._insert_story(c, story.title if story.title_is_set else None, story.model, story.memory,
+                                     story.author_note, story.created.isoformat(), story.updated.isoformat())
+            ids: dict[int, int] = {}
+            for p in passages:
+                if p.parent_id is not None and p.parent_id not in ids:
+                    raise SlmError(f"passage {p.id} comes before its parent {p.parent_id}")
+                cur = c.execute(
+                    "INSERT INTO passages (story_id, parent_id, author, text, sampling, created, updated, position, "
+                    "model, tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (sid, ids.get(p.parent_id) if p.parent_id is not None else None, p.author, p.text,
+                     json.dumps(p.sampling) if p.sampling is not None else None, p.created.isoformat(),
+                     p.updated.isoformat(), p.position, p.model, p.tokens))
+                ids[p.id] = int(cur.lastrowid or 0)
+            for b in bookmarks:
+                c.execute("INSERT OR REPLACE INTO bookmarks (story_id, passage_id, name, created) VALUES (?, ?, ?, ?)",
+                          (sid, ids[b.passage_id], b.name, self._now()))
+            if story.current_passage_id is not None:
+                self._move(c, sid, ids[story.current_passage_id])
+            c.execute("UPDATE stories SET updated = ? WHERE id = ?", (story.updated.isoformat(), sid))
+            return story_from_row(self._story_row(c, sid))

@@ -1,6 +1,8 @@
-"""What a run will cost, before it starts: the corpus's size and an estimate of the time.
+"""What a run will be, before it starts: the corpus's size, the run the training form describes, and an estimate
+of the time; ``RunSetup`` holds the latest survey and applies these rules for the training screen, which draws
+what it says.
 
-Both run in a thread worker of the training screen (walking a big folder or asking torch about the GPU
+The survey runs in a thread worker of the training screen (walking a big folder or asking torch about the GPU
 takes a while). No Textual here. The estimate is deliberately simple: tokens from bytes, steps from the
 budget, seconds per step from the model's FLOPs at a throughput measured by the user's own earlier runs on
 this device when there are any, else a rough default; the trainer's live ETA takes over once it runs.
@@ -9,6 +11,7 @@ this device when there are any, else a rough default; the trainer's live ETA tak
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,7 +21,7 @@ from slmtui.core.gpt_config import GPTConfig
 from slmtui.core.model_folder import ModelInfo
 from slmtui.core.tokenizer_spec import check_vocab_size, read_tokenizer_arg, tokenizer_vocab_size
 from slmtui.format import human_bytes, human_duration, params
-from slmtui.training.state import TrainRequest
+from slmtui.training.state import RunState, TrainRequest
 from trainer.config import (
     DEFAULT_EPOCHS,
     FALLBACK_TOKENS_PER_S,
@@ -29,6 +32,8 @@ from trainer.config import (
     measured_tokens_per_s,
     parent_optimizer,
     parse_duration,
+    scratch_preset,
+    unique_run_name,
 )
 
 DEFAULT_FLOPS = {"cpu": 1.5e10, "cuda": 2.0e13, "mps": 2.0e12}
@@ -334,3 +339,104 @@ def plan_finetune(
     if problems:
         return None, problems
     return TrainRequest(corpus=corpus, init_from=parent, name=name, time_limit_s=seconds), []
+
+
+FINETUNE, SCRATCH = "finetune", "scratch"
+"""The training form's two paths: fine-tuning (first, recommended) or pretraining from scratch."""
+
+
+@dataclass(frozen=True)
+class RunForm:
+    """The training form's fields, as the user typed them."""
+
+    path: str
+    """FINETUNE or SCRATCH."""
+    corpus: Path | None
+    """None: the bundled corpus."""
+    preset: str
+    tokenizer: str
+    budget_kind: str
+    """From scratch: "steps", "time" or "epochs"."""
+    budget: str
+    minutes: str
+    """A fine-tune's budget."""
+    name: str
+
+
+class RunSetup:
+    """The training form's rules, over the latest survey of the corpus, the models folder and the device: the run
+    the form describes (or what stands in its way), what it will cost, and which saved run Resume continues."""
+
+    def __init__(self, *, device: str | None = None, current_model: Callable[[], str | None] = lambda: None) -> None:
+        """``device`` fixes the device the estimate assumes (tests); None asks torch. ``current_model`` names the
+        model being written with (None: the bundled one): the one a fine-tune teaches."""
+        self.fixed_device = device
+        self.current_model = current_model
+        self.survey: Survey | None = None
+        """The latest survey of the form's corpus; None until the first one is in."""
+
+    def scan(self, corpus: Path | None) -> Survey:
+        """A fresh survey of ``corpus`` (slow on a big folder: call it off the UI thread)."""
+        return survey(corpus, device=self.fixed_device, parent=self.current_model())
+
+    def accept(self, found: Survey, corpus: Path | None) -> bool:
+        """Keep ``found`` if it is of ``corpus``, the form's corpus now; False: the corpus changed meanwhile, and
+        its own survey is on the way."""
+        if found.size.path != corpus:
+            return False
+        self.survey = found
+        return True
+
+    def parent_label(self) -> str:
+        """The model a fine-tune starts from, in words."""
+        parent = self.survey.parent if self.survey else None
+        return parent.name if parent else str(self.current_model() or "the model")
+
+    def suggested_preset(self) -> str | None:
+        """The from-scratch preset for the corpus's size (None: its size is not known)."""
+        size = self.survey.size if self.survey else None
+        return scratch_preset(size.bytes) if size is not None and not size.error else None
+
+    def suggested_name(self, preset: str) -> str:
+        """A model name that is free in the models folder, after the corpus and the preset."""
+        found = self.survey
+        return unique_run_name(found.size.path if found else None, preset, found.taken if found else set())
+
+    def request(self, form: RunForm) -> tuple[TrainRequest | None, list[str]]:
+        """The run the form describes, or the problems that stand in its way."""
+        found = self.survey
+        size = found.size if found else None
+        taken = found.taken if found else set()
+        if form.path == FINETUNE:
+            if found is None or found.parent is None:
+                return None, [(found.parent_error if found else None) or "reading the model to teach…"]
+            parent = self.current_model() or found.parent.name
+            return plan_finetune(size, corpus=form.corpus, parent=str(parent), budget=form.minutes, name=form.name,
+                                 taken=taken)
+        return plan_request(size, corpus=form.corpus, preset=form.preset, tokenizer=form.tokenizer,
+                            budget_kind=form.budget_kind, budget=form.budget, name=form.name, taken=taken,
+                            resumable=found.resumable if found else set())
+
+    def outlook(self, form: RunForm) -> tuple[str, bool]:
+        """What the form's run will cost, in words, or the problems that stand in its way; True when those
+        problems are errors to show as such (not only a corpus still being counted)."""
+        request, problems = self.request(form)
+        found = self.survey
+        if request is None or found is None:
+            return "\n".join(f"• {p}" for p in problems), found is not None
+        corpus_bytes = found.size.bytes
+        if form.path == FINETUNE and found.parent is not None:
+            return estimate_finetune(corpus_bytes=corpus_bytes, parent=found.parent,
+                                     budget_s=request.time_limit_s or 0.0, device=found.device).describe(), False
+        est = estimate(corpus_bytes=corpus_bytes, preset=request.preset, tokenizer=request.tokenizer,
+                       max_steps=request.max_steps, time_limit_s=request.time_limit_s, epochs=request.epochs,
+                       device=found.device, models=found.models)
+        return est.describe(), False
+
+    def resume_target(self, state: RunState, name: str) -> Path | None:
+        """The saved run Resume continues: the session's last one, else the one of the model named ``name``."""
+        if state.resumable is not None:
+            return state.resumable
+        if self.survey is not None and name in self.survey.resumable:
+            return paths.models_dir() / name
+        return None

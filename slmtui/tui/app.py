@@ -22,7 +22,7 @@ from textual.screen import Screen
 from slmtui.core.errors import SlmError
 from slmtui.core import paths
 from slmtui.settings import LoadResult, Settings, load_settings, save_settings
-from slmtui.stories import StoryStore, fresh_path_beside
+from slmtui.stories.store import StoryStore, fresh_path_beside
 from slmtui.training.process import TrainingSession
 from slmtui.training.state import RunState
 from slmtui.tui.commands import HasCommands
@@ -32,7 +32,8 @@ from slmtui.tui.screens.models import ModelsScreen
 from slmtui.tui.screens.training import TrainingScreen
 from slmtui.tui.screens.training_dialogs import QuitWhileTraining
 from slmtui.tui.screens.writer import WriterScreen
-from slmtui.writing.session import ActiveModel, WritingSession
+from slmtui.writing.records import ActiveModel
+from slmtui.writing.session import WritingSession
 
 
 class SlmApp(App[int]):

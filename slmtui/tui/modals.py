@@ -11,7 +11,7 @@ from textual.widgets import Button, Input, Label, OptionList, TextArea
 from textual.widgets.option_list import Option
 
 from slmtui.engine.generate import Alternative
-from slmtui.tui.widgets.story_view import printable
+from slmtui.tui.widgets.text_lines import printable
 
 
 class ConfirmScreen(ModalScreen[bool]):

@@ -21,7 +21,7 @@ class ActiveModel:
     name: str
     remote: RemoteGenerator | None = None
     """The same model in a child process, started in the background (the app's): generation runs there once it
-    is ready, so decoding and drawing no longer share one GIL (engine/remote.py)."""
+    is ready, so decoding and drawing do not share one GIL (engine/remote.py)."""
 
     def streamer(self) -> Streamer:
         """What the next generation streams from: the child when it is ready; this process while the child

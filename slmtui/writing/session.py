@@ -16,8 +16,10 @@ sibling passages are made first (so a crash keeps each one's text), the reader s
 ``pick(i)`` makes one current; the others stay in the tree as siblings. An edit is a new sibling too: nothing
 anyone wrote is overwritten.
 
-The moves along the tree and the story's notes (moves.py) and draining the stream (polling.py) are mixins of
-``WritingSession``; the dataclasses it hands out are in records.py.
+One class, and a long one, because it has one job: every operation (a stream, a move along the tree, a note)
+reads and changes the same state (the story, its path and tree, the candidates, the stream) and ends the same way
+(commit, re-read, tell the listeners). The dataclasses it hands out are in records.py; the worker's side of a
+stream is in stream.py; the model's window is context.py's.
 """
 
 from __future__ import annotations
@@ -25,18 +27,18 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Literal
 
 from slmtui.core.errors import SlmError
 from slmtui.engine.generate import Alternative
 from slmtui.core.sampling import Sampling
-from slmtui.stories import Bookmark, Passage, Story, StoryStore
+from slmtui.stories.records import Bookmark, Passage, Story
+from slmtui.stories.store import StoryStore
 from slmtui.writing import MAX_CHOICES
 from slmtui.writing.context import (StreamWindow, Window, idle_window, memory_tokens, note_depth, note_tokens,
                                     prompt_with_note)
-from slmtui.writing.moves import SessionMoves
-from slmtui.writing.polling import SessionPolling
-from slmtui.writing.records import ActiveModel, Progress, Streamed  # noqa: F401 (Progress, Streamed: re-exported)
+from slmtui.writing.records import ActiveModel, Progress, Streamed
 from slmtui.writing.stream import SAVE_EVERY_S, StreamJob, Streamer, TokenMark, marks_from_store
 
 Change = Literal["model", "story", "memory", "state"]
@@ -45,6 +47,8 @@ author's note, the status."""
 StateKind = Literal["idle", "busy", "error"]
 Runner = Callable[[Callable[[], None]], object]
 """Runs a callable on a worker thread."""
+STOP_WAIT_S = 5.0
+"""How long stopping waits for the worker to finish the token it is on (one token: milliseconds)."""
 
 
 def join_text(before: str, text: str) -> str:
@@ -60,7 +64,7 @@ def _thread(fn: Callable[[], None]) -> threading.Thread:
     return thread
 
 
-class WritingSession(SessionMoves, SessionPolling):
+class WritingSession:
     """One story being written with one model."""
 
     def __init__(self, store: StoryStore, *, sampling: Sampling | None = None, runner: Runner = _thread) -> None:
@@ -330,6 +334,159 @@ class WritingSession(SessionMoves, SessionPolling):
             TokenMark(mark.start, mark.start + len(alt.text), alt.token_id, alt.prob, mark.alternatives)
         ]
         return self.continue_from(passage.parent_id, text=passage.text[: mark.start] + alt.text, tokens=kept)
+
+    # --- moves along the tree (each stops a stream first when it must, commits, re-reads) -----------------------
+
+    def undo(self) -> None:
+        """Step back a passage; it stays in the tree, and redo brings it back."""
+        self._stop()
+        self.candidates = ()
+        if self.story is not None and self.path:
+            self.store.undo(self.story.id)
+            self._reload(tree=False)
+
+    def redo(self) -> None:
+        self._stop()
+        self.candidates = ()
+        if self.story is not None:
+            self.store.redo(self.story.id)
+            self._reload(tree=False)
+
+    def sibling(self, step: int) -> int:
+        """Switch to the next (``step`` > 0) or previous alternative of the current passage; returns how many
+        alternatives there are at this point (1: nothing to switch to)."""
+        self._stop()
+        self.candidates = ()
+        if self.story is None or not self.path:
+            return 1
+        moved = self.store.next_sibling(self.story.id) if step > 0 else self.store.prev_sibling(self.story.id)
+        self._reload(tree=False)
+        return len(self.siblings(moved.id)) if moved else 1
+
+    def choose(self, passage_id: int) -> None:
+        """Read the story to ``passage_id`` (a passage picked in the tree)."""
+        self._stop()
+        self.candidates = ()
+        if self.story is not None:
+            self.store.set_current(self.story.id, passage_id)
+            self._reload(tree=False)
+
+    def edit(self, passage_id: int, text: str) -> Passage | None:
+        """The passage rewritten: a new sibling with ``text``, made current; the original (with its tokens and
+        what follows it) stays in the tree, one alt+left away. None when the text did not change."""
+        self._stop()
+        if text == self.store.get_passage(passage_id).text:
+            return None
+        self.candidates = ()
+        edited = self.store.edit_passage(passage_id, text)
+        self._reload()
+        return edited
+
+    # --- the story's notes: memory, author's note, bookmarks ----------------------------------------------------
+
+    def set_author_note(self, text: str) -> None:
+        """The text the model sees a few lines before the end (context.NOTE_DEPTH); saved with the story."""
+        if self.story is None and not text:
+            return
+        story = self.ensure_story()
+        self.story = self.store.set_author_note(story.id, text)
+        self._count_memory()
+        self._publish("memory")
+
+    def set_bookmark(self, name: str, passage_id: int | None = None) -> Bookmark | None:
+        """Name a passage (default: the current one) to come back to it."""
+        target = self._passage(passage_id)
+        if self.story is None or target is None:
+            return None
+        mark = self.store.set_bookmark(self.story.id, target.id, name)
+        self._reload()
+        return mark
+
+    def jump(self, name: str) -> bool:
+        """Read the story to the passage bookmarked ``name``; False if there is no such bookmark."""
+        mark = next((b for b in self.bookmarks if b.name == name), None)
+        if mark is None:
+            return False
+        self.choose(mark.passage_id)
+        return True
+
+    def set_memory(self, text: str) -> None:
+        """The text the model always sees before the story; saved with the story (made one if needed)."""
+        if self.story is None and not text:
+            return
+        story = self.ensure_story()
+        self.story = self.store.set_memory(story.id, text)
+        self._count_memory()
+        self._publish("memory")
+
+    # --- the stream: what the UI thread takes from it once a frame, and stopping it -----------------------------
+
+    def poll(self) -> Progress | None:
+        """What was streamed since the last poll (UI thread, once a frame); None when nothing is being written."""
+        job = self.job
+        if job is None:
+            return None
+        done = job.done
+        taken = job.take()
+        streamed: list[Streamed] = []
+        window = None
+        if taken:
+            by_stream: dict[int, list] = {}
+            for t in taken:
+                by_stream.setdefault(t.stream, []).append(t)
+            for index, tokens in sorted(by_stream.items()):
+                pid = job.passage_ids[index]
+                new = tuple(t.mark for t in tokens)
+                text = "".join(t.event.text for t in tokens)
+                self.tokens.setdefault(pid, []).extend(new)
+                if job.n > 1:
+                    self.candidate_text[pid] = self.candidate_text.get(pid, "") + text
+                elif self.path and self.path[-1].id == pid:
+                    self.path[-1] = replace(self.path[-1], text=self.path[-1].text + text)
+                else:
+                    continue
+                streamed.append(Streamed(index, pid, text, new))
+                if index == 0 and self._window is not None:
+                    window = self._window.at(job.produced_by[0], tokens[-1].event.window_tokens, self.tokens[pid])
+        if done:
+            self._finish(job)
+        return Progress(tuple(streamed), window, job.tokens_per_second, done, job.error if done else None)
+
+    def _finish(self, job: StreamJob) -> None:
+        if self.job is not job:
+            return
+        self.job = None
+        self._window = None
+        if job.error:
+            self._set_state(f"error: {job.error}", "error")
+        elif job.stopped_at is None:
+            self._set_state("ready")
+        self._reload()
+
+    def stop(self) -> bool:
+        """Stop the continuation being written and wait for its last token (at most one more); True if one was."""
+        if not self._stop():
+            return False
+        self._set_state("stopped")
+        return True
+
+    def _stop(self) -> bool:
+        job = self.job
+        if job is None:
+            return False
+        job.cancel()
+        job.finished.wait(STOP_WAIT_S)
+        self.poll()
+        self._set_state("stopped")
+        return True
+
+    def shutdown(self) -> None:
+        """The app is closing: end the worker and wait until its text is saved."""
+        job = self.job
+        if job is not None:
+            job.cancel()
+            job.finished.wait(STOP_WAIT_S)
+            self.job = None
 
     # --- helpers ------------------------------------------------------------------------------------------------
 

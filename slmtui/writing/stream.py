@@ -21,7 +21,7 @@ from typing import Protocol
 
 from slmtui.engine.generate import Alternative, TokenEvent
 from slmtui.core.sampling import Sampling
-from slmtui.stories import pack_token, unpack_tokens
+from slmtui.stories.tokens import pack_token, unpack_tokens
 
 SAVE_EVERY_S = 0.5
 """How often streamed text is committed: a kill -9 loses at most this much (plus one frame) of text."""

@@ -76,7 +76,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def bench(*, rate: float, seconds: float, real: bool, work: Path) -> None:
-    from training_helpers import TrainHost, recorded_events
+    from training_helpers import TrainHost
+
+    from tests.training_runs import recorded_events
 
     from slmtui.training.process import TrainingSession
     from slmtui.training.state import TrainRequest

@@ -10,9 +10,9 @@ from tui_helpers import PacedGenerator, default_settings
 
 from slmtui.engine.model import GPT
 from slmtui.engine.tokenizer import Tokenizer
-from slmtui.stories import StoryStore
+from slmtui.stories.store import StoryStore
 from slmtui.tui.app import SlmApp
-from slmtui.writing.session import ActiveModel
+from slmtui.writing.records import ActiveModel
 
 
 @pytest.fixture

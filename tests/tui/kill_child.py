@@ -1,4 +1,5 @@
-"""The writer, headless, streaming until it is killed: test_kill.py's subject (not a test itself).
+"""The writer, headless, streaming until it is killed: the subject of test_app.py's kill -9 tests (not a test
+itself).
 
 Usage: python kill_child.py LOG [CHOICES]. Opens the model named "tiny" from $SLMTUI_HOME, starts a story and
 lets the model write without end (CHOICES candidates at once, default 1). Every frame, the text it draws is appended to LOG as a JSON line with the time, so

@@ -16,8 +16,9 @@ from slmtui.engine.generate import Generator, TokenEvent
 from slmtui.engine.model import GPT
 from slmtui.core.sampling import Sampling
 from slmtui.engine.tokenizer import Tokenizer
-from slmtui.stories import StoryStore
-from slmtui.writing.session import ActiveModel, Progress, WritingSession, join_text
+from slmtui.stories.store import StoryStore
+from slmtui.writing.records import ActiveModel, Progress
+from slmtui.writing.session import WritingSession, join_text
 from slmtui.writing.stream import StreamJob
 
 FAST = Sampling(max_new_tokens=6, seed=1)

@@ -15,10 +15,12 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from slmtui.core.errors import SlmError
 from slmtui.format import ago
-from slmtui.stories import EXPORT_FORMATS, Story, StoryStore, export_story
+from slmtui.stories.records import EXPORT_FORMATS, Story
+from slmtui.stories.store import StoryStore
+from slmtui.stories.export import export_story
 from slmtui.tui.commands import Command, binding_commands
 from slmtui.tui.modals import AskScreen, ConfirmScreen
-from slmtui.tui.widgets.story_view import printable
+from slmtui.tui.widgets.text_lines import printable
 
 PREVIEW_CHARS = 1200
 TITLE_CHARS = 32

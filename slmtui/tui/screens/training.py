@@ -3,13 +3,14 @@
 The run itself belongs to the app's ``TrainingSession`` (slmtui/training/process.py): this screen only describes a
 request and draws ``session.state`` four times a second when it changed, so leaving the screen (to write while
 a model trains) costs the run nothing and coming back shows it whole. Drawing on a timer instead of per event
-keeps the event loop free however fast the trainer reports. The actions on a run (start, resume, stop, browse,
-use) are a mixin in training_actions.py.
+keeps the event loop free however fast the trainer reports. What the form's run will be (its checks, its
+estimate, what Resume continues) is the ``RunSetup``'s (slmtui/training/plan.py), over the fields the form hands
+out; the screen keeps only what it drew last.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rich.text import Text
@@ -19,33 +20,26 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Select, Static
+from textual.widgets import Button, Footer, Header, Static
 from textual.worker import get_current_worker
 
 from slmtui.core import paths
-from slmtui.core.model_folder import ModelInfo
 from slmtui.format import BUNDLED_CORPUS
-from slmtui.training.plan import (
-    CorpusSize,
-    Survey,
-    estimate,
-    estimate_finetune,
-    plan_finetune,
-    plan_request,
-    survey,
-)
+from slmtui.training.plan import RunSetup, Survey
 from slmtui.training.process import TrainingSession
 from slmtui.training.state import TrainRequest
-from slmtui.tui.screens.training_actions import RunActions
+from slmtui.tui.commands import Command, binding_commands
+from slmtui.tui.messages import UseModel
+from slmtui.tui.screens.training_dialogs import FolderPicker
 from slmtui.tui.widgets.run_view import RunView
-from slmtui.tui.widgets.training_form import FINETUNE, TrainingForm
+from slmtui.tui.widgets.training_form import TrainingForm
 from slmtui.tui.widgets.training_text import describe_run
-from trainer.config import scratch_preset, unique_run_name
 
 REFRESH_S = 0.25
 """How often the live view is redrawn while something changed."""
 
-class TrainingScreen(RunActions, Screen[None]):
+
+class TrainingScreen(Screen[None]):
     """Set up a run, start it, watch it; Escape goes back to writing while it trains."""
 
     CSS_PATH = "training.tcss"
@@ -64,18 +58,8 @@ class TrainingScreen(RunActions, Screen[None]):
         model being written with (None: the bundled one): the one a fine-tune teaches."""
         super().__init__()
         self.session = session
-        self.current_model = current_model
-        self.parent_model: ModelInfo | None = None
-        self.parent_error: str | None = None
-        self.fixed_device = device
+        self.setup = RunSetup(device=device, current_model=current_model)
         self.initial_corpus = corpus
-        self.corpus_size: CorpusSize | None = None
-        self.taken: set[str] = set()
-        """Folder names already in the user's models folder."""
-        self.resumable_names: set[str] = set()
-        """Of those, the ones holding a run that stopped early and saved its state."""
-        self.device = "cpu"
-        self.known_models: list[ModelInfo] = []
         self._drawn_version = -1
         self._drawn_running = False
         self._buttons_shown: tuple[bool, ...] = ()
@@ -102,13 +86,17 @@ class TrainingScreen(RunActions, Screen[None]):
         self.rescan()
         self.redraw()
         self.set_interval(REFRESH_S, self._tick)
-        self.query_one("#train-corpus", Input).focus()
+        self.form.focus_corpus()
 
     def on_screen_resume(self) -> None:
         self.redraw()
         self.rescan()
 
     # ------------------------------------------------------------------ the form
+
+    @property
+    def form(self) -> TrainingForm:
+        return self.query_one(TrainingForm)
 
     @on(TrainingForm.Changed)
     def _form_changed(self, event: TrainingForm.Changed) -> None:
@@ -117,23 +105,14 @@ class TrainingScreen(RunActions, Screen[None]):
         else:
             self._update_estimate()
 
-    def corpus(self) -> Path | None:
-        return self.query_one(TrainingForm).corpus()
-
-    def preset(self) -> str:
-        return self.query_one(TrainingForm).preset()
-
-    def model_name(self) -> str:
-        return self.query_one(TrainingForm).model_name()
-
     def rescan(self) -> None:
-        self.query_one("#train-corpus-size", Static).update("counting…")
-        self._scan(self.corpus())
+        self.form.show_corpus_size("counting…")
+        self._scan(self.form.corpus())
 
     @work(thread=True, exclusive=True, group="train-scan")
     def _scan(self, corpus: Path | None) -> None:
         """Size the corpus, list the models, read the current model and find the device, off the UI thread."""
-        found = survey(corpus, device=self.fixed_device, parent=self.current_model())
+        found = self.setup.scan(corpus)
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._scanned, found)
 
@@ -144,72 +123,33 @@ class TrainingScreen(RunActions, Screen[None]):
             pass
 
     def _show_scan(self, found: Survey) -> None:
-        size = found.size
-        if size.path != self.corpus():
+        form = self.form
+        if not self.setup.accept(found, form.corpus()):
             return  # the corpus changed again meanwhile; its own scan is on the way
-        self.corpus_size, self.taken, self.resumable_names = size, found.taken, found.resumable
-        self.known_models, self.device = found.models, found.device
-        self.parent_model, self.parent_error = found.parent, found.parent_error
-        form = self.query_one(TrainingForm)
-        form.set_parent(found.parent.name if found.parent else str(self.current_model() or "the model"))
-        if not size.error:
-            form.suggest_preset(scratch_preset(size.bytes))
-        label = self.query_one("#train-corpus-size", Static)
-        label.update(size.describe() if size.path is not None or size.error else f"{BUNDLED_CORPUS}: {size.describe()}")
-        label.set_class(size.error is not None, "-error")
-        self.query_one("#train-name", Input).placeholder = unique_run_name(size.path, self.preset(), found.taken)
+        size = found.size
+        form.set_parent(self.setup.parent_label())
+        preset = self.setup.suggested_preset()
+        if preset is not None:
+            form.suggest_preset(preset)
+        form.show_corpus_size(size.describe() if size.path is not None or size.error else
+                              f"{BUNDLED_CORPUS}: {size.describe()}", error=size.error is not None)
+        form.suggest_name(self.setup.suggested_name(form.preset()))
         self._update_estimate()
 
-    def fine_tuning(self) -> bool:
-        return self.query_one(TrainingForm).path() == FINETUNE
-
-    def _request(self) -> tuple[TrainRequest | None, list[str]]:
+    def request(self) -> tuple[TrainRequest | None, list[str]]:
         """The run the form describes, or the problems that stand in its way."""
-        if self.fine_tuning():
-            if self.parent_model is None:
-                return None, [self.parent_error or "reading the model to teach…"]
-            parent = self.current_model() or self.parent_model.name
-            return plan_finetune(self.corpus_size, corpus=self.corpus(), parent=str(parent),
-                                 budget=self.query_one(TrainingForm).minutes(), name=self.model_name(),
-                                 taken=self.taken)
-        return plan_request(
-            self.corpus_size, corpus=self.corpus(), preset=self.preset(),
-            tokenizer=self.query_one("#train-tokenizer", Input).value,
-            budget_kind=str(self.query_one("#train-budget-kind", Select).value),
-            budget=self.query_one("#train-budget", Input).value, name=self.model_name(), taken=self.taken,
-            resumable=self.resumable_names)
+        return self.setup.request(self.form.fields())
 
     def _update_estimate(self) -> None:
-        box = self.query_one("#train-estimate", Static)
-        request, problems = self._request()
-        if request is None:
-            box.update("\n".join(f"• {p}" for p in problems))
-            box.set_class(self.corpus_size is not None, "-error")
-        elif self.fine_tuning() and self.parent_model is not None:
-            size = self.corpus_size
-            box.update(estimate_finetune(corpus_bytes=size.bytes if size else 0, parent=self.parent_model,
-                                         budget_s=request.time_limit_s or 0.0, device=self.device).describe())
-            box.remove_class("-error")
-        else:
-            size = self.corpus_size
-            est = estimate(corpus_bytes=size.bytes if size else 0, preset=request.preset, tokenizer=request.tokenizer,
-                           max_steps=request.max_steps, time_limit_s=request.time_limit_s, epochs=request.epochs,
-                           device=self.device, models=self.known_models)
-            box.update(est.describe())
-            box.remove_class("-error")
+        text, error = self.setup.outlook(self.form.fields())
+        self.form.show_outlook(text, error=error)
         self._update_buttons()
 
     # ------------------------------------------------------------------ actions
 
     def resume_target(self) -> Path | None:
         """The saved run Resume continues: this session's last one, else the named model's."""
-        state = self.session.state
-        if state.resumable is not None:
-            return state.resumable
-        name = self.model_name()
-        if name in self.resumable_names:
-            return paths.models_dir() / name
-        return None
+        return self.setup.resume_target(self.session.state, self.form.model_name())
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The footer offers only what can be done now."""
@@ -227,6 +167,52 @@ class TrainingScreen(RunActions, Screen[None]):
     def action_back(self) -> None:
         self.app.pop_screen()
 
+    async def action_start(self) -> None:
+        if self.session.running:
+            return
+        request, problems = self.request()
+        if request is None:
+            self.notify("\n".join(problems), title="Cannot start", severity="warning")
+            return
+        await self._launch(request)
+
+    async def action_resume(self) -> None:
+        target = self.resume_target()
+        if self.session.running or target is None:
+            return
+        await self._launch(TrainRequest(resume=target))
+
+    async def _launch(self, request: TrainRequest) -> None:
+        self.query_one(RunView).reset()
+        await self.session.start(request)
+        self.redraw()
+
+    def action_stop(self) -> None:
+        self.session.cancel()
+        self.redraw()
+
+    def action_browse(self) -> None:
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self.form.set_corpus(path)
+
+        self.app.push_screen(FolderPicker(self.form.corpus()), chosen)
+
+    def action_use(self) -> None:
+        """Write with the model just trained: it becomes the active model (the app's ``UseModel``)."""
+        out = self.session.state.out
+        if out is None or self.session.running or self.session.state.status != "done":
+            return
+        self.post_message(UseModel(out.name if out.parent == paths.models_dir() else str(out)))
+        self.app.pop_screen()
+
+    def commands(self) -> Iterator[Command]:
+        yield from binding_commands(self)
+        yield Command("Use the bundled corpus", "train on the shipped novels",
+                      lambda: self.form.set_corpus(None))
+        if self.session.state.status == "done":
+            yield Command("Write with the model just trained", "make it the active model", self.action_use)
+
     @on(Button.Pressed)
     async def _pressed(self, event: Button.Pressed) -> None:
         actions = {"train-start": self.action_start, "train-stop": self.action_stop, "train-resume": self.action_resume,
@@ -236,6 +222,7 @@ class TrainingScreen(RunActions, Screen[None]):
             result = action()
             if result is not None:
                 await result
+
     # ------------------------------------------------------------------ the live view
 
     def _tick(self) -> None:

@@ -8,15 +8,17 @@ panel's changes apply to the very next one.
 
 With choices N > 1 the candidates stream into ``CandidatesView`` under the story; it takes the focus, and
 1..N (or arrows and Enter) picks one. The History tree acts on any passage (retry, continue, edit, bookmark);
-alt+arrows walk the tree from the writer itself. Those actions live in two mixins beside this module:
-writer_tree.py (passages: branches, candidates, bookmarks, edits) and writer_commands.py (the whole story, the
-palette).
+alt+arrows walk the tree from the writer itself.
+
+One class, and a long one, with one job: compose the writer, route its keys and messages to the session, draw
+what the session says changed. Every rule is the session's; the actions here only ask, forward and notify.
 """
 
 from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from textual import on
@@ -27,9 +29,14 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header
 
 from slmtui.core.sampling import Sampling
+from slmtui.core.errors import SlmError
+from slmtui.stories.records import EXPORT_FORMATS
+from slmtui.stories.export import export_story
+from slmtui.stories.json_io import export_tree_file
+from slmtui.tui.commands import Command, binding_commands
 from slmtui.tui.messages import ChoicesChosen, SamplingChosen
-from slmtui.tui.screens.writer_commands import StoryCommands
-from slmtui.tui.screens.writer_tree import TreeActions
+from slmtui.tui.modals import AskScreen, EditTextScreen
+from slmtui.tui.screens.stories import StoriesScreen
 from slmtui.tui.widgets.context_meter import ContextMeter
 from slmtui.tui.widgets.history_panel import HistoryPanel, PassageDetails
 from slmtui.tui.widgets.candidates_view import CandidatesView
@@ -64,7 +71,7 @@ EMPTY_STORY = "An empty page. Write the opening lines below and press Enter, or 
 NO_MODEL = "No model yet: train one with slm-train or from the Training screen. Your stories are kept meanwhile."
 
 
-class WriterScreen(TreeActions, StoryCommands, Screen[None]):
+class WriterScreen(Screen[None]):
     """Write with the model: one story at a time, streamed, branched, saved as it goes."""
 
     BINDINGS = [
@@ -312,6 +319,189 @@ class WriterScreen(TreeActions, StoryCommands, Screen[None]):
         """Set from outside (tests): the panel shows it and the next continuation writes ``n``."""
         self.session.set_choices(n)
         self.query_one(SamplingPanel).choices = n
+
+    # --- the tree: passages, branches, candidates, bookmarks, edits --------------------------------------------
+
+    def action_undo(self) -> None:
+        self.session.undo()
+
+    def action_redo(self) -> None:
+        self.session.redo()
+
+    def action_retry(self) -> None:
+        self.session.retry()
+
+    def action_sibling(self, step: int) -> None:
+        if self.session.path and self.session.sibling(step) == 1:
+            self.notify("No other branch here: Retry (ctrl+r) writes one.", timeout=3)
+
+    def action_pick(self, index: int) -> None:
+        """Pick candidate ``index`` (0-based) from the palette or a test."""
+        self.session.pick(index)
+
+    def action_toggle_tokens(self) -> None:
+        if not self.story_view.toggle_token_view():
+            self.query_one(PromptBox).focus()
+
+    def details(self, passage_id: int) -> str:
+        """What the tree's details line says of a passage: who wrote it, with which model and sampling."""
+        session = self.session
+        p = session.passage(passage_id)
+        if p is None:
+            return ""
+        model = p.model or (session.story.model if session.story else None) or "?"
+        parts = ["you" if p.author == "user" else f"model {model}"]
+        if p.sampling:
+            s = p.sampling
+            short = (("temperature", "t"), ("top_k", "k"), ("top_p", "p"), ("seed", "seed"))
+            parts.append(" ".join(f"{name} {s[k]}" for k, name in short if s.get(k) is not None))
+        prob = session.mean_prob(p.id)
+        if prob is not None:
+            parts.append(f"{len(session.tokens.get(p.id, []))} tokens, p̄ {prob:.2f}")
+        kids = len(session.tree.get(p.id, []))
+        if kids:
+            parts.append(f"{kids} continuation{'s' if kids > 1 else ''}")
+        names = [b.name for b in session.bookmarks if b.passage_id == p.id]
+        if names:
+            parts.append("★ " + ", ".join(names))
+        return " · ".join(parts)
+
+    def action_go_to_tree(self) -> None:
+        self.add_class("-show-panels")
+        self.remove_class("-hide-panels")
+        self.query_one(HistoryPanel).focus()
+
+    def action_bookmark(self) -> None:
+        if self.session.path:
+            self.ask_bookmark(self.session.path[-1].id)
+        else:
+            self.notify("Nothing to bookmark yet.", timeout=3)
+
+    def ask_bookmark(self, passage_id: int) -> None:
+        def named(name: str | None) -> None:
+            if name and name.strip():
+                try:
+                    self.session.set_bookmark(name, passage_id)
+                except SlmError as e:
+                    self.notify(e.message, severity="warning")
+                    return
+                self.notify(f"Bookmarked “{' '.join(name.split())}”: jump back from the palette (ctrl+p).", timeout=4)
+
+        self.app.push_screen(AskScreen("Name this passage (a bookmark):", placeholder="e.g. the door"), named)
+
+    def jump(self, name: str) -> None:
+        if self.session.jump(name):
+            self.query_one(HistoryPanel).select_passage(self.session.path[-1].id)
+
+    def action_edit_current(self) -> None:
+        if self.session.path:
+            self.edit_passage(self.session.path[-1].id)
+        else:
+            self.notify("Nothing to edit yet.", timeout=3)
+
+    def edit_passage(self, passage_id: int) -> None:
+        self.session.stop()
+        passage = self.session.store.get_passage(passage_id)
+        who = "your" if passage.author == "user" else "the model's"
+
+        def save(text: str | None) -> None:
+            if text is not None:
+                self.session.edit(passage_id, text)
+
+        title = f"Edit {who} passage: saved as a new branch, the original stays (ctrl+s saves, Esc cancels)"
+        self.app.push_screen(EditTextScreen(title, passage.text), save)
+
+    # --- the whole story, and the palette ----------------------------------------------------------------------
+
+    def action_toggle_panels(self) -> None:
+        if self.has_class("-wide"):
+            self.toggle_class("-hide-panels")
+        else:
+            self.toggle_class("-show-panels")
+
+    def action_stories(self) -> None:
+        session = self.session
+        session.stop()
+        current = session.story.id if session.story else None
+
+        def chosen(choice: StoriesScreen.Choice | None) -> None:
+            try:  # back (None): the story shown may have been renamed or deleted meanwhile
+                session.open(current if choice is None else choice.story_id)
+            except SlmError:
+                session.open(None)
+            self._draw_notes()
+
+        self.app.push_screen(StoriesScreen(session.store, current=current), chosen)
+
+    def action_export(self, fmt: str) -> None:
+        if self.session.story is None:
+            self.notify("Nothing to export yet.", timeout=3)
+            return
+        try:
+            path = export_story(self.session.store, self.session.story.id, fmt)
+        except SlmError as e:
+            self.notify(str(e), title="Export failed", severity="error", timeout=10)
+            return
+        self.notify(f"Exported to {path}", title="Export", timeout=8)
+
+    def action_copy_story(self) -> None:
+        self.app.copy_to_clipboard(self.session.text)
+        self.notify("The story is on the clipboard.", timeout=3)
+
+    def action_export_tree(self) -> None:
+        if self.session.story is None:
+            self.notify("Nothing to export yet.", timeout=3)
+            return
+        try:
+            path = export_tree_file(self.session.store, self.session.story.id)
+        except SlmError as e:
+            self.notify(str(e), title="Export failed", severity="error", timeout=10)
+            return
+        self.notify(f"The whole tree is in {path}", title="Export", timeout=8)
+
+    def action_new_story(self) -> None:
+        self.session.open(None)
+        self._draw_notes()
+        self.query_one(PromptBox).focus()
+
+    def action_edit_memory(self) -> None:
+        self.add_class("-show-panels")
+        self.remove_class("-hide-panels")
+        self.query_one("#memory-text").focus()
+
+    def action_edit_note(self) -> None:
+        self.add_class("-show-panels")
+        self.remove_class("-hide-panels")
+        self.query_one("#note-text").focus()
+
+    def _choose_choices(self, n: int) -> None:
+        self.set_choices(n)
+        self.post_message(ChoicesChosen(n))  # kept in config.toml, as a change in the panel is
+
+    def commands(self) -> Iterator[Command]:
+        """Every binding of this screen, and the actions that have no key, for the command palette."""
+        yield from binding_commands(self)
+        yield Command("Continue the story", "enter on an empty prompt", lambda: self.send(""))
+        yield Command("New story", "start on an empty page", self.action_new_story)
+        for fmt, name in EXPORT_FORMATS.items():
+            yield Command(f"Export story as {name}", f"writes a .{fmt} file and says where",
+                          lambda f=fmt: self.action_export(f))
+        yield Command("Export story tree as JSON", "every branch; `slmtui stories import` reads it back",
+                      self.action_export_tree)
+        yield Command("Copy story", "the whole story to the clipboard", self.action_copy_story)
+        yield Command("Edit memory", "text the model always sees", self.action_edit_memory)
+        yield Command("Edit author's note", "text the model sees a few lines before the end", self.action_edit_note)
+        for mark in self.session.bookmarks:
+            yield Command(f"Bookmark: {mark.name}", "jump back to this passage", lambda n=mark.name: self.jump(n))
+        for n in (1, 2, 3, 4):
+            yield Command(f"Choices: {n}", f"Enter, continue and retry write {n} candidate{'s' * (n > 1)} at once"
+                          " (the sampling panel goes to 8)", lambda n=n: self._choose_choices(n))
+        for i in range(len(self.session.candidates)):
+            yield Command(f"Pick candidate {i + 1}", "it joins the story; the others stay as branches",
+                          lambda i=i: self.action_pick(i))
+        for name in self.query_one(SamplingPanel).all_presets():
+            yield Command(f"Preset: {name}", "sampling preset", lambda n=name: self.query_one(SamplingPanel).use_preset(n))
+        yield Command("Save sampling as preset", "kept in config.toml", self.query_one(SamplingPanel).ask_preset_name)
 
     # --- sampling ----------------------------------------------------------------------------------------------
 

@@ -24,8 +24,8 @@ from textual.widget import Widget
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from slmtui.stories import Passage
-from slmtui.tui.widgets.story_view import printable
+from slmtui.stories.records import Passage
+from slmtui.tui.widgets.text_lines import printable
 
 LABEL_CHARS = 40
 

@@ -1,8 +1,9 @@
 """The training screen's form: which path (teach the current model your books, or train from scratch), the corpus,
 the budget, and for a from-scratch run the preset and tokenizer, and the model name, as the user types them.
 
-The form holds the fields only: it posts ``TrainingForm.Changed`` on every edit, and the screen sizes the corpus,
-checks the fields (``slmtui.training.plan.plan_request``) and shows the estimate.
+The form holds the fields only: it posts ``TrainingForm.Changed`` on every edit and hands them out whole
+(``fields``); the screen has them sized and checked (``slmtui.training.plan.RunSetup``) and shows what comes back
+in the form's own lines (``show_corpus_size``, ``show_outlook``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Select,
 
 from slmtui.training.plan import FINETUNE_BUDGET
 from trainer.config import PRESETS, scratch_preset
-
-FINETUNE, SCRATCH = "finetune", "scratch"
-"""The form's two paths: fine-tuning (first, recommended) or pretraining from scratch."""
+from slmtui.training.plan import FINETUNE, SCRATCH, RunForm
 
 BUDGET_KINDS = (("steps", "steps"), ("time (e.g. 15m)", "time"), ("epochs", "epochs"))
 BUDGET_DEFAULTS = {"steps": "300", "time": "10m", "epochs": "3"}
@@ -51,7 +50,7 @@ class TrainingForm(Vertical):
         self._suggested_preset = scratch_preset(None)
         """Shown until the corpus is sized, then the suggestion for its size."""
         self._preset_chosen = False
-        """The user picked a preset: a new corpus no longer changes it."""
+        """The user picked a preset: a new corpus leaves it as it is."""
 
     def compose(self) -> ComposeResult:
         with RadioSet(id="train-path", compact=True):
@@ -81,9 +80,39 @@ class TrainingForm(Vertical):
         yield Input(placeholder="my-books", id="train-name", compact=True)
         yield Static("", id="train-estimate")
 
+    def fields(self) -> RunForm:
+        """Every field as typed: what ``RunSetup`` checks and plans from."""
+        return RunForm(path=self.path(), corpus=self.corpus(), preset=self.preset(), tokenizer=self.tokenizer(),
+                       budget_kind=self.budget_kind(), budget=self.budget(), minutes=self.minutes(),
+                       name=self.model_name())
+
     def corpus(self) -> Path | None:
         text = self.query_one("#train-corpus", Input).value.strip()
         return Path(text).expanduser() if text and text != "bundled" else None
+
+    def set_corpus(self, path: Path | None) -> None:
+        """Put a corpus in its field (None: the bundled one); the field posts the change as typing does."""
+        self.query_one("#train-corpus", Input).value = str(path) if path is not None else ""
+
+    def focus_corpus(self) -> None:
+        self.query_one("#train-corpus", Input).focus()
+
+    def show_corpus_size(self, text: str, *, error: bool | None = None) -> None:
+        """The corpus's size, or why it cannot be read (``error``; None: as the last one was)."""
+        label = self.query_one("#train-corpus-size", Static)
+        label.update(text)
+        if error is not None:
+            label.set_class(error, "-error")
+
+    def show_outlook(self, text: str, *, error: bool) -> None:
+        """What the run will cost, or what stands in its way."""
+        box = self.query_one("#train-estimate", Static)
+        box.update(text)
+        box.set_class(error, "-error")
+
+    def suggest_name(self, name: str) -> None:
+        """The model name used while the user types none."""
+        self.query_one("#train-name", Input).placeholder = name
 
     def path(self) -> str:
         """FINETUNE or SCRATCH."""
@@ -104,6 +133,15 @@ class TrainingForm(Vertical):
 
     def preset(self) -> str:
         return str(self.query_one("#train-preset", Select).value)
+
+    def tokenizer(self) -> str:
+        return self.query_one("#train-tokenizer", Input).value
+
+    def budget_kind(self) -> str:
+        return str(self.query_one("#train-budget-kind", Select).value)
+
+    def budget(self) -> str:
+        return self.query_one("#train-budget", Input).value
 
     def minutes(self) -> str:
         return self.query_one("#train-minutes", Input).value

@@ -7,12 +7,15 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
+from slmtui.training.plan import FINETUNE, SCRATCH
 from slmtui.training.process import TrainingSession
 from slmtui.tui.screens.training import TrainingScreen
 from slmtui.tui.widgets.training import LossChart
-from slmtui.tui.widgets.training_form import FINETUNE, SCRATCH, TrainingForm
+from slmtui.tui.widgets.training_form import TrainingForm
 
-from training_helpers import TrainHost, recorded_events
+from tests.training_runs import recorded_events
+
+from training_helpers import TrainHost
 from tui_helpers import wait_for
 
 
@@ -40,7 +43,7 @@ def mid_run_app(books: str) -> TrainHost:
 
 
 async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, TrainingScreen) and pilot.app.screen.corpus_size)
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, TrainingScreen) and pilot.app.screen.setup.survey)
     await pilot.pause(0.3)
     await wait_for(pilot, lambda: pilot.app.screen.query_one(LossChart)._rendered is not None)
     await pilot.app.workers.wait_for_complete()  # the chart is drawn in a thread
@@ -69,8 +72,8 @@ def two_paths_app(books: str, path: str) -> TrainHost:
 
 
 async def settle_form(pilot) -> None:  # type: ignore[no-untyped-def]
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, TrainingScreen) and pilot.app.screen.corpus_size
-                   and pilot.app.screen.parent_model is not None)
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, TrainingScreen) and pilot.app.screen.setup.survey
+                   and pilot.app.screen.setup.survey.parent is not None)
     await pilot.app.workers.wait_for_complete()
     for field in pilot.app.screen.query(Input):
         field.cursor_blink = False  # the focused field's cursor is drawn, never half-way through a blink

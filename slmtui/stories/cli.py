@@ -1,6 +1,6 @@
 """``slmtui stories``: list the saved stories, export one (Markdown, text or the whole tree as JSON), import a tree.
 
-Part of the ``slmtui`` command (cli.py adds this parser and reports its errors the same way).
+Part of the ``slmtui`` command (slmtui/cli.py adds this parser and reports its errors the same way).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def add_stories_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def _open_stories() -> Any:
     from slmtui.core import paths
-    from slmtui.stories import StoryStore
+    from slmtui.stories.store import StoryStore
 
     if not paths.stories_db().exists():
         return None
@@ -63,11 +63,13 @@ def _cmd_stories_export(args: argparse.Namespace) -> int:
     if store is None:
         raise SlmError("no stories yet: open the app with `slmtui` and start writing")
     if args.format == "json":
-        from slmtui.story_json import export_json
+        from slmtui.stories.json_io import export_json
 
         text = export_json(store, args.id)
     else:
-        text = store.export(args.id, args.format)
+        from slmtui.stories.export import export_as
+
+        text = export_as(store, args.id, args.format)
     if args.output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return 0
@@ -80,8 +82,8 @@ def _cmd_stories_export(args: argparse.Namespace) -> int:
 
 def _cmd_stories_import(args: argparse.Namespace) -> int:
     from slmtui.core import paths
-    from slmtui.stories import StoryStore
-    from slmtui.story_json import import_json, read_json
+    from slmtui.stories.store import StoryStore
+    from slmtui.stories.json_io import import_json, read_json
 
     try:  # check the file before the database is made or opened: a bad file writes nothing anywhere
         read_json(args.file.read_text(encoding="utf-8"), str(args.file))

@@ -18,8 +18,10 @@ from typing import Any
 
 from slmtui.core.atomic import write_regular_file
 from slmtui.core.errors import SlmError
-from slmtui.stories import (AUTHORS, Bookmark, Passage, Story, StoryStore, exports_dir, pack_token, slug,
-                            unpack_tokens)
+from slmtui.stories.export import exports_dir, slug
+from slmtui.stories.records import AUTHORS, Bookmark, Passage, Story
+from slmtui.stories.store import StoryStore
+from slmtui.stories.tokens import pack_token, unpack_tokens
 
 FORMAT = "slmtui-story"
 VERSION = 1

@@ -1,14 +1,14 @@
-"""The training screen and the session behind it: real tiny runs of the trainer, and a fake one for the edges.
+"""TrainingScreen (slmtui/tui/screens/training.py): real tiny runs of the trainer from the screen, both paths (teach
+the current model your books, or train from scratch), and a fake trainer for the edges.
 
-The real runs (a few KB of text, preset tiny, 30 steps) take seconds each; the fake trainer starts in
-milliseconds and covers what a real one makes slow to reach (crashes, quitting while training, reattaching).
+The real runs (a few KB of text, preset tiny, 30 steps; a 12 KB book for a fine-tune) take seconds each; the fake
+trainer starts in milliseconds and covers what a real one makes slow to reach (crashes, quitting while training,
+reattaching).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import random
 import signal
 from pathlib import Path
 
@@ -21,31 +21,20 @@ from slmtui.engine.model_io import load_model_dir
 from slmtui.core.sampling import Sampling
 from slmtui.tui.screens.models import ModelsScreen
 from slmtui.training.process import TrainingSession
-from slmtui.training.state import RunState, TrainRequest
-from trainer.config import DEFAULT_PRESET
+from slmtui.training.state import RunState
+from slmtui.core.model_folder import read_model_info
+from slmtui.training.plan import FINETUNE
 from slmtui.tui.screens.training import TrainingScreen
 from slmtui.tui.screens.training_dialogs import QuitWhileTraining
+from slmtui.tui.widgets.training import SampleText
 from slmtui.tui.widgets.training_form import TrainingForm
-from slmtui.tui.widgets.training_text import describe_status
-from slmtui.training.plan import estimate, scan_corpus
+from tests.training_runs import fake_trainer, write_corpus
+from trainer.config import before_after
 
-from training_helpers import TrainHost, fake_trainer, recorded_events
+from training_helpers import TrainHost
 from tui_helpers import wait_for
 
 pytestmark = pytest.mark.anyio
-
-WORDS = ("the cat sat on a mat and then the dog ran to the old house by the river where a small boy lived "
-         "with his grandmother who told him stories of the sea and ships and storms").split()
-
-
-def write_corpus(folder: Path, *, files: int = 3, paragraphs: int = 12) -> Path:
-    """A few KB of English-like text, the same every time."""
-    rng = random.Random(0)
-    folder.mkdir(parents=True)
-    for i in range(files):
-        text = "\n\n".join(" ".join(rng.choice(WORDS) for _ in range(60)).capitalize() + "." for _ in range(paragraphs))
-        (folder / f"book{i}.txt").write_text(text + "\n", encoding="utf-8")
-    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -54,9 +43,10 @@ def one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
 
-async def open_training(app: TrainHost, *, corpus: Path | None) -> TrainingScreen:
-    screen = TrainingScreen(app.training, corpus=corpus, device="cpu")
-    app.install_screen(screen, "training")  # as SlmApp does: the form outlives a visit
+async def open_training(app: TrainHost, *, corpus: Path | None, parent: str | None = None) -> TrainingScreen:
+    """The screen as SlmApp installs it (the form outlives a visit); ``parent``: the model being written with."""
+    screen = TrainingScreen(app.training, corpus=corpus, device="cpu", current_model=lambda: parent)
+    app.install_screen(screen, "training")
     await app.push_screen("training")
     return screen
 
@@ -71,7 +61,7 @@ async def fill(pilot, screen: TrainingScreen, *, tokenizer: str = "", steps: str
     await pilot.pause()
     screen.query_one("#train-budget", Input).value = steps
     screen.query_one("#train-name", Input).value = name
-    await wait_for(pilot, lambda: screen.corpus_size is not None and screen._request()[0] is not None)
+    await wait_for(pilot, lambda: screen.setup.survey is not None and screen.request()[0] is not None)
 
 
 def status_text(screen: TrainingScreen) -> str:
@@ -93,58 +83,18 @@ async def stop_everything(app: TrainHost) -> None:
         await app.training.wait(10)
 
 
-# ----------------------------------------------------------------------------------------------- the contract
+def write_book(folder: Path, chars: int = 12_000) -> Path:
+    """About ``chars`` of a bundled novel, in whole paragraphs."""
+    text = (paths.BUNDLED_CORPUS_DIR / "grahame-wind-in-the-willows.txt").read_text(encoding="utf-8")
+    paragraphs, kept = text.split("\n\n")[40:], []
+    while sum(len(p) for p in kept) < chars:
+        kept.append(paragraphs[len(kept)])
+    folder.mkdir(parents=True)
+    (folder / "willows.txt").write_text("\n\n".join(kept) + "\n", encoding="utf-8")
+    return folder
 
 
-def test_request_becomes_the_trainer_flags(tmp_path: Path) -> None:
-    new = TrainRequest(corpus=tmp_path, preset="tiny", tokenizer="bpe:300", name="mine", max_steps=30)
-    assert new.argv() == ["--preset", "tiny", "--corpus", str(tmp_path), "--tokenizer", "bpe:300", "--name", "mine",
-                          "--max-steps", "30", "--progress", "jsonl"]
-    assert TrainRequest(time_limit_s=900).argv() == ["--preset", DEFAULT_PRESET, "--time-limit", "900s", "--progress",
-                                                     "jsonl"]
-    assert TrainRequest(resume=tmp_path / "m").argv() == ["--resume", "--out", str(tmp_path / "m"), "--progress", "jsonl"]
-
-
-def test_state_folds_recorded_events() -> None:
-    session = TrainingSession()
-    for line in [*recorded_events(steps=60, done=True), "not json", '{"event": "step"}', ""]:
-        session.feed_line(line)
-    state = session.state
-    assert state.status == "done" and state.resumable is None
-    assert [s for s, _ in state.train_loss] == list(range(1, 61))
-    assert [s for s, _ in state.val_loss] == [25, 50]
-    assert state.sample is not None and state.sample.step == 50
-    assert "Done (max steps): my-novels saved at step 60" in describe_status(state).plain
-
-
-def test_a_resumed_run_followed_from_its_start_gets_its_earlier_curve(tmp_path: Path) -> None:
-    """Reattached (or resumed in an earlier app): the steps before the resume come from metrics.jsonl."""
-    folder = tmp_path / "model"
-    folder.mkdir()
-    history = [line for line in recorded_events(steps=30) if '"event": "start"' not in line]
-    (folder / "metrics.jsonl").write_text("\n".join(history) + "\n")
-    session = TrainingSession()
-    start = json.loads(recorded_events(steps=0)[0]) | {"path": str(folder), "start_step": 20}
-    session.feed_line(json.dumps(start))
-    assert [s for s, _ in session.state.train_loss] == list(range(1, 21))
-    assert session.state.val_loss == []  # the one evaluation, at step 25, came after the resume point
-
-
-def test_estimate_grows_with_the_budget_and_the_corpus(tmp_path: Path) -> None:
-    corpus = write_corpus(tmp_path / "books")
-    size = scan_corpus(corpus)
-    assert size.files == 3 and size.bytes == sum(f.stat().st_size for f in corpus.iterdir())
-    assert scan_corpus(tmp_path / "nowhere").error
-    short = estimate(corpus_bytes=size.bytes, preset="tiny", tokenizer=None, max_steps=30)
-    long = estimate(corpus_bytes=size.bytes, preset="tiny", tokenizer=None, max_steps=300)
-    assert short.steps == 30 and long.steps == 300 and long.seconds > short.seconds  # type: ignore[operator]
-    big = estimate(corpus_bytes=100 * size.bytes, preset="tiny", tokenizer=None, epochs=1)
-    small = estimate(corpus_bytes=size.bytes, preset="tiny", tokenizer=None, epochs=1)
-    assert big.steps > small.steps  # type: ignore[operator]
-    assert estimate(corpus_bytes=10**6, preset="seed", tokenizer=None, time_limit_s=600).seconds == pytest.approx(605)
-
-
-# ----------------------------------------------------------------------------------------------- real runs
+# ------------------------------------------------------------------------------------------------------ real runs
 
 
 async def test_a_run_started_from_the_screen_reaches_done_and_the_model_writes(tmp_path: Path) -> None:
@@ -153,7 +103,7 @@ async def test_a_run_started_from_the_screen_reaches_done_and_the_model_writes(t
     async with app.run_test(size=(120, 35)) as pilot:
         try:
             screen = await open_training(app, corpus=corpus)
-            await wait_for(pilot, lambda: screen.corpus_size is not None)
+            await wait_for(pilot, lambda: screen.setup.survey is not None)
             assert "3 files" in str(screen.query_one("#train-corpus-size").render())
             assert "about" in str(screen.query_one("#train-estimate").render())
             await fill(pilot, screen, tokenizer="bpe:300", steps="30", name="little")
@@ -246,7 +196,91 @@ async def test_a_trainer_error_is_shown_in_its_words(tmp_path: Path) -> None:
             await stop_everything(app)
 
 
-# ----------------------------------------------------------------------------------------------- fake trainer
+# ------------------------------------------------------------------------------------- teach the model your books
+
+
+async def test_teach_your_books_runs_init_from_shows_before_and_after_and_writes_with_it(
+        tiny_model_dir: Path, tmp_path: Path) -> None:
+    books = write_book(tmp_path / "books")
+    app = TrainHost()
+    async with app.run_test(size=(120, 35)) as pilot:
+        try:
+            screen = await open_training(app, corpus=books, parent="tiny")
+            form = screen.query_one(TrainingForm)
+            assert form.path() == FINETUNE, "fine-tuning is the first path"
+            await wait_for(pilot, lambda: screen.setup.survey is not None and screen.setup.survey.parent is not None)
+            assert "Teach tiny your books" in str(screen.query_one("#path-finetune").label)
+            assert "passes over your" in str(screen.query_one("#train-estimate").render())
+            screen.query_one("#train-minutes", Input).value = "4s"
+            screen.query_one("#train-name", Input).value = "mine"
+            await wait_for(pilot, lambda: screen.request()[0] is not None)
+            await pilot.press("ctrl+g")
+            await wait_for(pilot, lambda: app.training.state.request is not None)
+            argv = app.training.state.request.argv()
+            assert argv[:2] == ["--init-from", "tiny"] and "--preset" not in argv
+            await wait_for(pilot, lambda: not app.training.running and app.training.state.status != "starting",
+                           timeout=120)
+            state = app.training.state
+            assert state.status == "done", state.error
+            assert state.before is not None and state.before.step == 0, "step 0 reports the parent's score"
+            t = read_model_info(paths.models_dir() / "mine").training
+            assert t["parent_val_bpb"] == pytest.approx(state.before.val_bpb)
+            await drawn(pilot, screen)
+            assert before_after(t["parent_val_bpb"], t["val_bpb"]) in status_text(screen)
+            before = screen.query_one("#train-sample-before", SampleText)
+            assert before.has_class("-shown") and "before" in str(before.border_title)
+            assert state.before_sample is not None and state.before_sample.step == 0
+            assert before.text.plain.startswith("The") and len(before.text.plain) > 3
+            assert state.sample is not None and state.sample.step > 0, "beside the last evaluation's sample"
+            assert screen.query_one("#train-sample", SampleText).border_title == f"sample at step {state.sample.step}"
+
+            await pilot.press("ctrl+o")  # one key: write with it
+            assert app.active_models == ["mine"]
+            assert app.screen is not screen
+
+            models = ModelsScreen(active="mine")  # the model card lists its parent and its before and after
+            await app.push_screen(models)
+            await wait_for(pilot, lambda: models.selected() is not None and models.selected().name == "mine")
+            detail = str(models.query_one("#models-detail").render())
+            assert f"fine-tuned from tiny · {before_after(t['parent_val_bpb'], t['val_bpb'])}" in detail
+        finally:
+            await stop_everything(app)
+
+
+async def test_a_model_that_cannot_be_read_is_said_on_the_screen(tmp_path: Path) -> None:
+    books = write_book(tmp_path / "books")
+    app = TrainHost()
+    async with app.run_test(size=(120, 35)) as pilot:
+        screen = await open_training(app, corpus=books, parent="no-such-model")
+        await wait_for(pilot, lambda: screen.setup.survey is not None)
+        assert "no model named 'no-such-model'" in str(screen.query_one("#train-estimate").render())
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        assert app.training.state.status == "idle", "nothing started"
+
+
+async def test_the_trainer_refusing_a_fine_tune_is_shown_in_its_words(tiny_model_dir: Path, tmp_path: Path) -> None:
+    books = tmp_path / "note"
+    books.mkdir()
+    (books / "note.txt").write_text("One line, which cannot be split into training and held-out text.\n")
+    app = TrainHost()
+    async with app.run_test(size=(120, 35)) as pilot:
+        try:
+            screen = await open_training(app, corpus=books, parent="tiny")
+            screen.query_one("#train-name", Input).value = "never"
+            await wait_for(pilot, lambda: screen.request()[0] is not None)
+            await pilot.press("ctrl+g")
+            await wait_for(pilot, lambda: not app.training.running and app.training.state.status != "idle",
+                           timeout=60)
+            await drawn(pilot, screen)
+            assert app.training.state.status == "failed"
+            assert "too small to hold out" in status_text(screen)
+            assert not (paths.models_dir() / "never").exists()
+        finally:
+            await stop_everything(app)
+
+
+# --------------------------------------------------------------------------------------------------- fake trainer
 
 
 async def test_a_crash_without_an_error_event_shows_the_last_stderr_lines(tmp_path: Path,

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import pytest
 
-from slmtui.stories import StoryStore
+from slmtui.stories.store import StoryStore
+from slmtui.stories.export import exports_dir
 from slmtui.tui.app import SlmApp
 from slmtui.tui.modals import AskScreen, ConfirmScreen
-from slmtui.stories import exports_dir
 from slmtui.tui.screens.stories import StoriesScreen
 from slmtui.tui.screens.writer import WriterScreen
 

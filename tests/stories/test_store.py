@@ -1,4 +1,4 @@
-"""StoryStore: the tree of passages on SQLite, its moves, its exports and its failure modes."""
+"""StoryStore (slmtui/stories/store.py): the tree of passages on SQLite, its moves, bookmarks and failure modes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from slmtui.core.errors import SlmError
-from slmtui.stories import SCHEMA_VERSION, StoryStore, default_title
+from slmtui.stories.schema import SCHEMA_VERSION
+from slmtui.stories.store import StoryStore
+from slmtui.stories.store import DamagedStoreError, fresh_path_beside
+from slmtui.stories.tokens import pack_token
 
 
 @pytest.fixture
@@ -72,14 +75,6 @@ def test_title_defaults_to_opening_words(store: StoryStore) -> None:
     assert store.rename_story(story.id, "Storm").title == "Storm"
     assert store.rename_story(story.id, "").title == "The wind rose over the grey…"
     assert store.create_story(title="Given").title_is_set
-
-
-def test_default_title_trims_to_a_word() -> None:
-    assert default_title("Short one.") == "Short one."
-    assert default_title("One, two, three, four, five, six, seven") == "One, two, three, four, five, six…"
-    long = default_title(" ".join(["abcdefghijklmnop"] * 6))
-    assert len(long) <= 61 and long.endswith("p…")
-    assert default_title("   \n ") == "Untitled"
 
 
 def test_undo_redo_retry_and_siblings_keep_everything(store: StoryStore) -> None:
@@ -214,9 +209,9 @@ def _damaged(tmp_path: Path, kind: str) -> Path:
 @pytest.mark.parametrize(("kind", "reason"), [("random bytes", "file is not a database"),
                                               ("passages dropped", "the passages table is missing"),
                                               ("a folder", "it is a folder")])
-def test_damage_is_found_at_open_and_the_file_left_as_it_was(tmp_path: Path, kind: str, reason: str) -> None:
-    from slmtui.stories import DamagedStoreError
 
+
+def test_damage_is_found_at_open_and_the_file_left_as_it_was(tmp_path: Path, kind: str, reason: str) -> None:
     path = _damaged(tmp_path, kind)
     before = sorted((p.name, p.read_bytes() if p.is_file() else None) for p in tmp_path.rglob("*"))
     with pytest.raises(DamagedStoreError) as e:
@@ -226,8 +221,6 @@ def test_damage_is_found_at_open_and_the_file_left_as_it_was(tmp_path: Path, kin
 
 
 def test_a_fresh_database_goes_beside_the_damaged_one_and_is_reused(tmp_path: Path) -> None:
-    from slmtui.stories import fresh_path_beside
-
     damaged = _damaged(tmp_path, "random bytes")
     first = fresh_path_beside(damaged)
     assert first == tmp_path / "stories-2.db" and not first.exists()
@@ -253,21 +246,6 @@ def test_someone_elses_database_is_refused(tmp_path: Path) -> None:
         conn.execute("CREATE TABLE invoices (id INTEGER)")
     with pytest.raises(SlmError, match="not slmtui"):
         StoryStore(path)
-
-
-def test_exports(store: StoryStore) -> None:
-    s = store.create_story(title="The *Storm*", model="tiny").id
-    u = store.add_passage(s, parent_id=None, author="user", text="It was dark.\n\n# Then ")
-    m = store.add_passage(s, parent_id=u.id, author="model", text="the rain came_down.", sampling={"top_k": 40})
-    store.add_passage(s, parent_id=m.id, author="model", text=" Lost.")
-    store.undo(s)  # the export follows the current path only
-
-    assert store.export_text(s) == "It was dark.\n\n# Then the rain came_down."
-    md = store.export_markdown(s)
-    assert md.startswith("# The \\*Storm\\*\n")
-    assert "model `tiny`" in md and "top_k 40" in md
-    assert "**It was dark.**\n\n**\\# Then** the rain came\\_down." in md
-    assert "Lost" not in md
 
 
 @st.composite
@@ -331,14 +309,25 @@ def test_passages_is_the_whole_tree_in_sibling_order(store: StoryStore) -> None:
         store.passages(9999)
 
 
-def test_export_by_format_and_to_the_exports_folder(store: StoryStore) -> None:
-    from slmtui.stories import export_story
+def test_edit_keeps_the_original_as_a_sibling(store: StoryStore) -> None:
+    story = store.create_story()
+    a = store.add_passage(story.id, parent_id=None, author="user", text="Once")
+    b = store.add_passage(story.id, parent_id=a.id, author="model", text=" a door", tokens=pack_token(0, 2, 1, 1.0, []))
+    c = store.add_passage(story.id, parent_id=b.id, author="user", text=" opened")
+    edited = store.edit_passage(b.id, " a gate")
+    assert [p.text for p in store.siblings(b.id)] == [" a door", " a gate"]
+    assert store.get_passage(b.id).tokens and not edited.tokens  # the original keeps its tokens
+    assert store.children(b.id) == [store.get_passage(c.id)]
+    assert store.story_text(story.id) == "Once a gate"
 
-    story = store.create_story(title="Owls *at* sea")
-    store.add_passage(story.id, parent_id=None, author="user", text="The owl")
-    assert store.export(story.id, "txt") == "The owl"
-    assert store.export(story.id, "md") == store.export_markdown(story.id)
-    with pytest.raises(SlmError, match="unknown export format"):
-        store.export(story.id, "pdf")
-    path = export_story(store, story.id, "md")
-    assert path.name == f"owls-at-sea-{story.id}.md" and path.read_text() == store.export_markdown(story.id)
+
+def test_bookmarks_move_by_name_and_go_with_their_passage(store: StoryStore) -> None:
+    story = store.create_story()
+    a = store.add_passage(story.id, parent_id=None, author="user", text="Once")
+    b = store.add_passage(story.id, parent_id=a.id, author="model", text=" more")
+    store.set_bookmark(story.id, a.id, "start")
+    store.set_bookmark(story.id, b.id, "start")
+    assert [(x.name, x.passage_id) for x in store.bookmarks(story.id)] == [("start", b.id)]
+    store.delete_story(story.id)
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM bookmarks").fetchone()[0] == 0

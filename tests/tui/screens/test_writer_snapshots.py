@@ -7,13 +7,13 @@ context, fixed token probabilities for token view, the cursor not blinking, time
 from __future__ import annotations
 
 from slmtui.engine.generate import Alternative
-from slmtui.stories import StoryStore
+from slmtui.stories.store import StoryStore
 from slmtui.tui.app import SlmApp
 from slmtui.tui.widgets.history_panel import HistoryPanel
 from slmtui.tui.widgets.prompt_box import PromptBox
 from slmtui.writing.stream import TokenMark
 from slmtui.tui.screens.writer import WriterScreen
-from slmtui.writing.session import ActiveModel
+from slmtui.writing.records import ActiveModel
 
 from tui_helpers import default_settings, wait_for
 

@@ -1,4 +1,5 @@
-"""`slmtui stories export ID -o PATH`: regular files only, an existing one replaced only with --force.
+"""`slmtui stories` (slmtui/stories/cli.py): list and export headless; `export ID -o PATH` writes regular files
+only, an existing one replaced only with --force.
 
 Each refusal exits 2 with one line on stderr, and the folder around PATH is byte-identical afterwards
 (tests/fs_snapshot.py: link targets, file kinds, inodes), so a link, FIFO or device node is never swapped
@@ -7,6 +8,7 @@ for a plain file.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from collections.abc import Callable
@@ -16,14 +18,14 @@ import pytest
 
 from slmtui.cli import main
 from slmtui.core import paths
-from slmtui.stories import StoryStore
+from slmtui.stories.store import StoryStore
 from tests.fs_snapshot import assert_unchanged, snapshot
+
 
 STORY = "# Dorothy walked down the road"
 
 
-@pytest.fixture
-def story_id() -> int:
+def saved_story() -> int:
     with StoryStore(paths.stories_db()) as store:
         story = store.create_story(model="tiny")
         root = store.add_passage(story.id, parent_id=None, author="user", text="Dorothy walked down the road")
@@ -31,9 +33,25 @@ def story_id() -> int:
         return story.id
 
 
+@pytest.fixture
+def story_id() -> int:
+    return saved_story()
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def export(capsys: pytest.CaptureFixture[str], story_id: int, target: Path | str, *extra: str) -> tuple[int, str]:
     code = main(["stories", "export", str(story_id), "-o", str(target), *extra])
     return code, capsys.readouterr().err
+
+
+def one_error(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code, _, err = run(capsys, *argv)
+    return code, err
 
 
 def assert_refused(code: int, err: str, words: str) -> None:
@@ -41,6 +59,28 @@ def assert_refused(code: int, err: str, words: str) -> None:
     assert "Traceback" not in err
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("slmtui: error: ") and words in lines[0], err
+
+
+def test_stories_list_and_export(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert run(capsys, "stories", "list")[1].startswith("no stories yet")
+    story_id = saved_story()
+    code, out, _ = run(capsys, "stories", "list", "--json")
+    assert code == 0 and json.loads(out)[0]["title"] == "Dorothy walked down the road"
+    code, out, _ = run(capsys, "stories", "export", str(story_id), "--format", "txt")
+    assert (code, out) == (0, "Dorothy walked down the road and met a lion.\n")
+    code, out, _ = run(capsys, "stories", "export", str(story_id))
+    assert code == 0 and "**Dorothy walked down the road** and met a lion." in out
+    target = tmp_path / "story.md"
+    assert run(capsys, "stories", "export", str(story_id), "-o", str(target))[0] == 0
+    assert target.read_text().startswith("# Dorothy walked down the road")
+
+
+def test_stories_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert_refused(*one_error(capsys, "stories", "export", "1"), "no stories yet")
+    saved_story()
+    assert_refused(*one_error(capsys, "stories", "export", "99"), "no story with id 99")
+    assert_refused(*one_error(capsys, "stories"), "required")
+    assert_refused(*one_error(capsys, "stories", "export", "x"), "invalid int value")
 
 
 def _link_to_file(t: Path) -> Path:

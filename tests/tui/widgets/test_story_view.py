@@ -7,7 +7,8 @@ from textual.app import App, ComposeResult
 from textual.geometry import Offset
 from textual.selection import Selection
 
-from slmtui.tui.widgets.story_view import Shown, StoryView, printable, wrap_offsets
+from slmtui.tui.widgets.story_view import Shown, StoryView
+from slmtui.tui.widgets.text_lines import printable, wrap_offsets
 
 pytestmark = pytest.mark.anyio
 
