@@ -306,6 +306,26 @@ class _Searcher:
         return best
 
 
+    def every(self, entry: LoreEntry, key: LoreKey, text: str, pos: int = 0) -> list[tuple[int, int]]:
+        """Every match of the key in ``text`` from ``pos`` on ([] for a key skipped for its time)."""
+        spans: list[tuple[int, int]] = []
+        span = self.find(entry, key, text, pos)
+        while span:  # one search per match keeps each regex search under the timeout on its own
+            spans.append(span)
+            span = self.find(entry, key, text, span[1])
+        return spans
+
+
+def key_spans(inserted: Sequence[Inserted], story: str, start: int = 0) -> list[tuple[int, int, int]]:
+    """Where the keys of the entries put in occur in the story from ``start`` on (the scanned tail, or the part
+    on screen), as (start, end, entry index) sorted by position: what a story view marks quietly. Overlapping
+    matches are all listed; a regex key that runs out of time is left unmarked."""
+    search = _Searcher()
+    found = [(s, e, item.index) for item in inserted for key in item.entry.compiled_keys
+             for s, e in search.every(item.entry, key, story, start)]
+    return sorted(set(found))
+
+
 def _pick(spans: Iterator[tuple[int, int]], last: bool) -> tuple[int, int] | None:
     if not last:
         return next(spans, None)

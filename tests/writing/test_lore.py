@@ -18,7 +18,7 @@ from slmtui.engine.modeldir import TOKENIZER, bundled_default, read_model_info
 from slmtui.engine.tokenizer import Tokenizer
 from slmtui.stories.lorebook import MAX_ENTRIES, MAX_KEYS, MAX_TEXT_CHARS, LoreEntry, parse_key
 from slmtui.writing.lore import (LORE_LIMITS, LoreContext, LoreSettings, activate, build_lore, entry_block, fit_lore,
-                                 scan_start)
+                                 key_spans, scan_start)
 
 
 def E(title: str, *keys: str, text: str | None = None, enabled: bool = True, always: bool = False) -> LoreEntry:
@@ -243,6 +243,16 @@ def test_lore_ids_are_what_encoding_the_lore_text_gives(texts: list[str], which:
     result = fit_lore(entries, tok, budget=10_000, story="k")
     assert len(result.inserted) == sum(1 for t in texts if t.strip())
     assert result.ids == tok.encode(result.text)
+
+
+def test_key_spans_mark_every_key_of_the_entries_put_in(byte_tokenizer: Tokenizer) -> None:
+    entries = [E("Ann", "Ann", "/Annie?s?/", text="Ann."), E("Bob", "Bob", text="Bob."), E("Cy", "Cy", text="")]
+    story = "Bob saw Ann. Annies and ANN, and Cy. Bob!"
+    result = fit_lore(entries, byte_tokenizer, budget=100, story=story)
+    assert titles(result) == ["Ann", "Bob"]
+    assert key_spans(result.inserted, story) == [
+        (0, 3, 1), (8, 11, 0), (13, 19, 0), (24, 27, 0), (37, 40, 1)], "Cy, left out, is not marked"
+    assert key_spans(result.inserted, story, start=20) == [(24, 27, 0), (37, 40, 1)]
 
 
 # --- settings ------------------------------------------------------------------------------------------------
