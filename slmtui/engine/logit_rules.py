@@ -34,7 +34,7 @@ from itertools import product
 import numpy as np
 import torch
 
-from slmtui.engine.errors import SlmError
+from slmtui.core.errors import SlmError
 from slmtui.engine.tokenizer import Tokenizer
 
 

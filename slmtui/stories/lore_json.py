@@ -25,8 +25,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from slmtui.engine.atomic import write_regular_file
-from slmtui.engine.errors import SlmError
+from slmtui.core.atomic import write_regular_file
+from slmtui.core.errors import SlmError
 from slmtui.stories.lorebook import (BOOK_FIELDS, ENTRY_FIELDS, MAX_ENTRIES, MAX_EXTRA_DEPTH, LoreEntry, LoreError,
                                      Lorebook, json_value_problem, show)
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import regex
 
-from slmtui.engine.errors import SlmError
+from slmtui.core.errors import SlmError
 
 # Limits, each far above a real world's needs and sized so the worst case stays quick. With every one at its
 # maximum (tests/writing/test_lore.py::test_worst_case_is_quick, on a busy 2-core machine): building the 256

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from slmtui.engine.errors import SlmError
+from slmtui.core.errors import SlmError
 from slmtui.stories.lorebook import LoreEntry, LoreKey, show
 
 

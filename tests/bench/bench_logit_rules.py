@@ -33,9 +33,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
 from slmtui.engine import logit_rules as lr  # noqa: E402
-from slmtui.engine.modeldir import bundled_default, load_tokenizer, read_model_info  # noqa: E402
-from slmtui.engine.paths import BUNDLED_CORPUS_DIR  # noqa: E402
-from slmtui.engine.sampling import Sampling, apply_repetition_penalty_rows, filter_logits  # noqa: E402
+from slmtui.core.model_catalog import bundled_default  # noqa: E402
+from slmtui.engine.model_io import load_tokenizer  # noqa: E402
+from slmtui.core.model_folder import read_model_info  # noqa: E402
+from slmtui.core.paths import BUNDLED_CORPUS_DIR  # noqa: E402
+from slmtui.core.sampling import Sampling  # noqa: E402
+from slmtui.engine.sampling import apply_repetition_penalty_rows, filter_logits  # noqa: E402
 
 PHRASES = ("suddenly", "once upon a time", "Peter Pan", "the dark", "shivered", "a chill ran down",
            "Captain Hook", "never again", "little", "Wendy said")

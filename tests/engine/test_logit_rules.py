@@ -14,7 +14,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from slmtui.engine.errors import SlmError
+from slmtui.core.errors import SlmError
 from slmtui.engine.logit_rules import (
     FLOAT32_MAX,
     RULE_FIELDS,
@@ -42,8 +42,11 @@ from slmtui.engine.logit_rules import (
     xtc_fires,
     xtc_protected,
 )
-from slmtui.engine.modeldir import bundled_default, load_tokenizer, read_model_info
-from slmtui.engine.sampling import Sampling, draw, filter_candidates, filter_logits, top_candidates
+from slmtui.core.model_catalog import bundled_default
+from slmtui.engine.model_io import load_tokenizer
+from slmtui.core.model_folder import read_model_info
+from slmtui.core.sampling import Sampling
+from slmtui.engine.sampling import draw, filter_logits, top_candidates
 from slmtui.engine.tokenizer import Tokenizer
 from tests.engine.reference_logit_rules import (
     banned_reference,
@@ -473,7 +476,7 @@ def test_the_shipped_model_never_writes_a_banned_phrase(default_tokenizer: Token
     """The rules wired by hand around the shipped model (the Generator does not call them yet): phrases it
     writes in nearly every continuation, one of them two words, never appear once banned."""
     from slmtui.engine.decoder import Decoder
-    from slmtui.engine.modeldir import load_model_dir
+    from slmtui.engine.model_io import load_model_dir
 
     model = load_model_dir(bundled_default()).model
     tok = default_tokenizer

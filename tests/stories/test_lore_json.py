@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slmtui.engine.errors import SlmError
+from slmtui.core.errors import SlmError
 from slmtui.stories.lore_json import (FORMAT, MAX_FILE_BYTES, VERSION, lore_from_data, lore_from_json, lore_to_data,
                                       lore_to_json, read_lore_bytes, read_lore_file, write_lore_file)
 from slmtui.stories.lorebook import MAX_ENTRIES, MAX_KEYS, MAX_TEXT_CHARS, LoreEntry, Lorebook

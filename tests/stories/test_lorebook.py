@@ -9,7 +9,7 @@ from dataclasses import FrozenInstanceError, replace
 
 import pytest
 
-from slmtui.engine.errors import SlmError
+from slmtui.core.errors import SlmError
 from slmtui.stories.lorebook import (MAX_ENTRIES, MAX_KEY_CHARS, MAX_KEYS, MAX_TEXT_CHARS, MAX_TITLE_CHARS, KeyProblem,
                                      LoreEntry, LoreError, Lorebook, parse_key, show)
 

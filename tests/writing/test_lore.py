@@ -13,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from slmtui.engine.errors import SlmError
-from slmtui.engine.modeldir import TOKENIZER, bundled_default, read_model_info
+from slmtui.core.errors import SlmError
+from slmtui.core.model_folder import TOKENIZER, read_model_info
+from slmtui.core.model_catalog import bundled_default
 from slmtui.engine.tokenizer import Tokenizer
 from slmtui.stories.lorebook import MAX_ENTRIES, MAX_KEYS, MAX_TEXT_CHARS, LoreEntry, parse_key
 from slmtui.writing.lore import (LORE_LIMITS, LoreContext, LoreSettings, activate, build_lore, entry_block, fit_lore,
