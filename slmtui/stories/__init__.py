@@ -13,16 +13,5 @@ The package's modules, each with one job: records.py (Story, Passage, Bookmark, 
 schema.py (the migrations), tokens.py (a passage's tokens packed as JSON lines), store.py (StoryStore: opening,
 transactions, stories, passages, the moves along the tree, bookmarks, whole-tree imports), export.py (Markdown and
 text, the export file), json_io.py (the whole tree as JSON, and its checked import), cli.py (``slmtui stories``).
-The names below are the package's face to the app and the writing session.
+Each name is imported from the module that defines it; this package imports nothing itself.
 """
-
-from slmtui.stories.export import export_story, exports_dir, slug
-from slmtui.stories.records import (AUTHORS, EXPORT_FORMATS, TITLE_MAX_CHARS, TITLE_WORDS, UNTITLED, Author, Bookmark,
-                                    Passage, Story, default_title)
-from slmtui.stories.schema import MIGRATIONS, SCHEMA_VERSION
-from slmtui.stories.store import DamagedStoreError, StoryStore, fresh_path_beside
-from slmtui.stories.tokens import TokenTuple, pack_token, unpack_tokens
-
-__all__ = ["AUTHORS", "EXPORT_FORMATS", "MIGRATIONS", "SCHEMA_VERSION", "TITLE_MAX_CHARS", "TITLE_WORDS", "UNTITLED",
-           "Author", "Bookmark", "DamagedStoreError", "Passage", "Story", "StoryStore", "TokenTuple", "default_title",
-           "export_story", "exports_dir", "fresh_path_beside", "pack_token", "slug", "unpack_tokens"]
