@@ -21,6 +21,8 @@ from slmtui import __version__
 from slmtui.stories.cli import add_stories_parser
 from slmtui.core.devices import DEVICE_CHOICES
 from slmtui.core.errors import SlmError
+from slmtui.core.user_input import (MAX_PROMPT_BYTES, MAX_TEXT_FILE_BYTES, check_regular_file, read_file_text,
+                                     read_stream_text)
 from slmtui.core.sampling import FIELDS, Sampling, SamplingField
 from slmtui.format import params
 from trainer.config import before_after
@@ -296,7 +298,7 @@ def _sampling_from_args(args: argparse.Namespace) -> Sampling:
 def _read_prompt(prompt: str) -> str:
     if prompt != "-":
         return prompt  # "" is allowed: the story starts from nothing
-    text = sys.stdin.read()
+    text = read_stream_text(sys.stdin.buffer, limit=MAX_PROMPT_BYTES, what="a prompt")
     if not text.strip():
         raise SlmError("the prompt on standard input is empty (pass '' to start from nothing)")
     return text
@@ -304,12 +306,7 @@ def _read_prompt(prompt: str) -> str:
 
 def _read_text(path: Path) -> str:
     """The file's bytes as they are, decoded: read_text() would turn CRLF into LF, which is not --raw."""
-    try:
-        return path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise SlmError(f"{path} is not UTF-8 text (byte {e.start})") from e
-    except OSError as e:
-        raise SlmError(f"cannot read {path}: {e.strerror or e}") from e
+    return read_file_text(path, limit=MAX_TEXT_FILE_BYTES, what="a text to score")
 
 
 def _read_as_trainer(path: Path) -> str:
@@ -318,7 +315,7 @@ def _read_as_trainer(path: Path) -> str:
     except ImportError as e:
         raise SlmError("reading text as the trainer does needs the trainer package, which is not installed "
                        "here: add --raw to score the bytes as they are", exit_code=1) from e
-    return read_text_file(path)
+    return read_text_file(check_regular_file(path, limit=MAX_TEXT_FILE_BYTES, what="a text to score"))
 
 
 def _load(args: argparse.Namespace) -> LoadedModel:

@@ -150,6 +150,21 @@ def full_state(**changes: object) -> dict[str, object]:
     return {**state, **changes}
 
 
+def fifo(name: str) -> Setup:
+    """A named pipe nobody writes to: a reader that opened it as a file would wait forever."""
+    return lambda env: os.mkfifo(env.tmp / name)
+
+
+def sparse_file(name: str, size: int) -> Setup:
+    """A file of ``size`` bytes that takes no disk (a hole): its size alone is over a bound."""
+
+    def setup(env: Env) -> None:
+        with open(env.tmp / name, "wb") as f:
+            f.truncate(size)
+
+    return setup
+
+
 def text_file(name: str, data: bytes) -> Setup:
     def setup(env: Env) -> None:
         (env.tmp / name).write_bytes(data)
@@ -179,6 +194,22 @@ CASES: dict[str, Case] = {
     "eval: missing file": Case("slmtui", ["eval", "{tmp}/none.txt", "--model", "tiny"], "cannot read"),
     "eval: not UTF-8": Case("slmtui", ["eval", "{tmp}/latin.txt", "--model", "tiny"], "not UTF-8",
                             text_file("latin.txt", "Caf\u00e9 na\u00efve".encode("latin-1"))),
+    "eval: /dev/zero": Case("slmtui", ["eval", "/dev/zero", "--model", "tiny"], "/dev/zero is not a regular file"),
+    "eval --raw: /dev/zero": Case("slmtui", ["eval", "/dev/zero", "--raw", "--model", "tiny"],
+                                  "/dev/zero is not a regular file"),
+    "eval: a FIFO": Case("slmtui", ["eval", "{tmp}/pipe", "--model", "tiny"], "is not a regular file", fifo("pipe")),
+    "eval --raw: a FIFO": Case("slmtui", ["eval", "{tmp}/pipe", "--raw", "--model", "tiny"], "is not a regular file",
+                               fifo("pipe")),
+    "eval: a file over 256 MiB": Case("slmtui", ["eval", "{tmp}/huge.txt", "--model", "tiny"],
+                                      "is larger than 256 MiB", sparse_file("huge.txt", (256 << 20) + 1)),
+    "eval: a folder as a file": Case("slmtui", ["eval", "{tmp}", "--model", "tiny"], "is a folder"),
+    "stories import: /dev/zero": Case("slmtui", ["stories", "import", "/dev/zero"], "/dev/zero is not a regular file"),
+    "stories import: a FIFO": Case("slmtui", ["stories", "import", "{tmp}/pipe"], "is not a regular file",
+                                   fifo("pipe")),
+    "stories import: a folder": Case("slmtui", ["stories", "import", "{tmp}"], "is a folder"),
+    "stories import: missing": Case("slmtui", ["stories", "import", "{tmp}/none.json"], "No such file or directory"),
+    "stories import: not UTF-8": Case("slmtui", ["stories", "import", "{tmp}/latin.json"], "not UTF-8",
+                                      text_file("latin.json", "{\"title\": \"Caf\u00e9\"}".encode("latin-1"))),
     "models: unknown device": Case("slmtui", ["--device", "tpu", "models"], "invalid choice: 'tpu'"),
     # --- model folders, each kind of damage (generate loads the model)
     "model.toml: n_head = 2.0": Case("slmtui", GEN, "n_head must be an integer, got 2.0", model_toml("model", n_head=2.0)),
@@ -252,7 +283,7 @@ CASES: dict[str, Case] = {
 }
 
 # These run again as real processes: what a user sees, with nothing between main() and the terminal.
-SUBPROCESS = ["model.toml: n_head = 2.0", "model.toml: vocab_size too large for memory", "stories list: random bytes",
+SUBPROCESS = ["eval: a FIFO", "stories import: a FIFO", "model.toml: n_head = 2.0", "model.toml: vocab_size too large for memory", "stories list: random bytes",
               "generate: SLMTUI_HOME is a file", "slm-train: --resume on random bytes", "slm-train: SLMTUI_HOME is a file"]
 
 

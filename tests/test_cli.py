@@ -130,7 +130,7 @@ def test_eval_text_too_short(capsys: pytest.CaptureFixture[str], tiny_model_dir:
 
 
 def test_empty_prompt_on_stdin(capsys: pytest.CaptureFixture[str], tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys, "stdin", io.StringIO("  \n"))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"  \n")))
     assert_usage_error(run(capsys, "generate", "-", "--model", "tiny"), "the prompt on standard input is empty")
 
 
@@ -213,7 +213,7 @@ def test_generate_with_a_seed_takes_the_exact_path_unless_told(
 def test_generate_reads_the_prompt_from_stdin(
     capsys: pytest.CaptureFixture[str], tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sys, "stdin", io.StringIO("Once upon a time"))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"Once upon a time")))
     piped = run(capsys, "generate", "-", *GEN[2:], "--seed", "4")
     assert piped == run(capsys, *GEN, "--seed", "4")
 
@@ -380,3 +380,25 @@ def test_python_m_slmtui_in_a_real_process(capsys: pytest.CaptureFixture[str], t
     assert bad.returncode == 2
     assert bad.stdout == ""
     assert bad.stderr == "slmtui: error: no model named 'nope'; models: tiny, default\n"
+
+
+@pytest.mark.parametrize("source", ["yes", "/dev/zero"])
+def test_a_prompt_on_stdin_that_never_ends_is_refused_at_once(tiny_model_dir: Path, source: str) -> None:
+    """`yes | slmtui generate -` and `generate - < /dev/zero` once grew to many GB and never ended: the prompt
+    is read with a bound (core/user_input.MAX_PROMPT_BYTES), one byte past it and the command stops."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    argv = [sys.executable, "-m", "slmtui", "generate", "-", "--model", "tiny", "--max-new-tokens", "5"]
+    if source == "yes":
+        feeder = subprocess.Popen(["yes"], stdout=subprocess.PIPE)
+        try:
+            done = subprocess.run(argv, cwd=REPO, env=env, stdin=feeder.stdout, capture_output=True, text=True,
+                                  timeout=60)
+        finally:
+            feeder.kill()
+            feeder.wait()
+    else:
+        with open("/dev/zero", "rb") as zero:
+            done = subprocess.run(argv, cwd=REPO, env=env, stdin=zero, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == "slmtui: error: standard input holds more than 1 MiB, the most a prompt may be\n"

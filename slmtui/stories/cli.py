@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from slmtui.core.errors import SlmError
+from slmtui.core.user_input import MAX_IMPORT_BYTES, read_file_text
 
 
 def add_stories_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -85,10 +86,8 @@ def _cmd_stories_import(args: argparse.Namespace) -> int:
     from slmtui.stories.store import StoryStore
     from slmtui.stories.json_io import import_json, read_json
 
-    try:  # check the file before the database is made or opened: a bad file writes nothing anywhere
-        read_json(args.file.read_text(encoding="utf-8"), str(args.file))
-    except (OSError, UnicodeDecodeError) as e:
-        raise SlmError(f"cannot read {args.file}: {getattr(e, 'strerror', None) or e}", exit_code=2) from e
+    # Check the file before the database is made or opened: a bad file writes nothing anywhere.
+    read_json(read_file_text(args.file, limit=MAX_IMPORT_BYTES, what="a story file"), str(args.file))
     with StoryStore(paths.stories_db()) as store:
         story = import_json(store, args.file)
     print(f"imported story {story.id}: {story.title}")

@@ -18,6 +18,7 @@ from typing import Any
 
 from slmtui.core.atomic import write_regular_file
 from slmtui.core.errors import SlmError
+from slmtui.core.user_input import MAX_IMPORT_BYTES, read_file_text
 from slmtui.stories.export import exports_dir, slug
 from slmtui.stories.records import AUTHORS, Bookmark, Passage, Story
 from slmtui.stories.store import StoryStore
@@ -169,10 +170,7 @@ def _pack(tokens: Any, pid: int) -> str:
 
 def import_json(store: StoryStore, path: Path) -> Story:
     """Read ``path`` and add it as a new story; nothing is written unless the whole file is good."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise SlmError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}", exit_code=2) from e
+    text = read_file_text(path, limit=MAX_IMPORT_BYTES, what="a story file")
     story, passages, bookmarks = read_json(text, str(path))
     return store.insert_tree(story, passages, bookmarks)
 

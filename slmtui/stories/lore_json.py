@@ -20,13 +20,12 @@ object, nesting deeper than ``MAX_EXTRA_DEPTH``, an invalid regex, a key that wo
 from __future__ import annotations
 
 import json
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
 from slmtui.core.atomic import write_regular_file
 from slmtui.core.errors import SlmError
+from slmtui.core.user_input import read_file_bytes
 from slmtui.stories.lorebook import (BOOK_FIELDS, ENTRY_FIELDS, MAX_ENTRIES, MAX_EXTRA_DEPTH, LoreEntry, LoreError,
                                      Lorebook, json_value_problem, show)
 
@@ -204,34 +203,7 @@ def read_lore_file(path: Path) -> Lorebook:
     most ``MAX_FILE_BYTES`` holding a valid lorebook. Reads at most one byte past the limit, so a FIFO, a device
     or an endless stream is never read on; opened without blocking, so a FIFO is refused, not waited on."""
     path = Path(path).expanduser()
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError as e:
-        raise SlmError(f"{path} does not exist") from e
-    except IsADirectoryError as e:
-        raise SlmError(f"{path} is a folder: give a lore file (.json)") from e
-    except OSError as e:
-        raise SlmError(f"cannot read {path}: {e.strerror or e}") from e
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise SlmError(f"{path} is a folder: give a lore file (.json)")
-        if not stat.S_ISREG(mode):
-            raise SlmError(f"{path} is not a regular file (a FIFO, device or socket): a lore file is read only "
-                           f"from a regular file")
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_FILE_BYTES:
-            chunk = os.read(fd, min(1 << 20, MAX_FILE_BYTES + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as e:
-        raise SlmError(f"cannot read {path}: {e.strerror or e}") from e
-    finally:
-        os.close(fd)
-    return read_lore_bytes(b"".join(chunks), str(path))
+    return read_lore_bytes(read_file_bytes(path, limit=MAX_FILE_BYTES, what="a lore file (.json)"), str(path))
 
 
 def write_lore_file(path: Path, book: Lorebook, *, replace: bool = False) -> Path:

@@ -193,7 +193,7 @@ def test_a_file_is_written_atomically_replaced_only_when_asked_and_read_back(tmp
 
 
 def test_reading_refuses_what_is_not_a_regular_file(tmp_path: Path) -> None:
-    with pytest.raises(SlmError, match="does not exist$"):
+    with pytest.raises(SlmError, match="No such file or directory$"):
         read_lore_file(tmp_path / "missing.json")
     with pytest.raises(SlmError, match="is a folder"):
         read_lore_file(tmp_path)
