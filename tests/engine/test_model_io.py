@@ -151,6 +151,19 @@ def test_nan_weights(tiny_model_dir: Path) -> None:
         load_model_dir(tiny_model_dir)
 
 
+def test_infinite_weights_and_huge_finite_ones(tiny_model_dir: Path) -> None:
+    """The quick check sums each tensor: a sum of finite values can overflow, and such a model still loads."""
+    weights = tiny_model_dir / WEIGHTS
+    state = load_file(str(weights))
+    state["lm_head.weight"][:] = 3e38  # finite in float32; the float32 sum of the tensor is inf
+    save_file(state, str(weights))
+    assert load_model_dir(tiny_model_dir).model.lm_head.weight.max().item() == pytest.approx(3e38)
+    state["lm_head.weight"][1, 2] = float("-inf")
+    save_file(state, str(weights))
+    with pytest.raises(SlmError, match="lm_head.weight holds NaN or infinite values"):
+        load_model_dir(tiny_model_dir)
+
+
 def test_vocab_mismatch_between_tokenizer_and_config(tiny_model_dir: Path) -> None:
     edit_toml(tiny_model_dir, lambda m: m["model"].update(vocab_size=200))
     with pytest.raises(SlmError) as e:
