@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     arch.add_argument("--zero-init-proj", action=argparse.BooleanOptionalAction, default=None,
                       help="start the blocks' output projections at zero")
     arch.add_argument("--logit-softcap", type=float, metavar="CAP", help="logits = CAP * tanh(logits / CAP); 0 = off")
+    arch.add_argument("--unet-skips", action=argparse.BooleanOptionalAction, default=None,
+                      help="the first half's block outputs feed the second half's inputs, learned weights")
+    arch.add_argument("--embed-skips", action=argparse.BooleanOptionalAction, default=None,
+                      help="every block's input mixes in the embedding, learned weights")
     opt = p.add_argument_group("optimisation overrides")
     for flag, kind in (("--batch-size", int), ("--lr", float), ("--warmup-steps", int), ("--weight-decay", float),
                        ("--grad-clip", float), ("--eval-interval", int), ("--patience", int),
@@ -100,7 +104,8 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         out = paths.models_dir() / name
     model = recipe.model
     arch = {k: getattr(args, k) for k in ("block_size", "n_layer", "n_head", "n_embd", "dropout", "tie_embeddings",
-                                          "pos_emb", "norm", "qk_norm", "mlp", "zero_init_proj", "logit_softcap")
+                                          "pos_emb", "norm", "qk_norm", "mlp", "zero_init_proj", "logit_softcap",
+                                          "unet_skips", "embed_skips")
             if getattr(args, k) is not None}
     init_from = parent = None
     if args.init_from and not args.resume:

@@ -3,7 +3,8 @@ estimates and the trainer's settings read it without loading torch; ``slmtui.eng
 
 The original blocks (learned positions, LayerNorm, GELU, tied or untied head) are the defaults, so every model folder
 written before the options existed loads unchanged. The options are the modern small-GPT recipe (modded-nanogpt):
-rotary positions, RMSNorm, QK-norm, ReLU² MLP, zero-initialised output projections, logit soft-capping.
+rotary positions, RMSNorm, QK-norm, ReLU² MLP, zero-initialised output projections, logit soft-capping,
+U-net skips between blocks and skips from the embedding.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ class GPTConfig:
     """Start every residual output projection (attention's and the MLP's c_proj) at zero: each block starts as identity."""
     logit_softcap: float = 0.0
     """Logits become cap * tanh(logits / cap) (Gemma 2, modded-nanogpt); 0 is off."""
+    unet_skips: bool = False
+    """U-net skips (modded-nanogpt): the outputs of the first n_layer // 2 blocks are added, each with a learned
+    weight, to the inputs of the last n_layer // 2 blocks, the first to the last; deep blocks see early features."""
+    embed_skips: bool = False
+    """Each block's input mixes the residual stream with the embedding: lambda_0 * x + lambda_1 * x0, both learned
+    (starting at 1 and 0, the plain stream) (modded-nanogpt's "value residual" of the embedding)."""
 
     def __post_init__(self) -> None:
         # Types first: model.toml is hand-editable, and `n_head = 2.0` must be named, not a TypeError deep in torch.
@@ -103,7 +110,7 @@ class GPTConfig:
 _FIELD_TYPES: dict[str, type] = {"vocab_size": int, "block_size": int, "n_layer": int, "n_head": int, "n_embd": int,
                                  "dropout": float, "bias": bool, "tie_embeddings": bool, "pos_emb": str,
                                  "rope_base": float, "norm": str, "qk_norm": bool, "mlp": str, "zero_init_proj": bool,
-                                 "logit_softcap": float}
+                                 "logit_softcap": float, "unet_skips": bool, "embed_skips": bool}
 assert set(_FIELD_TYPES) == {f.name for f in fields(GPTConfig)}
 
 

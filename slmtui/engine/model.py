@@ -194,6 +194,12 @@ class GPT(nn.Module):
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        # Scalars outside transformer.h, so Muon leaves them to AdamW (without weight decay: they are 1-D).
+        if config.unet_skips:
+            self.skip_weights = nn.Parameter(torch.ones(config.n_layer // 2))
+        if config.embed_skips:
+            self.stream_lambdas = nn.Parameter(torch.ones(config.n_layer))  # lambda_0: the stream, as it is
+            self.embed_lambdas = nn.Parameter(torch.zeros(config.n_layer))  # lambda_1: none of the embedding yet
         if config.tie_embeddings:
             # Weight tying (Press & Wolf 2017): one matrix embeds tokens and scores them.
             self.lm_head.weight = self.transformer.wte.weight
@@ -269,8 +275,7 @@ class GPT(nn.Module):
             x = x + self.transformer.wpe.weight[start : start + T]  # (T, C)
         x = self.transformer.drop(x)
         rope = self.rotary(start, T)
-        for i, block in enumerate(self.transformer.h):
-            x = block(x, cache, i, rope)
+        x = self.blocks(x, cache, rope)
         if cache is not None:
             cache.length += T
         x = self.transformer.ln_f(x)
@@ -283,6 +288,25 @@ class GPT(nn.Module):
         if hidden_only:
             return x, None
         return self.soft_cap(self.lm_head(x)), None
+
+    def blocks(self, x: torch.Tensor, cache: KVCache | None, rope: Rope | None) -> torch.Tensor:
+        """The residual stream through every block, with the config's skips (none in the original)."""
+        c = self.config
+        if not (c.unet_skips or c.embed_skips):
+            for i, block in enumerate(self.transformer.h):
+                x = block(x, cache, i, rope)
+            return x
+        x0, half, early = x, c.n_layer // 2, []
+        for i, block in enumerate(self.transformer.h):
+            if c.embed_skips:
+                x = self.stream_lambdas[i] * x + self.embed_lambdas[i] * x0
+            if c.unet_skips and i >= c.n_layer - half:
+                j = c.n_layer - 1 - i  # the early block this one mirrors: the last takes the first's output
+                x = x + self.skip_weights[j] * early[j]
+            x = block(x, cache, i, rope)
+            if c.unet_skips and i < half:
+                early.append(x)
+        return x
 
     def new_cache(self, batch_size: int = 1) -> KVCache:
         # The token embedding, not the head: a decoding path may swap the head for a module without .weight.

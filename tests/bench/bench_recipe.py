@@ -50,6 +50,9 @@ VARIANTS: dict[str, tuple[dict[str, object], dict[str, object]]] = {
     "ctx512": ({"block_size": 512}, {}),
     "v16k": ({"vocab_size": 16384}, {}),
     "dropout": ({"dropout": 0.1}, {}),
+    # the record's ideas (issue 19)
+    "unet": ({"unet_skips": True}, {}),
+    "embed_skips": ({"embed_skips": True}, {}),
 }
 
 

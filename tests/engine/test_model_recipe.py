@@ -25,7 +25,10 @@ OPTIONS = {
     "zero_init_proj": dict(zero_init_proj=True),
     "untied": dict(tie_embeddings=False),
     "softcap": dict(logit_softcap=15.0),
-    "all": dict(pos_emb="rope", norm="rmsnorm", qk_norm=True, mlp="relu2", zero_init_proj=True, logit_softcap=15.0),
+    "unet_skips": dict(unet_skips=True),
+    "embed_skips": dict(embed_skips=True),
+    "all": dict(pos_emb="rope", norm="rmsnorm", qk_norm=True, mlp="relu2", zero_init_proj=True, logit_softcap=15.0,
+                unet_skips=True, embed_skips=True),
 }
 TINY = replace(preset("tiny").model, block_size=32, tie_embeddings=True)
 
@@ -176,3 +179,38 @@ def test_the_decoders_own_head_applies_the_soft_cap() -> None:
     logits = Decoder(build_path(model, "bf16-mv")).start(ids)
     assert logits.abs().max() <= 2.0 + 1e-4
     assert torch.allclose(logits, full, atol=0.15)  # a bf16 head on inflated weights: close, not exact
+
+
+def test_the_skips_decode_exactly_with_the_cache_and_change_the_function() -> None:
+    """U-net and embedding skips with weights away from their start: the KV cache still equals recomputation,
+    and the same blocks without the skips compute something else (the skips are really in the path)."""
+    torch.manual_seed(3)
+    config = replace(TINY, n_layer=3, pos_emb="rope", unet_skips=True, embed_skips=True)
+    model = GPT(config).eval()
+    with torch.no_grad():
+        model.skip_weights.uniform_(-2, 2)
+        model.stream_lambdas.uniform_(-1, 1)
+        model.embed_lambdas.uniform_(-1, 1)
+    ids = torch.randint(0, 512, (1, 24))
+    cache = model.new_cache()
+    with torch.inference_mode():
+        full, _ = model(ids)
+        model(ids[:, :5], cache=cache)
+        for t in range(5, 24):
+            logits, _ = model(ids[:, t : t + 1], cache=cache)
+            assert torch.allclose(logits[0, -1], full[0, t], atol=1e-4), t
+        plain = GPT(replace(config, unet_skips=False, embed_skips=False)).eval()
+        plain.load_state_dict({k: v for k, v in model.state_dict().items() if k not in ("skip_weights", "stream_lambdas", "embed_lambdas")})
+        assert not torch.allclose(plain(ids)[0], full, atol=1e-3)
+    assert model.skip_weights.shape == (1,) and model.stream_lambdas.shape == model.embed_lambdas.shape == (3,)
+
+
+def test_the_skip_weights_train_with_adamw_and_no_decay() -> None:
+    from trainer.optim import hidden_matrices, make_optimizer
+
+    model = GPT(replace(TINY, unet_skips=True, embed_skips=True))
+    skips = [model.skip_weights, model.stream_lambdas, model.embed_lambdas]
+    assert not {id(p) for p in skips} & {id(p) for p in hidden_matrices(model)}
+    opt = make_optimizer(model, kind="muon", lr=1e-3, weight_decay=0.1, betas=(0.9, 0.95), device=torch.device("cpu"))
+    no_decay = [p for g in opt.param_groups if g["weight_decay"] == 0.0 for p in g["params"]]
+    assert all(any(p is q for q in no_decay) for p in skips)
