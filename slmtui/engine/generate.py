@@ -166,7 +166,7 @@ class Generator:
         sampling: SamplingSource | Sequence[SamplingSource],
         *,
         n: int = 1,
-        memory: str = "",
+        memory: str | Sequence[int] = "",
         should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[TokenEvent]:
         """Yield one event per new token of each of ``n`` continuations, tagged with its stream.
@@ -174,7 +174,8 @@ class Generator:
         ``sampling`` is one source for every stream, or one per stream (each its own length, stop strings,
         temperature...). Stream i draws with seed + i (the seed of its Sampling, or one drawn for the call),
         so its text replays alone with that seed. A stream ends at its max_new_tokens or a stop string;
-        ``should_stop()`` is asked before every token and ends them all. Each step reads every live stream's
+        ``should_stop()`` is asked before every token and ends them all. ``memory``: text, or the tokens the
+        model reads at the head of every window (the context builder's prefix: memory and lore). Each step reads every live stream's
         settings once, then its events come in stream order; a stream that has ended sends nothing more.
 
         On an exact path (``exact``, ``fp32-t``) stream i is token for token what a run of its own with
@@ -194,7 +195,7 @@ class Generator:
         sampling: SamplingSource | Sequence[SamplingSource],
         *,
         n: int,
-        memory: str,
+        memory: str | Sequence[int],
         should_stop: Callable[[], bool] | None,
     ) -> Iterator[TokenEvent]:
         """``stream``'s work, run with the decoding thread count set."""
@@ -207,13 +208,10 @@ class Generator:
         else:
             shared = sampling if callable(sampling) else _constant(sampling)
             sources = [shared] * n
-        ids = self.tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
-        if not ids:
-            # An empty page: start from the document separator, as the model saw between books.
-            eot = self.tokenizer.eot_token
-            ids = [eot] if eot is not None else self.tokenizer.encode("\n")
+        ids = start_ids(self.tokenizer, self.tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt))
         model = self._views[self.path_for(n)]
-        decoder = Decoder(model, memory=self.tokenizer.encode(memory) if memory else (), n=n)
+        prefix = (self.tokenizer.encode(memory) if memory else []) if isinstance(memory, str) else list(memory)
+        decoder = Decoder(model, memory=prefix, n=n)
         logits = decoder.start_rows(ids)
         streams = [_Stream(i, self.tokenizer.stream_decoder(), torch.Generator(device="cpu")) for i in range(n)]
         base_seed: int | None = None
@@ -339,6 +337,15 @@ class Generator:
         if text is None:
             text = self._texts[token_id] = self.tokenizer.token_text(token_id)
         return text
+
+
+def start_ids(tokenizer: Tokenizer, ids: list[int]) -> list[int]:
+    """What the model reads of a prompt: its tokens, or for an empty page the document separator, as the model
+    saw between books (the context builder, writing/context.py, shows the same)."""
+    if ids:
+        return ids
+    eot = tokenizer.eot_token
+    return [eot] if eot is not None else tokenizer.encode("\n")
 
 
 def _recent_tokens(stories: list[list[int]], block_size: int) -> torch.Tensor:

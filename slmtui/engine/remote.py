@@ -9,7 +9,7 @@ The child (``_child_main``, started with the ``spawn`` context: never a fork of 
 torch state) loads the same model folder on the same device and builds its own ``Generator`` (its own path
 calibrations of path and thread count). The protocol, one pickled tuple a message over a ``multiprocessing`` Pipe:
 
-    parent -> child   ("stream", prompt, sampling, n, memory)   ("sampling", s)   ("stop",)
+    parent -> child   ("stream", prompt, sampling, n, memory)   (prompt, memory: text or token ids)   ("sampling", s)   ("stop",)
                       ("path_for", n)   ("threads_for", n)       ("close",)
     child -> parent   ("ready", path)   ("tokens", [TokenEvent, ...])   ("done", after_stop)
                       ("answer", value)                              ("error", message)
@@ -273,7 +273,7 @@ class RemoteGenerator:
         sampling: SamplingSource,
         *,
         n: int = 1,
-        memory: str = "",
+        memory: str | Sequence[int] = "",
         should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[TokenEvent]:
         """``Generator.stream`` in the child: the same events, each with the Sampling it was drawn with.
@@ -284,10 +284,11 @@ class RemoteGenerator:
         if n < 1:
             raise SlmError(f"n must be at least 1, got {n}")
         source: Callable[[], Sampling] = sampling if callable(sampling) else (lambda: sampling)  # type: ignore[assignment,return-value]
-        return self._stream(prompt if isinstance(prompt, str) else list(prompt), source, n, memory, should_stop)
+        return self._stream(prompt if isinstance(prompt, str) else list(prompt), source, n,
+                            memory if isinstance(memory, str) else list(memory), should_stop)
 
     def _stream(
-        self, prompt: str | list[int], source: Callable[[], Sampling], n: int, memory: str,
+        self, prompt: str | list[int], source: Callable[[], Sampling], n: int, memory: str | list[int],
         should_stop: Callable[[], bool] | None,
     ) -> Iterator[TokenEvent]:
         conn = self._ensure()
@@ -433,7 +434,7 @@ def _serve(conn: Connection, generator: Any) -> None:
 
 
 def _serve_stream(conn: Connection, generator: Any, prompt: str | list[int], sampling: Sampling, n: int,
-                  memory: str) -> bool:
+                  memory: str | list[int]) -> bool:
     """One generation, its events sent in batches; False when the parent has gone (or asked to close)."""
     state = {"sampling": sampling, "stop": False, "gone": False}
     after_stop = 0

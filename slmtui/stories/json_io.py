@@ -1,9 +1,13 @@
 """A whole story tree as JSON: every passage (all branches), its sampling, model and tokens, the memory, the
-author's note and the bookmarks, so a story travels between machines and comes back the same tree.
+author's note, the bookmarks and the lorebook, so a story travels between machines and comes back the same tree.
 
 The file says what it is and which version of this format wrote it::
 
-    {"format": "slmtui-story", "version": 1, "story": {...}, "passages": [...], "bookmarks": [...]}
+    {"format": "slmtui-story", "version": 1, "story": {...}, "passages": [...], "bookmarks": [...],
+     "lore": {"format": "slmtui-lore", "version": 1, "entries": [...]}}
+
+``lore`` is the lore file's own object (stories/lore_json.py), so a world cut out of a story file is a lore file;
+it is optional on reading (files written before the lorebook have none) and checked whole like the rest.
 
 Passages come parents first, each with the id it had where it was exported; import gives them new ids in a
 new story. Reading checks everything before anything is written, and says the first problem in one line.
@@ -20,6 +24,8 @@ from slmtui.core.atomic import write_regular_file
 from slmtui.core.errors import SlmError
 from slmtui.core.user_input import MAX_IMPORT_BYTES, read_file_text
 from slmtui.stories.export import exports_dir, slug
+from slmtui.stories.lore_json import lore_from_data, lore_to_data
+from slmtui.stories.lorebook import Lorebook
 from slmtui.stories.records import AUTHORS, Bookmark, Passage, Story
 from slmtui.stories.store import StoryStore
 from slmtui.stories.tokens import pack_token, unpack_tokens
@@ -61,6 +67,7 @@ def export_json(store: StoryStore, story_id: int) -> str:
             for p in _parents_first(passages)
         ],
         "bookmarks": [{"name": b.name, "passage": b.passage_id} for b in store.bookmarks(story_id)],
+        "lore": lore_to_data(store.lore(story_id)),
     }
     return json.dumps(doc, ensure_ascii=False, indent=1) + "\n"
 
@@ -78,16 +85,22 @@ def _parents_first(passages: list[Passage]) -> list[Passage]:
     return out
 
 
-def read_json(text: str, source: str = "the file") -> tuple[Story, list[Passage], list[Bookmark]]:
+StoryFile = tuple[Story, list[Passage], list[Bookmark], Lorebook]
+"""What a story file holds: the story, its passages (parents first), its bookmarks and its lorebook."""
+
+
+def read_json(text: str, source: str = "the file") -> StoryFile:
     """Parse and check a story file; SlmError (exit 2) naming the first problem, before anything is written."""
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise SlmError(f"{source} is not JSON: {e.msg} at line {e.lineno}, column {e.colno}", exit_code=2) from e
     try:
-        return _read(doc)
+        story, passages, bookmarks = _read(doc)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise SlmError(f"{source} is not an slmtui story: {_say(e)}", exit_code=2) from e
+    lore = lore_from_data(doc["lore"], source, where="lore") if "lore" in doc else Lorebook()
+    return story, passages, bookmarks, lore
 
 
 def _say(e: Exception) -> str:
@@ -171,8 +184,8 @@ def _pack(tokens: Any, pid: int) -> str:
 def import_json(store: StoryStore, path: Path) -> Story:
     """Read ``path`` and add it as a new story; nothing is written unless the whole file is good."""
     text = read_file_text(path, limit=MAX_IMPORT_BYTES, what="a story file")
-    story, passages, bookmarks = read_json(text, str(path))
-    return store.insert_tree(story, passages, bookmarks)
+    story, passages, bookmarks, lore = read_json(text, str(path))
+    return store.insert_tree(story, passages, bookmarks, lore)
 
 
 def export_tree_file(store: StoryStore, story_id: int) -> Path:

@@ -60,8 +60,30 @@ def _migrate_to_v2(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX bookmarks_passage ON bookmarks(passage_id)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_v1, _migrate_to_v2]
+def _migrate_to_v3(conn: sqlite3.Connection) -> None:
+    """The lorebook: each story's lore entries, in the writer's order (the order decides who gets the budget
+    first: writing/lore.py). Only adds: every v2 row stays as it was, and a story without entries has none."""
+    conn.execute(
+        """CREATE TABLE lore (
+            id INTEGER PRIMARY KEY,
+            story_id INTEGER NOT NULL REFERENCES stories(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,  -- 0, 1, 2... within the story: the lorebook's order
+            title TEXT NOT NULL,
+            keys TEXT NOT NULL DEFAULT '[]',  -- JSON list of strings, as written
+            text TEXT NOT NULL DEFAULT '',
+            enabled INTEGER NOT NULL DEFAULT 1,
+            always INTEGER NOT NULL DEFAULT 0,
+            extra TEXT NOT NULL DEFAULT '{}',  -- JSON: the entry's fields this version does not know, kept
+            UNIQUE (story_id, position)
+        )"""
+    )
+    # The lorebook's own unknown top-level fields (a lore file from a newer slmtui), kept for its export.
+    conn.execute("ALTER TABLE stories ADD COLUMN lore_extra TEXT NOT NULL DEFAULT '{}'")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_v1, _migrate_to_v2, _migrate_to_v3]
 SCHEMA_VERSION = len(MIGRATIONS)
-TABLES_AT = {1: {"stories", "passages"}, 2: {"stories", "passages", "bookmarks"}}
+TABLES_AT = {1: {"stories", "passages"}, 2: {"stories", "passages", "bookmarks"},
+             3: {"stories", "passages", "bookmarks", "lore"}}
 """The tables each schema version has: one missing means the file is damaged."""
 OWN_TABLES = TABLES_AT[SCHEMA_VERSION]

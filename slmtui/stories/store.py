@@ -24,6 +24,7 @@ from typing import Any
 
 from slmtui.core import paths
 from slmtui.core.errors import SlmError
+from slmtui.stories.lorebook import LoreEntry, Lorebook
 from slmtui.stories.records import AUTHORS, Author, Passage, Story
 from slmtui.stories.schema import MIGRATIONS, SCHEMA_VERSION
 from slmtui.stories.records import Bookmark, passage_from_row, story_from_row
@@ -451,14 +452,48 @@ class StoryStore:
         with self._tx(write=True) as c:
             c.execute("DELETE FROM bookmarks WHERE story_id = ? AND name = ?", (story_id, name))
 
+    # --- the lorebook -----------------------------------------------------------------------------------------
+
+    def lore(self, story_id: int) -> Lorebook:
+        """The story's lorebook: its entries in the writer's order (none for a story that has no lore)."""
+        with self._tx() as c:
+            row = self._story_row(c, story_id)
+            rows = c.execute("SELECT * FROM lore WHERE story_id = ? ORDER BY position", (story_id,)).fetchall()
+            entries = tuple(LoreEntry(title=r["title"], keys=tuple(json.loads(r["keys"])), text=r["text"],
+                                      enabled=bool(r["enabled"]), always=bool(r["always"]),
+                                      extra=json.loads(r["extra"])) for r in rows)
+            return Lorebook(entries, json.loads(row["lore_extra"]))
+
+    def set_lore(self, story_id: int, book: Lorebook) -> Lorebook:
+        """Replace the story's whole lorebook in one transaction (an edit, a delete, a reorder or an import all
+        come here): the entries are few, and a whole replacement cannot leave the order half-changed."""
+        with self._tx(write=True) as c:
+            self._story_row(c, story_id)
+            self._write_lore(c, story_id, book)
+            c.execute("UPDATE stories SET updated = ? WHERE id = ?", (self._now(), story_id))
+        return self.lore(story_id)
+
+    def _write_lore(self, c: sqlite3.Connection, story_id: int, book: Lorebook) -> None:
+        c.execute("DELETE FROM lore WHERE story_id = ?", (story_id,))
+        c.executemany(
+            "INSERT INTO lore (story_id, position, title, keys, text, enabled, always, extra) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(story_id, i, e.title, json.dumps(list(e.keys), ensure_ascii=False), e.text, int(e.enabled),
+              int(e.always), json.dumps(e.extra, ensure_ascii=False)) for i, e in enumerate(book.entries)])
+        c.execute("UPDATE stories SET lore_extra = ? WHERE id = ?",
+                  (json.dumps(book.extra, ensure_ascii=False), story_id))
+
     # --- whole trees (the JSON import: json_io.py) -------------------------------------------------------------
 
-    def insert_tree(self, story: Story, passages: list[Passage], bookmarks: list[Bookmark]) -> Story:
+    def insert_tree(self, story: Story, passages: list[Passage], bookmarks: list[Bookmark],
+                    lore: Lorebook | None = None) -> Story:
         """A new story holding ``passages`` (parents before children; their ids are the file's, remapped
-        here) and ``bookmarks``, in one transaction: an import either lands whole or not at all."""
+        here), ``bookmarks`` and ``lore``, in one transaction: an import either lands whole or not at all."""
         with self._tx(write=True) as c:
             sid = self._insert_story(c, story.title if story.title_is_set else None, story.model, story.memory,
                                      story.author_note, story.created.isoformat(), story.updated.isoformat())
+            if lore is not None:
+                self._write_lore(c, sid, lore)
             ids: dict[int, int] = {}
             for p in passages:
                 if p.parent_id is not None and p.parent_id not in ids:

@@ -33,17 +33,19 @@ from typing import Literal
 from slmtui.core.errors import SlmError
 from slmtui.engine.generate import Alternative
 from slmtui.core.sampling import Sampling
+from slmtui.stories.lorebook import Lorebook
 from slmtui.stories.records import Bookmark, Passage, Story
 from slmtui.stories.store import StoryStore
 from slmtui.writing import MAX_CHOICES
-from slmtui.writing.context import (StreamWindow, Window, idle_window, memory_tokens, note_depth, note_tokens,
-                                    prompt_with_note)
+from slmtui.writing.context import (ModelContext, StreamWindow, Window, build_context, idle_window, memory_tokens,
+                                    note_tokens)
+from slmtui.writing.lore import LoreSettings
 from slmtui.writing.records import ActiveModel, Progress, Streamed
 from slmtui.writing.stream import SAVE_EVERY_S, StreamJob, Streamer, TokenMark, marks_from_store
 
 Change = Literal["model", "story", "memory", "state"]
-"""What a listener is told changed: the model, the story shown (text, path, tree or candidates), its memory or
-author's note, the status."""
+"""What a listener is told changed: the model, the story shown (text, path, tree or candidates), its memory,
+author's note or lorebook, the status."""
 StateKind = Literal["idle", "busy", "error"]
 Runner = Callable[[Callable[[], None]], object]
 """Runs a callable on a worker thread."""
@@ -104,6 +106,11 @@ class WritingSession:
         self._window: StreamWindow | None = None
         self._memory_tokens = 0
         self._note_tokens = 0
+        self.lore: Lorebook = Lorebook()
+        """The open story's lorebook (saved with it; a fresh page has none until it is a story)."""
+        self.lore_settings = LoreSettings()
+        self._context: tuple[tuple[object, ...], ModelContext] | None = None
+        self._job_context: ModelContext | None = None
 
     # --- what the screen reads ----------------------------------------------------------------------------------
 
@@ -132,12 +139,40 @@ class WritingSession:
     def note_tokens(self) -> int:
         return self._note_tokens
 
-    def idle_window(self) -> Window | None:
-        """What the model would see if it went on now (None without a model)."""
+    def context(self) -> ModelContext | None:
+        """What the model reads for its next token (None without a model): while a continuation is written,
+        what it read when it began (the prefix stays for the whole stream); else what it would read if it went
+        on from the end of the path shown now. Built by the one context builder, and kept until the story, its
+        notes, its lore or the model change (the meter and the story view ask on every redraw)."""
         if self.model is None:
             return None
-        return idle_window(self.model.tokenizer, self.text, self.model.block_size, self._memory_tokens,
-                           self._note_tokens)
+        if self.job is not None and self._job_context is not None:
+            return self._job_context
+        key = (self.model.name, self.model.block_size, self.text, self.memory, self.author_note, self.lore,
+               self.lore_settings)
+        if self._context is None or self._context[0] != key:
+            self._context = (key, self._build_context(self.text))
+        return self._context[1]
+
+    def _build_context(self, story: str) -> ModelContext:
+        assert self.model is not None
+        return build_context(self.model.tokenizer, story=story, block_size=self.model.block_size,
+                             memory=self.memory, note=self.author_note, lore=self.lore.entries,
+                             lore_settings=self.lore_settings)
+
+    @property
+    def lore_tokens(self) -> int:
+        """Lore tokens in what the model reads next (0 without a model)."""
+        ctx = self.context()
+        return ctx.lore_tokens if ctx is not None else 0
+
+    def idle_window(self) -> Window | None:
+        """What the model would see if it went on now (None without a model)."""
+        ctx = self.context()
+        if self.model is None or ctx is None:
+            return None
+        return idle_window(self.model.tokenizer, self.text, self.model.block_size, len(ctx.prefix),
+                           len(ctx.note_ids))
 
     def passage(self, passage_id: int) -> Passage | None:
         """A passage of the open story, from the tree read last."""
@@ -185,6 +220,7 @@ class WritingSession:
         """Show a story (None: a fresh page)."""
         self._stop()
         self.story = self.store.get_story(story_id) if story_id is not None else None
+        self.lore = self.store.lore(story_id) if story_id is not None else Lorebook()
         self.tokens = {}
         self.candidates, self.candidate_text = (), {}
         self._count_memory()
@@ -281,12 +317,12 @@ class WritingSession:
                 self.tokens[i] = []
         before = self.store.story_text(story.id, parent_id) if parent_id is not None else ""
         prompt = before + text
-        depth = note_depth(self.model.block_size, self._memory_tokens, self._note_tokens)
-        job = StreamJob(ids, prompt_with_note(self.model.tokenizer, prompt, self.author_note, depth=depth),
-                        memory=self.memory, seed=seed, starts=(len(text),) * n)
+        ctx = self._build_context(prompt)  # the one builder: memory, lore, the story's tail, the note
+        job = StreamJob(ids, ctx.prompt, memory=ctx.prefix, seed=seed, starts=(len(text),) * n)
         self._reload()
         self._window = StreamWindow(self.model.tokenizer, prompt, passage_start=len(before),
-                                    first_mark=len(self.tokens[ids[0]]), note=self._note_tokens)
+                                    first_mark=len(self.tokens[ids[0]]), note=len(ctx.note_ids))
+        self._job_context = ctx
         self.job = job
         self._set_state("writing…", "busy")
         generator = self.model.streamer()
@@ -410,6 +446,15 @@ class WritingSession:
         self.choose(mark.passage_id)
         return True
 
+    def set_lore(self, book: Lorebook) -> None:
+        """The story's whole lorebook, replaced and saved with the story (made one if needed): an entry added,
+        edited, switched off, deleted or imported. The next continuation reads what it makes active."""
+        if self.story is None and not book.entries:
+            return
+        story = self.ensure_story()
+        self.lore = self.store.set_lore(story.id, book)
+        self._publish("memory")
+
     def set_memory(self, text: str) -> None:
         """The text the model always sees before the story; saved with the story (made one if needed)."""
         if self.story is None and not text:
@@ -457,6 +502,7 @@ class WritingSession:
             return
         self.job = None
         self._window = None
+        self._job_context = None
         if job.error:
             self._set_state(f"error: {job.error}", "error")
         elif job.stopped_at is None:

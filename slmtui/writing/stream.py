@@ -52,8 +52,8 @@ def marks_from_store(packed: str) -> list[TokenMark]:
 class Streamer(Protocol):
     """What a job streams from: ``Generator``, or ``RemoteGenerator`` (the same, in a child process)."""
 
-    def stream(self, prompt: str | list[int], sampling: Callable[[], Sampling], *, n: int = 1, memory: str = "",
-               should_stop: Callable[[], bool] | None = None) -> Iterator[TokenEvent]: ...
+    def stream(self, prompt: str | list[int], sampling: Callable[[], Sampling], *, n: int = 1,
+               memory: str | list[int] = "", should_stop: Callable[[], bool] | None = None) -> Iterator[TokenEvent]: ...
 
 
 class TextSink(Protocol):
@@ -79,7 +79,9 @@ class StreamJob:
     passage_ids: tuple[int, ...]
     prompt: str | list[int]
     """The story's text, or its tokens when an author's note is woven in (writing/context.py)."""
-    memory: str = ""
+    memory: str | list[int] = ""
+    """What the model reads at the head of every window: text, or the context builder's prefix (memory and lore
+    tokens: writing/context.py)."""
     seed: int = 0
     """The seed used when the panel's sampling has none, so the passage's settings replay it exactly (stream i
     draws with seed + i)."""

@@ -11,6 +11,7 @@ import pytest
 from slmtui.cli import main
 from slmtui.core import paths
 from slmtui.stories.json_io import export_json
+from slmtui.stories.lorebook import LoreEntry, Lorebook
 from slmtui.stories.store import StoryStore
 from slmtui.stories.tokens import pack_token, unpack_tokens
 
@@ -89,3 +90,48 @@ def test_bad_json_into_an_existing_database_adds_nothing(store: StoryStore, tmp_
     bad.write_text(json.dumps(doc))
     assert main(["stories", "import", str(bad)]) == 2
     assert [s.id for s in store.list_stories()] == [sid]
+
+
+WORLD = Lorebook((
+    LoreEntry("Ann", ("Ann", "the miller's daughter"), "Ann is the miller's daughter; she fears the Wey.",
+              extra={"colour": "amber", "notes": {"age": 17, "tags": ["kin", None, 1.5]}}),
+    LoreEntry("The mill", ("mill", "/mill(race|pond)/i"), "The mill stands where the Wey bends."),
+    LoreEntry("The Wey", ("Wey",), "The Wey floods every spring. ✎ \"quoted\"", enabled=False),
+    LoreEntry("Season", (), "It is late autumn.", always=True),
+), {"world": "Weyford", "made_by": {"tool": "hand"}})
+
+
+def test_a_story_with_lore_round_trips_exactly(store: StoryStore, tmp_path: Path) -> None:
+    sid = _sample_story(store)
+    store.set_lore(sid, WORLD)
+    out = tmp_path / "tree.json"
+    assert main(["stories", "export", str(sid), "--format", "json", "-o", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert [e["title"] for e in doc["lore"]["entries"]] == ["Ann", "The mill", "The Wey", "Season"]
+    assert main(["stories", "import", str(out)]) == 0
+    new = max(s.id for s in store.list_stories())
+    assert store.lore(new) == WORLD  # every entry, in order, switches and unknown fields included
+    assert store.lore(new).extra == WORLD.extra and store.lore(new).entries[0].extra == WORLD.entries[0].extra
+    again = json.loads(export_json(store, new))
+    assert again["lore"] == doc["lore"] and _tree(store, new) == _tree(store, sid)
+
+
+def test_a_story_file_without_lore_imports_with_none(store: StoryStore, tmp_path: Path) -> None:
+    sid = _sample_story(store)
+    doc = json.loads(export_json(store, sid))
+    del doc["lore"]  # as files written before the lorebook are
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(doc))
+    assert main(["stories", "import", str(old)]) == 0
+    assert store.lore(max(s.id for s in store.list_stories())) == Lorebook()
+
+
+def test_bad_lore_in_a_story_file_is_one_line_and_writes_nothing(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"format": "slmtui-story", "version": 1, "story": {}, "passages": [],
+                               "lore": {"entries": [{"title": "All", "keys": ["/.*/"]}]}}))
+    assert main(["stories", "import", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "lore.entries[0]" in err and "everywhere" in err
+    assert not paths.stories_db().exists()

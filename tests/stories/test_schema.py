@@ -1,10 +1,13 @@
-"""The stories database's schema (slmtui/stories/schema.py): a version-1 database migrates to v2, losing nothing."""
+"""The stories database's schema (slmtui/stories/schema.py): version-1 and version-2 databases migrate to the
+newest version (v3: the lorebook), losing nothing."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+from slmtui.stories.lorebook import LoreEntry, Lorebook
+from slmtui.stories.schema import SCHEMA_VERSION
 from slmtui.stories.store import StoryStore
 
 # The schema of stories.db at version 1 as the release before v2 wrote it (commit 054ae8a), copied here so this
@@ -71,7 +74,83 @@ def test_a_version_1_database_migrates_and_loses_nothing(tmp_path: Path) -> None
         assert store.get_passage(3).model is None and store.get_passage(3).tokens == ""
         assert store.bookmarks(1) == []
         store.set_bookmark(1, 2, "door")  # the new table works on the migrated file
+        assert store.lore(1) == Lorebook() and store.lore(2).entries == ()
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         after = list(conn.execute("SELECT id, story_id, parent_id, author, text, sampling FROM passages ORDER BY id"))
     assert after == before
+
+
+# What the v2 release added (commit fa44af4's _migrate_to_v2), copied for the same reason as V1_SCHEMA.
+V2_CHANGES = [
+    "ALTER TABLE stories ADD COLUMN author_note TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE passages ADD COLUMN model TEXT",
+    "ALTER TABLE passages ADD COLUMN tokens TEXT NOT NULL DEFAULT ''",
+    """CREATE TABLE bookmarks (
+        id INTEGER PRIMARY KEY,
+        story_id INTEGER NOT NULL REFERENCES stories(id) ON DELETE CASCADE,
+        passage_id INTEGER NOT NULL REFERENCES passages(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        created TEXT NOT NULL,
+        UNIQUE (story_id, name)
+    )""",
+    "CREATE INDEX bookmarks_passage ON bookmarks(passage_id)",
+]
+TOKENS = '[0, 5, 11, 0.5, [[11, ", a", 0.5]]]\n'
+
+
+def make_v2(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    """A version-2 stories.db (the v1 one, moved on as the v2 release did, with an author's note, per-passage
+    models, tokens and bookmarks); returns every row of its tables."""
+    make_v1(path)
+    conn = sqlite3.connect(path)
+    for sql in V2_CHANGES:
+        conn.execute(sql)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute("UPDATE stories SET author_note = 'Keep it gentle.' WHERE id = 1")
+    conn.execute("UPDATE passages SET model = 'default', tokens = ? WHERE id = 3", (TOKENS,))
+    conn.execute("INSERT INTO bookmarks VALUES (1, 1, 3, 'dragon', ?)", (T,))
+    conn.execute("INSERT INTO bookmarks VALUES (2, 1, 2, 'door', ?)", (T,))
+    conn.commit()
+    rows = _rows(conn)
+    conn.close()
+    return rows
+
+
+def _rows(conn: sqlite3.Connection) -> dict[str, list[tuple[object, ...]]]:
+    return {t: list(conn.execute(f"SELECT * FROM {t} ORDER BY id"))  # noqa: S608 (our own table names)
+            for t in ("stories", "passages", "bookmarks")}
+
+
+def test_a_version_2_database_migrates_and_loses_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "stories.db"
+    before = make_v2(db)
+    with StoryStore(db) as store:
+        story = store.get_story(1)
+        assert (story.title, story.memory, story.author_note) == ("Old tale", "Wendy is brave.", "Keep it gentle.")
+        assert store.get_passage(3).model == "default" and store.get_passage(3).tokens == TOKENS
+        assert [b.name for b in store.bookmarks(1)] == ["dragon", "door"]
+        assert store.lore(1).entries == ()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        after = _rows(conn)
+    # Every old column of every old row is as it was; the stories gained only lore_extra, empty.
+    assert after["passages"] == before["passages"] and after["bookmarks"] == before["bookmarks"]
+    assert [r[:-1] for r in after["stories"]] == before["stories"]
+    assert {r[-1] for r in after["stories"]} == {"{}"}
+
+
+def test_lore_written_to_a_migrated_database_reads_back_in_order(tmp_path: Path) -> None:
+    db = tmp_path / "stories.db"
+    make_v2(db)
+    book = Lorebook((LoreEntry("The Wey", ("Wey", "/river/i"), "The Wey runs past the mill."),
+                     LoreEntry("Ann", ("Ann",), "Ann is the miller's daughter.", enabled=False, extra={"color": [1]}),
+                     LoreEntry("Season", (), "It is late autumn.", always=True)), {"by": "hand"})
+    with StoryStore(db) as store:
+        assert store.set_lore(1, book) == book
+    with StoryStore(db) as store:  # reopened: nothing to migrate, the same book
+        assert store.lore(1) == book and store.lore(1).extra == {"by": "hand"}
+        assert [e.extra for e in store.lore(1).entries] == [{}, {"color": [1]}, {}]
+        store.delete_story(1)
+    with sqlite3.connect(db) as conn:  # the entries went with their story
+        assert conn.execute("SELECT COUNT(*) FROM lore").fetchone()[0] == 0

@@ -134,7 +134,7 @@ def test_persists_across_close_and_reopen(tmp_path: Path) -> None:
 def test_wal_user_version_and_foreign_keys(store: StoryStore) -> None:
     with sqlite3.connect(store.path) as other:
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert other.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert other.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert store._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
 

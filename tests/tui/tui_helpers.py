@@ -20,10 +20,10 @@ class PacedGenerator(Generator):
     """The real engine, slowed to one token per ``delay`` seconds so a test can act mid-generation."""
 
     delay = 0.0
-    memory: str | None = None
-    """The memory the last stream was given."""
+    memory: object = None
+    """The memory the last stream was given (the context builder's prefix: memory and lore tokens)."""
     prompt: object = None
-    """The prompt the last stream was given (text, or tokens when an author's note is woven in)."""
+    """The prompt the last stream was given (the context builder's tokens, the note woven in)."""
 
     def stream(self, *args, **kwargs) -> Iterator[TokenEvent]:  # type: ignore[no-untyped-def, override]
         self.memory = kwargs.get("memory")

@@ -207,7 +207,9 @@ def test_memory_is_saved_with_the_story_and_reaches_the_model(session: WritingSe
     assert session.story is not None and store.get_story(session.story.id).memory == "Wendy is brave."
     assert session.memory_tokens == len("Wendy is brave.") and "memory" in changes
     job = session.send("Go")
-    assert job is not None and job.memory == "Wendy is brave."
+    assert session.model is not None
+    assert job is not None and job.memory == session.model.tokenizer.encode("Wendy is brave."), \
+        "the engine is given the memory's tokens (the context builder's prefix)"
     finish(session)
 
 
@@ -318,7 +320,7 @@ def test_author_note_sits_note_depth_tokens_before_the_end_of_the_engines_window
     finish(session)
     prompt, memory = seen[-1]
     assert isinstance(prompt, list)
-    decoder = Decoder(generator.model, memory=byte_tokenizer.encode(memory))
+    decoder = Decoder(generator.model, memory=memory)
     decoder.start(prompt)
     window = decoder.window if isinstance(decoder.window, list) else list(decoder.window)
     note = byte_tokenizer.encode(note_block("Tone: eerie."))

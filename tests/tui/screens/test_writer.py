@@ -86,7 +86,7 @@ async def test_sampling_change_mid_generation_applies_to_the_next_token(
     ids = [m.token_id for m in writer.session.tokens[job.passage_id]]
     assert len(ids) == n
     tokenizer = engine.tokenizer
-    prefix = tokenizer.encode(job.prompt) + ids[:greedy_from]
+    prefix = list(job.prompt) + ids[:greedy_from]
     greedy = Sampling(temperature=0.0, repetition_penalty=1.0, max_new_tokens=n - greedy_from)
     expected = [e.token_id for e in engine.generator.stream(prefix, greedy)]
     assert ids[greedy_from:] == expected
@@ -265,7 +265,7 @@ async def test_memory_is_saved_and_sent_to_the_model(
         assert writer.session.story is not None and store.get_story(writer.session.story.id).memory == "Wendy is brave."
         await pilot.press(*"Once", "enter")
         await wait_idle(pilot, writer)
-        assert engine.generator.memory == "Wendy is brave."  # type: ignore[attr-defined]
+        assert engine.generator.memory == engine.tokenizer.encode("Wendy is brave.")  # type: ignore[attr-defined]
         assert writer.query_one("#context").memory_tokens == len("Wendy is brave.")
 
 
