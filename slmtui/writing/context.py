@@ -230,7 +230,7 @@ class ModelContext:
 
 
 def build_context(tokenizer: Tokenizer, *, story: str, block_size: int, memory: str = "", note: str = "",
-                  lore: Sequence[LoreEntry] = (), lore_settings: LoreSettings = LoreSettings()) -> ModelContext:
+                  lore: Sequence[LoreEntry] = (), lore_settings: LoreSettings | None = None) -> ModelContext:
     """The one context builder (module docstring): what the model reads to continue ``story``."""
     memory_all = tokenizer.encode(memory) if memory else []
     half = block_size // 2  # the decoder's cap on its prefix
@@ -239,7 +239,8 @@ def build_context(tokenizer: Tokenizer, *, story: str, block_size: int, memory: 
     block = note_block(note)
     note_ids = tokenizer.encode(block) if block else []
     memory_read = tokenizer.decode(memory_ids) if len(memory_ids) < len(memory_all) else memory
-    lore_ctx = build_lore(lore, tokenizer, story=story, memory=memory_read, note=note, settings=lore_settings,
+    lore_ctx = build_lore(lore, tokenizer, story=story, memory=memory_read, note=note,
+                          settings=lore_settings or LoreSettings(),
                           block_size=block_size, room=half - len(memory_ids), story_ids=story_ids)
     depth = note_depth(block_size, len(memory_ids) + lore_ctx.n_tokens, len(note_ids))
     note_at = max(0, len(story_ids) - depth) if note_ids else len(story_ids)

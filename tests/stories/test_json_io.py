@@ -11,7 +11,7 @@ import pytest
 from slmtui.cli import main
 from slmtui.core import paths
 from slmtui.stories.json_io import export_json
-from slmtui.stories.lorebook import LoreEntry, Lorebook
+from slmtui.stories.lorebook import Lorebook, LoreEntry
 from slmtui.stories.store import StoryStore
 from slmtui.stories.tokens import pack_token, unpack_tokens
 

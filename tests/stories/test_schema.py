@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from slmtui.stories.lorebook import LoreEntry, Lorebook
+from slmtui.stories.lorebook import Lorebook, LoreEntry
 from slmtui.stories.schema import SCHEMA_VERSION
 from slmtui.stories.store import StoryStore
 
@@ -118,7 +118,7 @@ def make_v2(path: Path) -> dict[str, list[tuple[object, ...]]]:
 
 
 def _rows(conn: sqlite3.Connection) -> dict[str, list[tuple[object, ...]]]:
-    return {t: list(conn.execute(f"SELECT * FROM {t} ORDER BY id"))  # noqa: S608 (our own table names)
+    return {t: list(conn.execute(f"SELECT * FROM {t} ORDER BY id"))
             for t in ("stories", "passages", "bookmarks")}
 
 

@@ -85,7 +85,6 @@ async def test_sampling_change_mid_generation_applies_to_the_next_token(
     assert all(s.temperature == 1.5 for s in job.samplings[:greedy_from])
     ids = [m.token_id for m in writer.session.tokens[job.passage_id]]
     assert len(ids) == n
-    tokenizer = engine.tokenizer
     prefix = list(job.prompt) + ids[:greedy_from]
     greedy = Sampling(temperature=0.0, repetition_penalty=1.0, max_new_tokens=n - greedy_from)
     expected = [e.token_id for e in engine.generator.stream(prefix, greedy)]
