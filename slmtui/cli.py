@@ -70,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
             gen.add_argument(field.flag, type=field.kind, metavar=field.metavar, help=_option_help(field))
     gen.add_argument("--memory", default="", metavar="TEXT",
                      help="text the model always sees before the story's last tokens (names, setting)")
+    gen.add_argument("--note", default="", metavar="TEXT",
+                     help="an author's note: the model reads it a few lines before the end of the story")
+    gen.add_argument("--lore", type=Path, metavar="FILE.json",
+                     help="a lorebook (the lore JSON of README's \"Lorebook\"): entries whose keys occur in the "
+                          "story's last tokens, the memory or the note are read between the memory and the story")
+    gen.add_argument("--show-context", action="store_true",
+                     help="print what the model reads, part by part with token counts, to stderr before writing "
+                          "(with --max-new-tokens 0: only that)")
     gen.add_argument("--path", metavar="NAME",
                      help="decoding path: auto (the fastest here, measured), exact, fp32-t, bf16, bf16-mv or int8 "
                           "(default: exact with --seed, so the text replays on any machine; else auto)")
@@ -156,14 +164,32 @@ def _cmd_tui(args: argparse.Namespace) -> int:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     prompt = _read_prompt(args.prompt)
+    context_only = args.max_new_tokens == 0
+    if context_only:
+        if not args.show_context:
+            raise SlmError("--max-new-tokens 0 writes nothing: it goes with --show-context, to see the context alone")
+        args.max_new_tokens = None
     sampling = _sampling_from_args(args)  # checked before the (slow) model load
     path = _decoding_path(args)
+    from slmtui.stories.lore_json import read_lore_file
+    from slmtui.stories.lorebook import Lorebook
+
+    book = read_lore_file(args.lore) if args.lore is not None else Lorebook()  # bad lore: one line, exit 2
     loaded = _load(args)
     from slmtui.engine.generate import Generator
+    from slmtui.writing.context import build_context, context_report
 
+    ctx = build_context(loaded.tokenizer, story=prompt, block_size=loaded.model.config.block_size,
+                        memory=args.memory, note=args.note, lore=book.entries)
+    if args.show_context:
+        sys.stderr.write(context_report(ctx, loaded.tokenizer, model=loaded.info.name))
+        sys.stderr.flush()
+    if context_only:
+        return 0
     out = sys.stdout
     last = ""
-    for event in Generator(loaded.model, loaded.tokenizer, path=path).stream(prompt, sampling, memory=args.memory):
+    generator = Generator(loaded.model, loaded.tokenizer, path=path)
+    for event in generator.stream(ctx.prompt, sampling, memory=ctx.prefix):
         if event.text:
             out.write(event.text)
             out.flush()

@@ -247,3 +247,19 @@ def build_context(tokenizer: Tokenizer, *, story: str, block_size: int, memory: 
     return ModelContext(block_size, tuple(memory_ids), len(memory_all) - len(memory_ids), lore_ctx,
                         tuple(story_ids), tuple(note_ids), note_at,
                         () if story_ids or note_ids else tuple(start_ids(tokenizer, [])))
+
+
+def context_report(ctx: ModelContext, tokenizer: Tokenizer, *, model: str = "the model") -> str:
+    """The context as text, part by part with token counts, then what was left out (``generate
+    --show-context``; the app's context viewer draws the same parts in colour)."""
+    window = ctx.window
+    lines = [f"context for {model}: {len(window)} of {ctx.block_size} tokens"]
+    for part in ctx.parts(tokenizer):
+        why = f" · {part.why}" if part.why else ""
+        lines.append(f"── {part.label} · {part.n_tokens} token{'s' * (part.n_tokens != 1)}{why} ──")
+        lines.append(part.text if part.text.endswith("\n") else part.text + "\n")
+    cuts = ctx.cuts()
+    if cuts:
+        lines.append("── left out ──")
+        lines.extend(c + "\n" for c in cuts)
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
