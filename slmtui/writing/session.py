@@ -39,7 +39,7 @@ from slmtui.stories.store import StoryStore
 from slmtui.writing import MAX_CHOICES
 from slmtui.writing.context import (ModelContext, StreamWindow, Window, build_context, idle_window, memory_tokens,
                                     note_tokens)
-from slmtui.writing.lore import LoreSettings
+from slmtui.writing.lore import LoreSettings, key_spans, scan_start
 from slmtui.writing.records import ActiveModel, Progress, Streamed
 from slmtui.writing.stream import SAVE_EVERY_S, StreamJob, Streamer, TokenMark, marks_from_store
 
@@ -159,6 +159,16 @@ class WritingSession:
         return build_context(self.model.tokenizer, story=story, block_size=self.model.block_size,
                              memory=self.memory, note=self.author_note, lore=self.lore.entries,
                              lore_settings=self.lore_settings)
+
+    def lore_marks(self) -> tuple[tuple[int, int], ...]:
+        """Where, in the scanned tail of the story shown, the keys of the lore entries the model reads next
+        occur, as sorted (start, end): what the story view marks. Empty while a continuation is written (its
+        context was built on the text before it) and without a model."""
+        ctx = self.context()
+        if ctx is None or self.job is not None or not ctx.lore.inserted or self.model is None:
+            return ()
+        start = scan_start(self.model.tokenizer, self.text, self.lore_settings.scan_depth, ids=ctx.story_ids)
+        return tuple(sorted({(a, b) for a, b, _ in key_spans(ctx.lore.inserted, self.text, start)}))
 
     @property
     def lore_tokens(self) -> int:

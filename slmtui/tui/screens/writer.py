@@ -36,6 +36,8 @@ from slmtui.stories.json_io import export_tree_file
 from slmtui.tui.commands import Command, binding_commands
 from slmtui.tui.messages import ChoicesChosen, SamplingChosen
 from slmtui.tui.modals import AskScreen, EditTextScreen
+from slmtui.tui.screens.context_viewer import ContextViewerScreen
+from slmtui.tui.screens.lorebook import LorebookScreen
 from slmtui.tui.screens.stories import StoriesScreen
 from slmtui.tui.widgets.context_meter import ContextMeter
 from slmtui.tui.widgets.history_panel import HistoryPanel, PassageDetails
@@ -92,6 +94,10 @@ class WriterScreen(Screen[None]):
         Binding("f2", "edit_current", "Edit", id="edit", show=False),
         Binding("ctrl+s", "toggle_panels", "Panels", id="panels"),
         Binding("ctrl+o", "stories", "Stories", id="stories"),
+        # The lorebook and the context viewer (issue 20): what enters the model's context, and what it reads.
+        Binding("f7", "lorebook", "Lorebook", id="lorebook", show=False),
+        Binding("f8", "context_viewer", "What the model reads next (context viewer)", id="context_viewer",
+                show=False),
     ]
 
     def __init__(self, session: WritingSession, *, presets: dict[str, dict[str, Any]] | None = None) -> None:
@@ -216,8 +222,11 @@ class WriterScreen(Screen[None]):
             return
         meter = self.query_one(ContextMeter)
         meter.story_tokens, meter.window_tokens = window.story_tokens, window.window_tokens
-        self.query_one(StatusLine).context_used = self.session.memory_tokens + window.window_tokens
+        meter.lore_tokens = lore = self.session.lore_tokens  # from the session's context, as the window is
+        self.query_one(StatusLine).context_used = self.session.memory_tokens + lore + window.window_tokens
         self.story_view.window_start = window.start
+        if not self.session.generating:
+            self.story_view.lore_spans = self.session.lore_marks()
 
     def _frame(self) -> None:
         """Draw what the stream wrote since the last frame (UI thread, 30 times a second; candidates 10)."""
@@ -502,6 +511,18 @@ class WriterScreen(Screen[None]):
         for name in self.query_one(SamplingPanel).all_presets():
             yield Command(f"Preset: {name}", "sampling preset", lambda n=name: self.query_one(SamplingPanel).use_preset(n))
         yield Command("Save sampling as preset", "kept in config.toml", self.query_one(SamplingPanel).ask_preset_name)
+
+    # --- the lorebook and the context viewer ---------------------------------------------------------------------
+
+    def action_lorebook(self) -> None:
+        self.app.push_screen(LorebookScreen(self.session))
+
+    def action_context_viewer(self) -> None:
+        session = self.session
+        model = session.model
+        self.app.push_screen(ContextViewerScreen(session.context(), model.tokenizer if model else None,
+                                                 model=model.name if model else "no model",
+                                                 writing=session.generating))
 
     # --- sampling ----------------------------------------------------------------------------------------------
 

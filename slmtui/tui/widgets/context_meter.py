@@ -8,7 +8,8 @@ from textual.widget import Widget
 
 
 class ContextMeter(Widget):
-    """``[░░░░████]`` sees the last 52 of 310 tokens + 12 memory + 9 note. The screen sets the numbers."""
+    """``[░░░░████]`` sees the last 52 of 310 tokens + 12 memory + 30 lore + 9 note. The screen sets the numbers
+    (the lore's from the session's context: ``ModelContext.lore_tokens``)."""
 
     COMPONENT_CLASSES = {"context-meter--seen", "context-meter--unseen", "context-meter--memory"}
 
@@ -18,6 +19,8 @@ class ContextMeter(Widget):
     """How many of the story's last tokens the model sees."""
     memory_tokens: reactive[int] = reactive(0)
     """Memory tokens, always seen, ahead of the window."""
+    lore_tokens: reactive[int] = reactive(0)
+    """Lore tokens the model reads next, between memory and the window."""
     note_tokens: reactive[int] = reactive(0)
     """Author's note tokens, seen a few lines before the end of the window."""
     context_length: reactive[int] = reactive(0)
@@ -34,12 +37,16 @@ class ContextMeter(Widget):
         else:
             words = f"model sees the last {seen} of {total} tokens"
         note = self.note_tokens
+        lore = self.lore_tokens
         if memory:
             words += f" + {memory} memory"
+        if lore:
+            words += f" + {lore} lore"
         if note:
             words += f" + {note} note"
         if len(words) + 12 > self.size.width:  # narrow: the numbers only
-            words = f"sees {seen}/{total}" + (f" +{memory} mem" if memory else "") + (f" +{note} note" if note else "")
+            words = (f"sees {seen}/{total}" + (f" +{memory} mem" if memory else "") + (f" +{lore} lore" if lore else "")
+                     + (f" +{note} note" if note else ""))
         bar_width = max(4, min(40, self.size.width - len(words) - 3))
         memory_cells = 0
         if memory:

@@ -55,6 +55,7 @@ class StoryView(ScrollView, can_focus=True):
         "story-view--outside",
         "story-view--cursor",
         "story-view--placeholder",
+        "story-view--lore-key",
         *(f"story-view--p{i}" for i in range(PROB_BUCKETS)),
     }
 
@@ -72,6 +73,9 @@ class StoryView(ScrollView, can_focus=True):
     """Offset in the whole text where the model's window begins: the text before it is dimmed."""
     placeholder: reactive[str] = reactive("")
     """Shown when the story is empty."""
+    lore_spans: var[tuple[tuple[int, int], ...]] = var(())
+    """(start, end) in the text of each key of a lore entry the model reads (writing/lore.key_spans), sorted:
+    marked quietly, so the writer sees what brought an entry in."""
     follow: var[bool] = var(True)
     """Keep the end of the story in view as text streams in; off while the reader has scrolled back."""
 
@@ -100,6 +104,7 @@ class StoryView(ScrollView, can_focus=True):
         """Token view: (start, end, position index, prob) of every token in ``_text``, in order."""
         self._styles: dict[str, Style] = {}
         self._line_cache: dict[tuple[object, ...], Strip] = {}
+        self._lore_version = 0
 
     # --- the story ---------------------------------------------------------------------------------------------
 
@@ -241,6 +246,12 @@ class StoryView(ScrollView, can_focus=True):
                 spans.append(Span(max(start, a) - a, min(end, b) - a, self._style(author)))
         if self.window_start > a:
             spans.append(Span(0, min(self.window_start, b) - a, self._style("outside")))
+        keys = self.lore_spans
+        for start, end in keys[max(0, bisect_right(keys, (a, -1)) - 1):]:
+            if start >= b:
+                break
+            if end > a:
+                spans.append(Span(max(start, a) - a, min(end, b) - a, self._style("lore-key")))
         if self.token_view:
             marks = self._token_marks()
             k = max(0, bisect_right(marks, (a, -1, -1, 0.0)) - 1)
@@ -267,7 +278,7 @@ class StoryView(ScrollView, can_focus=True):
         # A line's look depends only on its text and on what styles it: cached, so scrolling (a stream that
         # follows its end scrolls every frame) repaints old lines from the cache (as Textual's Log does).
         key = (a, b, bool(self._text), self.window_start if self.window_start > a else -1, self.token_view,
-               self.cursor if self.token_view else None)
+               self.cursor if self.token_view else None, self._lore_version)
         # The strip as the compositor gets it (cropped to the view, offsets for the mouse) depends only on that
         # and on the line's place and the view's width: cached too, as each Strip costs ~7 small caches to make,
         # and a stream that follows its end repaints every line of its view each frame (four views with N=4).
@@ -333,6 +344,10 @@ class StoryView(ScrollView, can_focus=True):
     def watch_window_start(self, old: int, new: int) -> None:
         first, last = self._line_of(min(old, new)), self._line_of(max(old, new))
         self.refresh_lines(first, last - first + 1)  # only the lines the dimming moved over
+
+    def watch_lore_spans(self) -> None:
+        self._lore_version += 1  # the marks are part of a cached line's look
+        self.refresh()
 
     def watch_placeholder(self) -> None:
         self._line_cache = {}
