@@ -18,12 +18,21 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Checkbox, DataTable, Footer, Header, Input, Label, Static, TextArea
+from textual.widgets import (
+    Checkbox,
+    DataTable,
+    Footer,
+    Header,
+    Input,
+    Label,
+    Static,
+    TextArea,
+)
 
 from slmtui.core.errors import SlmError
 from slmtui.stories.export import exports_dir, slug
 from slmtui.stories.lore_json import read_lore_file, write_lore_file
-from slmtui.stories.lorebook import LoreEntry, Lorebook
+from slmtui.stories.lorebook import Lorebook, LoreEntry
 from slmtui.tui.commands import Command, binding_commands
 from slmtui.tui.modals import AskScreen, ConfirmScreen
 from slmtui.tui.widgets.text_lines import printable

@@ -8,18 +8,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tui_helpers import wait_for
 
 from slmtui.stories.lore_json import write_lore_file
-from slmtui.stories.lorebook import LoreEntry, Lorebook
+from slmtui.stories.lorebook import Lorebook, LoreEntry
 from slmtui.stories.store import StoryStore
 from slmtui.tui.app import SlmApp
 from slmtui.tui.modals import AskScreen, ConfirmScreen
-from slmtui.tui.screens.lorebook import LoreEntryScreen, LorebookScreen, split_keys
+from slmtui.tui.screens.lorebook import LorebookScreen, LoreEntryScreen, split_keys
 from slmtui.tui.screens.writer import WriterScreen
 from slmtui.tui.widgets.context_meter import ContextMeter
 from slmtui.writing.lore import LoreSettings
-
-from tui_helpers import wait_for
 
 pytestmark = pytest.mark.anyio
 
