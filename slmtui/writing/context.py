@@ -220,7 +220,7 @@ class ModelContext:
         if self.memory_cut:
             out.append(f"memory: its last {self.memory_cut} tokens are left out: memory fills at most half the "
                        f"context ({self.block_size // 2} tokens)")
-        out.extend(f"lore {m.message}" for m in self.lore.left_out)
+        out.extend(f"lore {m.message} (it was active: {m.trigger.describe()})" for m in self.lore.left_out)
         out.extend(f"lore: {w}" for w in self.lore.warnings)
         hidden = len(self.story_ids) - self.story_seen
         if hidden > 0:

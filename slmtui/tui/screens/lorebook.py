@@ -32,13 +32,14 @@ from textual.widgets import (
 from slmtui.core.errors import SlmError
 from slmtui.stories.export import exports_dir, slug
 from slmtui.stories.lore_json import read_lore_file, write_lore_file
-from slmtui.stories.lorebook import Lorebook, LoreEntry
+from slmtui.stories.lorebook import Lorebook, LoreEntry, show
 from slmtui.tui.commands import Command, binding_commands
 from slmtui.tui.modals import AskScreen, ConfirmScreen
 from slmtui.tui.widgets.text_lines import printable
+from slmtui.writing.lore import Trigger
 from slmtui.writing.session import Change, WritingSession
 
-KEYS_CHARS = 30
+KEYS_CHARS = 24
 """How much of an entry's keys the table shows (the details below show them all)."""
 
 
@@ -63,6 +64,14 @@ def split_keys(line: str) -> tuple[str, ...]:
     return tuple(keys)
 
 
+def short_trigger(trigger: Trigger) -> str:
+    """What brought an entry in, short enough for a table cell: 'always on', '"Ann" in the story'."""
+    if trigger.source == "always":
+        return "always on"
+    where = {"story": "the story", "memory": "memory", "note": "the note"}.get(trigger.source)
+    return f"{show(trigger.key, 20)} in {where or show(trigger.entry_title, 20)}"
+
+
 def _closes_regex(text: str) -> bool:
     t = text.strip()
     return len(t) > 1 and t.startswith("/") and t.rstrip("imsIMS").endswith("/") and len(t.rstrip("imsIMS")) > 1
@@ -84,13 +93,18 @@ class LoreEntryScreen(ModalScreen[LoreEntry | None]):
         e = self.entry
         with Vertical(classes="dialog", id="lore-entry"):
             yield Label("Edit the lore entry" if e else "A new lore entry", classes="dialog-question")
-            yield Input(e.title if e else "", placeholder="title, e.g. Ann", id="lore-title")
-            yield Input(", ".join(e.keys) if e else "", placeholder="keys, by commas: Ann, the miller's daughter, "
-                        "/Ann(ie)?/i", id="lore-keys")
-            yield TextArea(e.text if e else "", id="lore-text", soft_wrap=True)
+            yield Label("Title", classes="lore-field")
+            yield Input(e.title if e else "", placeholder="e.g. Ann", id="lore-title", compact=True)
+            yield Label("Keys, by commas (whole words, any case; /regex/ for a pattern)", classes="lore-field")
+            yield Input(", ".join(e.keys) if e else "", placeholder="e.g. Ann, the miller's daughter",
+                        id="lore-keys", compact=True)
+            yield Label("Text the model reads while the entry is active", classes="lore-field")
+            yield TextArea(e.text if e else "", id="lore-text", soft_wrap=True, compact=True,
+                           placeholder="e.g. Ann is the miller's daughter, quick and proud.")
             with Horizontal(id="lore-switches"):
-                yield Checkbox("enabled", e.enabled if e else True, id="lore-enabled")
-                yield Checkbox("always on", e.always if e else False, id="lore-always")
+                yield Checkbox("enabled", e.enabled if e else True, id="lore-enabled", compact=True)
+                yield Checkbox("always on (keys or not)", e.always if e else False, id="lore-always",
+                               compact=True)
             yield Label("", id="lore-problem")
             yield Label("ctrl+s saves · Esc cancels · Tab moves between fields", classes="dialog-hint")
 
@@ -147,15 +161,9 @@ class LorebookScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_column("", key="state")
-        table.add_column("Title", key="title")
-        table.add_column("Keys", key="keys")
-        table.add_column("Tokens", key="tokens")
-        table.add_column("Next context", key="now")
         self.session.listeners.append(self._changed)
         self.reload()
-        table.focus()
+        self.query_one(DataTable).focus()
 
     def on_unmount(self) -> None:
         if self._changed in self.session.listeners:
@@ -178,16 +186,19 @@ class LorebookScreen(Screen[None]):
         ctx = self.session.context()
         inserted = {e.index: e for e in ctx.lore.inserted} if ctx else {}
         left_out = {e.index: e for e in ctx.lore.left_out} if ctx else {}
-        table.clear()
+        table.clear(columns=True)  # the columns too: their widths follow the rows they held
+        for label, key in (("", "state"), ("Title", "title"), ("Keys", "keys"), ("Tokens", "tokens"),
+                           ("Next context", "now")):
+            table.add_column(label, key=key)
         for i, entry in enumerate(self.entries):
             state = "off" if not entry.enabled else "always" if entry.always else "on"
             keys = ", ".join(entry.keys) or "–"
             if len(keys) > KEYS_CHARS:
                 keys = keys[: KEYS_CHARS - 1] + "…"
             if i in inserted:
-                tokens, now = str(inserted[i].n_tokens), "in: " + inserted[i].trigger.describe()
+                tokens, now = str(inserted[i].n_tokens), "in · " + short_trigger(inserted[i].trigger)
             elif i in left_out:
-                tokens, now = str(left_out[i].tokens), "left out: " + (
+                tokens, now = str(left_out[i].tokens), "out · " + (
                     "no room" if left_out[i].reason == "budget" else "empty text")
             else:
                 tokens, now = "", "–" if entry.enabled else "switched off"
@@ -195,13 +206,14 @@ class LorebookScreen(Screen[None]):
         empty = self.query_one("#lore-empty", Label)
         empty.update("No lore yet: press a to add an entry, or i to import a lore file." if not self.entries else "")
         empty.display = not self.entries
+        table.display = bool(self.entries)  # an empty table above the hint would only push it down
+        if self.entries and self.focused is None:
+            table.focus()
         if self.entries:
             table.move_cursor(row=max(0, min(row, len(self.entries) - 1)))
         self._draw_detail()
-        if ctx is not None and self.entries:
-            budget = ctx.lore.budget
-            self.query_one("#lore-detail", Static).border_title = (
-                f"{ctx.lore_tokens} of {budget} lore tokens in the next context")
+        self.query_one("#lore-detail", Static).border_title = (
+            f"{ctx.lore_tokens} of {ctx.lore.budget} lore tokens in the next context" if ctx and self.entries else "")
 
     def selected(self) -> int | None:
         table = self.query_one(DataTable)

@@ -72,7 +72,7 @@ async def test_add_edit_switch_off_move_and_delete_by_keyboard(make_app: Callabl
         ctx = session.context()
         assert ctx is not None and [e.entry.title for e in ctx.lore.inserted] == ["Ann", "Mill"]
         table = screen.query_one("#lore-table")
-        assert table.get_row_at(0)[4] == 'in: key "Ann" in the story'  # type: ignore[attr-defined]
+        assert table.get_row_at(0)[4] == 'in · "Ann" in the story'  # type: ignore[attr-defined]
 
         # A bad key is refused in the dialog, which says why and stays open; nothing is saved.
         await pilot.press("a")
