@@ -140,7 +140,8 @@ class ModelContext:
 
     block_size: int
     memory_ids: tuple[int, ...]
-    """The memory's tokens as the model reads them: cut to half the context when longer."""
+    """The memory's tokens as the model reads them: cut to half the context when longer, and a line break
+    after them when lore follows a memory that does not end in one."""
     memory_cut: int
     """Memory tokens left out (beyond half the context)."""
     lore: LoreContext
@@ -239,12 +240,18 @@ def build_context(tokenizer: Tokenizer, *, story: str, block_size: int, memory: 
     block = note_block(note)
     note_ids = tokenizer.encode(block) if block else []
     memory_read = tokenizer.decode(memory_ids) if len(memory_ids) < len(memory_all) else memory
+    # Lore starts on a line of its own: after a memory that does not end in a line break, one is read between
+    # them (and counted as the memory's), so "Weyford." and "Ann is..." are not read as "Weyford.Ann is...".
+    sep = tokenizer.encode("\n") if memory_read and not memory_read.endswith("\n") and lore else []
     lore_ctx = build_lore(lore, tokenizer, story=story, memory=memory_read, note=note,
                           settings=lore_settings or LoreSettings(),
-                          block_size=block_size, room=half - len(memory_ids), story_ids=story_ids)
+                          block_size=block_size, room=half - len(memory_ids) - len(sep), story_ids=story_ids)
+    memory_cut = len(memory_all) - len(memory_ids)
+    if lore_ctx.inserted:
+        memory_ids = memory_ids + sep
     depth = note_depth(block_size, len(memory_ids) + lore_ctx.n_tokens, len(note_ids))
     note_at = max(0, len(story_ids) - depth) if note_ids else len(story_ids)
-    return ModelContext(block_size, tuple(memory_ids), len(memory_all) - len(memory_ids), lore_ctx,
+    return ModelContext(block_size, tuple(memory_ids), memory_cut, lore_ctx,
                         tuple(story_ids), tuple(note_ids), note_at,
                         () if story_ids or note_ids else tuple(start_ids(tokenizer, [])))
 

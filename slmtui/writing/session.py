@@ -133,7 +133,9 @@ class WritingSession:
 
     @property
     def memory_tokens(self) -> int:
-        return self._memory_tokens
+        """Memory tokens the model reads next (the context's, with the line break before lore when one is read)."""
+        ctx = self.context()
+        return len(ctx.memory_ids) if ctx is not None else self._memory_tokens
 
     @property
     def note_tokens(self) -> int:

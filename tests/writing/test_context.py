@@ -85,7 +85,8 @@ def test_lore_fits_in_what_memory_leaves_of_half_the_context(byte_tokenizer: Tok
     is named with the reason."""
     ctx = build_context(byte_tokenizer, story="Ann and Tom went to the mill.", block_size=256, memory="m" * 100,
                         lore=WORLD)
-    assert len(ctx.memory_ids) == 100 and len(ctx.prefix) <= 128
+    assert len(ctx.memory_ids) == 101 and len(ctx.prefix) <= 128, "the memory, and a line break before the lore"
+    assert ctx.parts(byte_tokenizer)[0].text == "m" * 100 + "\n"
     left = {m.entry.title for m in ctx.lore.left_out}
     assert left and all(f"lore \u201c{t}\u201d" not in [p.label for p in ctx.parts(byte_tokenizer)] for t in left)
     assert any("left out: it needs" in c for c in ctx.cuts())

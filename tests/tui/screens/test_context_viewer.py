@@ -66,7 +66,7 @@ async def test_the_viewer_shows_what_the_model_reads_part_by_part(make_app: Call
         parts = ctx.parts(writer.session.model.tokenizer)  # type: ignore[union-attr]
         assert titles[: len(parts)] == [f"{p.label} · {p.n_tokens} tokens" + (f" · {p.why}" if p.why else "")
                                         for p in parts]
-        assert titles[0] == "memory · 8 tokens"
+        assert titles[0] == "memory · 9 tokens", "the memory and the line break before the lore"
         assert 'lore “Season” · 8 tokens · always on' in titles
         assert 'lore “Ann” · 13 tokens · key "Ann" in the story' in titles
         assert any(t.startswith("author's note ·") for t in titles) and titles[-1].startswith("left out · ")
@@ -74,7 +74,7 @@ async def test_the_viewer_shows_what_the_model_reads_part_by_part(make_app: Call
         kinds = [w.classes for w in viewer.query(".part-text")]
         assert {"-memory", "-lore", "-story", "-note", "-cut"} <= set().union(*kinds)
         cuts = texts(viewer, "-cut.part-text")
-        assert any('lore "The mill" left out: it needs 18 tokens and 3 of the lore budget' in c for c in cuts)
+        assert any('lore "The mill" left out: it needs 18 tokens and 2 of the lore budget' in c for c in cuts)
         assert any(c.startswith("story: its first") for c in cuts), "the story's head is out of view"
         assert not any("Tom" in t for t in titles + cuts), "an entry switched off is not in the context"
         assert str(viewer.query_one("#context-summary").render()).startswith(f"tiny reads for its next token: "
