@@ -8,8 +8,10 @@ with its token count. The same parts, as text, are what ``slmtui generate --show
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
@@ -30,7 +32,7 @@ class ContextViewerScreen(Screen[None]):
 
     CSS_PATH = "context_viewer.tcss"
 
-    BINDINGS = [Binding("escape,q", "back", "Back")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "back", "Back")]
 
     def __init__(self, ctx: ModelContext | None, tokenizer: Tokenizer | None, *, model: str = "the model",
                  writing: bool = False) -> None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import (
@@ -83,7 +84,7 @@ class LoreEntryScreen(ModalScreen[LoreEntry | None]):
 
     CSS_PATH = "lorebook.tcss"
 
-    BINDINGS = [Binding("ctrl+s", "save", "Save"), Binding("escape", "dismiss(None)", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+s", "save", "Save"), Binding("escape", "dismiss(None)", "Cancel")]
 
     def __init__(self, entry: LoreEntry | None = None) -> None:
         super().__init__(classes="dialog-screen")
@@ -135,7 +136,7 @@ class LorebookScreen(Screen[None]):
 
     CSS_PATH = "lorebook.tcss"
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
         Binding("a", "add", "Add"),
         Binding("e", "edit", "Edit"),

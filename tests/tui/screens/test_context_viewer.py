@@ -6,16 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from tui_helpers import wait_for
 
-from slmtui.stories.lorebook import LoreEntry, Lorebook
+from slmtui.stories.lorebook import Lorebook, LoreEntry
 from slmtui.stories.store import StoryStore
 from slmtui.tui.app import SlmApp
 from slmtui.tui.screens.context_viewer import ContextViewerScreen
 from slmtui.tui.screens.lorebook import LorebookScreen
 from slmtui.tui.screens.writer import WriterScreen
 from slmtui.writing.lore import LoreSettings
-
-from tui_helpers import wait_for
 
 pytestmark = pytest.mark.anyio
 

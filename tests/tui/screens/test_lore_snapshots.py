@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from test_context_viewer import world_story
+from tui_helpers import default_settings, wait_for
 
 from slmtui.stories.store import StoryStore
 from slmtui.tui.app import SlmApp
@@ -14,8 +15,6 @@ from slmtui.tui.screens.lorebook import LorebookScreen
 from slmtui.tui.screens.writer import WriterScreen
 from slmtui.writing.lore import LoreSettings
 from slmtui.writing.records import ActiveModel
-
-from tui_helpers import default_settings, wait_for
 
 
 def open_with(key: str, screen: type) -> object:
