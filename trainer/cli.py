@@ -7,6 +7,7 @@ TUI. Ctrl+C or SIGTERM saves the run and prints how to resume it.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -27,6 +28,12 @@ from trainer.config import DEFAULT_EPOCHS, DEFAULT_PRESET, PRESETS, default_run_
 from trainer.corpus import corpus_path, read_corpus
 from trainer.events import DoneEvent, ErrorEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
 from trainer.loop import RunSpec, train
+from trainer.preflight import check_block_size
+
+
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG,
+                      errno.EIO}
+"""OSErrors that are the machine's state (full, read-only, not ours, too long), said in one line with exit 1."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -95,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def spec_from_args(args: argparse.Namespace) -> RunSpec:
     recipe = preset(args.preset)  # an unknown name is refused with the choices
+    if args.block_size is not None:
+        check_block_size(args.block_size)
     if args.out is not None:
         out = target_path(args.out)  # not resolve(): a link at --out must be seen, and refused
     else:
@@ -265,6 +274,16 @@ def _main(argv: list[str] | None) -> int:
             print(to_json(ErrorEvent(message=str(e))), flush=True)
         print(f"slm-train: error: {' '.join(str(e).split()) or 'unknown error'}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        if e.errno not in ENVIRONMENT_ERRNOS:
+            raise  # a bug: keep the traceback
+        # The disk or the folder, not the run (the saves say so themselves: this catches a cache, a BPE file).
+        where = f" ({e.filename})" if e.filename else ""
+        message = f"{e.strerror or e}{where}"
+        if args.progress == "jsonl":
+            print(to_json(ErrorEvent(message=message)), flush=True)
+        print(f"slm-train: error: {message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     finally:

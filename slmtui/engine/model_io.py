@@ -63,8 +63,11 @@ def save_model_dir(
     (the trainer and the exporter do), so that a refusal up front writes nothing at all.
     """
     path = target_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = new_temp_folder(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = new_temp_folder(path)
+    except OSError as e:
+        raise SlmError(f"cannot save the model to {path}: {e.strerror or e}", exit_code=1) from e
     keep_tmp = False
     umask = os.umask(0)
     os.umask(umask)
@@ -101,6 +104,9 @@ def save_model_dir(
             keep_tmp = True  # hours of training are not thrown away because the place was taken meanwhile
             raise SlmError(f"{e}; the new model is kept at {tmp}", exit_code=e.exit_code) from e
         swap_into_place(tmp, path)
+    except OSError as e:  # a full disk, a read-only folder, a name too long: one line, and nothing half-written
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SlmError(f"cannot save the model to {path}: {e.strerror or e}", exit_code=1) from e
     except BaseException:
         if not keep_tmp:
             shutil.rmtree(tmp, ignore_errors=True)
