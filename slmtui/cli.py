@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from slmtui import __version__
+from slmtui.core.errors import encoding_problem, people_stream
 from slmtui.stories.cli import add_stories_parser
 from slmtui.core.devices import DEVICE_CHOICES
 from slmtui.core.errors import SlmError
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (``python -m slmtui`` and the script exit with it)."""
+    people_stream(sys.stderr)
     try:
         try:
             args = build_parser().parse_args(argv)
@@ -111,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SlmError as e:
         print(f"{PROG}: error: {_one_line(str(e))}", file=sys.stderr)
         return e.exit_code
+    except UnicodeEncodeError as e:  # PYTHONIOENCODING=ascii, a C locale: the user's to change, said so
+        print(f"{PROG}: error: {encoding_problem(e, sys.stdout)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         if sys.stdout.isatty():
             print(file=sys.stdout)  # end the half-written line before the shell prompt

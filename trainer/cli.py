@@ -7,7 +7,6 @@ TUI. Ctrl+C or SIGTERM saves the run and prints how to resume it.
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import signal
 import sys
@@ -18,7 +17,7 @@ from typing import NoReturn
 
 from slmtui.core import paths
 from slmtui.core.devices import DEVICE_CHOICES
-from slmtui.core.errors import SlmError
+from slmtui.core.errors import ENVIRONMENT_ERRNOS, SlmError, people_stream
 from slmtui.core.model_target import target_path
 from slmtui.core.seeds import SEED_HELP
 from slmtui.engine.device import pick_device
@@ -29,11 +28,6 @@ from trainer.corpus import corpus_path, read_corpus
 from trainer.events import DoneEvent, ErrorEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
 from trainer.loop import RunSpec, train
 from trainer.preflight import check_block_size
-
-
-ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG,
-                      errno.EIO}
-"""OSErrors that are the machine's state (full, read-only, not ours, too long), said in one line with exit 1."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -255,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    people_stream(sys.stderr)
     args = build_parser().parse_args(argv)
     report = _Reporter(args.progress)
     stop = threading.Event()

@@ -9,6 +9,7 @@ itself is trainer/clean.py (``clean_text``).
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -73,15 +74,25 @@ class Corpus:
 # --------------------------------------------------------------------------- reading
 
 
-def _find_files(root: Path) -> list[Path]:
-    found = [
-        p
-        for p in root.rglob("*")
-        if is_corpus_file(p.relative_to(root)) and p.is_file()
-    ]
+def _find_files(root: Path) -> tuple[list[Path], list[Skipped]]:
+    """The corpus files under ``root``, and the folders that could not be listed (rglob skips those without
+    a word; a folder of books the trainer never saw must be said, as an unreadable file is)."""
+    found: list[Path] = []
+    unreadable: list[Skipped] = []
+
+    def failed(e: OSError) -> None:
+        where = Path(e.filename) if e.filename else root
+        name = where.relative_to(root).as_posix() if where != root else where.name
+        unreadable.append(Skipped(f"{name}/", f"unreadable folder ({e.strerror or e})"))
+
+    for folder, _dirs, files in os.walk(root, onerror=failed):
+        for name in files:
+            p = Path(folder) / name
+            if is_corpus_file(p.relative_to(root)) and p.is_file():
+                found.append(p)
     # Sorting by the relative POSIX path makes the order, the split and the fingerprint the same
     # on every machine and file system.
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix()), unreadable
 
 
 def _decode(data: bytes) -> tuple[str | None, str]:
@@ -109,9 +120,12 @@ def read_corpus(path: Path) -> Corpus:
     path = Path(path).expanduser()
     if not path.exists():
         raise SlmError(f"corpus not found: {path}")
+    skipped: list[Skipped] = []
     if path.is_dir():
-        files = _find_files(path)
+        files, skipped = _find_files(path)
         if not files:
+            if skipped:
+                raise SlmError(f"cannot read {path}: " + "; ".join(f"{s.name} {s.reason}" for s in skipped[:3]))
             raise SlmError(f"no .txt or .md files in {path}")
         named = [(f.relative_to(path).as_posix(), f) for f in files]
     elif path.is_file():
@@ -120,7 +134,6 @@ def read_corpus(path: Path) -> Corpus:
         raise SlmError(f"corpus is not a file or a folder: {path}")
 
     documents: list[Document] = []
-    skipped: list[Skipped] = []
     for name, file in named:
         text, reason = _read_file(file)
         if text is not None:

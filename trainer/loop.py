@@ -156,9 +156,9 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     device = ddp.device
     # Before anything is read, tokenised or trained: may this run write its model there at all?
     # (A resumed run's corpus is known once its state is read: checked again below.)
+    check_name(spec.out)  # then the rest that would fail only at the save, after the training (preflight.py)
     check_model_target(spec.out, replace_model=spec.resume, corpus=None if spec.resume else spec.corpus,
                        how_to_replace=REPLACE_HINT)
-    check_name(spec.out)  # and the rest that would fail only at the save, after the training (preflight.py)
     check_writable(spec.out)
     state = ResumeState.load(spec.out) if spec.resume else None
     try:

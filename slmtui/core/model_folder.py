@@ -103,10 +103,14 @@ def recover_swap(path: Path) -> None:
 
 
 def read_model_info(path: Path) -> ModelInfo:
-    """Read and check model.toml alone: cheap enough for listing many models."""
+    """Read and check model.toml alone: cheap enough for listing many models. A folder that cannot be read
+    (``chmod 000``, a name too long) is an SlmError that says so, never a traceback."""
     path = Path(path)
-    recover_swap(path)
-    return _parse_model_info(path)
+    try:
+        recover_swap(path)
+        return _parse_model_info(path)
+    except OSError as e:
+        raise SlmError(f"cannot read {e.filename or path}: {e.strerror or e}") from e
 
 
 def _parse_model_info(path: Path) -> ModelInfo:

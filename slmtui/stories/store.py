@@ -39,6 +39,10 @@ _UP = """WITH RECURSIVE up(id, depth) AS (
              WHERE p.parent_id IS NOT NULL)"""
 
 
+_SQLITE_MIN, _SQLITE_MAX = -(2**63), 2**63 - 1
+"""SQLite's integers: an id outside them names no row (and sqlite3 would raise OverflowError binding it)."""
+
+
 class DamagedStoreError(SlmError):
     """stories.db cannot be used as it is: not a database, a table gone, pages damaged, or a folder.
 
@@ -215,12 +219,16 @@ class StoryStore:
         return now.isoformat(timespec="microseconds")
 
     def _story_row(self, c: sqlite3.Connection, story_id: int) -> sqlite3.Row:
+        if not _SQLITE_MIN <= story_id <= _SQLITE_MAX:  # `stories export 99999999999999999999`: no such story
+            raise StoryGoneError(f"no story with id {story_id}")
         row = c.execute(f"{_STORY_SELECT} WHERE s.id = ?", (story_id,)).fetchone()
         if row is None:
             raise StoryGoneError(f"no story with id {story_id}")
         return row
 
     def _passage_row(self, c: sqlite3.Connection, passage_id: int) -> Passage:
+        if not _SQLITE_MIN <= passage_id <= _SQLITE_MAX:
+            raise StoryGoneError(f"no passage with id {passage_id}")
         row = c.execute("SELECT * FROM passages WHERE id = ?", (passage_id,)).fetchone()
         if row is None:
             raise StoryGoneError(f"no passage with id {passage_id}")

@@ -314,3 +314,22 @@ def test_an_asked_for_replacement_still_works(tiny_model: GPT, byte_tokenizer: T
         save_model_dir(tiny_model_dir, tiny_model, byte_tokenizer, training={"step": 8})
     assert_unchanged(before, snapshot(tiny_model_dir))
     assert read_model_info(tiny_model_dir).training == {"step": 7}
+
+
+def test_unreadable_weights_are_said_as_unreadable_not_damaged(tiny_model_dir: Path) -> None:
+    """Before: safetensors' own open said "damaged or truncated: No such file or directory" (issue 23, item 8)."""
+    import builtins
+    import errno
+
+    real = builtins.open
+
+    def chmod_000(file, *a, **k):  # type: ignore[no-untyped-def]
+        if str(file).endswith(WEIGHTS):
+            raise PermissionError(errno.EACCES, "Permission denied", str(file))
+        return real(file, *a, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(builtins, "open", chmod_000)
+        with pytest.raises(SlmError) as caught:
+            load_model_dir(tiny_model_dir)
+    assert str(caught.value) == f"cannot read {tiny_model_dir / WEIGHTS}: Permission denied"
