@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from slmtui.core.user_input import (MAX_PROMPT_BYTES, MAX_TEXT_FILE_BYTES, check
                                      read_stream_text)
 from slmtui.core.sampling import FIELDS, Sampling, SamplingField
 from slmtui.format import params
+from slmtui.core import strict_json
 from trainer.config import before_after
 
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise SlmError("nothing to evaluate: the text is shorter than two tokens")
     report = {"model": loaded.info.name, "path": str(loaded.info.path), **source, "texts": len(texts), **result.to_dict()}
     if args.json:
-        print(json.dumps(report))
+        print(strict_json.dumps(report))
     else:
         _print_eval(report, result)
     return 0
@@ -237,7 +237,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     infos, broken = scan_models()
     rows = [_model_row(info) for info in infos]
     if args.json:
-        print(json.dumps(rows + [{"name": b.name, "path": str(b.path), "bundled": b.bundled, "broken": True,
+        print(strict_json.dumps(rows + [{"name": b.name, "path": str(b.path), "bundled": b.bundled, "broken": True,
                                   "error": b.reason} for b in broken]))
         return 0
     if not rows:

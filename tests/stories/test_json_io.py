@@ -89,3 +89,24 @@ def test_bad_json_into_an_existing_database_adds_nothing(store: StoryStore, tmp_
     bad.write_text(json.dumps(doc))
     assert main(["stories", "import", str(bad)]) == 2
     assert [s.id for s in store.list_stories()] == [sid]
+
+
+def _refuse(name: str) -> None:
+    raise ValueError(f"{name} in strict JSON")
+
+
+def test_an_export_is_strict_json_even_with_non_finite_numbers(store: StoryStore, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: a NaN probability or an infinite sampling value was written as NaN/Infinity (issue 23, item 9)."""
+    from slmtui.stories.tokens import pack_token
+
+    story = store.create_story(title="odd numbers")
+    store.add_passage(story.id, parent_id=None, author="model", text="Hi", sampling={"temperature": float("inf")},
+                      tokens=pack_token(0, 2, 5, float("nan"), [(6, "Ho", float("nan"))]))
+    text = export_json(store, story.id)
+    doc = json.loads(text, parse_constant=_refuse)  # JSON.parse, jq and serde read it
+    assert doc["passages"][0]["sampling"] == {"temperature": None}
+    assert doc["passages"][0]["tokens"][0][3] is None
+    again = tmp_path / "again.json"
+    again.write_text(text)
+    assert main(["stories", "import", str(again)]) == 0, capsys.readouterr().err
