@@ -323,6 +323,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
             save_model_dir(spec.out, best, tokenizer, training=summary(reason), extra_files=extra_files,
                            replace_model=spec.resume or saved, corpus=corpus_dir)
         except SlmError as e:  # the disk filled, or the folder turned read-only, during the run
+            if not isinstance(e.__cause__, OSError):
+                raise  # the place taken meanwhile: the error says where the new model is kept
             kept = (f"the last good save (step {saved_step:,}) is kept in {spec.out}" if saved_step is not None
                     else "nothing of this run was saved")
             raise SlmError(f"{e}; {kept}", exit_code=e.exit_code) from e
