@@ -208,7 +208,8 @@ def split_documents(corpus: Corpus, val_fraction: float = TrainConfig.val_fracti
     A document with fewer than 1/val_fraction paragraphs goes to train whole (its tail would be
     far more than val_fraction of it), unless that leaves no validation text at all: then the
     document with the most paragraphs is cut anyway or, when every document is one paragraph,
-    the last document is held out whole. Returns one train and at most one val text per document.
+    the last document is held out whole, and a lone one-line document is cut at a space.
+    Returns one train and at most one val text per document.
     """
     if not 0.0 < val_fraction < 1.0:
         raise SlmError(f"the validation fraction must be between 0 and 1, not {val_fraction}")
@@ -231,10 +232,24 @@ def split_documents(corpus: Corpus, val_fraction: float = TrainConfig.val_fracti
         return train, [sep.join(blocks[k:])]
     if len(train) >= 2:
         return train[:-1], train[-1:]
+    # One document of one paragraph on one line (a 200 MB file of that shape was called "too small"): cut it
+    # at the last space before the mark, or at the mark itself in text without spaces.
+    text = blocks[0]
+    if len(text) >= MIN_LINE_TO_CUT:
+        mark = int(len(text) * (1.0 - val_fraction))
+        cut = text.rfind(" ", 0, mark)
+        cut = cut if cut > mark // 2 else mark
+        train[i] = text[:cut]
+        return train, [text[cut:].lstrip(" ")]
     raise SlmError(
-        f"the corpus in {corpus.path} is too small to hold out validation text: "
-        "it needs at least two paragraphs"
+        f"the corpus in {corpus.path} is too small to hold out validation text: one paragraph of {len(text):,} "
+        f"characters (give at least two paragraphs, or {MIN_LINE_TO_CUT:,} characters)"
     )
+
+
+MIN_LINE_TO_CUT = 1000
+"""The shortest lone one-line document that is cut for validation text (its tail is then 100 characters or more
+at the default fraction); shorter, it is too small to train on anyway."""
 
 
 def corpus_fingerprint(corpus: Corpus) -> str:

@@ -213,7 +213,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     batches = Batches(data.train, block_size=model_config.block_size, batch_size=cfg.batch_size, seed=cfg.seed,
                       rank=ddp.rank, world_size=ddp.world_size)
     if not data.val_docs:
-        raise SlmError(f"the corpus at {corpus_dir} is too small to hold out validation text")
+        raise SlmError(f"the corpus at {corpus_dir} is too small to hold out validation text: its held-out part "
+                       f"({sum(len(t) for t in val_texts):,} characters) is under two tokens")
     batch_tokens = batches.global_batch * model_config.block_size
     if cfg.evals_per_pass:
         steps_per_pass = len(data.train) / batch_tokens

@@ -13,6 +13,7 @@ of the tree cannot drift apart. The exports (export.py, json_io.py) are function
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import weakref
@@ -144,8 +145,11 @@ class StoryStore:
         except sqlite3.DatabaseError as e:
             conn.close()
             if _cannot_write(e):  # a read-only folder or a full disk is not damage: say what it is
-                raise SlmError(f"cannot open the stories database {self.path}: {describe_sqlite_error(e)}",
-                               exit_code=1) from e
+                why = describe_sqlite_error(e)
+                if not os.access(self.path.parent, os.W_OK):
+                    why = (f"its folder {self.path.parent} is read-only, and SQLite writes its -wal and -shm "
+                           f"files beside it ({e})")
+                raise SlmError(f"cannot open the stories database {self.path}: {why}", exit_code=1) from e
             raise DamagedStoreError(self.path, str(e)) from e
         except BaseException:
             conn.close()

@@ -300,3 +300,13 @@ def test_an_unreadable_corpus_folder_is_one_line(tmp_path: Path) -> None:
     with unreadable(tmp_path / "books"), pytest.raises(SlmError, match=r"cannot read .*books: books/ unreadable "
                                                                        r"folder \(Permission denied\)"):
         read_corpus(tmp_path / "books")
+
+
+def test_one_long_paragraph_on_one_line_is_cut_at_a_space() -> None:
+    """Before: a 200 MB one-paragraph corpus was "too small to hold out validation text" (issue 23, item 8)."""
+    line = " ".join(f"word{i}" for i in range(5000))
+    train, val = split_documents(corpus_of(line), val_fraction=0.1)
+    assert train[0] + " " + val[0] == line
+    assert 0.08 < len(val[0]) / len(line) < 0.12 and val[0].startswith("word")
+    with pytest.raises(SlmError, match="one paragraph of 19 characters"):
+        split_documents(corpus_of("Just one paragraph."))
