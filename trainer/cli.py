@@ -17,6 +17,7 @@ from typing import NoReturn
 
 from slmtui.core import paths
 from slmtui.core.devices import DEVICE_CHOICES
+from slmtui.core.model_catalog import DEFAULT_MODEL
 from slmtui.core.errors import ENVIRONMENT_ERRNOS, SlmError, people_stream
 from slmtui.core.model_target import target_path
 from slmtui.core.seeds import SEED_HELP
@@ -173,7 +174,11 @@ def _finetune_defaults(args: argparse.Namespace, parent: LoadedModel) -> config.
 
 
 def _check_corpus_path(path: Path) -> None:
-    if not path.expanduser().exists():
+    try:
+        found = path.expanduser().exists()
+    except OSError as e:  # in a folder it may not read (chmod 000 on a parent)
+        raise SlmError(f"cannot read the corpus {path}: {e.strerror or e}") from e
+    if not found:
         raise SlmError(f"corpus not found: {path}")
 
 
@@ -263,6 +268,9 @@ def _main(argv: list[str] | None) -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         spec = spec_from_args(args)
+        if spec.out == paths.models_dir() / DEFAULT_MODEL and not spec.resume and not spec.out.exists():
+            print(f"warning: a model named {DEFAULT_MODEL!r} hides the bundled default: it is used wherever no model "
+                  "is named (rename or delete it on the models screen, f6, to go back)", file=sys.stderr)
         done = train(spec, report, should_stop=stop.is_set, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
     except SlmError as e:
         if args.progress == "jsonl":

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from slmtui.core import paths
 from slmtui.core.errors import SlmError
-from slmtui.core.model_folder import META, ModelInfo, read_model_info, recover_swap
+from slmtui.core.model_folder import META, ModelInfo, read_model_info, recover_swap, remove_leftovers
 
 DEFAULT_MODEL = "default"
 """The model a command uses when none is named: the user's own "default", else the bundled one."""
@@ -77,6 +77,8 @@ def scan_models() -> tuple[list[ModelInfo], list[BrokenModel]]:
         try:
             if not base.is_dir():
                 continue
+            if base != paths.BUNDLED_MODELS_DIR:
+                remove_leftovers(base)
             folders = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
         except OSError as e:  # the models folder itself unreadable: shown as broken, the bundled ones still listed
             broken.append(BrokenModel(base, f"cannot read {e.filename or base}: {e.strerror or e}",

@@ -26,8 +26,10 @@ from slmtui.core.model_folder import (
     WEIGHTS,
     WEIGHT_DTYPE_BYTES,
     ModelInfo,
+    kept_name,
     new_temp_folder,
     read_model_info,
+    remove_leftovers,
     swap_into_place,
 )
 from slmtui.core.model_target import check_model_target, target_path
@@ -102,8 +104,11 @@ def save_model_dir(
             check_model_target(path, replace_model=replace_model, corpus=corpus)
         except SlmError as e:
             keep_tmp = True  # hours of training are not thrown away because the place was taken meanwhile
-            raise SlmError(f"{e}; the new model is kept at {tmp}", exit_code=e.exit_code) from e
+            kept = kept_name(path)
+            os.replace(tmp, kept)
+            raise SlmError(f"{e}; the new model is kept at {kept}", exit_code=e.exit_code) from e
         swap_into_place(tmp, path)
+        remove_leftovers(path.parent)  # what killed saves left beside it (model_folder.remove_leftovers)
     except OSError as e:  # a full disk, a read-only folder, a name too long: one line, and nothing half-written
         shutil.rmtree(tmp, ignore_errors=True)
         if e.errno not in ENVIRONMENT_ERRNOS:

@@ -153,3 +153,11 @@ def test_the_token_cache_on_a_full_disk_is_skipped_not_fatal(corpus: Path, tmp_p
     code, err = run(args(corpus, "--out", str(tmp_path / "out")))
     assert code == 0, err
     assert not list(paths.cache_dir().rglob("meta.json"))
+
+
+def test_name_default_says_it_hides_the_bundled_default(corpus: Path) -> None:
+    """Before: a user model named "default" silently took the bundled one's place (issue 23, item 9)."""
+    code, err = run(args(corpus, "--name", "default"))
+    assert code == 0, err
+    assert "warning: a model named 'default' hides the bundled default" in err
+    assert (paths.models_dir() / "default").is_dir()
