@@ -97,13 +97,22 @@ def _broken_model(tiny_model_dir: Path, **model: object) -> Path:
     return tiny_model_dir
 
 
-@pytest.mark.parametrize("fault", ["too large for memory", "an unexpected exception"])
+@pytest.mark.parametrize("fault", ["too large for memory", "an unexpected exception", "an unreadable model folder",
+                                   "an unreadable models folder"])
 async def test_every_model_load_failure_is_shown_and_the_app_keeps_running(
     tiny_model_dir: Path, store: StoryStore, monkeypatch: pytest.MonkeyPatch, fault: str
 ) -> None:
+    from contextlib import nullcontext
+
+    from tests.unreadable import unreadable
+
+    sealed = nullcontext()
     if fault == "too large for memory":
         _broken_model(tiny_model_dir, vocab_size=10**12)
         expected = "needs about"
+    elif fault.startswith("an unreadable"):  # chmod 000, as its owner (issue 23, item 5: "loading model…", then F6 crashed)
+        sealed = unreadable(tiny_model_dir if "model folder" in fault else tiny_model_dir.parent)
+        expected = "Permission denied"
     else:
         import slmtui.engine.model_io as model_io
 
@@ -113,6 +122,11 @@ async def test_every_model_load_failure_is_shown_and_the_app_keeps_running(
         monkeypatch.setattr(model_io, "load_model_dir", explode)
         expected = "RuntimeError: [enforce fail"
     app = SlmApp(model="tiny", store=store, settings=default_settings())
+    with sealed:
+        await _shown_and_running(app, expected)
+
+
+async def _shown_and_running(app: SlmApp, expected: str) -> None:
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, WriterScreen))
         writer = app.screen
