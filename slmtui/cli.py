@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from slmtui import __version__
+from slmtui.core.errors import encoding_problem, people_stream
 from slmtui.stories.cli import add_stories_parser
 from slmtui.core.devices import DEVICE_CHOICES
 from slmtui.core.errors import SlmError
@@ -25,6 +25,7 @@ from slmtui.core.user_input import (MAX_PROMPT_BYTES, MAX_TEXT_FILE_BYTES, check
                                      read_stream_text)
 from slmtui.core.sampling import FIELDS, Sampling, SamplingField
 from slmtui.format import params
+from slmtui.core import strict_json
 from trainer.config import before_after
 
 if TYPE_CHECKING:
@@ -108,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (``python -m slmtui`` and the script exit with it)."""
+    people_stream(sys.stderr)
     try:
         try:
             args = build_parser().parse_args(argv)
@@ -119,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SlmError as e:
         print(f"{PROG}: error: {_one_line(str(e))}", file=sys.stderr)
         return e.exit_code
+    except UnicodeEncodeError as e:  # PYTHONIOENCODING=ascii, a C locale: the user's to change, said so
+        print(f"{PROG}: error: {encoding_problem(e, sys.stdout)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         if sys.stdout.isatty():
             print(file=sys.stdout)  # end the half-written line before the shell prompt
@@ -246,7 +251,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise SlmError("nothing to evaluate: the text is shorter than two tokens")
     report = {"model": loaded.info.name, "path": str(loaded.info.path), **source, "texts": len(texts), **result.to_dict()}
     if args.json:
-        print(json.dumps(report))
+        print(strict_json.dumps(report))
     else:
         _print_eval(report, result)
     return 0
@@ -258,7 +263,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     infos, broken = scan_models()
     rows = [_model_row(info) for info in infos]
     if args.json:
-        print(json.dumps(rows + [{"name": b.name, "path": str(b.path), "bundled": b.bundled, "broken": True,
+        print(strict_json.dumps(rows + [{"name": b.name, "path": str(b.path), "bundled": b.bundled, "broken": True,
                                   "error": b.reason} for b in broken]))
         return 0
     if not rows:

@@ -234,9 +234,18 @@ def load_settings(path: Path | None = None) -> LoadResult:
         where = f"{path} line {line}" if line else str(path)
         problem = f"{where}: {message}; using default settings (the file is left as it is until you fix it)"
         return LoadResult(Settings(), [problem], path, writable=False)
+    except RecursionError:  # tables or arrays nested thousands deep: tomllib recurses once a level
+        return LoadResult(Settings(), [f"{path}: {TOO_DEEP}; using default settings (the file is left as it is "
+                                       "until you fix it)"], path, writable=False)
     report = _Report(path, text)
-    settings = _from_doc(doc, report)
+    try:
+        settings = _from_doc(doc, report)
+    except RecursionError:
+        return LoadResult(Settings(), [f"{path}: {TOO_DEEP}; using default settings"], path, writable=False)
     return LoadResult(settings, report.problems, path, writable=True)
+
+
+TOO_DEEP = "nested too deeply to read (arrays or tables within each other hundreds of levels deep)"
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> None:
@@ -257,9 +266,15 @@ def save_settings(settings: Settings, path: Path | None = None) -> None:
         where = f"{path} line {line}" if line else str(path)
         raise SlmError(f"not saving settings over {where}: {message}. Fix or delete that file first.",
                        exit_code=1) from e
+    except RecursionError as e:
+        raise SlmError(f"not saving settings over {path}: {TOO_DEEP}. Fix or delete that file first.",
+                       exit_code=1) from e
     except OSError as e:
         raise SlmError(f"cannot read {path} before saving settings: {e.strerror}", exit_code=1) from e
     try:
         write_text_atomic(path, _updated_text(text, settings) if text else _HEADER + tomlkit.dumps(_to_doc(settings)))
+    except RecursionError as e:  # tomllib read it, tomlkit (which recurses deeper per level) could not
+        raise SlmError(f"not saving settings over {path}: {TOO_DEEP}. Fix or delete that file first.",
+                       exit_code=1) from e
     except OSError as e:
         raise SlmError(f"cannot save settings to {path}: {e.strerror or e}", exit_code=1) from e

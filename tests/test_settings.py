@@ -213,3 +213,17 @@ def test_slmtui_home_is_respected(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     result = load_settings()
     assert result.path == tmp_path / "config" / "config.toml"
     assert result.settings.theme == "home"
+
+
+@pytest.mark.parametrize("nested", ["a = " + "[" * 5000 + "]" * 5000, "a = " + "{b = " * 5000 + "1" + "}" * 5000],
+                         ids=["arrays", "inline tables"])
+def test_a_config_nested_5000_deep_loads_defaults_and_is_never_written_over(tmp_path: Path, nested: str) -> None:
+    """Before: tomllib's RecursionError crashed the app at start (issue 23, item 7)."""
+    path = tmp_path / "config.toml"
+    path.write_text(nested)
+    result = load_settings(path)
+    assert result.settings == Settings() and not result.writable
+    assert len(result.problems) == 1 and "nested too deeply" in result.problems[0]
+    with pytest.raises(SlmError, match="not saving settings over"):
+        save_settings(Settings(), path)
+    assert path.read_text() == nested

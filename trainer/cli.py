@@ -17,7 +17,8 @@ from typing import NoReturn
 
 from slmtui.core import paths
 from slmtui.core.devices import DEVICE_CHOICES
-from slmtui.core.errors import SlmError
+from slmtui.core.model_catalog import DEFAULT_MODEL
+from slmtui.core.errors import ENVIRONMENT_ERRNOS, SlmError, people_stream
 from slmtui.core.model_target import target_path
 from slmtui.core.seeds import SEED_HELP
 from slmtui.engine.device import pick_device
@@ -27,6 +28,7 @@ from trainer.config import DEFAULT_EPOCHS, DEFAULT_PRESET, PRESETS, default_run_
 from trainer.corpus import corpus_path, read_corpus
 from trainer.events import DoneEvent, ErrorEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
 from trainer.loop import RunSpec, train
+from trainer.preflight import check_block_size
 
 
 class _Parser(argparse.ArgumentParser):
@@ -95,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def spec_from_args(args: argparse.Namespace) -> RunSpec:
     recipe = preset(args.preset)  # an unknown name is refused with the choices
+    if args.block_size is not None:
+        check_block_size(args.block_size)
     if args.out is not None:
         out = target_path(args.out)  # not resolve(): a link at --out must be seen, and refused
     else:
@@ -170,7 +174,11 @@ def _finetune_defaults(args: argparse.Namespace, parent: LoadedModel) -> config.
 
 
 def _check_corpus_path(path: Path) -> None:
-    if not path.expanduser().exists():
+    try:
+        found = path.expanduser().exists()
+    except OSError as e:  # in a folder it may not read (chmod 000 on a parent)
+        raise SlmError(f"cannot read the corpus {path}: {e.strerror or e}") from e
+    if not found:
         raise SlmError(f"corpus not found: {path}")
 
 
@@ -246,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    people_stream(sys.stderr)
     args = build_parser().parse_args(argv)
     report = _Reporter(args.progress)
     stop = threading.Event()
@@ -259,12 +268,25 @@ def _main(argv: list[str] | None) -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         spec = spec_from_args(args)
+        if spec.out == paths.models_dir() / DEFAULT_MODEL and not spec.resume and not spec.out.exists():
+            print(f"warning: a model named {DEFAULT_MODEL!r} hides the bundled default: it is used wherever no model "
+                  "is named (rename or delete it on the models screen, f6, to go back)", file=sys.stderr)
         done = train(spec, report, should_stop=stop.is_set, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
     except SlmError as e:
         if args.progress == "jsonl":
             print(to_json(ErrorEvent(message=str(e))), flush=True)
         print(f"slm-train: error: {' '.join(str(e).split()) or 'unknown error'}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        if e.errno not in ENVIRONMENT_ERRNOS:
+            raise  # a bug: keep the traceback
+        # The disk or the folder, not the run (the saves say so themselves: this catches a cache, a BPE file).
+        where = f" ({e.filename})" if e.filename else ""
+        message = f"{e.strerror or e}{where}"
+        if args.progress == "jsonl":
+            print(to_json(ErrorEvent(message=message)), flush=True)
+        print(f"slm-train: error: {message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     finally:

@@ -9,6 +9,7 @@ itself is trainer/clean.py (``clean_text``).
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -73,15 +74,25 @@ class Corpus:
 # --------------------------------------------------------------------------- reading
 
 
-def _find_files(root: Path) -> list[Path]:
-    found = [
-        p
-        for p in root.rglob("*")
-        if is_corpus_file(p.relative_to(root)) and p.is_file()
-    ]
+def _find_files(root: Path) -> tuple[list[Path], list[Skipped]]:
+    """The corpus files under ``root``, and the folders that could not be listed (rglob skips those without
+    a word; a folder of books the trainer never saw must be said, as an unreadable file is)."""
+    found: list[Path] = []
+    unreadable: list[Skipped] = []
+
+    def failed(e: OSError) -> None:
+        where = Path(e.filename) if e.filename else root
+        name = where.relative_to(root).as_posix() if where != root else where.name
+        unreadable.append(Skipped(f"{name}/", f"unreadable folder ({e.strerror or e})"))
+
+    for folder, _dirs, files in os.walk(root, onerror=failed):
+        for name in files:
+            p = Path(folder) / name
+            if is_corpus_file(p.relative_to(root)) and p.is_file():
+                found.append(p)
     # Sorting by the relative POSIX path makes the order, the split and the fingerprint the same
     # on every machine and file system.
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix()), unreadable
 
 
 def _decode(data: bytes) -> tuple[str | None, str]:
@@ -109,9 +120,12 @@ def read_corpus(path: Path) -> Corpus:
     path = Path(path).expanduser()
     if not path.exists():
         raise SlmError(f"corpus not found: {path}")
+    skipped: list[Skipped] = []
     if path.is_dir():
-        files = _find_files(path)
+        files, skipped = _find_files(path)
         if not files:
+            if skipped:
+                raise SlmError(f"cannot read {path}: " + "; ".join(f"{s.name} {s.reason}" for s in skipped[:3]))
             raise SlmError(f"no .txt or .md files in {path}")
         named = [(f.relative_to(path).as_posix(), f) for f in files]
     elif path.is_file():
@@ -120,7 +134,6 @@ def read_corpus(path: Path) -> Corpus:
         raise SlmError(f"corpus is not a file or a folder: {path}")
 
     documents: list[Document] = []
-    skipped: list[Skipped] = []
     for name, file in named:
         text, reason = _read_file(file)
         if text is not None:
@@ -195,7 +208,8 @@ def split_documents(corpus: Corpus, val_fraction: float = TrainConfig.val_fracti
     A document with fewer than 1/val_fraction paragraphs goes to train whole (its tail would be
     far more than val_fraction of it), unless that leaves no validation text at all: then the
     document with the most paragraphs is cut anyway or, when every document is one paragraph,
-    the last document is held out whole. Returns one train and at most one val text per document.
+    the last document is held out whole, and a lone one-line document is cut at a space.
+    Returns one train and at most one val text per document.
     """
     if not 0.0 < val_fraction < 1.0:
         raise SlmError(f"the validation fraction must be between 0 and 1, not {val_fraction}")
@@ -218,10 +232,24 @@ def split_documents(corpus: Corpus, val_fraction: float = TrainConfig.val_fracti
         return train, [sep.join(blocks[k:])]
     if len(train) >= 2:
         return train[:-1], train[-1:]
+    # One document of one paragraph on one line (a 200 MB file of that shape was called "too small"): cut it
+    # at the last space before the mark, or at the mark itself in text without spaces.
+    text = blocks[0]
+    if len(text) >= MIN_LINE_TO_CUT:
+        mark = int(len(text) * (1.0 - val_fraction))
+        cut = text.rfind(" ", 0, mark)
+        cut = cut if cut > mark // 2 else mark
+        train[i] = text[:cut]
+        return train, [text[cut:].lstrip(" ")]
     raise SlmError(
-        f"the corpus in {corpus.path} is too small to hold out validation text: "
-        "it needs at least two paragraphs"
+        f"the corpus in {corpus.path} is too small to hold out validation text: one paragraph of {len(text):,} "
+        f"characters (give at least two paragraphs, or {MIN_LINE_TO_CUT:,} characters)"
     )
+
+
+MIN_LINE_TO_CUT = 1000
+"""The shortest lone one-line document that is cut for validation text (its tail is then 100 characters or more
+at the default fraction); shorter, it is too small to train on anyway."""
 
 
 def corpus_fingerprint(corpus: Corpus) -> str:

@@ -7,6 +7,7 @@ its own slice, so a 2-process run sees exactly the batch a single process would.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -87,16 +88,20 @@ def tokenize_corpus(
     val_docs = [np.asarray(ids, dtype=dtype) for ids in tokenizer.encode_batch(val_texts) if len(ids) > 1]
     heldout_docs = [np.asarray(ids, dtype=dtype) for ids in tokenizer.encode_batch(list(heldout_texts)) if len(ids) > 1]
     train = np.asarray(train_ids, dtype=dtype)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(folder / "train.bin", train.tobytes())
-    write_bytes_atomic(folder / "val.bin", np.concatenate(val_docs).tobytes() if val_docs else b"")
-    if heldout_docs:
-        write_bytes_atomic(folder / "heldout.bin", np.concatenate(heldout_docs).tobytes())
-    write_text_atomic(
-        meta_file,
-        json.dumps({"train_tokens": len(train), "val_lengths": [len(d) for d in val_docs],
-                    "heldout_lengths": [len(d) for d in heldout_docs], "n_vocab": tokenizer.n_vocab}),
-    )
+    try:  # the cache only saves the next run's tokenising: a full or read-only disk is no reason to stop
+        folder.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(folder / "train.bin", train.tobytes())
+        write_bytes_atomic(folder / "val.bin", np.concatenate(val_docs).tobytes() if val_docs else b"")
+        if heldout_docs:
+            write_bytes_atomic(folder / "heldout.bin", np.concatenate(heldout_docs).tobytes())
+        write_text_atomic(
+            meta_file,
+            json.dumps({"train_tokens": len(train), "val_lengths": [len(d) for d in val_docs],
+                        "heldout_lengths": [len(d) for d in heldout_docs], "n_vocab": tokenizer.n_vocab}),
+        )
+    except OSError:
+        with contextlib.suppress(OSError):
+            meta_file.unlink(missing_ok=True)  # never a meta that names bins not written
     return TokenData(train, val_docs, folder, heldout_docs)
 
 

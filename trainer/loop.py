@@ -45,6 +45,7 @@ from trainer.events import CheckpointEvent, DoneEvent, EvalEvent, Event, SampleE
 from trainer.optim import Optimizers
 from trainer.optim import make_optimizer as build_optimizer
 from trainer.plot import PLOT_FILE, render_metrics_png
+from trainer.preflight import check_name, check_space, check_writable
 from trainer.scoring import cap_windows, score_in_full
 from trainer.tokenizers import build_tokenizer
 from trainer.train_state import ResumeState
@@ -155,8 +156,10 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     device = ddp.device
     # Before anything is read, tokenised or trained: may this run write its model there at all?
     # (A resumed run's corpus is known once its state is read: checked again below.)
+    check_name(spec.out)  # then the rest that would fail only at the save, after the training (preflight.py)
     check_model_target(spec.out, replace_model=spec.resume, corpus=None if spec.resume else spec.corpus,
                        how_to_replace=REPLACE_HINT)
+    check_writable(spec.out)
     state = ResumeState.load(spec.out) if spec.resume else None
     try:
         cfg = TrainConfig.from_dict(state.train_config) if state else spec.train
@@ -210,7 +213,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     batches = Batches(data.train, block_size=model_config.block_size, batch_size=cfg.batch_size, seed=cfg.seed,
                       rank=ddp.rank, world_size=ddp.world_size)
     if not data.val_docs:
-        raise SlmError(f"the corpus at {corpus_dir} is too small to hold out validation text")
+        raise SlmError(f"the corpus at {corpus_dir} is too small to hold out validation text: its held-out part "
+                       f"({sum(len(t) for t in val_texts):,} characters) is under two tokens")
     batch_tokens = batches.global_batch * model_config.block_size
     if cfg.evals_per_pass:
         steps_per_pass = len(data.train) / batch_tokens
@@ -223,6 +227,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
 
     check_fits(f"training {model_config.param_count:,} parameters at batch {cfg.batch_size} x context "
                f"{model_config.block_size}", training_bytes(model_config, batch_size=cfg.batch_size), device)
+    if ddp.is_main:
+        check_space(spec.out, model_config)
     torch.manual_seed(torch_seed(cfg.seed) + ddp.rank)
     model = GPT(model_config)
     if spec.init_from is not None and not spec.resume:
@@ -286,6 +292,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         }
 
     saved = False  # once this run has written the folder, it is this run's to replace
+    saved_step = state.step if state else None
+    """The step of the last good save in spec.out: what a failed save leaves the user."""
 
     def checkpoint(reason: str) -> None:
         nonlocal saved
@@ -311,9 +319,17 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         png = render_metrics_png(progress.metrics)  # None without matplotlib (the `plot` extra)
         if png is not None:
             extra_files[PLOT_FILE] = png
-        save_model_dir(spec.out, best, tokenizer, training=summary(reason), extra_files=extra_files,
-                       replace_model=spec.resume or saved, corpus=corpus_dir)
-        saved = True
+        nonlocal saved_step
+        try:
+            save_model_dir(spec.out, best, tokenizer, training=summary(reason), extra_files=extra_files,
+                           replace_model=spec.resume or saved, corpus=corpus_dir)
+        except SlmError as e:  # the disk filled, or the folder turned read-only, during the run
+            if not isinstance(e.__cause__, OSError):
+                raise  # the place taken meanwhile: the error says where the new model is kept
+            kept = (f"the last good save (step {saved_step:,}) is kept in {spec.out}" if saved_step is not None
+                    else "nothing of this run was saved")
+            raise SlmError(f"{e}; {kept}", exit_code=e.exit_code) from e
+        saved, saved_step = True, progress.step
         emit(CheckpointEvent(step=progress.step, path=str(spec.out)))
 
     final_scores: dict[str, object] = {}

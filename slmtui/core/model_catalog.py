@@ -5,6 +5,7 @@ folder from elsewhere. One model's format is model_folder.py; its tensors, slmtu
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from slmtui.core import paths
 from slmtui.core.errors import SlmError
-from slmtui.core.model_folder import META, ModelInfo, read_model_info, recover_swap
+from slmtui.core.model_folder import META, ModelInfo, read_model_info, recover_swap, remove_leftovers
 
 DEFAULT_MODEL = "default"
 """The model a command uses when none is named: the user's own "default", else the bundled one."""
@@ -28,6 +29,16 @@ def resolve_model(name_or_path: str | os.PathLike[str] | None) -> Path:
     if name_or_path is None:
         name_or_path = DEFAULT_MODEL
     text = str(name_or_path)
+    try:
+        return _resolve(text)
+    except OSError as e:  # a name longer than a file name may be, a folder that may not be read
+        if e.errno == errno.ENAMETOOLONG:
+            raise SlmError(f"no model named {text[:40] + '…' if len(text) > 40 else text!r}: a name of "
+                           f"{len(text)} characters is longer than a folder's name may be") from e
+        raise SlmError(f"cannot read {e.filename or text}: {e.strerror or e}") from e
+
+
+def _resolve(text: str) -> Path:
     candidate = Path(text).expanduser()
     if os.sep in text or text.startswith(".") or (candidate.is_dir() and (candidate / META).exists()):
         recover_swap(candidate.resolve())
@@ -63,9 +74,17 @@ def scan_models() -> tuple[list[ModelInfo], list[BrokenModel]]:
     out: list[ModelInfo] = []
     broken: list[BrokenModel] = []
     for base in (paths.models_dir(), paths.BUNDLED_MODELS_DIR):
-        if not base.is_dir():
+        try:
+            if not base.is_dir():
+                continue
+            if base != paths.BUNDLED_MODELS_DIR:
+                remove_leftovers(base)
+            folders = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+        except OSError as e:  # the models folder itself unreadable: shown as broken, the bundled ones still listed
+            broken.append(BrokenModel(base, f"cannot read {e.filename or base}: {e.strerror or e}",
+                                      bundled=base == paths.BUNDLED_MODELS_DIR))
             continue
-        for folder in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for folder in folders:
             if folder.name in seen:
                 continue
             try:
@@ -84,9 +103,12 @@ def list_models() -> list[ModelInfo]:
 def model_folder_names() -> set[str]:
     """Every name taken in the user's models folder, readable model or not (a new model may not reuse one)."""
     base = paths.models_dir()
-    if not base.is_dir():
-        return set()
-    return {p.name for p in base.iterdir() if not p.name.startswith(".")}
+    try:
+        if not base.is_dir():
+            return set()
+        return {p.name for p in base.iterdir() if not p.name.startswith(".")}
+    except OSError as e:
+        raise SlmError(f"cannot read the models folder {base}: {e.strerror or e}") from e
 
 
 def check_model_name(name: str, *, base: Path | None = None) -> str | None:
@@ -94,8 +116,11 @@ def check_model_name(name: str, *, base: Path | None = None) -> str | None:
     base = paths.models_dir() if base is None else base
     if not paths.is_model_name(name):
         return f"“{name}”: use letters, digits, '.', '-' and '_' only"
-    if (base / name).exists() or (base / name).is_symlink():
-        return f"a model named “{name}” exists already"
+    try:
+        if (base / name).exists() or (base / name).is_symlink():
+            return f"a model named “{name}” exists already"
+    except OSError as e:
+        return f"“{name[:40]}”: {e.strerror or e}"
     return None
 
 

@@ -16,8 +16,10 @@ finishes a swap a crash cut between its two renames. The tensors are written and
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,11 +104,62 @@ def recover_swap(path: Path) -> None:
         os.replace(olds[-1], path)
 
 
+LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>old|tmp)-[A-Za-z0-9_]{8}$")
+"""The hidden folders a save makes beside a model (new_temp_folder, swap_into_place): what a kill -9 in the
+middle of one leaves behind."""
+LEFTOVER_AGE_S = 3600.0
+"""A ``.NAME.tmp-*`` untouched this long is no save in progress (one writes its files within minutes)."""
+
+
+def remove_leftovers(base: Path, *, min_age_s: float = LEFTOVER_AGE_S) -> list[Path]:
+    """Remove what killed saves left in ``base``, and nothing else: a real folder named as our temporary folders
+    are, that is itself a proven model folder (``is_model_folder``: a copy of a model), beside the model it
+    belongs to, which is a proven model folder too (while it is missing, ``recover_swap`` puts the old one back
+    instead); a ``.tmp-*`` one also untouched for ``min_age_s``. A save whose place was taken keeps its model
+    under a visible name (``kept_name``), never under these. Returns what was removed."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        match = LEFTOVER.match(entry.name)
+        if match is None or entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
+            continue
+        leftover, model = Path(entry.path), base / match["name"]
+        try:
+            if not (is_model_folder(model) and is_model_folder(leftover)):
+                continue
+            if match["kind"] == "tmp":
+                newest = max([leftover.stat().st_mtime, *(f.stat().st_mtime for f in leftover.iterdir())])
+                if now - newest < min_age_s:
+                    continue
+            shutil.rmtree(leftover)
+            removed.append(leftover)
+        except OSError:
+            continue
+    return removed
+
+
+def kept_name(path: Path) -> Path:
+    """Where a finished model goes when its place was taken meanwhile: ``NAME-kept-N`` beside it, visible (it
+    is a model the user is told about), never a hidden temporary name that ``remove_leftovers`` could take."""
+    n = 1
+    while (candidate := path.with_name(f"{path.name}-kept-{n}")).exists() or candidate.is_symlink():
+        n += 1
+    return candidate
+
+
 def read_model_info(path: Path) -> ModelInfo:
-    """Read and check model.toml alone: cheap enough for listing many models."""
+    """Read and check model.toml alone: cheap enough for listing many models. A folder that cannot be read
+    (``chmod 000``, a name too long) is an SlmError that says so, never a traceback."""
     path = Path(path)
-    recover_swap(path)
-    return _parse_model_info(path)
+    try:
+        recover_swap(path)
+        return _parse_model_info(path)
+    except OSError as e:
+        raise SlmError(f"cannot read {e.filename or path}: {e.strerror or e}") from e
 
 
 def _parse_model_info(path: Path) -> ModelInfo:

@@ -57,6 +57,15 @@ def check_model_target(
     Every check only reads: a refused run has touched nothing.
     """
     target = target_path(path)
+    try:
+        return _check_model_target(target, replace_model=replace_model, corpus=corpus, how_to_replace=how_to_replace)
+    except OSError as e:  # an unreadable folder on the way, a name too long: one line, nothing touched
+        raise SlmError(f"cannot write a model at {target}: {e.strerror or e}"
+                       + (f" ({e.filename})" if e.filename and str(e.filename) != str(target) else "")) from e
+
+
+def _check_model_target(target: Path, *, replace_model: bool, corpus: str | os.PathLike[str] | None,
+                        how_to_replace: str) -> Path:
     if target.is_symlink():
         raise SlmError(f"{target} is a symbolic link (to {os.readlink(target)}): a model is never written "
                        f"through a link; give the folder itself ({target.resolve()})")

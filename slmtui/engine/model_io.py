@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from slmtui.core.errors import SlmError
+from slmtui.core.errors import ENVIRONMENT_ERRNOS, SlmError
 from slmtui.core.model_folder import (
     FORMAT_VERSION,
     META,
@@ -26,8 +26,10 @@ from slmtui.core.model_folder import (
     WEIGHTS,
     WEIGHT_DTYPE_BYTES,
     ModelInfo,
+    kept_name,
     new_temp_folder,
     read_model_info,
+    remove_leftovers,
     swap_into_place,
 )
 from slmtui.core.model_target import check_model_target, target_path
@@ -63,8 +65,11 @@ def save_model_dir(
     (the trainer and the exporter do), so that a refusal up front writes nothing at all.
     """
     path = target_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = new_temp_folder(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = new_temp_folder(path)
+    except OSError as e:
+        raise SlmError(f"cannot save the model to {path}: {e.strerror or e}", exit_code=1) from e
     keep_tmp = False
     umask = os.umask(0)
     os.umask(umask)
@@ -99,8 +104,16 @@ def save_model_dir(
             check_model_target(path, replace_model=replace_model, corpus=corpus)
         except SlmError as e:
             keep_tmp = True  # hours of training are not thrown away because the place was taken meanwhile
-            raise SlmError(f"{e}; the new model is kept at {tmp}", exit_code=e.exit_code) from e
+            kept = kept_name(path)
+            os.replace(tmp, kept)
+            raise SlmError(f"{e}; the new model is kept at {kept}", exit_code=e.exit_code) from e
         swap_into_place(tmp, path)
+        remove_leftovers(path.parent)  # what killed saves left beside it (model_folder.remove_leftovers)
+    except OSError as e:  # a full disk, a read-only folder, a name too long: one line, and nothing half-written
+        shutil.rmtree(tmp, ignore_errors=True)
+        if e.errno not in ENVIRONMENT_ERRNOS:
+            raise  # a bug (an extra file that is not there): keep the traceback
+        raise SlmError(f"cannot save the model to {path}: {e.strerror or e}", exit_code=1) from e
     except BaseException:
         if not keep_tmp:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -121,6 +134,11 @@ def _toml_safe(value: object) -> object:
 
 def _read_header(weights: Path) -> dict[str, tuple[tuple[int, ...], str]]:
     """Each tensor's shape and dtype, from the safetensors header alone (no tensor is read)."""
+    try:  # opened here first: safetensors says "No such file or directory" of a file it may not read
+        with open(weights, "rb") as fh:
+            fh.read(8)
+    except OSError as e:
+        raise SlmError(f"cannot read {weights}: {e.strerror or e}") from e
     try:
         with safe_open(str(weights), framework="pt") as f:
             header = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
@@ -148,7 +166,11 @@ def load_model_dir(path: Path, *, device: str | torch.device = "cpu", dtype: tor
     info = read_model_info(path)
     tokenizer = load_tokenizer(info)
     weights = info.path / WEIGHTS
-    if not weights.is_file():
+    try:
+        missing = not weights.is_file()
+    except OSError as e:
+        raise SlmError(f"cannot read {weights}: {e.strerror or e}") from e
+    if missing:
         raise SlmError(f"{weights} is missing")
     header = _read_header(weights)
     layers = len({k.split(".")[2] for k in header if k.startswith("transformer.h.")})

@@ -6,13 +6,13 @@ Part of the ``slmtui`` command (slmtui/cli.py adds this parser and reports its e
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from slmtui.core.errors import SlmError
 from slmtui.core.user_input import MAX_IMPORT_BYTES, read_file_text
+from slmtui.core import strict_json
 
 
 def add_stories_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -48,7 +48,7 @@ def _cmd_stories_list(args: argparse.Namespace) -> int:
     store = _open_stories()
     found = store.list_stories() if store is not None else []
     if args.json:
-        print(json.dumps([{"id": s.id, "title": s.title, "model": s.model, "created": s.created.isoformat(),
+        print(strict_json.dumps([{"id": s.id, "title": s.title, "model": s.model, "created": s.created.isoformat(),
                            "updated": s.updated.isoformat()} for s in found], indent=2))
     elif not found:
         print("no stories yet: open the app with `slmtui` and start writing")
@@ -84,11 +84,20 @@ def _cmd_stories_export(args: argparse.Namespace) -> int:
 def _cmd_stories_import(args: argparse.Namespace) -> int:
     from slmtui.core import paths
     from slmtui.stories.store import StoryStore
-    from slmtui.stories.json_io import import_json, read_json
+    from slmtui.stories.json_io import read_json
 
-    # Check the file before the database is made or opened: a bad file writes nothing anywhere.
-    read_json(read_file_text(args.file, limit=MAX_IMPORT_BYTES, what="a story file"), str(args.file))
-    with StoryStore(paths.stories_db()) as store:
-        story = import_json(store, args.file)
+    # Check the whole file against the schema before the database is made or opened: a bad file writes nothing.
+    tree = read_json(read_file_text(args.file, limit=MAX_IMPORT_BYTES, what="a story file"), str(args.file))
+    db = paths.stories_db()
+    made = not db.exists()
+    with StoryStore(db) as store:
+        try:
+            story = store.insert_tree(*tree)
+        except BaseException:
+            if made and not store.list_stories():
+                store.close()  # the database this command made, still empty: not left behind
+                for leftover in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+                    leftover.unlink(missing_ok=True)
+            raise
     print(f"imported story {story.id}: {story.title}")
     return 0

@@ -16,6 +16,7 @@ new story. Reading checks everything before anything is written, and says the fi
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from slmtui.stories.lorebook import Lorebook
 from slmtui.stories.records import AUTHORS, Bookmark, Passage, Story
 from slmtui.stories.store import StoryStore
 from slmtui.stories.tokens import pack_token, unpack_tokens
+from slmtui.core import strict_json
 
 FORMAT = "slmtui-story"
 VERSION = 1
@@ -69,7 +71,7 @@ def export_json(store: StoryStore, story_id: int) -> str:
         "bookmarks": [{"name": b.name, "passage": b.passage_id} for b in store.bookmarks(story_id)],
         "lore": lore_to_data(store.lore(story_id)),
     }
-    return json.dumps(doc, ensure_ascii=False, indent=1) + "\n"
+    return strict_json.dumps(doc, ensure_ascii=False, indent=1) + "\n"
 
 
 def _parents_first(passages: list[Passage]) -> list[Passage]:
@@ -85,22 +87,73 @@ def _parents_first(passages: list[Passage]) -> list[Passage]:
     return out
 
 
+MAX_DEPTH = 32
+"""The deepest nesting a story file may have. The schema's own is 7 (the document, its passages, a passage, its
+tokens, a token, its alternatives, one alternative); lore entries keep fields of their own on a round trip, so
+they get room. A file nested deeper is refused before it is walked (json's parser recurses: 10,000 deep was a
+RecursionError)."""
+INT_RANGE = (-(2**63), 2**63 - 1)
+"""Whole numbers SQLite can hold; ids, positions and token numbers outside it are refused."""
+
 StoryFile = tuple[Story, list[Passage], list[Bookmark], Lorebook]
 """What a story file holds: the story, its passages (parents first), its bookmarks and its lorebook."""
 
 
 def read_json(text: str, source: str = "the file") -> StoryFile:
-    """Parse and check a story file; SlmError (exit 2) naming the first problem, before anything is written."""
+    """Parse and check a story file against the schema (every value's type and range, the tree's shape, text
+    SQLite can store); SlmError (exit 2) naming the first problem, before anything is written."""
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
         raise SlmError(f"{source} is not JSON: {e.msg} at line {e.lineno}, column {e.colno}", exit_code=2) from e
+    except RecursionError as e:
+        raise SlmError(f"{source} is not an slmtui story: nested deeper than {MAX_DEPTH} levels", exit_code=2) from e
+    except ValueError as e:  # NaN, Infinity
+        raise SlmError(f"{source} is not strict JSON: {e}", exit_code=2) from e
     try:
+        _check_values(doc)
         story, passages, bookmarks = _read(doc)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise SlmError(f"{source} is not an slmtui story: {_say(e)}", exit_code=2) from e
     lore = lore_from_data(doc["lore"], source, where="lore") if "lore" in doc else Lorebook()
     return story, passages, bookmarks, lore
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _check_values(doc: Any) -> None:
+    """Every value of the document, iteratively (no recursion to exhaust): nesting within MAX_DEPTH, strings
+    that are text (a lone surrogate such as "\\ud800" cannot be stored as UTF-8), whole numbers within
+    INT_RANGE, other numbers finite."""
+    stack: list[tuple[Any, int, str]] = [(doc, 1, "the document")]
+    while stack:
+        value, depth, where = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_DEPTH} levels (at {where})")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str):
+                    _check_text(key, where)
+                stack.append((item, depth + 1, key if isinstance(key, str) else where))
+        elif isinstance(value, str):
+            _check_text(value, where)
+        elif isinstance(value, bool) or value is None:
+            continue
+        elif isinstance(value, int):
+            if not INT_RANGE[0] <= value <= INT_RANGE[1]:
+                raise ValueError(f"{where}: {value} is out of range")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{where}: {value} is not a finite number")
+
+
+def _check_text(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"{where}: holds {text[e.start:e.end]!r}, a lone surrogate, which is not text") from None
 
 
 def _say(e: Exception) -> str:
@@ -127,11 +180,13 @@ def _read(doc: Any) -> tuple[Story, list[Passage], list[Bookmark]]:
             raise ValueError(f"passage {pid}: text is not a string")
         if p.get("sampling") is not None and not isinstance(p["sampling"], dict):
             raise ValueError(f"passage {pid}: sampling is not an object")
+        if parent is not None:
+            _int(parent, f"passage {pid}: parent")
         seen.add(pid)
         passages.append(Passage(
             id=pid, story_id=0, parent_id=parent, author=p["author"], text=p["text"], sampling=p.get("sampling"),
-            created=_time(p.get("created")), updated=_time(p.get("updated")), position=_int(p.get("position", 0),
-            "position"), model=_str_or_none(p.get("model"), "model"), tokens=_pack(p.get("tokens") or [], pid),
+            created=_time(p.get("created")), updated=_time(p.get("updated")), position=_position(p.get("position", 0),
+            pid), model=_str_or_none(p.get("model"), "model"), tokens=_pack(p.get("tokens") or [], pid, p["text"]),
         ))
     current = s.get("current")
     if current is not None and current not in seen:
@@ -155,6 +210,12 @@ def _int(v: Any, what: str) -> int:
     return v
 
 
+def _position(v: Any, pid: int) -> int:
+    if _int(v, f"passage {pid}: position") < 0:
+        raise ValueError(f"passage {pid}: position {v} is below 0")
+    return v
+
+
 def _str(v: Any, what: str) -> str:
     if not isinstance(v, str):
         raise ValueError(f"{what} is not a string")
@@ -169,16 +230,41 @@ def _time(v: Any) -> datetime:
     if v is None:
         return datetime.now(timezone.utc)
     t = datetime.fromisoformat(_str(v, "a time"))
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    t = t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    try:
+        t.astimezone(timezone.utc)  # "9999-12-31T23:59:59-01:00" parses, but is past the end of time in UTC
+    except OverflowError as e:
+        raise ValueError(f"the time {v!r} is out of range") from e
+    return t
 
 
-def _pack(tokens: Any, pid: int) -> str:
+def _pack(tokens: Any, pid: int, text: str) -> str:
+    """A passage's tokens, each ``[start, end, token_id, prob, [[token_id, text, prob], ...]]`` with its offsets
+    inside the passage's text and probabilities from 0 to 1 (token view shades and splits the text by them)."""
+    if not isinstance(tokens, list):
+        raise ValueError(f"passage {pid}: tokens is not a list")
     lines = []
     for t in tokens:
-        start, end, token_id, prob, alts = t
-        lines.append(pack_token(int(start), int(end), int(token_id), float(prob),
-                                [(int(a[0]), str(a[1]), float(a[2])) for a in alts]))
+        if not isinstance(t, list) or len(t) != 5:
+            raise ValueError(f"passage {pid}: a token is not [start, end, token_id, prob, alternatives]")
+        start, end, token_id = (_int(v, f"passage {pid}: token field") for v in t[:3])
+        prob, alts = _prob(t[3], pid), t[4]
+        if not 0 <= start <= end <= len(text) or token_id < 0:
+            raise ValueError(f"passage {pid}: token {t[:3]} is outside the passage's text")
+        if not isinstance(alts, list) or not all(isinstance(a, list) and len(a) == 3 for a in alts):
+            raise ValueError(f"passage {pid}: a token's alternatives are not [[token_id, text, prob], ...]")
+        lines.append(pack_token(start, end, token_id, prob,
+                                [(_int(a[0], f"passage {pid}: token id"), _str(a[1], f"passage {pid}: token text"),
+                                  _prob(a[2], pid)) for a in alts]))
     return "".join(lines)
+
+
+def _prob(v: Any, pid: int) -> float:
+    if v is None:  # not known: what an export writes for a probability that was not finite (core/strict_json.py)
+        return 0.0
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+        raise ValueError(f"passage {pid}: probability {v!r} is not a number from 0 to 1")
+    return float(v)
 
 
 def import_json(store: StoryStore, path: Path) -> Story:

@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from slmtui.core import strict_json
 from slmtui.core.atomic import write_regular_file
 from slmtui.core.errors import SlmError
 from slmtui.core.user_input import read_file_bytes
@@ -49,7 +50,7 @@ def lore_to_data(book: Lorebook) -> dict[str, Any]:
 
 def lore_to_json(book: Lorebook) -> str:
     """The lorebook as JSON text: UTF-8, indented (diffable, and easy to edit by hand)."""
-    return json.dumps(lore_to_data(book), ensure_ascii=False, indent=1) + "\n"
+    return strict_json.dumps(lore_to_data(book), ensure_ascii=False, indent=1) + "\n"
 
 
 def lore_from_json(text: str, source: str = "the lore file") -> Lorebook:

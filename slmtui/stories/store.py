@@ -13,6 +13,7 @@ of the tree cannot drift apart. The exports (export.py, json_io.py) are function
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import weakref
@@ -40,6 +41,10 @@ _UP = """WITH RECURSIVE up(id, depth) AS (
              WHERE p.parent_id IS NOT NULL)"""
 
 
+_SQLITE_MIN, _SQLITE_MAX = -(2**63), 2**63 - 1
+"""SQLite's integers: an id outside them names no row (and sqlite3 would raise OverflowError binding it)."""
+
+
 class DamagedStoreError(SlmError):
     """stories.db cannot be used as it is: not a database, a table gone, pages damaged, or a folder.
 
@@ -50,6 +55,48 @@ class DamagedStoreError(SlmError):
         self.path = path
         self.reason = " ".join(reason.split())
         super().__init__(f"{path} is damaged ({self.reason}); it is left as it is", exit_code=2)
+
+
+class StoryGoneError(SlmError):
+    """The story or passage named is not in the database (deleted in another window, or an id typed wrong)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, exit_code=2)
+
+
+class StoreWriteError(SlmError):
+    """stories.db refused a write: the disk is full, the file or its folder is read-only, an I/O error, or
+    another program holds the lock. Nothing of the call was written (its transaction rolled back); the caller
+    still holds what it meant to write, and says so (writing/session.py keeps it in memory)."""
+
+    def __init__(self, path: Path, error: sqlite3.Error) -> None:
+        self.path = path
+        self.reason = describe_sqlite_error(error)
+        super().__init__(f"cannot write {path}: {self.reason}", exit_code=1)
+
+
+# SQLite's result codes that mean "the file cannot be written now", not "the file is damaged", in words.
+_WRITE_CODES = {
+    "SQLITE_FULL": "the disk is full (No space left on device)",
+    "SQLITE_READONLY": "it is read-only",
+    "SQLITE_CANTOPEN": "it cannot be opened (permission denied, or its folder is gone)",
+    "SQLITE_PERM": "permission denied",
+    "SQLITE_IOERR": "an I/O error (the disk, or a network drive gone)",
+    "SQLITE_BUSY": "another program holds it locked",
+    "SQLITE_LOCKED": "another program holds it locked",
+}
+
+
+def describe_sqlite_error(error: sqlite3.Error) -> str:
+    """The cause of an SQLite error in words: its result code where it is one of "cannot write now"."""
+    name = getattr(error, "sqlite_errorname", "") or ""
+    base = next((code for code in _WRITE_CODES if name == code or name.startswith(code + "_")), None)
+    return f"{_WRITE_CODES[base]} ({error})" if base else str(error)
+
+
+def _cannot_write(error: sqlite3.Error) -> bool:
+    name = getattr(error, "sqlite_errorname", "") or ""
+    return any(name == code or name.startswith(code + "_") for code in _WRITE_CODES)
 
 
 def fresh_path_beside(damaged: Path) -> Path:
@@ -98,6 +145,12 @@ class StoryStore:
             self._prepare(conn)
         except sqlite3.DatabaseError as e:
             conn.close()
+            if _cannot_write(e):  # a read-only folder or a full disk is not damage: say what it is
+                why = describe_sqlite_error(e)
+                if not os.access(self.path.parent, os.W_OK):
+                    why = (f"its folder {self.path.parent} is read-only, and SQLite writes its -wal and -shm "
+                           f"files beside it ({e})")
+                raise SlmError(f"cannot open the stories database {self.path}: {why}", exit_code=1) from e
             raise DamagedStoreError(self.path, str(e)) from e
         except BaseException:
             conn.close()
@@ -159,7 +212,9 @@ class StoryStore:
                     raise
             except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
                 raise  # our bug, keep the traceback
-            except sqlite3.DatabaseError as e:  # locked for too long, disk full, damaged pages: the user's to fix
+            except sqlite3.DatabaseError as e:
+                if _cannot_write(e):  # disk full, read-only, I/O: the one kind of failure every write reports
+                    raise StoreWriteError(self.path, e) from e  # locked for too long, disk full, damaged pages: the user's to fix
                 raise SlmError(f"stories database {self.path}: {e}", exit_code=1) from e
 
     def _now(self) -> str:
@@ -169,15 +224,19 @@ class StoryStore:
         return now.isoformat(timespec="microseconds")
 
     def _story_row(self, c: sqlite3.Connection, story_id: int) -> sqlite3.Row:
+        if not _SQLITE_MIN <= story_id <= _SQLITE_MAX:  # `stories export 99999999999999999999`: no such story
+            raise StoryGoneError(f"no story with id {story_id}")
         row = c.execute(f"{_STORY_SELECT} WHERE s.id = ?", (story_id,)).fetchone()
         if row is None:
-            raise SlmError(f"no story with id {story_id}")
+            raise StoryGoneError(f"no story with id {story_id}")
         return row
 
     def _passage_row(self, c: sqlite3.Connection, passage_id: int) -> Passage:
+        if not _SQLITE_MIN <= passage_id <= _SQLITE_MAX:
+            raise StoryGoneError(f"no passage with id {passage_id}")
         row = c.execute("SELECT * FROM passages WHERE id = ?", (passage_id,)).fetchone()
         if row is None:
-            raise SlmError(f"no passage with id {passage_id}")
+            raise StoryGoneError(f"no passage with id {passage_id}")
         return passage_from_row(row)
 
     def _children(self, c: sqlite3.Connection, story_id: int, parent_id: int | None, order: str) -> list[Passage]:
@@ -201,7 +260,7 @@ class StoryStore:
         sql = f"{_UP} SELECT p.* FROM up JOIN passages p ON p.id = up.id ORDER BY up.depth DESC"
         rows = c.execute(sql, (passage_id,)).fetchall()
         if not rows:
-            raise SlmError(f"no passage with id {passage_id}")
+            raise StoryGoneError(f"no passage with id {passage_id}")
         return [passage_from_row(r) for r in rows]
 
     # --- stories ----------------------------------------------------------------------------------------------
@@ -313,8 +372,8 @@ class StoryStore:
             for passage_id, (text, tokens) in chunks.items():
                 cur = c.execute("UPDATE passages SET text = text || ?, tokens = tokens || ?, updated = ? WHERE id = ?",
                                 (text, tokens, now, passage_id))
-                if cur.rowcount == 0:
-                    raise SlmError(f"no passage with id {passage_id}")
+                if cur.rowcount == 0:  # deleted (with its story) in another window
+                    raise StoryGoneError(f"no passage with id {passage_id}")
             if chunks:
                 c.execute("UPDATE stories SET updated = ? WHERE id = (SELECT story_id FROM passages WHERE id = ?)",
                           (now, next(iter(chunks))))

@@ -22,7 +22,7 @@ from textual.screen import Screen
 from slmtui.core.errors import SlmError
 from slmtui.core import paths
 from slmtui.settings import LoadResult, Settings, load_settings, save_settings
-from slmtui.stories.store import StoryStore, fresh_path_beside
+from slmtui.stories.store import DamagedStoreError, StoryStore, fresh_path_beside
 from slmtui.training.process import TrainingSession
 from slmtui.training.state import RunState
 from slmtui.tui.commands import HasCommands
@@ -80,6 +80,7 @@ class SlmApp(App[int]):
         """The story being written, owned here: the writer screen draws it."""
         self.training = TrainingSession()
         """The training run, owned here and not by its screen: it goes on while the user writes."""
+        self._warned_unsaved = False
         if self.settings.keys:
             self.set_keymap(dict(self.settings.keys))
 
@@ -96,8 +97,12 @@ class SlmApp(App[int]):
         if self._store is None:
             try:
                 self._store = StoryStore()
-            except SlmError as e:
+            except DamagedStoreError as e:
                 self._offer_fresh_store(e)
+                return
+            except SlmError as e:  # read-only, full, unreadable: not damage, and a fresh file would not help
+                self.startup_error = e.message
+                self.exit(return_code=2)
                 return
         await self._open_writer()
 
@@ -133,6 +138,7 @@ class SlmApp(App[int]):
     async def _open_writer(self) -> None:
         self.writing = WritingSession(self.store, sampling=self.settings.sampling)
         self.writing.choices = self.settings.choices
+        self.writing.listeners.append(self._writing_changed)
         self.writing.open_recent()
         self.writer = WriterScreen(self.writing, presets=dict(self.settings.presets))
         await self.push_screen(self.writer)
@@ -290,8 +296,22 @@ class SlmApp(App[int]):
         elif state.status == "failed":
             self.notify(state.error or "the trainer stopped", title="Training failed", severity="error", timeout=15)
 
+    def _writing_changed(self, change: str) -> None:
+        """What the store refused (a full disk, a story deleted in another window) is said at once."""
+        writing = self.writing
+        if change == "problem" and writing is not None and writing.problem:
+            self.notify(writing.problem, title="Stories", severity="error", timeout=20)
+
     async def action_quit(self) -> None:
-        """Quitting while a model trains asks first: stop it (the trainer saves) or leave it running."""
+        """Quitting while a model trains asks first: stop it (the trainer saves) or leave it running. Text the
+        store refused is tried once more; still refused, the first ctrl+q says so, the second quits."""
+        writing = self.writing
+        if writing is not None and writing.unsaved and not writing.save_unsaved() and not self._warned_unsaved:
+            self._warned_unsaved = True
+            self.notify(f"{writing.unsaved_chars:,} characters on screen are not in stories.db: copy the story "
+                        "(ctrl+p, Copy story) or free space and quit again; ctrl+q again quits without them.",
+                        title="Not saved", severity="error", timeout=30)
+            return
         if not self.training.running:
             self.exit()
         elif not isinstance(self.screen, QuitWhileTraining):

@@ -24,18 +24,19 @@ stream is in stream.py; the model's window is context.py's.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Literal
+from typing import Literal, ParamSpec, TypeVar
 
 from slmtui.core.errors import SlmError
 from slmtui.engine.generate import Alternative
 from slmtui.core.sampling import Sampling
 from slmtui.stories.lorebook import Lorebook
 from slmtui.stories.records import Bookmark, Passage, Story
-from slmtui.stories.store import StoryStore
+from slmtui.stories.store import StoreWriteError, StoryGoneError, StoryStore
 from slmtui.writing import MAX_CHOICES
 from slmtui.writing.context import (ModelContext, StreamWindow, Window, build_context, idle_window, memory_tokens,
                                     note_tokens)
@@ -43,14 +44,51 @@ from slmtui.writing.lore import LoreSettings, key_spans, scan_start
 from slmtui.writing.records import ActiveModel, Progress, Streamed
 from slmtui.writing.stream import SAVE_EVERY_S, StreamJob, Streamer, TokenMark, marks_from_store
 
-Change = Literal["model", "story", "memory", "state"]
+Change = Literal["model", "story", "memory", "state", "problem"]
 """What a listener is told changed: the model, the story shown (text, path, tree or candidates), its memory,
-author's note or lorebook, the status."""
+author's note or lorebook, the status, or a new ``problem`` to say at once (the app notifies it)."""
 StateKind = Literal["idle", "busy", "error"]
 Runner = Callable[[Callable[[], None]], object]
 """Runs a callable on a worker thread."""
 STOP_WAIT_S = 5.0
 """How long stopping waits for the worker to finish the token it is on (one token: milliseconds)."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def guarded(op: Callable[P, R]) -> Callable[P, R | None]:
+    """A session operation that survives the store: text not yet saved is saved first (space may be back); a
+    refused write is said (``problem``) and the operation returns None, the text on screen kept; a story
+    deleted in another window is kept as a new story from what this window holds, and the operation runs
+    once more on it (the user's line lands there, not in a traceback)."""
+
+    @functools.wraps(op)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R | None:
+        self: WritingSession = args[0]  # type: ignore[assignment]
+        if self._guarding:
+            return op(*args, **kwargs)
+        self._guarding = True
+        try:
+            self._save_unsaved()
+            try:
+                return op(*args, **kwargs)
+            except StoryGoneError:
+                if self.story is None or not self._story_gone() or not self._rescue():
+                    raise
+                return op(*args, **kwargs)
+        except StoreWriteError as e:
+            line = args[1] if op.__name__ == "send" and len(args) > 1 else ""
+            if isinstance(line, str) and line.strip():  # the prompt box is cleared: the line lives on in words
+                line = " ".join(line.split())
+                e.message += f"; your line was not saved: “{line if len(line) <= 80 else line[:79] + '…'}”"
+            self._write_failed(e)
+            return None
+        finally:
+            self._guarding = False
+
+    return run
 
 
 def join_text(before: str, text: str) -> str:
@@ -111,6 +149,12 @@ class WritingSession:
         self.lore_settings = LoreSettings()
         self._context: tuple[tuple[object, ...], ModelContext] | None = None
         self._job_context: ModelContext | None = None
+        self.unsaved: dict[int, tuple[str, str]] = {}
+        """Passage id -> (text, packed tokens) shown but refused by the store (a full disk): saved with the next
+        operation that finds the store writable again, and by ``shutdown``."""
+        self.problem: str | None = None
+        """The last thing the store refused, in words (told as "problem"); None once all is saved."""
+        self._guarding = False
 
     # --- what the screen reads ----------------------------------------------------------------------------------
 
@@ -229,8 +273,15 @@ class WritingSession:
     # --- stories ------------------------------------------------------------------------------------------------
 
     def open(self, story_id: int | None) -> None:
-        """Show a story (None: a fresh page)."""
+        """Show a story (None: a fresh page). Text the store refused stays in ``unsaved`` for later, unless its
+        story is gone (deleted here, or in another window while this one moves away from it)."""
         self._stop()
+        try:
+            self._save_unsaved()
+        except StoreWriteError:
+            pass  # kept, and saved with a later step
+        except StoryGoneError:
+            self.unsaved = {}
         self.story = self.store.get_story(story_id) if story_id is not None else None
         self.lore = self.store.lore(story_id) if story_id is not None else Lorebook()
         self.tokens = {}
@@ -286,6 +337,7 @@ class WritingSession:
 
     # --- writing ------------------------------------------------------------------------------------------------
 
+    @guarded
     def send(self, text: str) -> StreamJob | None:
         """The user's line joins the story (if any), then the model continues it. None: no model to continue
         with (the line is saved)."""
@@ -297,6 +349,7 @@ class WritingSession:
             parent = self.store.add_passage(story.id, parent_id=parent, author="user", text=join_text(before, text)).id
         return self.continue_from(parent)
 
+    @guarded
     def continue_from(self, parent_id: int | None, *, text: str = "", tokens: list[TokenMark] | None = None,
                       n: int | None = None) -> StreamJob | None:
         """New model passages under ``parent_id`` (any passage of the tree; None: the story's start), streamed
@@ -351,6 +404,7 @@ class WritingSession:
             job.error = f"{type(e).__name__}: {e}"
             raise
 
+    @guarded
     def retry(self, passage_id: int | None = None) -> StreamJob | None:
         """A new continuation of the same point as ``passage_id`` (any passage; default: the current one); the
         old one stays, as a sibling. On a passage of the user's (or on none), a continuation after it."""
@@ -360,6 +414,7 @@ class WritingSession:
             return self.continue_from(target.parent_id)
         return self.continue_from(target.id if target else None)
 
+    @guarded
     def pick(self, index: int) -> Passage | None:
         """Candidate ``index`` (0-based) joins the story: it becomes current; the others stay as siblings."""
         if not 0 <= index < len(self.candidates) or self.story is None:
@@ -371,6 +426,7 @@ class WritingSession:
         self._reload(tree=False)
         return passage
 
+    @guarded
     def branch_from_token(self, passage_id: int, token_index: int, alt: Alternative) -> StreamJob | None:
         """Rewrite the story from a token: a new sibling of its passage with the text up to that token and the
         chosen alternative, which the model then continues."""
@@ -385,6 +441,7 @@ class WritingSession:
 
     # --- moves along the tree (each stops a stream first when it must, commits, re-reads) -----------------------
 
+    @guarded
     def undo(self) -> None:
         """Step back a passage; it stays in the tree, and redo brings it back."""
         self._stop()
@@ -393,6 +450,7 @@ class WritingSession:
             self.store.undo(self.story.id)
             self._reload(tree=False)
 
+    @guarded
     def redo(self) -> None:
         self._stop()
         self.candidates = ()
@@ -400,6 +458,7 @@ class WritingSession:
             self.store.redo(self.story.id)
             self._reload(tree=False)
 
+    @guarded
     def sibling(self, step: int) -> int:
         """Switch to the next (``step`` > 0) or previous alternative of the current passage; returns how many
         alternatives there are at this point (1: nothing to switch to)."""
@@ -411,6 +470,7 @@ class WritingSession:
         self._reload(tree=False)
         return len(self.siblings(moved.id)) if moved else 1
 
+    @guarded
     def choose(self, passage_id: int) -> None:
         """Read the story to ``passage_id`` (a passage picked in the tree)."""
         self._stop()
@@ -419,6 +479,7 @@ class WritingSession:
             self.store.set_current(self.story.id, passage_id)
             self._reload(tree=False)
 
+    @guarded
     def edit(self, passage_id: int, text: str) -> Passage | None:
         """The passage rewritten: a new sibling with ``text``, made current; the original (with its tokens and
         what follows it) stays in the tree, one alt+left away. None when the text did not change."""
@@ -432,6 +493,7 @@ class WritingSession:
 
     # --- the story's notes: memory, author's note, bookmarks ----------------------------------------------------
 
+    @guarded
     def set_author_note(self, text: str) -> None:
         """The text the model sees a few lines before the end (context.NOTE_DEPTH); saved with the story."""
         if self.story is None and not text:
@@ -441,6 +503,7 @@ class WritingSession:
         self._count_memory()
         self._publish("memory")
 
+    @guarded
     def set_bookmark(self, name: str, passage_id: int | None = None) -> Bookmark | None:
         """Name a passage (default: the current one) to come back to it."""
         target = self._passage(passage_id)
@@ -458,6 +521,7 @@ class WritingSession:
         self.choose(mark.passage_id)
         return True
 
+    @guarded
     def set_lore(self, book: Lorebook) -> None:
         """The story's whole lorebook, replaced and saved with the story (made one if needed): an entry added,
         edited, switched off, deleted or imported. The next continuation reads what it makes active."""
@@ -467,6 +531,7 @@ class WritingSession:
         self.lore = self.store.set_lore(story.id, book)
         self._publish("memory")
 
+    @guarded
     def set_memory(self, text: str) -> None:
         """The text the model always sees before the story; saved with the story (made one if needed)."""
         if self.story is None and not text:
@@ -515,6 +580,12 @@ class WritingSession:
         self.job = None
         self._window = None
         self._job_context = None
+        if job.save_error is not None:
+            self._merge_unsaved(job.unsaved)
+            if isinstance(job.save_error, StoryGoneError) and self._story_gone() and self._rescue():
+                return
+            self._write_failed(job.save_error)
+            return  # no re-read: the screen keeps the text the store lacks
         if job.error:
             self._set_state(f"error: {job.error}", "error")
         elif job.stopped_at is None:
@@ -545,6 +616,100 @@ class WritingSession:
             job.cancel()
             job.finished.wait(STOP_WAIT_S)
             self.job = None
+            self._merge_unsaved(job.unsaved)
+        if self.unsaved:  # a last try, quietly: the screen is going away (the app warned before quitting)
+            try:
+                self.store.append_texts(self.unsaved)
+                self.unsaved = {}
+            except SlmError:
+                pass
+
+    # --- what the store refused: said at once, kept in memory, saved when it can be ------------------------------
+
+    @property
+    def unsaved_chars(self) -> int:
+        """Characters on screen that stories.db does not hold yet."""
+        return sum(len(text) for text, _ in self.unsaved.values())
+
+    def save_unsaved(self) -> bool:
+        """Try again to save what the store refused (space may be back); True when nothing is left unsaved."""
+        try:
+            self._save_unsaved()
+        except StoreWriteError as e:
+            self._write_failed(e)
+        except StoryGoneError:
+            if not (self.story is not None and self._story_gone() and self._rescue()):
+                self.unsaved = {}
+        return not self.unsaved
+
+    def _merge_unsaved(self, chunks: dict[int, tuple[str, str]]) -> None:
+        for pid, (text, packed) in chunks.items():
+            old_text, old_packed = self.unsaved.get(pid, ("", ""))
+            self.unsaved[pid] = (old_text + text, old_packed + packed)
+
+    def _save_unsaved(self) -> None:
+        if not self.unsaved:
+            return
+        self.store.append_texts(self.unsaved)  # one transaction: all of it lands, or none
+        self.unsaved = {}
+        self.problem = None
+        self._set_state("saved")
+        self._publish("problem")
+
+    def _write_failed(self, error: StoreWriteError | SlmError) -> None:
+        """Say at once that the store refused a write, and keep the text on screen."""
+        kept = self.unsaved_chars
+        held = (f" The {kept:,} characters written since the last save stay on screen: copy them (ctrl+p, "
+                "Copy story), or free space and they are saved with your next step.") if kept else ""
+        self.problem = f"Not saved: {error.message}. Writing stopped.{held}"
+        self._set_state("error: not saved", "error")
+        self._publish("problem")
+
+    def _story_gone(self) -> bool:
+        """True when the open story is no longer in the store (deleted in another window)."""
+        if self.story is None:
+            return False
+        try:
+            self.store.get_story(self.story.id)
+        except StoryGoneError:
+            return True
+        return False
+
+    def _rescue(self) -> bool:
+        """The open story was deleted in another window: keep everything this window holds (the tree read last,
+        the text streamed since, its tokens, its lorebook) as a new story, and open it. False if even that cannot be saved."""
+        old = self.story
+        if old is None:
+            return False
+        text = {p.id: p.text for p in self.path}
+        text.update(self.candidate_text)
+        for pid, (extra, _) in self.unsaved.items():
+            if pid not in text:
+                text[pid] = self._by_id[pid].text + extra if pid in self._by_id else extra
+        marks = {pid: "".join(m.packed() for m in ms) for pid, ms in self.tokens.items()}
+        ordered: list[Passage] = []
+        queue: list[int | None] = [None]
+        while queue:  # parents before children, as insert_tree wants them
+            for kid in self.tree.get(queue.pop(0), []):
+                ordered.append(replace(kid, text=text.get(kid.id, kid.text), tokens=marks.get(kid.id, kid.tokens)))
+                queue.append(kid.id)
+        known = {p.id for p in ordered}
+        current = self.path[-1].id if self.path and self.path[-1].id in known else None
+        bookmarks = [b for b in self.bookmarks if b.passage_id in known]
+        try:
+            story = self.store.insert_tree(replace(old, current_passage_id=current), ordered, bookmarks, self.lore)
+        except StoreWriteError as e:
+            self._write_failed(e)
+            return False
+        self.unsaved = {}
+        self.story = story
+        self.tokens, self.candidates, self.candidate_text = {}, (), {}
+        self._reload()
+        self.problem = (f"“{old.title}” was deleted in another window; what this window held is kept as a new "
+                        f"story (id {story.id}).")
+        self._set_state("kept as a new story", "error")
+        self._publish("problem")
+        return True
 
     # --- helpers ------------------------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from slmtui.engine.generate import Alternative, TokenEvent
+from slmtui.core.errors import SlmError
 from slmtui.core.sampling import Sampling
 from slmtui.stories.tokens import pack_token, unpack_tokens
 
@@ -100,6 +101,11 @@ class StreamJob:
     """``produced`` when the user asked to stop: at most one token per stream may follow it."""
     done: bool = False
     error: str | None = None
+    save_error: SlmError | None = None
+    """Why the store refused the streamed text (a full disk, the story deleted in another window): the stream
+    stopped at once, and the text it had is in ``unsaved``."""
+    unsaved: dict[int, tuple[str, str]] = field(default_factory=dict)
+    """Passage id -> (text, packed tokens) the store did not take: the session keeps it and saves it later."""
     finished: threading.Event = field(default_factory=threading.Event)
     """Set when the worker is done and every token is saved: stopping waits on it."""
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -163,9 +169,22 @@ class StreamJob:
         events = generator.stream(self.prompt, source, n=self.n, memory=self.memory, should_stop=stop)
 
         def save() -> None:
-            if unsaved:
-                sink.append_texts({self.passage_ids[i]: ("".join(t), "".join(k)) for i, (t, k) in unsaved.items()})
-                unsaved.clear()
+            # A refused save stops the stream (nothing more would reach the disk) and keeps the text in memory:
+            # a write that fails is said, never swallowed (issue 23).
+            if not unsaved:
+                return
+            chunks = {self.passage_ids[i]: ("".join(t), "".join(k)) for i, (t, k) in unsaved.items()}
+            unsaved.clear()
+            if self.save_error is None:
+                try:
+                    sink.append_texts(chunks)
+                    return
+                except SlmError as e:
+                    self.save_error = e
+                    self.cancelled.set()
+            for pid, (text, packed) in chunks.items():
+                old_text, old_packed = self.unsaved.get(pid, ("", ""))
+                self.unsaved[pid] = (old_text + text, old_packed + packed)
 
         try:
             for event in events:
@@ -185,15 +204,19 @@ class StreamJob:
                 if now - last_save >= save_every:
                     save()
                     last_save = now
-                if stop():  # stop now rather than after the engine reads this token
+                if stop() or self.save_error is not None:  # stop now rather than after the engine's next token
                     break
         finally:
-            close = getattr(events, "close", None)  # a generator: ends the engine's loop (and its cache) now
-            if close is not None:
-                close()
-            save()
-            self.done = True
-            self.finished.set()
+            try:
+                close = getattr(events, "close", None)  # a generator: ends the engine's loop (and its cache) now
+                if close is not None:
+                    close()
+            finally:
+                try:
+                    save()
+                finally:  # whatever happened, the job ends: "writing…" never outlives its worker
+                    self.done = True
+                    self.finished.set()
 
     def cancel(self) -> None:
         """Ask the worker to stop after the token it is computing (UI thread)."""

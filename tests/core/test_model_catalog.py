@@ -104,3 +104,35 @@ def test_the_names_taken_and_a_new_names_check(tiny_model_dir: Path) -> None:
     assert check_model_name("tiny") == "a model named “tiny” exists already"
     assert "letters, digits" in (check_model_name(".x") or "") and "letters" in (check_model_name("a b") or "")
     assert check_model_name("fresh") is None
+
+
+# --- folders that cannot be read (issue 23, item 5): said in words, never a traceback ----------------------------
+
+
+def test_an_unreadable_model_folder_is_listed_as_broken_with_the_reason(tiny_model_dir: Path) -> None:
+    from slmtui.core.model_catalog import scan_models
+    from tests.unreadable import unreadable
+
+    with unreadable(tiny_model_dir):  # chmod 000 tiny, as its owner (not root)
+        infos, broken = scan_models()
+        with pytest.raises(SlmError, match=r"cannot read .*tiny.*: Permission denied"):
+            read_model_info(tiny_model_dir)
+    assert "tiny" not in [i.name for i in infos]
+    assert [(b.name, "Permission denied" in b.reason) for b in broken if b.name == "tiny"] == [("tiny", True)]
+
+
+def test_an_unreadable_models_folder_still_lists_the_bundled_ones(tiny_model_dir: Path) -> None:
+    from slmtui.core.model_catalog import model_folder_names, scan_models
+    from tests.unreadable import unreadable
+
+    with unreadable(paths.models_dir()):
+        infos, broken = scan_models()
+        with pytest.raises(SlmError, match="cannot read the models folder"):
+            model_folder_names()
+    assert any(i.bundled for i in infos) and "tiny" not in [i.name for i in infos]
+    assert [b.path for b in broken] == [paths.models_dir()] and "Permission denied" in broken[0].reason
+
+
+def test_a_model_name_longer_than_a_folder_name_is_no_model_named() -> None:
+    with pytest.raises(SlmError, match="a name of 300 characters is longer than a folder's name may be"):
+        resolve_model("m" * 300)

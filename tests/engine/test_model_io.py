@@ -301,7 +301,8 @@ def test_save_checks_again_at_the_rename_and_keeps_the_new_model(
     assert (out / "notes.txt").read_text() == "written while the model was saved\n"
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
     kept = Path(str(e.value).rsplit("the new model is kept at ", 1)[1])
-    assert kept.parent == tmp_path and kept.name.startswith(".out.tmp-")
+    # visible, and never a name remove_leftovers could take for a killed save's (issue 23, item 9)
+    assert kept == tmp_path / "out-kept-1"
     assert load_model_dir(kept).info.config == tiny_model.config
 
 
@@ -314,3 +315,22 @@ def test_an_asked_for_replacement_still_works(tiny_model: GPT, byte_tokenizer: T
         save_model_dir(tiny_model_dir, tiny_model, byte_tokenizer, training={"step": 8})
     assert_unchanged(before, snapshot(tiny_model_dir))
     assert read_model_info(tiny_model_dir).training == {"step": 7}
+
+
+def test_unreadable_weights_are_said_as_unreadable_not_damaged(tiny_model_dir: Path) -> None:
+    """Before: safetensors' own open said "damaged or truncated: No such file or directory" (issue 23, item 8)."""
+    import builtins
+    import errno
+
+    real = builtins.open
+
+    def chmod_000(file, *a, **k):  # type: ignore[no-untyped-def]
+        if str(file).endswith(WEIGHTS):
+            raise PermissionError(errno.EACCES, "Permission denied", str(file))
+        return real(file, *a, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(builtins, "open", chmod_000)
+        with pytest.raises(SlmError) as caught:
+            load_model_dir(tiny_model_dir)
+    assert str(caught.value) == f"cannot read {tiny_model_dir / WEIGHTS}: Permission denied"

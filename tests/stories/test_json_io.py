@@ -135,3 +135,24 @@ def test_bad_lore_in_a_story_file_is_one_line_and_writes_nothing(tmp_path: Path,
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "lore.entries[0]" in err and "everywhere" in err
     assert not paths.stories_db().exists()
+
+
+def _refuse(name: str) -> None:
+    raise ValueError(f"{name} in strict JSON")
+
+
+def test_an_export_is_strict_json_even_with_non_finite_numbers(store: StoryStore, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: a NaN probability or an infinite sampling value was written as NaN/Infinity (issue 23, item 9)."""
+    from slmtui.stories.tokens import pack_token
+
+    story = store.create_story(title="odd numbers")
+    store.add_passage(story.id, parent_id=None, author="model", text="Hi", sampling={"temperature": float("inf")},
+                      tokens=pack_token(0, 2, 5, float("nan"), [(6, "Ho", float("nan"))]))
+    text = export_json(store, story.id)
+    doc = json.loads(text, parse_constant=_refuse)  # JSON.parse, jq and serde read it
+    assert doc["passages"][0]["sampling"] == {"temperature": None}
+    assert doc["passages"][0]["tokens"][0][3] is None
+    again = tmp_path / "again.json"
+    again.write_text(text)
+    assert main(["stories", "import", str(again)]) == 0, capsys.readouterr().err

@@ -275,3 +275,38 @@ def test_fingerprint_ignores_file_times_and_raw_formatting(tmp_path: Path) -> No
     first = corpus_fingerprint(read_corpus(tmp_path))
     f.write_text(wrapped(PROSE, width=70).replace("\n", "\r\n"), encoding="utf-8")
     assert corpus_fingerprint(read_corpus(tmp_path)) == first
+
+
+def test_an_unreadable_sub_folder_is_skipped_and_named_like_an_unreadable_file(tmp_path: Path) -> None:
+    """Before: rglob passed over it without a word, and its books were silently not trained on (issue 23, 9)."""
+    from tests.unreadable import unreadable
+
+    (tmp_path / "a.txt").write_text("Some readable prose. " * 20, encoding="utf-8")
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "b.txt").write_text("Prose nobody may read. " * 20, encoding="utf-8")
+    (tmp_path / "c.txt").write_text("More readable prose. " * 20, encoding="utf-8")
+    with unreadable(tmp_path / "c.txt", tmp_path / "locked"):
+        corpus = read_corpus(tmp_path)
+    assert [d.name for d in corpus.documents] == ["a.txt"]
+    assert [(s.name, s.reason) for s in corpus.skipped] == [("locked/", "unreadable folder (Permission denied)"),
+                                                            ("c.txt", "unreadable (Permission denied)")]
+
+
+def test_an_unreadable_corpus_folder_is_one_line(tmp_path: Path) -> None:
+    from tests.unreadable import unreadable
+
+    (tmp_path / "books").mkdir()
+    (tmp_path / "books" / "a.txt").write_text("Prose. " * 20, encoding="utf-8")
+    with unreadable(tmp_path / "books"), pytest.raises(SlmError, match=r"cannot read .*books: books/ unreadable "
+                                                                       r"folder \(Permission denied\)"):
+        read_corpus(tmp_path / "books")
+
+
+def test_one_long_paragraph_on_one_line_is_cut_at_a_space() -> None:
+    """Before: a 200 MB one-paragraph corpus was "too small to hold out validation text" (issue 23, item 8)."""
+    line = " ".join(f"word{i}" for i in range(5000))
+    train, val = split_documents(corpus_of(line), val_fraction=0.1)
+    assert train[0] + " " + val[0] == line
+    assert 0.08 < len(val[0]) / len(line) < 0.12 and val[0].startswith("word")
+    with pytest.raises(SlmError, match="one paragraph of 19 characters"):
+        split_documents(corpus_of("Just one paragraph."))

@@ -97,13 +97,22 @@ def _broken_model(tiny_model_dir: Path, **model: object) -> Path:
     return tiny_model_dir
 
 
-@pytest.mark.parametrize("fault", ["too large for memory", "an unexpected exception"])
+@pytest.mark.parametrize("fault", ["too large for memory", "an unexpected exception", "an unreadable model folder",
+                                   "an unreadable models folder"])
 async def test_every_model_load_failure_is_shown_and_the_app_keeps_running(
     tiny_model_dir: Path, store: StoryStore, monkeypatch: pytest.MonkeyPatch, fault: str
 ) -> None:
+    from contextlib import nullcontext
+
+    from tests.unreadable import unreadable
+
+    sealed = nullcontext()
     if fault == "too large for memory":
         _broken_model(tiny_model_dir, vocab_size=10**12)
         expected = "needs about"
+    elif fault.startswith("an unreadable"):  # chmod 000, as its owner (issue 23, item 5: "loading model…", then F6 crashed)
+        sealed = unreadable(tiny_model_dir if "model folder" in fault else tiny_model_dir.parent)
+        expected = "Permission denied"
     else:
         import slmtui.engine.model_io as model_io
 
@@ -113,6 +122,11 @@ async def test_every_model_load_failure_is_shown_and_the_app_keeps_running(
         monkeypatch.setattr(model_io, "load_model_dir", explode)
         expected = "RuntimeError: [enforce fail"
     app = SlmApp(model="tiny", store=store, settings=default_settings())
+    with sealed:
+        await _shown_and_running(app, expected)
+
+
+async def _shown_and_running(app: SlmApp, expected: str) -> None:
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, WriterScreen))
         writer = app.screen
@@ -357,3 +371,65 @@ def test_kill_9_while_three_candidates_stream_keeps_each_and_the_branch(tiny_mod
         (author,) = db.execute("SELECT author FROM passages WHERE id = ?", (current,)).fetchone()
     assert len(parents) == 1 and parents == {current}, "the story is on the branch it was on: the candidates' parent"
     assert author == "user"
+
+
+# ------------------------------------------------------------- what the store refuses (issue 23, items 1 and 2)
+
+
+def _messages(app: SlmApp) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def test_a_story_deleted_in_another_window_while_streaming_is_said_and_kept(
+        make_app: Callable[..., SlmApp], engine: ActiveModel, store: StoryStore) -> None:
+    engine.generator.delay = 0.01  # type: ignore[attr-defined]
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        writer = app.screen
+        assert isinstance(writer, WriterScreen)
+        writer.session.save_every = 0.0
+        writer.set_sampling(Sampling(max_new_tokens=400, seed=2))
+        await pilot.press(*"Once")
+        await press_now(pilot, "enter")
+        await wait_for(pilot, lambda: writer.session.job is not None and len(writer.session.text) > 8)
+        with StoryStore(store.path) as other:  # window A: ctrl+o, d, y on the story B writes into
+            other.delete_story(writer.session.story.id)  # type: ignore[union-attr]
+        await wait_for(pilot, lambda: writer.session.job is None, timeout=10)  # before: "writing…" forever
+        assert any("deleted in another window" in m for m in _messages(app))
+        shown = writer.session.text
+        assert [store.story_text(s.id) for s in store.list_stories()] == [shown]
+        writer.set_sampling(Sampling(max_new_tokens=3, seed=2))
+        await pilot.press(*"Then")
+        await press_now(pilot, "enter")  # before: SlmError "no story with id 1" as a Textual traceback
+        await wait_idle(pilot, writer)
+        assert app.is_running
+        assert store.story_text(writer.session.story.id).startswith(shown + " Then")  # type: ignore[union-attr]
+
+
+async def test_a_full_disk_while_streaming_is_said_at_once_and_quit_warns_first(
+        make_app: Callable[..., SlmApp], engine: ActiveModel, store: StoryStore) -> None:
+    engine.generator.delay = 0.01  # type: ignore[attr-defined]
+    app = make_app()
+    async with app.run_test(size=(120, 35)) as pilot:
+        writer = app.screen
+        assert isinstance(writer, WriterScreen)
+        writer.session.save_every = 0.0
+        writer.set_sampling(Sampling(max_new_tokens=3000, seed=2))
+        await pilot.press(*"Once")
+        await press_now(pilot, "enter")
+        await wait_for(pilot, lambda: writer.session.job is not None)
+        pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+        store._conn.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "database or disk is full"
+        await wait_for(pilot, lambda: writer.session.job is None, timeout=20)  # before: "writing…" forever
+        assert any(m.startswith("Not saved:") and "disk is full" in m for m in _messages(app))
+        assert writer.session.state_kind == "error" and writer.session.unsaved_chars > 0
+        shown = writer.session.text
+        await press_now(pilot, "ctrl+q")
+        await pilot.pause(0.1)
+        assert app.is_running, "the first ctrl+q says what is not saved"
+        assert any("not in stories.db" in m for m in _messages(app))
+        store._conn.execute("PRAGMA max_page_count = 1073741823")  # space is back
+        await press_now(pilot, "ctrl+q")  # saved now, and quits
+        await wait_for(pilot, lambda: not app.is_running, timeout=10)
+    with StoryStore(store.path) as again:
+        assert [again.story_text(s.id) for s in again.list_stories()] == [shown]

@@ -16,10 +16,11 @@ from slmtui.engine.generate import Generator, TokenEvent
 from slmtui.engine.model import GPT
 from slmtui.core.sampling import Sampling
 from slmtui.engine.tokenizer import Tokenizer
+from slmtui.stories.lorebook import LoreEntry, Lorebook
 from slmtui.stories.store import StoryStore
 from slmtui.writing.records import ActiveModel, Progress
 from slmtui.writing.session import WritingSession, join_text
-from slmtui.writing.stream import StreamJob
+from slmtui.writing.stream import StreamJob, marks_from_store
 
 FAST = Sampling(max_new_tokens=6, seed=1)
 
@@ -356,3 +357,98 @@ def test_choices_3_writes_three_candidates_at_once_and_pick_keeps_the_others(
     assert [p.id for p in store.siblings(ids[1])] == list(ids), "the other two stay, as siblings"
     with pytest.raises(SlmError):
         session.set_choices(9)
+
+
+# --- what the store refuses (issue 23, items 1 and 2) ------------------------------------------------------------
+
+
+def fill_disk(store: StoryStore) -> None:
+    """A full disk, for real as SQLite sees it: the database may not grow by one page (SQLITE_FULL)."""
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def free_disk(store: StoryStore) -> None:
+    store._conn.execute("PRAGMA max_page_count = 1073741823")
+
+
+def run_free(generator: GatedGenerator) -> None:
+    generator.hold = False
+    for _ in range(100):
+        generator.gate.release()
+
+
+def test_a_full_disk_mid_stream_stops_it_says_so_and_keeps_the_text(
+    session: WritingSession, generator: GatedGenerator, store: StoryStore
+) -> None:
+    session.sampling = Sampling(max_new_tokens=3000, seed=3)
+    session.save_every = 0.0
+    told: list[str] = []
+    session.listeners.append(told.append)
+    generator.hold = True
+    job = session.send("Full")
+    assert job is not None
+    fill_disk(store)
+    run_free(generator)
+    finish(session, timeout=20)  # before the fix: save() raised again in its finally, and "writing…" forever
+    assert job.done and job.produced < 3000, "the stream stopped at the refused write"
+    assert session.state_kind == "error" and "problem" in told
+    assert session.problem is not None and "disk is full" in session.problem
+    assert "No space left on device" in session.problem
+    saved = store.story_text(session.story.id)  # type: ignore[union-attr]
+    assert session.unsaved and len(session.text) > len(saved) and session.text.startswith(saved), \
+        "what was shown and not saved stays on screen"
+    shown = session.text
+    assert session.undo() is None and session.text == shown, "a move that would drop unsaved text is refused"
+    free_disk(store)
+    assert session.save_unsaved()
+    assert store.story_text(session.story.id) == shown and session.problem is None  # type: ignore[union-attr]
+    assert len(marks_from_store(store.get_passage(job.passage_id).tokens)) == job.produced
+
+
+def test_a_full_disk_at_send_says_so_and_names_the_line(session: WritingSession, store: StoryStore) -> None:
+    session.send("Before")
+    finish(session)
+    fill_disk(store)
+    session.send("a line " * 2000)  # a passage that needs a page of its own
+    assert session.job is None and session.state_kind == "error"
+    assert session.problem is not None and "disk is full" in session.problem
+    assert "your line was not saved: “a line a line" in session.problem
+
+
+def test_a_story_deleted_in_another_window_mid_stream_is_kept_as_a_new_one(
+    session: WritingSession, generator: GatedGenerator, store: StoryStore
+) -> None:
+    session.sampling = Sampling(max_new_tokens=40, seed=4)
+    session.save_every = 0.0
+    generator.hold = True
+    job = session.send("Doomed")
+    assert job is not None
+    let_through(generator, job, 3)
+    old = session.story.id  # type: ignore[union-attr]  # (SQLite may give the new story the same id)
+    with StoryStore(store.path) as other:  # another window: ctrl+o, d, y
+        other.delete_story(old)
+    run_free(generator)
+    finish(session, timeout=20)  # before the fix: the refused save raised again in its finally: "writing…" forever
+    assert session.story is not None and [s.id for s in store.list_stories()] == [session.story.id]
+    assert session.problem is not None and "deleted in another window" in session.problem
+    assert session.text.startswith("Doomed") and len(session.text) > len("Doomed")
+    assert store.story_text(session.story.id) == session.text, "all of it, the streamed text too, is in the new story"
+    session.send("And on.")
+    finish(session)
+    assert "And on." in store.story_text(session.story.id)
+
+
+def test_enter_after_the_story_was_deleted_elsewhere_keeps_the_line(session: WritingSession, store: StoryStore) -> None:
+    session.send("First.")
+    finish(session)
+    book = Lorebook((LoreEntry("Ann", ("Ann",), "Ann is the miller's daughter."),))
+    session.set_lore(book)
+    old, before = session.story.id, session.text  # type: ignore[union-attr]
+    StoryStore(store.path).delete_story(old)
+    session.send("The typed line.")  # before the fix: SlmError "no story with id 1" up through the screen
+    finish(session)
+    assert session.story is not None and [s.id for s in store.list_stories()] == [session.story.id]
+    assert session.problem is not None and "deleted in another window" in session.problem
+    assert store.story_text(session.story.id).startswith(before + " The typed line.")
+    assert store.lore(session.story.id) == book, "the lorebook is kept with the rest"
