@@ -24,9 +24,8 @@ from slmtui.core.errors import SlmError
 from slmtui.core.user_input import (MAX_PROMPT_BYTES, MAX_TEXT_FILE_BYTES, check_regular_file, read_file_text,
                                      read_stream_text)
 from slmtui.core.sampling import FIELDS, Sampling, SamplingField
-from slmtui.format import params
+from slmtui.format import fine_tuned, params
 from slmtui.core import strict_json
-from trainer.config import before_after
 
 if TYPE_CHECKING:
     from slmtui.core.model_folder import ModelInfo
@@ -270,10 +269,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
         print("no models yet: train one with slm-train")
     else:
         _print_models_table(rows)
-    for r in rows:
-        if r["parent"]:
-            change = before_after(r["parent_val_bpb"], r["val_bpb"])
-            print(f"{r['name']}: fine-tuned from {Path(r['parent']).name}" + (f" · {change}" if change else ""))
+    for info in infos:
+        if lineage := fine_tuned(info):
+            print(f"{info.name}: {lineage}")
     for b in broken:  # a folder that fails to read is listed, not hidden: it may be the model the user wants
         print(f"broken: {b.name}: {b.reason}")
     return 0

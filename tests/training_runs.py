@@ -30,8 +30,10 @@ def write_corpus(folder: Path, *, files: int = 3, paragraphs: int = 12) -> Path:
     return folder
 
 
-def recorded_events(*, steps: int = 120, max_steps: int = 300, eval_every: int = 25, done: bool = False) -> list[str]:
-    """A run of ``steps`` steps out of ``max_steps`` on a 1.2 MB corpus, as JSON lines."""
+def recorded_events(*, steps: int = 120, max_steps: int = 300, eval_every: int = 25, done: bool = False,
+                    reason: str = "max_steps") -> list[str]:
+    """A run of ``steps`` steps out of ``max_steps`` on a 1.2 MB corpus, as JSON lines; ``done``: it ends there, for
+    ``reason``."""
     lines = [to_json(StartEvent(name="my-novels", path="/home/reader/.local/share/slmtui/models/my-novels",
                                 n_params=7_340_032, corpus="/home/reader/books", corpus_bytes=1_234_567,
                                 train_tokens=345_678, val_tokens=18_000, max_steps=max_steps, start_step=0,
@@ -49,7 +51,7 @@ def recorded_events(*, steps: int = 120, max_steps: int = 300, eval_every: int =
                                              text=" little girl went down to the river, and the Tin Woodman said")))
     if done:
         lines.append(to_json(DoneEvent(step=steps, path="/home/reader/.local/share/slmtui/models/my-novels",
-                                       reason="max_steps", best_val_loss=2.5, val_bpb=0.86, resume_command=None)))
+                                       reason=reason, best_val_loss=2.5, val_bpb=0.86, resume_command=None)))
     return lines
 
 

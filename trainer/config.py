@@ -228,6 +228,16 @@ def parent_optimizer(training: dict[str, object]) -> str:
     return kind if kind in OPTIMIZERS else "adamw"
 
 
+def inherited_recipe(training: dict[str, object], tokenizer_name: str) -> tuple[str | None, str]:
+    """The preset and tokenizer a fine-tune records: its parent's, from the parent's model.toml [training] (a
+    fine-tune keeps the parent's shape and tokenizer whatever ``--preset`` says). A parent whose record is silent
+    gives no preset and its tokenizer's own name."""
+    preset = training.get("preset")
+    arg = training.get("tokenizer_arg")
+    return (preset if isinstance(preset, str) and preset else None,
+            arg if isinstance(arg, str) and arg else tokenizer_name)
+
+
 def finetune_config(*, train_tokens: int, budget_s: float | None, tokens_per_s: float,
                     block_size: int, optimizer: str = "adamw") -> TrainConfig:
     """The settings of a fine-tune (``--init-from``) on ``train_tokens`` of the user's text.

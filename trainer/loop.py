@@ -37,7 +37,7 @@ from slmtui.core.sampling import Sampling
 from slmtui.engine.memory import check_fits, training_bytes
 from slmtui.engine.model import GPT
 from slmtui.engine.model_io import load_model_dir, save_model_dir
-from trainer.config import TrainConfig
+from trainer.config import TrainConfig, inherited_recipe
 from trainer.corpus import choose_books, corpus_fingerprint, corpus_label, corpus_path, read_corpus, split_corpus
 from trainer.data import Batches, cache_key, tokenize_corpus
 from trainer.distributed import Distributed
@@ -172,7 +172,7 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         cfg = replace(cfg, time_limit_s=None)
     corpus_dir = corpus_path(state.corpus) if state else spec.corpus
     tokenizer_arg = state.tokenizer_arg if state else spec.tokenizer
-    preset_name = (state.preset or spec.preset) if state else spec.preset
+    preset_name: str | None = (state.preset or spec.preset) if state else spec.preset
     if state:
         check_model_target(spec.out, replace_model=True, corpus=corpus_dir)
 
@@ -192,6 +192,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         loaded = load_model_dir(spec.out)
         tokenizer, model_config = loaded.tokenizer, loaded.info.config
         parent = loaded.info.training.get("parent")  # type: ignore[assignment]
+        if parent:
+            preset_name = state.preset if state else None  # a fine-tune's is its parent's, or none: never --preset's
         if parent and not Path(parent).exists():
             # Resuming needs nothing of the parent: this folder holds the weights, tokenizer and its step-0 score.
             warn(f"the parent model {parent} is gone; the run continues from its own saved state")
@@ -199,6 +201,9 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         loaded = load_model_dir(spec.init_from)
         tokenizer, model_config = loaded.tokenizer, loaded.info.config
         parent = str(spec.init_from)
+        # A fine-tune keeps its parent's shape and tokenizer: its record says so, not what --preset and the
+        # preset's tokenizer would have built (a BPE fine-tune of `default` is not "seed" with "gpt2").
+        preset_name, tokenizer_arg = inherited_recipe(loaded.info.training, loaded.info.tokenizer.name)
         if spec.block_size is not None and spec.block_size < model_config.block_size:
             model_config = replace(model_config, block_size=spec.block_size)
         if spec.dropout is not None:
@@ -278,7 +283,7 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
                     max_steps=max_steps, start_step=start_step, batch_tokens=batch_tokens, device=str(device),
                     dtype=str(dtype).removeprefix("torch.")))
 
-    def summary(reason: str) -> dict[str, object]:
+    def summary(reason: str, resumable: bool) -> dict[str, object]:
         return {
             "preset": preset_name, "corpus": corpus_label(corpus_dir), "corpus_sha256": fingerprint, "corpus_bytes": corpus.n_bytes,
             "val_fraction": cfg.val_fraction, "tokenizer_arg": tokenizer_arg, "steps": progress.step,
@@ -286,7 +291,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
             "heldout_books": list(split.heldout_books), "heldout_loss": progress.best_heldout_loss,
             "heldout_bpb": progress.best_heldout_bpb, "eval_windows": cfg.eval_windows, **final_scores,
             "wall_time_s": round(progress.elapsed_s, 1), "device": str(device), "dtype": str(dtype).removeprefix("torch."),
-            "world_size": ddp.world_size, "stopped": reason, "parent": parent,
+            "world_size": ddp.world_size, "stopped": reason, "resumable": resumable,
+            "parent": parent,
             "parent_val_loss": progress.parent_val_loss, "parent_val_bpb": progress.parent_val_bpb,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "train_config": asdict(cfg),
         }
@@ -295,7 +301,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
     saved_step = state.step if state else None
     """The step of the last good save in spec.out: what a failed save leaves the user."""
 
-    def checkpoint(reason: str) -> None:
+    def checkpoint(reason: str, *, resumable: bool = True) -> None:
+        """Save the run; ``resumable``: whether ``--resume`` would go on from here (mid-run: yes, to the end)."""
         nonlocal saved
         if not ddp.is_main:
             return
@@ -321,7 +328,7 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
             extra_files[PLOT_FILE] = png
         nonlocal saved_step
         try:
-            save_model_dir(spec.out, best, tokenizer, training=summary(reason), extra_files=extra_files,
+            save_model_dir(spec.out, best, tokenizer, training=summary(reason, resumable), extra_files=extra_files,
                            replace_model=spec.resume or saved, corpus=corpus_dir)
         except SlmError as e:  # the disk filled, or the folder turned read-only, during the run
             if not isinstance(e.__cause__, OSError):
@@ -462,7 +469,7 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         evaluate()
     if ddp.is_main and not resumable and progress.step > start_step:
         final_scores.update(score_in_full(best_weights, model_config, val_docs, heldout_docs, byte_lengths))
-    checkpoint(reason)
+    checkpoint(reason, resumable=resumable)
     resume = f"slm-train --resume --out {spec.out}" if resumable else None
     done = DoneEvent(step=progress.step, path=str(spec.out), reason=reason,
                      best_val_loss=final_scores.get("val_loss", progress.best_val_loss),  # type: ignore[arg-type]

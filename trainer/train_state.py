@@ -37,7 +37,7 @@ REQUIRED: dict[str, tuple[tuple[type, ...], str]] = {
 OPTIONAL: dict[str, tuple[tuple[type, ...], str]] = {
     "best_val_bpb": ((*_NUMBER, type(None)), "a number or None"),
     "rng_cuda": ((torch.Tensor, type(None)), "a tensor or None"),
-    "preset": ((str,), "a string"),
+    "preset": ((str, type(None)), "a string or None"),  # None: a fine-tune of a parent that recorded none
     "heldout_books": ((list,), "a list of book names"),
     "best_heldout_loss": ((*_NUMBER, type(None)), "a number or None"),
     "best_heldout_bpb": ((*_NUMBER, type(None)), "a number or None"),

@@ -69,8 +69,21 @@ class ModelInfo:
 
     @property
     def resumable(self) -> bool:
-        """A run that stopped before its end and saved its state: ``slm-train --resume`` continues it."""
-        return (self.path / TRAIN_STATE).is_file() and self.training.get("stopped") in RESUMABLE_STOPS
+        """A run that stopped before its end and saved its state: ``slm-train --resume`` continues it.
+
+        The trainer records whether it does (``[training] resumable``): a run given a time budget plans its
+        schedule to fit it and ends with ``stopped = "time_limit"`` finished, while one with a fixed number of
+        steps that ran out of time can go on. In a record from before that key, a time limit whose ``train_config``
+        fixed no steps or passes was such a finished schedule."""
+        t = self.training
+        if not (self.path / TRAIN_STATE).is_file():
+            return False
+        if isinstance(t.get("resumable"), bool):
+            return bool(t["resumable"])
+        if t.get("stopped") == "time_limit":
+            settings = t.get("train_config")
+            return not isinstance(settings, dict) or bool(settings.get("max_steps") or settings.get("epochs"))
+        return t.get("stopped") in RESUMABLE_STOPS
 
 
 def new_temp_folder(path: Path) -> Path:

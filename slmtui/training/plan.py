@@ -332,7 +332,10 @@ def plan_finetune(
     seconds = parse_minutes(budget)
     if seconds is None or seconds <= 0:
         problems.append(f"budget: minutes such as 10 or 2.5, not {budget.strip()!r}")
-    if not paths.is_model_name(name):
+    if not name:
+        if corpus is not None:
+            problems.append("name: type a name for the new model")
+    elif not paths.is_model_name(name):
         problems.append(f"name {name!r}: use letters, digits, '.', '-' and '_' only")
     elif name in taken:
         problems.append(f"a model named {name!r} exists: choose another name")
@@ -397,10 +400,15 @@ class RunSetup:
         size = self.survey.size if self.survey else None
         return scratch_preset(size.bytes) if size is not None and not size.error else None
 
-    def suggested_name(self, preset: str) -> str:
-        """A model name that is free in the models folder, after the corpus and the preset."""
+    def suggested_name(self, preset: str, path: str = SCRATCH) -> str | None:
+        """A model name that is free in the models folder, after the corpus (and, from scratch, the preset); None
+        for a fine-tune before any books are chosen: it is named after them, and the bundled novels are not
+        among the books it may be taught ("default-bundled" would name a run the form refuses)."""
         found = self.survey
-        return unique_run_name(found.size.path if found else None, preset, found.taken if found else set())
+        corpus = found.size.path if found else None
+        if path == FINETUNE and corpus is None:
+            return None
+        return unique_run_name(corpus, preset, found.taken if found else set())
 
     def request(self, form: RunForm) -> tuple[TrainRequest | None, list[str]]:
         """The run the form describes, or the problems that stand in its way."""

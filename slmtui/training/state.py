@@ -109,6 +109,28 @@ class RunState:
         return before_after(before, after)  # while it runs: the latest evaluation; at the end: the best
 
     @property
+    def steps(self) -> tuple[int, int]:
+        """(the step reached, the steps planned); 0 planned: not known yet (the trainer is preparing)."""
+        step, start = self.step, self.start
+        planned = step.max_steps if step else start.max_steps if start else 0
+        reached = step.step if step else start.start_step if start else 0
+        if self.done is not None:
+            reached = self.done.step
+        return reached, planned
+
+    @property
+    def fraction(self) -> float | None:
+        """How far the run is, 0 to 1, for the progress bar; None: not known yet. A finished run is whole: a time
+        budget, the planned passes or early stopping end it before the last step planned (at 98%, say), and
+        "Done" beside a bar short of its end would be a contradiction."""
+        if self.status == "done":
+            return 1.0
+        reached, planned = self.steps
+        if planned:
+            return min(1.0, reached / planned)
+        return None if self.active else 0.0
+
+    @property
     def out(self) -> Path | None:
         for ev in (self.done, self.checkpoint, self.start):
             if ev is not None:

@@ -67,3 +67,17 @@ def test_listing_the_models_removes_the_leftovers(tiny_model_dir: Path) -> None:
     shutil.copytree(tiny_model_dir, old)
     scan_models()
     assert not old.exists() and tiny_model_dir.is_dir()
+
+
+def test_a_time_budget_that_ran_its_schedule_is_finished_not_resumable(tiny_model_dir: Path) -> None:
+    """Issue 24 item 6: a fine-tune given ten minutes plans its schedule to fit them and ends with
+    ``stopped = "time_limit"``; it is done, not "stopped early". The trainer says so in ``resumable``; older
+    records are read from their train_config (no fixed steps or passes: the budget was the horizon)."""
+    info = read_model_info(tiny_model_dir)
+    (tiny_model_dir / TRAIN_STATE).write_bytes(b"")
+    timed = {"max_steps": None, "epochs": None, "time_limit_s": 600.0}
+    assert not dataclasses.replace(info, training={"stopped": "time_limit", "resumable": False}).resumable
+    assert dataclasses.replace(info, training={"stopped": "time_limit", "resumable": True}).resumable
+    assert not dataclasses.replace(info, training={"stopped": "time_limit", "train_config": timed}).resumable
+    fixed = {**timed, "max_steps": 5000}
+    assert dataclasses.replace(info, training={"stopped": "time_limit", "train_config": fixed}).resumable

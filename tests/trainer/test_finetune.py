@@ -269,3 +269,28 @@ def test_a_model_of_the_new_recipe_fine_tunes(byte_tokenizer, book: Path) -> Non
     info = read_model_info(paths.models_dir() / "mine")
     assert (info.config.pos_emb, info.config.mlp, info.config.tie_embeddings) == ("rope", "relu2", False)
     assert info.training["parent_val_bpb"] is not None
+
+
+def test_a_fine_tune_records_its_parents_recipe_and_a_finished_time_budget(tiny_model: GPT, byte_tokenizer,
+                                                                          book: Path) -> None:
+    """Issue 24 item 6: a fine-tune keeps its parent's shape and tokenizer, so its model.toml names the parent's
+    preset and tokenizer (not --preset's default, "seed" with "gpt2"); and a time budget that ran out is a
+    finished run (its schedule was planned to fit it), not one "stopped early" to resume."""
+    save_model_dir(paths.models_dir() / "parent", tiny_model, byte_tokenizer,
+                   training={"val_fraction": 0.1, "preset": "default", "tokenizer_arg": "bpe:8192"})
+    code, lines, err = run_main(["--corpus", str(book), "--init-from", "parent", "--name", "mine",
+                                 "--time-limit", "1s", "--progress", "jsonl"])
+    assert code == 0, err
+    done = from_json(lines[-1])
+    assert isinstance(done, DoneEvent) and done.reason == "time_limit" and done.resume_command is None, done
+    info = read_model_info(paths.models_dir() / "mine")
+    assert (info.training["preset"], info.training["tokenizer_arg"]) == ("default", "bpe:8192")
+    assert info.training["resumable"] is False and not info.resumable
+    assert not any("stopped early" in line or "resume it" in line for line in model_details(info))
+    # A parent whose record is silent: no preset, and its tokenizer by its own name.
+    save_model_dir(paths.models_dir() / "silent", tiny_model, byte_tokenizer, training={"val_fraction": 0.1})
+    code, _, err = run_main(["--corpus", str(book), "--init-from", "silent", "--name", "child",
+                             "--max-steps", "2", "--progress", "none"])
+    assert code == 0, err
+    t = read_model_info(paths.models_dir() / "child").training
+    assert "preset" not in t and t["tokenizer_arg"] == byte_tokenizer.spec.name

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from slmtui.core import paths
-from slmtui.training.plan import (FINETUNE, SCRATCH, CorpusSize, RunForm, RunSetup, Survey, estimate, plan_request,
-                                  scan_corpus)
+from slmtui.training.plan import (FINETUNE, SCRATCH, CorpusSize, RunForm, RunSetup, Survey, estimate, plan_finetune,
+                                  plan_request, scan_corpus)
 from slmtui.training.state import RunState
 from tests.training_runs import write_corpus
 
@@ -161,3 +161,17 @@ def test_resume_continues_the_sessions_run_else_the_named_models() -> None:
                                                             best_val_loss=None, val_bpb=None,
                                                             resume_command="slm-train --resume --out /runs/saved"))
     assert setup.resume_target(stopped, "halfway") == Path("/runs/saved"), "the session's own run comes first"
+
+
+def test_a_fine_tune_is_named_after_its_books_and_suggests_no_name_before_them() -> None:
+    """Issue 24 item 12: with no books chosen the form offered "default-bundled", a fine-tune of the bundled novels
+    that the plan refuses; it now waits for the books, and from scratch the bundled novels still name the run."""
+    setup = RunSetup(device="cpu")
+    bundled = CorpusSize(None, 60, 22_000_000)
+    setup.accept(Survey(bundled, set(), set(), [], "cpu"), None)
+    assert setup.suggested_name("default", FINETUNE) is None
+    assert setup.suggested_name("default", SCRATCH) == "default-bundled"
+    request, problems = plan_finetune(bundled, corpus=None, parent="default", budget="10", name="", taken=set())
+    assert request is None and len(problems) == 1 and problems[0].startswith("choose your books"), problems
+    setup.accept(Survey(SIZE, {"books"}, set(), [], "cpu"), Path("books"))
+    assert setup.suggested_name("default", FINETUNE) == "books-2"

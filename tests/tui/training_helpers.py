@@ -4,8 +4,10 @@ The runs it follows come from tests/training_runs.py."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+from rich.console import Console
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Label
@@ -42,3 +44,11 @@ class TrainHost(App[None]):
             self.push_screen(QuitWhileTraining(self.training), lambda ok: ok and self.exit())
         else:
             self.exit()
+
+
+def screen_lines(app: App[object]) -> list[str]:
+    """The screen as the user sees it, a string a row (what a snapshot shows, as text to assert on)."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), record=True, legacy_windows=False)
+    console.print(app.screen._compositor.render_update(full=True))
+    return console.export_text().splitlines()

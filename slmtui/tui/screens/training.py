@@ -17,7 +17,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Static
@@ -25,7 +25,7 @@ from textual.worker import get_current_worker
 
 from slmtui.core import paths
 from slmtui.format import BUNDLED_CORPUS
-from slmtui.training.plan import RunSetup, Survey
+from slmtui.training.plan import FINETUNE, RunSetup, Survey
 from slmtui.training.process import TrainingSession
 from slmtui.training.state import TrainRequest
 from slmtui.tui.commands import Command, binding_commands
@@ -70,14 +70,16 @@ class TrainingScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header(icon="✎")
         with Horizontal(id="train-body"):
-            with VerticalScroll(id="train-setup"):
-                yield TrainingForm(self.initial_corpus, id="train-form")
-                yield Static("", id="train-summary")
+            with Vertical(id="train-side"):
+                with VerticalScroll(id="train-setup"):
+                    yield TrainingForm(self.initial_corpus, id="train-form")
+                    yield Static("", id="train-summary")
+                # Below the scrolling form, never under it: at 80x24 the form is taller than the screen.
                 with Horizontal(id="train-buttons"):
-                    yield Button("Start", variant="success", id="train-start")
-                    yield Button("Stop", variant="error", id="train-stop")
-                    yield Button("Resume", variant="primary", id="train-resume")
-                    yield Button("Write with it", variant="primary", id="train-use")
+                    yield Button("Start", variant="success", id="train-start", compact=True)
+                    yield Button("Stop", variant="error", id="train-stop", compact=True)
+                    yield Button("Resume", variant="primary", id="train-resume", compact=True)
+                    yield Button("Write with it", variant="primary", id="train-use", compact=True)
             yield RunView(id="train-live")
         yield Footer()
 
@@ -103,7 +105,26 @@ class TrainingScreen(Screen[None]):
         if event.corpus:
             self.rescan()
         else:
+            self._show_corpus_size()  # the path may have changed what is said of it
+            self._suggest_name()  # and the name suggested
             self._update_estimate()
+
+    def _show_corpus_size(self) -> None:
+        """The corpus's size; on the fine-tune path with none chosen, that there is none (not the bundled novels'
+        size: they are not what a fine-tune is taught)."""
+        found = self.setup.survey
+        if found is None:
+            return
+        size, form = found.size, self.form
+        if size.path is None and not size.error and form.path() == FINETUNE:
+            form.show_corpus_size("no books chosen yet: type a path, or Browse (ctrl+f)", error=False)
+        else:
+            form.show_corpus_size(size.describe() if size.path is not None or size.error else
+                                  f"{BUNDLED_CORPUS}: {size.describe()}", error=size.error is not None)
+
+    def _suggest_name(self) -> None:
+        form = self.form
+        form.suggest_name(self.setup.suggested_name(form.preset(), form.path()))
 
     def rescan(self) -> None:
         self.form.show_corpus_size("counting…")
@@ -126,14 +147,12 @@ class TrainingScreen(Screen[None]):
         form = self.form
         if not self.setup.accept(found, form.corpus()):
             return  # the corpus changed again meanwhile; its own scan is on the way
-        size = found.size
         form.set_parent(self.setup.parent_label())
         preset = self.setup.suggested_preset()
         if preset is not None:
             form.suggest_preset(preset)
-        form.show_corpus_size(size.describe() if size.path is not None or size.error else
-                              f"{BUNDLED_CORPUS}: {size.describe()}", error=size.error is not None)
-        form.suggest_name(self.setup.suggested_name(form.preset()))
+        self._show_corpus_size()
+        self._suggest_name()
         self._update_estimate()
 
     def request(self) -> tuple[TrainRequest | None, list[str]]:

@@ -19,6 +19,8 @@ from slmtui.training.state import RunState
 from slmtui.tui.widgets.training import LossChart, SampleText, Stat
 from slmtui.tui.widgets.training_text import describe_status
 
+PROGRESS_TOTAL = 1000
+"""The bar's scale: ``RunState.fraction`` in thousandths (the bar shows whole percents)."""
 CHART_REFRESH_S = 0.5
 """The chart is the costly part (plotext draws it whole, ~10 ms): twice a second is live enough."""
 
@@ -68,8 +70,7 @@ class RunView(Vertical):
         step = state.step
         start = state.start
         stat = self.stats
-        max_steps = step.max_steps if step else start.max_steps if start else 0
-        current = step.step if step else start.start_step if start else 0
+        current, max_steps = state.steps
         stat["stat-step"].value = f"{current:,} / {max_steps:,}" if max_steps else (f"{current:,}" if start else "–")
         stat["stat-epoch"].value = f"{step.epoch:.2f}" if step else "–"
         stat["stat-loss"].value = f"{step.loss:.3f}" if step and math.isfinite(step.loss) else "–"
@@ -85,12 +86,11 @@ class RunView(Vertical):
         eta = step.eta_s if step and state.active else (0.0 if state.status == "done" else None)
         stat["stat-eta"].value = human_duration(eta) if eta is not None else "–"
         bar = self.query_one(ProgressBar)
-        if max_steps:
-            bar.update(total=max_steps, progress=current)
-        elif state.active:
+        fraction = state.fraction
+        if fraction is None:
             bar.update(total=None)  # the indeterminate pulse: preparing, steps unknown yet
         else:
-            bar.update(total=1, progress=0)
+            bar.update(total=PROGRESS_TOTAL, progress=round(fraction * PROGRESS_TOTAL))
         points = (len(state.train_loss), len(state.val_loss))
         now = time.monotonic()
         if points != self._drawn_points and (now - self._chart_drawn_at >= CHART_REFRESH_S or not state.active):

@@ -17,11 +17,14 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Select, Static
 
-from slmtui.training.plan import FINETUNE_BUDGET
+from slmtui.training.plan import FINETUNE, FINETUNE_BUDGET, SCRATCH, RunForm
 from trainer.config import PRESETS, scratch_preset
-from slmtui.training.plan import FINETUNE, SCRATCH, RunForm
 
 BUDGET_KINDS = (("steps", "steps"), ("time (e.g. 15m)", "time"), ("epochs", "epochs"))
+CORPUS_HINTS = {FINETUNE: "a folder or file of your books", SCRATCH: "the bundled novels, or a folder path"}
+"""The empty corpus field's hint on each path: a fine-tune is taught the user's books, never the bundled novels."""
+NAME_HINT = "named after your books"
+"""The empty name field's hint while there is no name to suggest (a fine-tune before any books are chosen)."""
 BUDGET_DEFAULTS = {"steps": "300", "time": "10m", "epochs": "3"}
 
 
@@ -51,14 +54,18 @@ class TrainingForm(Vertical):
         """Shown until the corpus is sized, then the suggestion for its size."""
         self._preset_chosen = False
         """The user picked a preset: a new corpus leaves it as it is."""
+        self._suggested_name: str | None = None
+        """The name used while the user types none (``RunSetup.suggested_name``); None: none yet."""
 
     def compose(self) -> ComposeResult:
         with RadioSet(id="train-path", compact=True):
-            yield RadioButton("Teach the model your books", value=True, id="path-finetune")
+            # Short labels that fit the narrow panel; the model taught is named on its own line, which wraps.
+            yield RadioButton("Teach a model your books", value=True, id="path-finetune")
             yield RadioButton("Train from scratch", id="path-scratch")
+        yield Static("", id="train-parent")
         yield Label("Your books (folder or file)", classes="field-label")
         with Horizontal(classes="field-row"):
-            yield Input(str(self.initial_corpus or ""), placeholder="the bundled novels, or a folder path",
+            yield Input(str(self.initial_corpus or ""), placeholder=CORPUS_HINTS[FINETUNE],
                         id="train-corpus", compact=True)
             yield Button("Browse…", id="train-browse", compact=True)
         yield Static("", id="train-corpus-size")
@@ -77,7 +84,7 @@ class TrainingForm(Vertical):
                              compact=True)
                 yield Input(BUDGET_DEFAULTS["time"], id="train-budget", compact=True)
         yield Label("Model name", classes="field-label")
-        yield Input(placeholder="my-books", id="train-name", compact=True)
+        yield Input(placeholder=NAME_HINT, id="train-name", compact=True)
         yield Static("", id="train-estimate")
 
     def fields(self) -> RunForm:
@@ -110,9 +117,10 @@ class TrainingForm(Vertical):
         box.update(text)
         box.set_class(error, "-error")
 
-    def suggest_name(self, name: str) -> None:
-        """The model name used while the user types none."""
-        self.query_one("#train-name", Input).placeholder = name
+    def suggest_name(self, name: str | None) -> None:
+        """The model name used while the user types none, shown as the field's hint (None: none yet)."""
+        self._suggested_name = name
+        self.query_one("#train-name", Input).placeholder = name or NAME_HINT
 
     def path(self) -> str:
         """FINETUNE or SCRATCH."""
@@ -122,8 +130,8 @@ class TrainingForm(Vertical):
         self.query_one(f"#path-{path}", RadioButton).value = True
 
     def set_parent(self, name: str) -> None:
-        """Name the model a fine-tune starts from in the first path's label."""
-        self.query_one("#path-finetune", RadioButton).label = f"Teach {name} your books"
+        """Name the model a fine-tune starts from, under the first path (a long name wraps there)."""
+        self.query_one("#train-parent", Static).update(f"starting from {name}")
 
     def suggest_preset(self, preset: str) -> None:
         """The preset for this corpus's size (``trainer.config.scratch_preset``), unless the user chose one."""
@@ -148,7 +156,7 @@ class TrainingForm(Vertical):
 
     def model_name(self) -> str:
         typed = self.query_one("#train-name", Input).value.strip()
-        return typed or self.query_one("#train-name", Input).placeholder
+        return typed or self._suggested_name or ""
 
     @on(Input.Changed, "#train-corpus")
     def _corpus_changed(self) -> None:
@@ -157,6 +165,7 @@ class TrainingForm(Vertical):
     @on(RadioSet.Changed, "#train-path")
     def _path_changed(self) -> None:
         self.set_class(self.path() == SCRATCH, "-scratch")
+        self.query_one("#train-corpus", Input).placeholder = CORPUS_HINTS[self.path()]
         self.post_message(self.Changed(corpus=False))
 
     @on(Select.Changed, "#train-preset")

@@ -3,6 +3,7 @@ folder operations themselves are tested in tests/core/test_model_catalog.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,10 @@ from slmtui.engine.model_io import save_model_dir
 from slmtui.engine.model import GPT
 from slmtui.engine.tokenizer import Tokenizer
 from slmtui.tui.modals import AskScreen, ConfirmScreen
+from slmtui.format import fine_tuned
 from slmtui.tui.screens.models import ModelsScreen
 
-from training_helpers import TrainHost
+from training_helpers import TrainHost, screen_lines
 from tui_helpers import wait_for
 
 pytestmark = pytest.mark.anyio
@@ -54,6 +56,59 @@ def test_models_screen_snapshot(snap_compare) -> None:  # type: ignore[no-untype
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(120, 30), run_before=run_before)
+
+
+FAMILY = [
+    fixed_info("treasure", corpus="/home/reader/books/stevenson-treasure-island.txt", corpus_bytes=365_398,
+               preset="default", tokenizer_arg="bpe:8192", steps=175, tokens_seen=716_800, val_loss=3.9012,
+               val_bpb=1.4411, wall_time_s=600.0, device="cpu", created="2026-03-14T09:26:53+00:00",
+               stopped="time_limit", resumable=False, parent="/opt/slmtui/assets/models/default",
+               parent_val_bpb=1.6293),
+    fixed_info("default", bundled=True, corpus="bundled", corpus_bytes=22_656_073, preset="default", steps=2398,
+               tokens_seen=19_644_416, val_loss=3.8670, val_bpb=1.3531, heldout_books=["a.txt", "b.txt"],
+               heldout_bpb=1.5056, wall_time_s=7474.3, device="cpu", created="2026-02-01T12:00:00+00:00",
+               stopped="early_stop"),
+]
+"""A bundled default and a fine-tune of it, as the trainer records them."""
+
+
+def family_app() -> tuple[TrainHost, Callable[..., Awaitable[None]]]:
+    app = TrainHost()
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        screen = ModelsScreen(active="treasure", lister=lambda: list(FAMILY))
+        await app.push_screen(screen)
+        await wait_for(pilot, lambda: len(screen.models) == 2)
+        await pilot.pause()
+
+    return app, run_before
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 35)], ids=["80x24", "120x35"])
+def test_models_screen_with_a_fine_tune_snapshot(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    app, run_before = family_app()
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+async def test_at_80_columns_the_score_the_parent_and_the_change_are_shown() -> None:
+    """Issue 24 item 8: the table was cut at "Bits/" at 80 columns, and a fine-tune's parent and its before and
+    after (which ``slmtui models`` prints) were not in the table; the details say them as the CLI does
+    (``format.fine_tuned``)."""
+    app, run_before = family_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await run_before(pilot)
+        lines = screen_lines(app)
+        header = next(line for line in lines if "Model" in line and "Params" in line)
+        assert "Bits/byte" in header and "From" in header and "Created" in header, header
+        row = next(line for line in lines if "treasure" in line)
+        assert "1.441" in row and "default" in row and "2026-03-14 09:26" in row, row
+        text = " ".join(" ".join(lines).split())
+        assert fine_tuned(FAMILY[0]) == "fine-tuned from default · your books: 1.63 → 1.44 bits per byte"
+        assert fine_tuned(FAMILY[0]) in text and "stopped early" not in text, text
+        await pilot.press("down")  # the bundled one: its score on the held-out books too
+        await pilot.pause()
+        text = " ".join(" ".join(screen_lines(app)).split())
+        assert "2 held-out books 1.506 bits/byte" in text, text
 
 
 def save_tiny(name: str, tiny_model: GPT, tokenizer: Tokenizer, base: Path | None = None) -> Path:

@@ -9,6 +9,7 @@ reattaching).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from slmtui.tui.widgets.training_form import TrainingForm
 from tests.training_runs import fake_trainer, write_corpus
 from trainer.config import before_after
 
-from training_helpers import TrainHost
+from training_helpers import TrainHost, screen_lines
 from tui_helpers import wait_for
 
 pytestmark = pytest.mark.anyio
@@ -209,7 +210,7 @@ async def test_teach_your_books_runs_init_from_shows_before_and_after_and_writes
             form = screen.query_one(TrainingForm)
             assert form.path() == FINETUNE, "fine-tuning is the first path"
             await wait_for(pilot, lambda: screen.setup.survey is not None and screen.setup.survey.parent is not None)
-            assert "Teach tiny your books" in str(screen.query_one("#path-finetune").label)
+            assert str(screen.query_one("#train-parent").render()) == "starting from tiny"
             assert "passes over your" in str(screen.query_one("#train-estimate").render())
             screen.query_one("#train-minutes", Input).value = "4s"
             screen.query_one("#train-name", Input).value = "mine"
@@ -356,3 +357,64 @@ async def test_leaving_and_reopening_the_screen_keeps_the_form(tmp_path: Path) -
         await app.push_screen("training")
         assert screen.query_one("#train-name", Input).value == "kept"
         assert RunState().status == "idle"
+
+
+# ---------------------------------------------------------------------------------------------- at 80x24 (issue 24)
+
+
+async def test_at_80x24_start_is_in_sight_and_the_model_taught_is_named_whole(tiny_model_dir: Path,
+                                                                             tmp_path: Path) -> None:
+    """Issue 24 item 11: at 80x24 the Start button was below the fold of the scrolling form, and the first path
+    read "Teach trial-books your b…" (the parent's name inside a label cut at the panel's width)."""
+    books = write_book(tmp_path / "books")
+    shutil.copytree(tiny_model_dir, paths.models_dir() / "trial-books")
+    app = TrainHost()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_training(app, corpus=books, parent="trial-books")
+        await wait_for(pilot, lambda: screen.setup.survey is not None and screen.setup.survey.parent is not None)
+        await pilot.pause()
+        start = screen.query_one("#train-start", Button)
+        x, y = start.region.center
+        assert 0 <= y < 23 and app.screen.get_widget_at(x, y)[0] is start, "Start can be seen and clicked"
+        text = "\n".join(screen_lines(app))
+        assert "starting from trial-books" in text and "…" not in text.split("Your books")[0], text
+
+
+async def test_the_name_box_suggests_nothing_before_the_books_are_chosen(tmp_path: Path) -> None:
+    """Issue 24 item 12: a fresh screen offered "default-bundled", a name for teaching the bundled novels, which
+    the fine-tune refuses; it is named after the books once they are chosen."""
+    app = TrainHost()
+    async with app.run_test(size=(120, 35)) as pilot:
+        screen = await open_training(app, corpus=None)
+        await wait_for(pilot, lambda: screen.setup.survey is not None)
+        await pilot.pause()
+        name = screen.query_one("#train-name", Input)
+        form = screen.query_one(TrainingForm)
+        assert "bundled" not in name.placeholder and form.model_name() == ""
+        assert "bundled" not in str(screen.query_one("#train-estimate").render()).split("choose")[0]
+        form.set_corpus(write_book(tmp_path / "my-books"))
+        await wait_for(pilot, lambda: form.model_name() == "my-books")
+        assert name.placeholder == "my-books"
+        form.set_path("scratch")  # from scratch the bundled novels are a corpus, and named after it
+        form.set_corpus(None)
+        await wait_for(pilot, lambda: form.model_name().endswith("-bundled"))
+
+
+async def test_the_first_box_has_the_focus_and_shows_it(tmp_path: Path) -> None:
+    """Issue 24 item 13: the screen opens typing into the books field, again when it is left and reopened, and the
+    field shows it has the focus plainly: a compact field has no border to light up, and the stock focus (5% more
+    grey) was hard to tell from the fields around it; the focused one is tinted with the theme's primary colour."""
+    app = TrainHost()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_training(app, corpus=None)
+        await pilot.pause()
+        corpus = screen.query_one("#train-corpus", Input)
+        assert app.focused is corpus
+        await pilot.press("escape")
+        await app.push_screen("training")
+        await pilot.pause()
+        assert app.focused is corpus
+        other = screen.query_one("#train-minutes", Input)
+        lit = corpus.background_colors[1].tint(corpus.styles.background_tint)  # as it is drawn
+        unlit = other.background_colors[1].tint(other.styles.background_tint)
+        assert lit.hsl.s - unlit.hsl.s > 0.3, (lit, unlit)

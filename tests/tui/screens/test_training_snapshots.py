@@ -84,3 +84,43 @@ async def settle_form(pilot) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("path", [FINETUNE, SCRATCH])
 def test_training_screen_two_paths(snap_compare, books: str, path: str, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(two_paths_app(books, path), terminal_size=size, run_before=settle_form)
+
+
+def fresh_app() -> TrainHost:
+    """The screen as F5 first opens it: no books chosen yet."""
+    app = TrainHost(TrainingSession())
+
+    async def open_screen() -> None:
+        await app.push_screen(TrainingScreen(app.training, corpus=None, device="cpu", current_model=lambda: None))
+
+    app.call_later(open_screen)
+    return app
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 35)], ids=["80x24", "120x35"])
+def test_training_screen_fresh(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(fresh_app(), terminal_size=size, run_before=settle_form)
+
+
+def done_app(books: str) -> TrainHost:
+    """A run that its time budget ended at step 294 of the 300 its pace planned (issue 24 item 9: 100%, not 98%)."""
+    session = TrainingSession()
+    for line in recorded_events(steps=294, max_steps=300, done=True, reason="time_limit"):
+        session.feed_line(line)
+    app = TrainHost(session)
+
+    async def open_screen() -> None:
+        await app.push_screen(TrainingScreen(session, corpus=Path(books), device="cpu", current_model=lambda: None))
+
+    app.call_later(open_screen)
+    return app
+
+
+async def settle_done(pilot) -> None:  # type: ignore[no-untyped-def]
+    await settle(pilot)
+    await settle_form(pilot)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 35)], ids=["80x24", "120x35"])
+def test_training_screen_done(snap_compare, books: str, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(done_app(books), terminal_size=size, run_before=settle_done)
