@@ -143,10 +143,21 @@ class WritingSession:
         """A passage of the open story, from the tree read last."""
         return self._by_id.get(passage_id)
 
+    def marks(self, passage_id: int) -> list[TokenMark]:
+        """The model's tokens in a passage: streamed this session, else read back from the tree's record (so
+        any passage's details, not only the path's, count all of them)."""
+        marks = self.tokens.get(passage_id)
+        if marks is None:
+            p = self._by_id.get(passage_id)
+            if p is None or not p.tokens:
+                return []
+            marks = self.tokens[passage_id] = marks_from_store(p.tokens)
+        return marks
+
     def mean_prob(self, passage_id: int) -> float | None:
         """The mean probability of the model's tokens in a passage (how much the model liked it). Summed as
         the tokens come (the candidates' titles ask every few frames), not over all of them each time."""
-        marks = self.tokens.get(passage_id)
+        marks = self.marks(passage_id)
         if not marks:
             return None
         counted, total = self._prob_sums.get(passage_id, (0, 0.0))
@@ -286,7 +297,8 @@ class WritingSession:
                         memory=self.memory, seed=seed, starts=(len(text),) * n)
         self._reload()
         self._window = StreamWindow(self.model.tokenizer, prompt, passage_start=len(before),
-                                    first_mark=len(self.tokens[ids[0]]), note=self._note_tokens)
+                                    first_mark=len(self.tokens[ids[0]]), block_size=self.model.block_size,
+                                    memory=self._memory_tokens, note=self._note_tokens)
         self.job = job
         self._set_state("writing…", "busy")
         generator = self.model.streamer()
