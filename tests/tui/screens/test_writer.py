@@ -928,3 +928,4 @@ async def test_memory_and_note_grow_to_show_what_was_typed(make_app: Callable[..
             await pilot.press(*"Amos keeps the lamp on the rock and talks to the gulls every single morning.")
             await pilot.pause()
             assert area.size.height >= 3, (box, area.size)
+
