@@ -20,6 +20,11 @@ BUNDLED_CORPUS = "bundled novels"
 """How the corpus shipped with slmtui is named for people (model.toml records it as "bundled")."""
 
 
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 token``, ``2 tokens``: a count with its noun in the right number (``words``: an irregular plural)."""
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"
+
+
 def human_bytes(n: int) -> str:
     """1 234 567 -> "1.2 MB" (powers of 1000, as file managers show them)."""
     value = float(n)

@@ -380,10 +380,11 @@ class StoryStore:
 
     def edit_passage(self, passage_id: int, text: str) -> Passage:
         """The user rewrote a passage: the new text becomes a new sibling after it, made current; the original,
-        its tokens and everything below it stay as they were (an edit is a branch, never an overwrite)."""
+        its tokens and everything below it stay as they were (an edit is a branch, never an overwrite). The new
+        text is the writer's, whoever wrote the original: no model, sampling or tokens drew it."""
         with self._tx(write=True) as c:
             old = self._passage_row(c, passage_id)
-            pid = self._insert_passage(c, old.story_id, old.parent_id, old.author, text, old.sampling, old.model, "")
+            pid = self._insert_passage(c, old.story_id, old.parent_id, "user", text, None, None, "")
             moved = self._move(c, old.story_id, pid)
             assert moved is not None
             return moved

@@ -33,12 +33,29 @@ from slmtui.writing.stream import TokenMark
 
 @dataclass(frozen=True)
 class Window:
+    """What the model sees: the one source of the context meter and the status line's ``ctx`` figure."""
+
     story_tokens: int
     """Tokens in the whole story."""
     window_tokens: int
     """How many of them, the last ones, the model sees."""
     start: int
     """Offset in the story's text where the seen part begins."""
+    memory_tokens: int = 0
+    """Memory tokens at the head of the window (as the engine keeps them: at most half the context)."""
+    note_tokens: int = 0
+    """Author's note tokens woven in a few lines before the end."""
+    context_length: int = 0
+    """The model's block size."""
+    lore_tokens: int = 0
+    """Lore tokens between the memory and the story (``ModelContext.lore_tokens``)."""
+
+    @property
+    def used(self) -> int:
+        """Tokens in the model's window now: memory, lore, note and the story's part (never more than the
+        context)."""
+        total = self.memory_tokens + self.lore_tokens + self.note_tokens + self.window_tokens
+        return min(total, self.context_length) if self.context_length else total
 
 
 NOTE_DEPTH = 48
@@ -66,24 +83,31 @@ def memory_tokens(tokenizer: Tokenizer, memory: str, block_size: int) -> int:
     return min(len(tokenizer.encode(memory)) if memory else 0, block_size // 2)
 
 
-def idle_window(tokenizer: Tokenizer, text: str, block_size: int, memory: int, note: int = 0) -> Window:
-    """What the model would see if it went on from ``text`` now (``note``: author's note tokens, which take
-    room in the window)."""
+def idle_window(tokenizer: Tokenizer, text: str, block_size: int, memory: int, note: int = 0,
+                lore: int = 0) -> Window:
+    """What the model would see if it went on from ``text`` now (``memory``, ``lore``, ``note``: their tokens,
+    which take room in the window)."""
     ids = tokenizer.encode(text) if text else []
-    window = min(len(ids), max(0, block_size - memory - note))
+    prefix = memory + lore
+    window = min(len(ids), max(0, block_size - prefix - note))
     unseen = len(ids) - window
-    return Window(len(ids), window, len(tokenizer.decode(ids[:unseen])) if unseen > 0 else 0)
+    return Window(len(ids), window, len(tokenizer.decode(ids[:unseen])) if unseen > 0 else 0,
+                  memory, min(note, max(0, block_size - prefix)), block_size, lore)
 
 
 class StreamWindow:
     """What the model saw for each token of one continuation (the window slides as the story grows)."""
 
     def __init__(self, tokenizer: Tokenizer, prompt: str, *, passage_start: int, first_mark: int,
-                 note: int = 0) -> None:
+                 block_size: int, memory: int = 0, note: int = 0, lore: int = 0) -> None:
         """``prompt``: the story up to and including the passage's text so far; ``passage_start``: where the
         passage begins in the story's text; ``first_mark``: how many token marks the passage already has;
-        ``note``: the author's note's tokens woven into what the engine reads (they are in its window)."""
+        ``block_size``: the model's context; ``memory`` and ``lore``: their tokens at the window's head; ``note``:
+        the author's note's tokens woven into what the engine reads (they are in its window)."""
         self.tokenizer = tokenizer
+        self.block_size = block_size
+        self.memory = memory
+        self.lore = lore
         self.note = note
         self.prompt_ids = tokenizer.encode(prompt)
         # An empty prompt is read as one <|endoftext|> token: it counts, but has no text.
@@ -94,10 +118,12 @@ class StreamWindow:
 
     def at(self, produced: int, window_tokens: int, marks: Sequence[TokenMark]) -> Window:
         """The window after ``produced`` new tokens, the last drawn from ``window_tokens`` story tokens
-        (``TokenEvent.window_tokens``: the tokens before it). The newest token is counted as seen: the
-        model reads it next."""
+        (``TokenEvent.window_tokens``: the tokens before it, the note's among them). The newest token is
+        counted as seen, the model reads it next, but never past the context: a full window slides before
+        the next token (the engine's Decoder), so it is never more than the room memory leaves."""
         total = self.prompt_tokens + produced
-        unseen = max(0, total - 1 - max(0, window_tokens - self.note))
+        seen = min(window_tokens + 1, max(1, self.block_size - self.memory - self.lore)) - self.note
+        unseen = max(0, total - max(0, seen))
         if self._cache[0] != unseen:  # the window moves once every quarter context: keep its start
             if unseen <= 0:
                 start = 0
@@ -107,7 +133,8 @@ class StreamWindow:
                 k = self.first_mark + unseen - self.prompt_tokens - 1  # the last new token out of view
                 start = self.passage_start + (marks[k].end if 0 <= k < len(marks) else 0)
             self._cache = (unseen, start)
-        return Window(total, total - unseen, self._cache[1])
+        return Window(total, total - unseen, self._cache[1], self.memory, self.note, self.block_size,
+                      self.lore)
 
 
 PartKind = Literal["memory", "lore", "story", "note"]

@@ -227,17 +227,28 @@ class WritingSession:
         ctx = self.context()
         if self.model is None or ctx is None:
             return None
-        return idle_window(self.model.tokenizer, self.text, self.model.block_size, len(ctx.prefix),
-                           len(ctx.note_ids))
+        return idle_window(self.model.tokenizer, self.text, self.model.block_size, len(ctx.memory_ids),
+                           len(ctx.note_ids), ctx.lore_tokens)
 
     def passage(self, passage_id: int) -> Passage | None:
         """A passage of the open story, from the tree read last."""
         return self._by_id.get(passage_id)
 
+    def marks(self, passage_id: int) -> list[TokenMark]:
+        """The model's tokens in a passage: streamed this session, else read back from the tree's record (so
+        any passage's details, not only the path's, count all of them)."""
+        marks = self.tokens.get(passage_id)
+        if marks is None:
+            p = self._by_id.get(passage_id)
+            if p is None or not p.tokens:
+                return []
+            marks = self.tokens[passage_id] = marks_from_store(p.tokens)
+        return marks
+
     def mean_prob(self, passage_id: int) -> float | None:
         """The mean probability of the model's tokens in a passage (how much the model liked it). Summed as
         the tokens come (the candidates' titles ask every few frames), not over all of them each time."""
-        marks = self.tokens.get(passage_id)
+        marks = self.marks(passage_id)
         if not marks:
             return None
         counted, total = self._prob_sums.get(passage_id, (0, 0.0))
@@ -386,7 +397,8 @@ class WritingSession:
         job = StreamJob(ids, ctx.prompt, memory=ctx.prefix, seed=seed, starts=(len(text),) * n)
         self._reload()
         self._window = StreamWindow(self.model.tokenizer, prompt, passage_start=len(before),
-                                    first_mark=len(self.tokens[ids[0]]), note=len(ctx.note_ids))
+                                    first_mark=len(self.tokens[ids[0]]), block_size=self.model.block_size,
+                                    memory=len(ctx.memory_ids), lore=ctx.lore_tokens, note=len(ctx.note_ids))
         self._job_context = ctx
         self.job = job
         self._set_state("writing…", "busy")

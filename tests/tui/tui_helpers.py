@@ -72,3 +72,10 @@ def passage_rows(db: Path) -> list[tuple[int, int | None, str, str]]:
     """Every passage in the database, read with plain sqlite3: (id, parent_id, author, text)."""
     with sqlite3.connect(db) as conn:
         return list(conn.execute("SELECT id, parent_id, author, text FROM passages ORDER BY id"))
+
+
+def screen_text(app: object) -> list[str]:
+    """The screen's cells as text, one string a row: what a user reads (Textual has no public call for it; its
+    compositor's strips are what it paints)."""
+    strips = app.screen._compositor.render_strips()  # type: ignore[attr-defined]
+    return ["".join(segment.text for segment in strip) for strip in strips]

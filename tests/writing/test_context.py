@@ -37,7 +37,8 @@ def test_stream_window_follows_the_engines_window(tiny_model: GPT, byte_tokenize
     prompt = "Once upon a time there was a lighthouse keeper who " * 2  # 102 tokens: past the 64 context
     generator = Generator(tiny_model, byte_tokenizer)
     events = list(generator.stream(prompt, Sampling(temperature=0.0, max_new_tokens=60)))
-    window = StreamWindow(byte_tokenizer, prompt, passage_start=len(prompt), first_mark=0)
+    block = tiny_model.config.block_size
+    window = StreamWindow(byte_tokenizer, prompt, passage_start=len(prompt), first_mark=0, block_size=block)
     marks: list[TokenMark] = []
     offset = 0
     checked = 0
@@ -46,7 +47,9 @@ def test_stream_window_follows_the_engines_window(tiny_model: GPT, byte_tokenize
         offset += len(e.text)
         w = window.at(i + 1, e.window_tokens, marks)
         assert w.story_tokens == len(prompt) + i + 1
-        assert w.window_tokens == e.window_tokens + 1
+        # The newest token is seen next, unless the window is full: then it slides first (never 65 of 64).
+        assert w.window_tokens == min(e.window_tokens + 1, block)
+        assert w.used == w.window_tokens <= block
         if all(m.end - m.start == 1 for m in marks):  # so far one character a token (bytes may combine)
             # The seen text is the last window_tokens + 1 characters of the story.
             assert len(prompt) + offset - w.start == w.window_tokens

@@ -23,13 +23,15 @@ from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from rich.cells import cell_len
+from textual.binding import ActiveBinding, Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
 from slmtui.core.sampling import Sampling
 from slmtui.core.errors import SlmError
+from slmtui.format import plural
 from slmtui.stories.records import EXPORT_FORMATS
 from slmtui.stories.export import export_story
 from slmtui.stories.json_io import export_tree_file
@@ -47,6 +49,7 @@ from slmtui.tui.widgets.prompt_box import PromptBox
 from slmtui.tui.widgets.sampling_panel import SamplingPanel
 from slmtui.tui.widgets.status_line import StatusLine
 from slmtui.tui.widgets.story_view import Shown, StoryView
+from slmtui.writing import MAX_CHOICES
 from slmtui.writing.context import Window
 from slmtui.writing.session import Change, WritingSession
 
@@ -69,6 +72,14 @@ the garbage collector's sight (``gc.freeze``: O(1); they are freed as usual when
 in sight, each full collection walks them all on the UI thread: 110-150 ms stalls with four candidates streaming,
 during which the worker cannot take the GIL to read the decoding child's pipe (bench_ui_latency)."""
 
+FOOTER_RANK = ("stop", "write", "pick", "quit", "stories", "training", "models", "undo", "retry", "panels",
+               "send", "token_view", "next_branch", "newline")
+"""The footer's keys from the most to the least important: the first that fit its width are shown (the rest
+are in the palette). Keys not named here (a focused panel's own) are the first to go: the tree's are on its
+border."""
+FOOTER_PALETTE_CELLS = 13
+"""What the footer keeps for its palette key at the right: "▏^p palette" and a cell to spare."""
+
 EMPTY_STORY = "An empty page. Write the opening lines below and press Enter, or press Enter on an empty line to let the model begin."
 NO_MODEL = "No model yet: train one with slm-train or from the Training screen. Your stories are kept meanwhile."
 
@@ -78,8 +89,9 @@ class WriterScreen(Screen[None]):
 
     BINDINGS = [
         Binding("escape", "stop", "Stop", id="stop"),
-        # Escape while nothing is being written: back to the prompt line from wherever the focus is.
-        Binding("escape", "focus_prompt", "Back to writing", show=False),
+        # Escape while nothing is being written: back to the prompt line from wherever the focus is (the
+        # footer shows it whenever the focus is elsewhere).
+        Binding("escape", "focus_prompt", "Write", id="write", tooltip="Back to writing (the prompt box)"),
         Binding("ctrl+z", "undo", "Undo", id="undo"),
         Binding("ctrl+y", "redo", "Redo", id="redo", show=False),  # beside Undo in README and the palette
         Binding("ctrl+r", "retry", "Retry", id="retry"),
@@ -105,6 +117,8 @@ class WriterScreen(Screen[None]):
         self._gauges_at = 0.0
         self._frozen_at = 0.0
         self._drawn_at = 0.0
+        self._detailed: int | None = None
+        """The passage the details line tells of (the tree's cursor)."""
         self.session = session
         self.presets = presets or {}
 
@@ -159,9 +173,7 @@ class WriterScreen(Screen[None]):
         elif change == "story":
             self._draw_story()
         elif change == "memory":
-            meter = self.query_one(ContextMeter)
-            meter.memory_tokens, meter.note_tokens = self.session.memory_tokens, self.session.note_tokens
-            if not self.session.generating:
+            if not self.session.generating:  # a stream's window keeps the memory and note it started with
                 self._draw_context(self.session.idle_window())
         else:
             self._draw_state()
@@ -171,9 +183,8 @@ class WriterScreen(Screen[None]):
         session, status, meter = self.session, self.query_one(StatusLine), self.query_one(ContextMeter)
         if session.model is not None:
             status.model_name = session.model.name
-            status.context_length = meter.context_length = session.model.block_size
-            meter.memory_tokens, meter.note_tokens = session.memory_tokens, session.note_tokens
         elif session.model_problem is not None:
+            status.window = meter.window = None
             status.model_name = "no model"
             missing = session.model_missing
             self.story_view.placeholder = NO_MODEL if missing else f"The model could not be loaded: {session.model_problem}"
@@ -195,6 +206,7 @@ class WriterScreen(Screen[None]):
                                           {b.passage_id: b.name for b in session.bookmarks},
                                           version=session.tree_version)
         self._draw_candidates()
+        self._draw_details()
         if not session.generating:
             self._draw_context(session.idle_window())
 
@@ -218,12 +230,11 @@ class WriterScreen(Screen[None]):
             view.focus()
 
     def _draw_context(self, window: Window | None) -> None:
+        """The meter and the status line's ``ctx`` from one ``Window``: what the model sees now."""
         if window is None:
             return
-        meter = self.query_one(ContextMeter)
-        meter.story_tokens, meter.window_tokens = window.story_tokens, window.window_tokens
-        meter.lore_tokens = lore = self.session.lore_tokens  # from the session's context, as the window is
-        self.query_one(StatusLine).context_used = self.session.memory_tokens + lore + window.window_tokens
+        self.query_one(ContextMeter).window = window
+        self.query_one(StatusLine).window = window
         self.story_view.window_start = window.start
         if not self.session.generating:
             self.story_view.lore_spans = self.session.lore_marks()
@@ -258,6 +269,8 @@ class WriterScreen(Screen[None]):
                     self.story_view.append(streamed.passage_id, streamed.text)
             if gauges:
                 self._draw_context(progress.window)
+                if any(st.passage_id == self._detailed for st in progress.streamed):
+                    self._draw_details()
         if progress.error:
             self.notify(progress.error, title="Generation failed", severity="error", timeout=10)
 
@@ -275,8 +288,7 @@ class WriterScreen(Screen[None]):
                         severity="warning")
 
     def action_stop(self) -> None:
-        if self.session.stop():
-            self.notify("Stopped.", timeout=2)
+        self.session.stop()  # the status line says "stopped": no toast over it
 
     def action_focus_prompt(self) -> None:
         self.story_view.token_view = False
@@ -285,7 +297,38 @@ class WriterScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
             return self.session.generating  # shown in the footer only while the model writes
+        if action == "focus_prompt":  # Escape's other use: shown (and needed) only away from the prompt box
+            return not self.session.generating and not isinstance(self.focused, PromptBox)
         return True
+
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """The keys the footer shows, as many as its width holds, the most important kept (``FOOTER_RANK``):
+        at 80 columns all of them overflowed, cutting Stories, Quit, Train and Models off and leaving a stray
+        character under the palette's key. A key left out still works, and the palette (ctrl+p) lists it.
+        Only the footer and the key panel read this; Textual dispatches keys from the bindings themselves."""
+        bindings = super().active_bindings
+        app = self.app
+        room = self.size.width - FOOTER_PALETTE_CELLS
+
+        def cells(key: str) -> int:
+            binding = bindings[key].binding
+            return cell_len(app.get_key_display(binding)) + cell_len(binding.description) + 2
+
+        shown = [key for key, active in bindings.items() if active.binding.show and active.binding.description
+                 and key != app.COMMAND_PALETTE_BINDING]
+        rank = {name: i for i, name in enumerate(FOOTER_RANK)}
+        by_rank = sorted(shown, key=lambda k: rank.get(bindings[k].binding.id or bindings[k].binding.action,
+                                                       len(rank)))
+        width = sum(cells(k) for k in shown)
+        while by_rank and width > room:
+            dropped = by_rank.pop()
+            width -= cells(dropped)
+            del bindings[dropped]
+        return bindings
+
+    def on_resize(self) -> None:
+        self.refresh_bindings()  # the footer's keys depend on its width
 
     @on(CandidatesView.Picked)
     def _candidate_picked(self, event: CandidatesView.Picked) -> None:
@@ -310,7 +353,16 @@ class WriterScreen(Screen[None]):
 
     @on(HistoryPanel.Highlighted)
     def _history_highlighted(self, event: HistoryPanel.Highlighted) -> None:
-        self.query_one(PassageDetails).text = self.details(event.passage_id)
+        self._detailed = event.passage_id
+        self._draw_details()
+
+    def _draw_details(self) -> None:
+        """The details line of the passage the tree's cursor is on, as the session has it now: redrawn when the
+        story changes (a stream finished, another story opened) and as a stream grows, never left stale."""
+        pid = self._detailed
+        if pid is not None and self.session.passage(pid) is None:
+            self._detailed = pid = None  # not in this story (any more)
+        self.query_one(PassageDetails).text = self.details(pid) if pid is not None else ""
 
     @on(MemoryBox.Changed, "#memory")
     def _memory_changed(self, event: MemoryBox.Changed) -> None:
@@ -366,7 +418,7 @@ class WriterScreen(Screen[None]):
             parts.append(" ".join(f"{name} {s[k]}" for k, name in short if s.get(k) is not None))
         prob = session.mean_prob(p.id)
         if prob is not None:
-            parts.append(f"{len(session.tokens.get(p.id, []))} tokens, p̄ {prob:.2f}")
+            parts.append(f"{plural(len(session.marks(p.id)), 'token')}, p̄ {prob:.2f}")
         kids = len(session.tree.get(p.id, []))
         if kids:
             parts.append(f"{kids} continuation{'s' if kids > 1 else ''}")
@@ -502,9 +554,9 @@ class WriterScreen(Screen[None]):
         yield Command("Edit author's note", "text the model sees a few lines before the end", self.action_edit_note)
         for mark in self.session.bookmarks:
             yield Command(f"Bookmark: {mark.name}", "jump back to this passage", lambda n=mark.name: self.jump(n))
-        for n in (1, 2, 3, 4):
-            yield Command(f"Choices: {n}", f"Enter, continue and retry write {n} candidate{'s' * (n > 1)} at once"
-                          " (the sampling panel goes to 8)", lambda n=n: self._choose_choices(n))
+        for n in range(1, MAX_CHOICES + 1):  # as many as the sampling panel and config.toml allow
+            yield Command(f"Choices: {n}", f"Enter, continue and retry write {plural(n, 'candidate')} at once",
+                          lambda n=n: self._choose_choices(n))
         for i in range(len(self.session.candidates)):
             yield Command(f"Pick candidate {i + 1}", "it joins the story; the others stay as branches",
                           lambda i=i: self.action_pick(i))

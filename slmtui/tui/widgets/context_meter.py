@@ -6,38 +6,31 @@ from textual.content import Content, Span
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from slmtui.format import plural
+from slmtui.writing.context import Window
+
 
 class ContextMeter(Widget):
-    """``[░░░░████]`` sees the last 52 of 310 tokens + 12 memory + 30 lore + 9 note. The screen sets the numbers
-    (the lore's from the session's context: ``ModelContext.lore_tokens``)."""
+    """``[░░░░████]`` sees the last 52 of 310 tokens + 12 memory + 30 lore + 9 note. Drawn from the session's
+    ``Window``, the one the status line's ``ctx`` reads too, so the two never disagree."""
 
     COMPONENT_CLASSES = {"context-meter--seen", "context-meter--unseen", "context-meter--memory"}
 
-    story_tokens: reactive[int] = reactive(0)
-    """Tokens in the whole story."""
-    window_tokens: reactive[int] = reactive(0)
-    """How many of the story's last tokens the model sees."""
-    memory_tokens: reactive[int] = reactive(0)
-    """Memory tokens, always seen, ahead of the window."""
-    lore_tokens: reactive[int] = reactive(0)
-    """Lore tokens the model reads next, between memory and the window."""
-    note_tokens: reactive[int] = reactive(0)
-    """Author's note tokens, seen a few lines before the end of the window."""
-    context_length: reactive[int] = reactive(0)
-    """The model's block size (0: no model yet)."""
+    window: reactive[Window | None] = reactive(None)
+    """What the model sees now (None: no model loaded)."""
 
     def render(self) -> Content:
-        total, seen, memory = self.story_tokens, min(self.window_tokens, self.story_tokens), self.memory_tokens
-        if not self.context_length:
+        window = self.window
+        if window is None or not window.context_length:
             return Content("context: no model loaded")
+        total, seen = window.story_tokens, min(window.window_tokens, window.story_tokens)
+        memory, lore, note = window.memory_tokens, window.lore_tokens, window.note_tokens
         if total == 0:
-            words = f"empty story · {self.context_length} tokens of context"
+            words = f"empty story · {plural(window.context_length, 'token')} of context"
         elif seen >= total:
-            words = f"model sees all {total} tokens"
+            words = f"model sees all {plural(total, 'token')}" if total > 1 else "model sees the 1 token"
         else:
-            words = f"model sees the last {seen} of {total} tokens"
-        note = self.note_tokens
-        lore = self.lore_tokens
+            words = f"model sees the last {seen} of {plural(total, 'token')}"
         if memory:
             words += f" + {memory} memory"
         if lore:
@@ -45,12 +38,12 @@ class ContextMeter(Widget):
         if note:
             words += f" + {note} note"
         if len(words) + 12 > self.size.width:  # narrow: the numbers only
-            words = (f"sees {seen}/{total}" + (f" +{memory} mem" if memory else "") + (f" +{lore} lore" if lore else "")
-                     + (f" +{note} note" if note else ""))
+            words = (f"sees {seen}/{total}" + (f" +{memory} mem" if memory else "")
+                     + (f" +{lore} lore" if lore else "") + (f" +{note} note" if note else ""))
         bar_width = max(4, min(40, self.size.width - len(words) - 3))
         memory_cells = 0
         if memory:
-            memory_cells = max(1, round(bar_width * memory / self.context_length / 4))
+            memory_cells = max(1, round(bar_width * memory / window.context_length / 4))
         story_cells = bar_width - memory_cells
         if total == 0:
             seen_cells = 0  # nothing to see yet

@@ -1,8 +1,8 @@
 """Every continuation of the story as a tree: the branch being read is marked, any passage can be chosen.
 
-Nesting happens only where the story branches: a run of single continuations stays on one level, and at a
-branch point each alternative holds its own continuation one level in. A 50-passage story with two retries
-is three levels deep, not fifty. Each node shows its first words; a bookmark's name shows beside its passage.
+Nesting happens only where the story branches: a run of single continuations stays on one level; at a
+branch point the alternatives (retries, candidates) hang under the passage they continue, and each holds its
+own continuation one level further in. A 50-passage story with two retries is five levels deep, not fifty. Each node shows its first words; a bookmark's name shows beside its passage.
 
 Keys on a node: Enter reads the story to it, ``r`` retries it (a new sibling), ``c`` continues from it (a new
 child), ``e`` edits it (a new sibling with the new text), ``b`` bookmarks it. The screen does the work: the
@@ -123,16 +123,20 @@ class HistoryPanel(Tree[int]):
         stack: list[tuple[TreeNode[int], Sequence[Passage]]] = [(self.root, children.get(None, ()))]
         while stack:
             container, kids = stack.pop()
+            parent = container  # where a branch point's alternatives go: under the passage they continue
             while len(kids) == 1:  # a single continuation: same level
                 p = kids[0]
-                node = container.add_leaf(passage_label(p, 0, 1, marks.get(p.id)), data=p.id)
+                grand = children.get(p.id, ())
+                node = container.add(passage_label(p, 0, 1, marks.get(p.id)), data=p.id,
+                                     expand=len(grand) > 1 and (p.id in self._current_path or p.id == current),
+                                     allow_expand=len(grand) > 1)
                 self.nodes_by_passage[p.id] = node
                 cursor = node if p.id == current else cursor
-                kids = children.get(p.id, ())
+                parent, kids = node, grand
             for i, p in enumerate(kids):  # a branch point: each alternative nests its own continuation
                 grand = children.get(p.id, ())
-                node = container.add(passage_label(p, i, len(kids), marks.get(p.id)), data=p.id,
-                                     expand=p.id in self._current_path, allow_expand=bool(grand))
+                node = parent.add(passage_label(p, i, len(kids), marks.get(p.id)), data=p.id,
+                                  expand=p.id in self._current_path, allow_expand=bool(grand))
                 self.nodes_by_passage[p.id] = node
                 cursor = node if p.id == current else cursor
                 if grand:

@@ -10,6 +10,8 @@ from textual.content import Content, Span
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from slmtui.writing.context import Window
+
 GAP = "   "
 
 
@@ -22,10 +24,9 @@ class StatusLine(Widget):
     """The model's name (its folder's name)."""
     tokens_per_second: reactive[float | None] = reactive(None)
     """The speed of the current or last continuation; None before the first."""
-    context_used: reactive[int] = reactive(0)
-    """Tokens the model sees now: memory plus the story's window."""
-    context_length: reactive[int] = reactive(0)
-    """The model's block size; 0 while no model is loaded."""
+    window: reactive[Window | None] = reactive(None)
+    """What the model sees now (memory, note, the story's window; the context meter draws the same one);
+    None while no model is loaded."""
     state: reactive[str] = reactive("loading model…")
     """"loading model…", "ready", "writing…", "stopped", or what went wrong."""
     state_kind: reactive[str] = reactive("idle")
@@ -38,7 +39,8 @@ class StatusLine(Widget):
 
     @property
     def context_text(self) -> str:
-        return f"ctx {self.context_used}/{self.context_length or '–'}"
+        window = self.window
+        return f"ctx {window.used}/{window.context_length}" if window is not None else "ctx –"
 
     def render(self) -> Content:
         left = GAP.join((self.model_name, self.speed_text, self.context_text))

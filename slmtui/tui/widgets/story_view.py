@@ -124,7 +124,7 @@ class StoryView(ScrollView, can_focus=True):
             self.cursor = None
         self._rewrap(0)
         self.follow = True
-        self.scroll_end(animate=False, immediate=False)
+        self._scroll_end()
 
     def append(self, passage_id: int, text: str) -> None:
         """Streamed text for the last passage: re-wrap its last paragraph, follow it if the reader is there."""
@@ -207,7 +207,12 @@ class StoryView(ScrollView, can_focus=True):
         if self.scrollable_content_region.width != self._wrap_width:
             self._rewrap(0)
             if self.follow:
-                self.scroll_end(animate=False, immediate=False)
+                self._scroll_end()
+
+    def _scroll_end(self) -> None:
+        """To the end, after the coming layout. Forced: on the first layout the scrollbar is not shown yet
+        (the gutter is kept for it, so no second resize comes), and an unforced scroll would be refused."""
+        self.scroll_end(animate=False, immediate=False, force=True)
 
     # --- drawing -----------------------------------------------------------------------------------------------
 

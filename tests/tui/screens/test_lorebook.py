@@ -158,7 +158,7 @@ async def test_the_meter_counts_lore_and_the_story_marks_its_keys(make_app: Call
         meter = writer.query_one(ContextMeter)
         ctx = writer.session.context()
         assert ctx is not None and [e.entry.title for e in ctx.lore.inserted] == ["Ann"], "the Wey is not named"
-        assert meter.lore_tokens == ctx.lore_tokens == len("Ann is quick.\n")
+        assert meter.window is not None and meter.window.lore_tokens == ctx.lore_tokens == len("Ann is quick.\n")
         assert f"+ {ctx.lore_tokens} lore" in str(meter.render())
         assert writer.story_view.lore_spans == ((0, 3),), "Ann's key, where the story names her"
         await pilot.press("f7")
@@ -166,4 +166,4 @@ async def test_the_meter_counts_lore_and_the_story_marks_its_keys(make_app: Call
         await pilot.press("space")  # Ann switched off: no lore, no mark
         await pilot.press("escape")
         await pilot.pause()
-        assert meter.lore_tokens == 0 and writer.story_view.lore_spans == ()
+        assert meter.window is not None and meter.window.lore_tokens == 0 and writer.story_view.lore_spans == ()

@@ -8,24 +8,29 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual.widgets import Label
 
 from slmtui.core import paths
 from slmtui.core.sampling import Sampling
 from slmtui.stories.store import StoryStore
 from slmtui.engine.decoder import Decoder
 from slmtui.engine.tokenizer import Tokenizer
-from slmtui.stories.tokens import unpack_tokens
+from slmtui.stories.tokens import pack_token, unpack_tokens
 from slmtui.tui.app import SlmApp
 from slmtui.tui.modals import AlternativesScreen
 from slmtui.tui.screens.writer import WriterScreen
 from slmtui.tui.widgets.candidates_view import CandidatesView
-from slmtui.tui.widgets.history_panel import HistoryPanel
+from slmtui.tui.widgets.context_meter import ContextMeter
+from slmtui.tui.widgets.history_panel import HistoryPanel, PassageDetails
+from slmtui.tui.widgets.prompt_box import PromptBox
 from slmtui.tui.widgets.sampling_panel import SamplingPanel
+from slmtui.tui.widgets.status_line import StatusLine
 from slmtui.tui.widgets.story_view import StoryView
+from slmtui.writing import MAX_CHOICES
 from slmtui.writing.context import NOTE_DEPTH, note_block, note_depth
 from slmtui.writing.records import ActiveModel
 
-from tui_helpers import default_settings, passage_rows, press_now, start_writing, wait_for, wait_idle
+from tui_helpers import default_settings, passage_rows, press_now, screen_text, start_writing, wait_for, wait_idle
 
 pytestmark = pytest.mark.anyio
 
@@ -265,7 +270,7 @@ async def test_memory_is_saved_and_sent_to_the_model(
         await pilot.press(*"Once", "enter")
         await wait_idle(pilot, writer)
         assert engine.generator.memory == engine.tokenizer.encode("Wendy is brave.")  # type: ignore[attr-defined]
-        assert writer.query_one("#context").memory_tokens == len("Wendy is brave.")
+        assert writer.query_one("#context").window.memory_tokens == len("Wendy is brave.")
 
 
 async def test_an_edit_keeps_the_original_as_a_sibling(make_app: Callable[..., SlmApp], store: StoryStore) -> None:
@@ -446,7 +451,7 @@ async def test_the_author_note_reaches_the_models_window_at_its_place(
         await pilot.pause()
         assert writer.session.story is not None and writer.session.story.author_note == "Tone: eerie."
         note = byte_tokenizer.encode(note_block("Tone: eerie."))
-        assert writer.query_one("#context").note_tokens == len(note)
+        assert writer.query_one("#context").window.note_tokens == len(note)
         story = "The wind rose over the moor and the old house creaked in the dark. "
         await write_lines(pilot, writer, story)
         prompt = engine.generator.prompt  # type: ignore[attr-defined]
@@ -627,3 +632,299 @@ async def test_the_choices_field_sets_n_and_keeps_it_in_config(make_app: Callabl
         assert writer.session.choices == 4 and app.settings.choices == 4
         from slmtui.settings import load_settings
         assert load_settings().settings.choices == 4
+
+
+# --- what a new user met in a first hour (issue 24): every figure true, every text whole at 80x24 --------------
+
+
+def opened_story(store: StoryStore, *, memory: str = "", note: str = "", model_text: str = " It was dark.") -> int:
+    """A story of one user passage and one model passage (with a token mark a character), as the last touched."""
+    story = store.create_story(model="tiny", memory=memory)
+    if note:
+        store.set_author_note(story.id, note)
+    first = store.add_passage(story.id, parent_id=None, author="user", text="Once")
+    tokens = "".join(pack_token(i, i + 1, ord(c), 0.5, []) for i, c in enumerate(model_text))
+    last = store.add_passage(story.id, parent_id=first.id, author="model", text=model_text, tokens=tokens,
+                             sampling={"temperature": 0.8, "seed": 1}, model="tiny")
+    store.set_current(story.id, last.id)
+    return last.id
+
+
+def meter_text(writer: WriterScreen) -> str:
+    return str(writer.query_one(ContextMeter).render())
+
+
+async def test_a_new_story_meter_forgets_the_last_storys_memory_and_note(
+        make_app: Callable[..., SlmApp], store: StoryStore) -> None:
+    """Item 1: after "new story" with both boxes empty the meter still read "+ 21 memory + 17 note"."""
+    opened_story(store, memory="The keeper is called Amos.", note="Eerie.")
+    app = make_app()
+    async with app.run_test(size=(120, 35)) as pilot:
+        writer = writer_of(app)
+        await wait_for(pilot, lambda: writer.session.state == "ready")
+        assert "memory" in meter_text(writer) and "note" in meter_text(writer)
+        writer.action_new_story()
+        await pilot.pause()
+        assert "memory" not in meter_text(writer) and "note" not in meter_text(writer), meter_text(writer)
+        assert "ctx 0/" in " ".join(screen_text(app)[-2:])
+
+
+async def test_story_text_is_never_wider_than_its_view_when_a_scrollbar_appears(
+        make_app: Callable[..., SlmApp], store: StoryStore) -> None:
+    """Item 2: at 80 columns with the panels shown, a story that grew past the view was cut at its right edge
+    ("leadin", "on th"): it had been wrapped before the scrollbar took a column."""
+    last = opened_story(store)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        writer = writer_of(app)
+        await wait_for(pilot, lambda: writer.session.state == "ready")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        store.append_text(last, " The keeper climbed the stairs leading on the long way up to the lamp." * 12)
+        writer.session.open(writer.session.story.id)  # as a finished stream re-reads the story
+        await pilot.pause()
+        view = writer.story_view
+        assert view.show_vertical_scrollbar
+        width = view.scrollable_content_region.width
+        assert max(b - a for a, b in view._lines) <= width, "a wrapped line is wider than the text's room"
+
+
+CANDIDATE = " ".join(f"Line {i} of the candidate, long enough to wrap on an eighty-column screen for sure." for i in range(6))
+
+
+async def test_every_candidate_can_be_read_whole_at_80x24(make_app: Callable[..., SlmApp], store: StoryStore) -> None:
+    """Item 3: three stacked candidates showed their last two lines, with no way to scroll: the marked one now
+    has the room (the others one line each) and PageUp/PageDown read it through, for each in turn."""
+    opened_story(store)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        writer = writer_of(app)
+        await wait_for(pilot, lambda: writer.session.state == "ready")
+        session = writer.session
+        made = store.add_passages(session.story.id, parent_id=session.path[-1].id, count=3, model="tiny")
+        for k, p in enumerate(made):
+            store.append_text(p.id, f" [{k + 1}]" + CANDIDATE)
+        session.candidates = tuple(p.id for p in made)
+        session._reload()
+        await pilot.pause()
+        view = writer.query_one(CandidatesView)
+        assert app.focused is view
+        for k in range(3):
+            pane = view.query_one(f"#candidate-{k}", StoryView)
+            await pilot.pause()
+            height = pane.scrollable_content_region.height
+            assert height >= 4, f"candidate {k + 1} has {height} lines of room"
+            await pilot.press("pageup", "pageup", "pageup", "pageup")
+            seen: set[int] = set()
+            for _ in range(12):
+                seen.update(range(int(pane.scroll_y), int(pane.scroll_y) + height))
+                await pilot.press("pagedown")
+            assert set(range(len(pane._lines))) <= seen, f"candidate {k + 1}: lines never shown"
+            others = [view.query_one(f"#candidate-{j}", StoryView) for j in range(3) if j != k]
+            assert all(o.outer_size.height == 1 for o in others), [o.outer_size for o in others]
+            assert all(f"{int(o.id[-1]) + 1} · " in str(o.border_title) for o in others), "folded: number and words"
+            await pilot.press("down")
+
+
+async def test_the_details_line_follows_the_passage_and_leaves_with_the_story(
+        make_app: Callable[..., SlmApp], engine: ActiveModel) -> None:
+    """Item 5: the details line said "13 tokens" of a 120-token passage (counted while it streamed), and
+    carried over into a new story."""
+    engine.generator.delay = 0.005  # type: ignore[attr-defined]
+    app = make_app()
+    async with app.run_test(size=(120, 35)) as pilot:
+        writer = writer_of(app)
+        writer.set_sampling(Sampling(max_new_tokens=40, seed=1))
+        await pilot.press(*"Once")
+        await start_writing(pilot, writer)
+        await wait_for(pilot, lambda: len(writer.session.tokens.get(writer.session.path[-1].id, [])) >= 2)
+        writer.query_one(HistoryPanel).focus()
+        await pilot.press("end")  # the cursor on the passage being written
+        await pilot.pause()
+        await wait_idle(pilot, writer)
+        last = writer.session.path[-1]
+        details = writer.query_one(PassageDetails)
+        count = len(writer.session.tokens[last.id])
+        assert count == 40 and f"{count} tokens" in details.text, details.text
+        writer.action_new_story()
+        await pilot.pause()
+        assert details.text == ""
+
+
+async def test_status_ctx_and_the_meter_count_the_same_window(
+        make_app: Callable[..., SlmApp], store: StoryStore, byte_tokenizer: Tokenizer) -> None:
+    """Item 7: the status line's ctx left the author's note out (and could read 257/256)."""
+    opened_story(store, memory="Amos.", note="Eerie.")
+    app = make_app()
+    async with app.run_test(size=(120, 35)) as pilot:
+        writer = writer_of(app)
+        await wait_for(pilot, lambda: writer.session.state == "ready")
+        memory, note = len("Amos."), len(byte_tokenizer.encode(note_block("Eerie.")))
+        story = len("Once It was dark.")
+        assert f"+ {memory} memory + {note} note" in meter_text(writer)
+        assert f"ctx {memory + note + story}/64" in screen_text(app)[-2]
+
+
+async def test_a_long_stream_never_counts_more_than_the_context(
+        make_app: Callable[..., SlmApp], engine: ActiveModel) -> None:
+    """Item 7: a full window counted the newest token too (257/256)."""
+    engine.generator.delay = 0.002  # type: ignore[attr-defined]
+    app = make_app()
+    async with app.run_test(size=(120, 35)) as pilot:
+        writer = writer_of(app)
+        writer.set_sampling(Sampling(max_new_tokens=150, seed=4))
+        await pilot.press(*("word " * 20))
+        await start_writing(pilot, writer)
+        status, meter, seen = writer.query_one(StatusLine), writer.query_one(ContextMeter), []
+        while writer.session.job is not None:
+            if status.window is not None:
+                seen.append(status.window.used)
+                assert status.window is meter.window, "one window for both"
+            await pilot.pause(0.01)
+        assert seen and max(seen) <= 64 and 64 in seen
+
+
+async def test_an_edited_passage_is_the_writers(make_app: Callable[..., SlmApp], store: StoryStore) -> None:
+    """Item 10: an edit of the model's passage kept its ◆ and its sampling; the new text is the writer's."""
+    last = opened_story(store)
+    app = make_app()
+    async with app.run_test(size=(120, 35)) as pilot:
+        writer = writer_of(app)
+        await wait_for(pilot, lambda: writer.session.state == "ready")
+        edited = writer.session.edit(last, " It was light.")
+        await pilot.pause()
+        assert edited is not None and edited.author == "user" and not edited.sampling and edited.model is None
+        assert writer.details(edited.id).startswith("you")
+        assert str(writer.query_one(HistoryPanel).nodes_by_passage[edited.id].label).startswith("✎")
+
+
+async def test_the_alternatives_hint_is_whole_at_80x24(make_app: Callable[..., SlmApp], store: StoryStore) -> None:
+    """Item 12: the dialog's hint was cut at "Esc canc"."""
+    opened_story(store)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        writer = writer_of(app)
+        await wait_for(pilot, lambda: writer.session.state == "ready")
+        await pilot.press("ctrl+t", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, AlternativesScreen))
+        await pilot.pause(0.2)
+        hint = app.screen.query_one(".dialog-hint", Label)
+        words = str(hint.render())
+        assert words.endswith("Esc cancels") and hint.size.width * hint.size.height >= len(words), hint.size
+        rows = [row for row in screen_text(app) if "Enter writes" in row or "cancels" in row]
+        assert rows and rows[-1].split("█")[1].strip().endswith("cancels"), rows
+
+
+async def test_stopping_says_so_on_the_status_line_without_a_toast_over_it(
+        make_app: Callable[..., SlmApp], engine: ActiveModel) -> None:
+    """Item 12: the "Stopped." toast covered the status line, which says "stopped" itself."""
+    engine.generator.delay = 0.01  # type: ignore[attr-defined]
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        writer = writer_of(app)
+        writer.set_sampling(Sampling(max_new_tokens=400, seed=3))
+        await pilot.press(*"Once")
+        await start_writing(pilot, writer)
+        await press_now(pilot, "escape")
+        await wait_idle(pilot, writer)
+        assert not app._notifications and screen_text(app)[-2].rstrip().endswith("stopped")
+
+
+@pytest.mark.parametrize("state", ["idle", "writing", "choosing", "tree"])
+async def test_the_footer_holds_the_writers_keys_at_80_columns(
+        make_app: Callable[..., SlmApp], engine: ActiveModel, store: StoryStore, state: str) -> None:
+    """Items 11 and 12: at 80x24 the footer dropped ^o, ^q, F5 and F6 and left a stray character in the
+    bottom-right cell ("paletteo"). Every key it leaves out is in the palette."""
+    opened_story(store)
+    engine.generator.delay = 0.02  # type: ignore[attr-defined]
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        writer = writer_of(app)
+        await wait_for(pilot, lambda: writer.session.state == "ready")
+        writer.set_sampling(Sampling(max_new_tokens=400, seed=3))
+        if state == "choosing":
+            writer.set_choices(3)
+        if state in ("writing", "choosing"):
+            await start_writing(pilot, writer)
+        if state == "tree":
+            await pilot.press("ctrl+g")
+        await pilot.pause(0.3)
+        footer = screen_text(app)[-1]
+        for key in ("^o Stories", "^q Quit", "f5 Train", "f6 Models", "^p palette"):
+            assert key in footer, (key, footer)
+        assert footer[-1] == " ", footer
+        if state in ("writing", "choosing"):
+            assert "esc Stop" in footer
+            await press_now(pilot, "escape")
+            await wait_idle(pilot, writer)
+        if state == "choosing":
+            assert "Pick" in footer
+        if state == "tree":
+            assert "esc Write" in footer, "Escape's way back to the prompt box shows where it helps"
+        titles = {c.title for c in app.get_system_commands(writer)}
+        for binding in writer.BINDINGS:
+            assert binding.tooltip in titles or binding.description in titles
+
+
+async def test_one_token_is_one_token_and_the_palette_offers_every_choice(
+        make_app: Callable[..., SlmApp], store: StoryStore) -> None:
+    """Item 12: "1 tokens" in the meter and the details line; the palette's choices stopped at 4 of 8."""
+    opened_story(store, model_text="!")
+    app = make_app()
+    async with app.run_test(size=(120, 35)) as pilot:
+        writer = writer_of(app)
+        await wait_for(pilot, lambda: writer.session.state == "ready")
+        last = writer.session.path[-1].id
+        assert "1 token," in writer.details(last) and "1 tokens" not in writer.details(last)
+        one = store.create_story(model="tiny")
+        store.add_passage(one.id, parent_id=None, author="user", text="A")  # one byte: one token
+        writer.session.open(one.id)
+        await pilot.pause()
+        assert "1 token" in meter_text(writer) and "1 tokens" not in meter_text(writer), meter_text(writer)
+        titles = {c.title for c in app.get_system_commands(writer)}
+        assert {f"Choices: {n}" for n in range(1, MAX_CHOICES + 1)} <= titles
+
+
+async def test_escape_goes_back_to_the_prompt_from_every_panel(make_app: Callable[..., SlmApp]) -> None:
+    """Item 13: it took 7-10 Tabs to get back from the sampling panel; Escape does it, and the footer says so."""
+    app = make_app()
+    async with app.run_test(size=(120, 35)) as pilot:
+        writer = writer_of(app)
+        await wait_for(pilot, lambda: writer.session.state == "ready")
+        for selector in ("#sampling Input", "#memory-text", "#note-text", "#history", "#story"):
+            writer.query(selector).first().focus()
+            await pilot.pause()
+            assert "esc Write" in screen_text(app)[-1], selector
+            await pilot.press("escape")
+            assert isinstance(app.focused, PromptBox), selector
+        await pilot.pause()
+        assert "esc Write" not in screen_text(app)[-1]
+
+
+async def test_candidates_hang_under_their_parent_in_the_tree(make_app: Callable[..., SlmApp],
+                                                              store: StoryStore) -> None:
+    """Item 13: candidate siblings were drawn at the indent of the chain above, not under their parent."""
+    last = opened_story(store)
+    made = store.add_passages(store.get_passage(last).story_id, parent_id=last, count=3, model="tiny")
+    app = make_app()
+    async with app.run_test(size=(120, 35)) as pilot:
+        writer = writer_of(app)
+        await wait_for(pilot, lambda: writer.session.state == "ready")
+        nodes = writer.query_one(HistoryPanel).nodes_by_passage
+        assert all(nodes[p.id].parent is nodes[last] for p in made)
+        assert nodes[last].is_expanded, "the reader is on the parent: its candidates show"
+
+
+async def test_memory_and_note_grow_to_show_what_was_typed(make_app: Callable[..., SlmApp]) -> None:
+    """Item 13: the memory and note boxes showed one line, the tail of what was typed."""
+    app = make_app()
+    async with app.run_test(size=(120, 35)) as pilot:
+        writer = writer_of(app)
+        await wait_for(pilot, lambda: writer.session.state == "ready")
+        for box in ("#memory-text", "#note-text"):
+            area = writer.query_one(box)
+            area.focus()
+            await pilot.press(*"Amos keeps the lamp on the rock and talks to the gulls every single morning.")
+            await pilot.pause()
+            assert area.size.height >= 3, (box, area.size)
+

@@ -6,6 +6,8 @@ context, fixed token probabilities for token view, the cursor not blinking, time
 
 from __future__ import annotations
 
+import pytest
+
 from slmtui.engine.generate import Alternative
 from slmtui.stories.store import StoryStore
 from slmtui.tui.app import SlmApp
@@ -169,3 +171,43 @@ def test_author_note(snap_compare, engine: ActiveModel, store: StoryStore) -> No
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+# --- the writer in the states a user meets, at 80x24 and 120x35 (issue 24): no story or candidate text clipped,
+# the footer's important keys in view. "toggled": the side panels the other way from the size's default (shown
+# at 80 columns, hidden at 120).
+
+LONG_STORY = (" He counted the stairs leading up to the lamp room, one hundred and twelve, and on the last one he"
+              " stopped to listen: the bell again, far below, as if someone were climbing after him.") * 6
+
+
+def long_story(store: StoryStore) -> None:
+    last = write_story(store)
+    store.append_text(last, LONG_STORY)
+
+
+SIZES = {"80x24": (80, 24), "120x35": (120, 35)}
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("state", ["empty", "story", "long", "candidates", "toggled"])
+def test_writer_states(snap_compare, engine: ActiveModel, store: StoryStore, state: str, size: str) -> None:  # type: ignore[no-untyped-def]
+    if state == "long":
+        long_story(store)
+    elif state != "empty":
+        write_story(store)
+    app = SlmApp(engine=engine, store=store, settings=default_settings())
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(pilot)
+        if state == "candidates":
+            with_candidates(pilot)
+            await pilot.pause()
+            await pilot.press("down")  # the second one marked
+        if state == "toggled":
+            await pilot.press("ctrl+s")
+        writer = pilot.app.screen
+        writer.query_one(HistoryPanel).scroll_home(animate=False, immediate=True)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=run_before)
