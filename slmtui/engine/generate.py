@@ -22,6 +22,7 @@ import torch
 
 from slmtui.core.errors import SlmError
 from slmtui.core.seeds import torch_seed
+from slmtui.core.sentences import ends_sentence
 from slmtui.engine.decode_paths import EXACT, PathChoice, build_path, choose_path
 from slmtui.engine.decoder import Decoder
 from slmtui.engine.model import GPT
@@ -173,7 +174,8 @@ class Generator:
 
         ``sampling`` is one source for every stream, or one per stream (each its own length, stop strings,
         temperature...). Stream i draws with seed + i (the seed of its Sampling, or one drawn for the call),
-        so its text replays alone with that seed. A stream ends at its max_new_tokens or a stop string;
+        so its text replays alone with that seed. A stream ends at its max_new_tokens (or, with finish_sentence,
+        at the end of the sentence it is in, a bounded number of tokens later) or a stop string;
         ``should_stop()`` is asked before every token and ends them all. Each step reads every live stream's
         settings once, then its events come in stream order; a stream that has ended sends nothing more.
 
@@ -223,7 +225,7 @@ class Generator:
             samplings: list[Sampling] = []
             for row, r in enumerate(decoder.rows):
                 s = sources[r]()
-                if streams[r].produced < s.max_new_tokens:
+                if _wants_more(streams[r], s):
                     rows.append(row)
                     samplings.append(s)
             if not rows:
@@ -339,6 +341,14 @@ class Generator:
         if text is None:
             text = self._texts[token_id] = self.tokenizer.token_text(token_id)
         return text
+
+
+def _wants_more(st: _Stream, s: Sampling) -> bool:
+    """Whether a stream draws another token: under its length, or past it by less than ``finish_sentence``
+    tokens while its text stops mid-sentence (core/sentences.py)."""
+    if st.produced < s.max_new_tokens:
+        return True
+    return st.produced < s.max_new_tokens + s.finish_sentence and not ends_sentence(st.written)
 
 
 def _recent_tokens(stories: list[list[int]], block_size: int) -> torch.Tensor:
