@@ -138,6 +138,9 @@ def _hit(tree: Tree, current: Sequence[int], ids: Sequence[int], p: Passage, tex
          found: list[re.Match[str]]) -> Hit:
     first = found[0]
     a = max(0, first.start() - CONTEXT_BEFORE)
+    if a > 0:  # begin the snippet at a word
+        space = text.find(" ", a, first.start())
+        a = space + 1 if space >= 0 else a
     b = max(first.end(), a + SNIPPET_CHARS)
     before, match, after = (_one_line(text[a:first.start()]), _one_line(text[first.start():first.end()]),
                             _one_line(text[first.end():b]))

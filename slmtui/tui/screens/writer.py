@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from textual import on
@@ -29,6 +30,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header
 
 from slmtui.core.sampling import Sampling
+from slmtui.core.sentences import FINISH_SENTENCE_ON
+from slmtui.stories.records import Bookmark
 from slmtui.core.errors import SlmError
 from slmtui.stories.records import EXPORT_FORMATS
 from slmtui.stories.export import export_story
@@ -36,6 +39,8 @@ from slmtui.stories.json_io import export_tree_file
 from slmtui.tui.commands import Command, binding_commands
 from slmtui.tui.messages import ChoicesChosen, SamplingChosen
 from slmtui.tui.modals import AskScreen, EditTextScreen
+from slmtui.tui.screens.bookmarks import BookmarksScreen
+from slmtui.tui.screens.search import Found, SearchScreen
 from slmtui.tui.screens.stories import StoriesScreen
 from slmtui.tui.widgets.context_meter import ContextMeter
 from slmtui.tui.widgets.history_panel import HistoryPanel, PassageDetails
@@ -44,7 +49,7 @@ from slmtui.tui.widgets.memory_box import MemoryBox, NoteBox
 from slmtui.tui.widgets.prompt_box import PromptBox
 from slmtui.tui.widgets.sampling_panel import SamplingPanel
 from slmtui.tui.widgets.status_line import StatusLine
-from slmtui.tui.widgets.story_view import Shown, StoryView
+from slmtui.tui.widgets.story_view import HOT_BELOW, WARM_BELOW, Shown, StoryView
 from slmtui.writing.context import Window
 from slmtui.writing.session import Change, WritingSession
 
@@ -88,6 +93,9 @@ class WriterScreen(Screen[None]):
         Binding("alt+down", "redo", "Child passage", id="child", show=False),
         Binding("ctrl+g", "go_to_tree", "Go to a passage (the tree)", id="tree", show=False),
         Binding("ctrl+b", "bookmark", "Bookmark this passage", id="bookmark", show=False),
+        Binding("ctrl+l", "bookmarks", "List the bookmarks", id="bookmarks", show=False),
+        Binding("ctrl+f", "search", "Search every branch", id="search", show=False),
+        Binding("f3", "toggle_colours", "Colour unlikely tokens", id="colours", show=False),
         Binding("ctrl+t", "toggle_tokens", "Tokens", id="token_view"),
         Binding("f2", "edit_current", "Edit", id="edit", show=False),
         Binding("ctrl+s", "toggle_panels", "Panels", id="panels"),
@@ -101,6 +109,7 @@ class WriterScreen(Screen[None]):
         self._drawn_at = 0.0
         self.session = session
         self.presets = presets or {}
+        self._last_found: Found | None = None
 
     # --- layout ------------------------------------------------------------------------------------------------
 
@@ -493,6 +502,7 @@ class WriterScreen(Screen[None]):
         yield Command("Edit author's note", "text the model sees a few lines before the end", self.action_edit_note)
         for mark in self.session.bookmarks:
             yield Command(f"Bookmark: {mark.name}", "jump back to this passage", lambda n=mark.name: self.jump(n))
+        yield from self.tree_commands()
         for n in (1, 2, 3, 4):
             yield Command(f"Choices: {n}", f"Enter, continue and retry write {n} candidate{'s' * (n > 1)} at once"
                           " (the sampling panel goes to 8)", lambda n=n: self._choose_choices(n))
@@ -520,3 +530,57 @@ class WriterScreen(Screen[None]):
     @on(StoryView.AlternativeChosen)
     def _alternative_chosen(self, event: StoryView.AlternativeChosen) -> None:
         self.session.branch_from_token(event.passage_id, event.token_index, event.alternative)
+
+    # --- the tree's dialogs (bookmarks, search), probability colours, finishing sentences --------------------
+
+    def action_bookmarks(self) -> None:
+        def chosen(mark: Bookmark | None) -> None:
+            if mark is not None:
+                self.jump(mark.name)
+
+        self.app.push_screen(BookmarksScreen(self.session), chosen)
+
+    def action_search(self) -> None:
+        if not self.session.tree:
+            self.notify("Nothing to search yet: write a few lines first.", timeout=3)
+            return
+        last = self._last_found
+
+        def found(hit: Found | None) -> None:
+            if hit is None or self.session.passage(hit.passage_id) is None:
+                return
+            self._last_found = hit
+            self.session.choose(hit.passage_id)
+            self.query_one(HistoryPanel).select_passage(hit.passage_id)
+            start = self.story_view.passage_start(hit.passage_id)
+            if start is not None:
+                self.story_view.call_after_refresh(self.story_view.show_range, start + hit.start, start + hit.end)
+
+        self.app.push_screen(SearchScreen(self.session.search, query=last.query if last else "",
+                                          after=last.passage_id if last else None), found)
+
+    def action_toggle_colours(self) -> None:
+        view = self.story_view
+        view.prob_colours = not view.prob_colours
+        if view.prob_colours:
+            self.notify(f"Tokens the model gave under {WARM_BELOW:.0%} are warm, under {HOT_BELOW:.0%} hot: "
+                        "where the story turned. ctrl+t branches from one.", title="Probability colours", timeout=5)
+        else:
+            self.notify("Probability colours off.", timeout=2)
+
+    def set_finish_sentence(self, tokens: int) -> None:
+        """Let a continuation run on to the end of its sentence (up to ``tokens`` more; 0: stop at the length),
+        as the panel's "finish" field does; kept in config.toml."""
+        sampling = replace(self.session.sampling, finish_sentence=tokens)
+        self.set_sampling(sampling)
+        self.post_message(SamplingChosen(sampling))
+
+    def tree_commands(self) -> Iterator[Command]:
+        """The palette's commands for this section's features that are not bindings."""
+        if self.session.sampling.finish_sentence:
+            yield Command("Finish sentences: off", "stop each continuation at its length, mid-sentence or not",
+                          lambda: self.set_finish_sentence(0))
+        else:
+            yield Command("Finish sentences: on", f"a continuation at its length mid-sentence runs on to the "
+                          f"sentence's end (at most {FINISH_SENTENCE_ON} tokens more)",
+                          lambda: self.set_finish_sentence(FINISH_SENTENCE_ON))
