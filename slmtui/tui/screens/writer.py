@@ -563,7 +563,7 @@ class WriterScreen(Screen[None]):
         view = self.story_view
         view.prob_colours = not view.prob_colours
         if view.prob_colours:
-            self.notify(f"Tokens the model gave under {WARM_BELOW:.0%} are warm, under {HOT_BELOW:.0%} hot: "
+            self.notify(f"Tokens the model gave under {WARM_BELOW * 100:g}% are warm, under {HOT_BELOW * 100:g}% hot: "
                         "where the story turned. ctrl+t branches from one.", title="Probability colours", timeout=5)
         else:
             self.notify("Probability colours off.", timeout=2)

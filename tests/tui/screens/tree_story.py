@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from slmtui.stories.store import StoryStore
+from slmtui.stories.tokens import pack_token
 
 OPENING = "The lighthouse keeper woke before dawn and listened to the sea."
 LAMP = (" The lamp had gone out in the night, and the water was grey and still. He climbed the stairs, one"
@@ -14,16 +15,30 @@ ADDRESS = (" It was addressed to him, in his mother's hand, though she had been 
 ROOM = " He read it by the window of the lamp room while the gulls wheeled outside."
 
 
+PROBS = (0.62, 0.31, 0.008, 0.47, 0.9, 0.15, 0.001, 0.55, 0.04)
+"""The probabilities the model passages' words are given, in turn: one in nine warm, one in nine hot."""
+
+
+def word_tokens(text: str) -> str:
+    """``text`` as stored tokens, one a word (with its space), probabilities from ``PROBS`` in turn."""
+    packed, start = [], 0
+    for i, word in enumerate(text.split(" ")[1:]):
+        end = start + 1 + len(word)
+        packed.append(pack_token(start, end, 100 + i, PROBS[i % len(PROBS)], [(1, " the", 0.2)]))
+        start = end
+    return "".join(packed)
+
+
 def three_branches(store: StoryStore) -> dict[str, int]:
     """opening -> lamp -> address -> room is the path read; bell is lamp's sibling, storm address's; the
-    lamp is bookmarked "the stairs", the storm "storm". Returns the passages' ids by name."""
+    lamp is bookmarked "the stairs", the storm "storm"; the model's passages have their tokens stored. Returns the passages' ids by name."""
     s = store.create_story(title="The keeper", model="tiny").id
     ids: dict[str, int] = {}
     ids["opening"] = store.add_passage(s, parent_id=None, author="user", text=OPENING).id
-    ids["lamp"] = store.add_passage(s, parent_id=ids["opening"], author="model", text=LAMP).id
-    ids["bell"] = store.add_passage(s, parent_id=ids["opening"], author="model", text=BELL).id
-    ids["address"] = store.add_passage(s, parent_id=ids["lamp"], author="model", text=ADDRESS).id
-    ids["storm"] = store.add_passage(s, parent_id=ids["lamp"], author="model", text=STORM).id
+    for name, parent, text in (("lamp", "opening", LAMP), ("bell", "opening", BELL), ("address", "lamp", ADDRESS),
+                               ("storm", "lamp", STORM)):
+        ids[name] = store.add_passage(s, parent_id=ids[parent], author="model", text=text, model="tiny",
+                                      tokens=word_tokens(text)).id
     ids["room"] = store.add_passage(s, parent_id=ids["address"], author="user", text=ROOM).id
     store.set_current(s, ids["room"])
     store.set_bookmark(s, ids["lamp"], "the stairs")
