@@ -114,7 +114,7 @@ class SearchScreen(ModalScreen["Found | None"]):
             said = f"“{query.strip()}” is nowhere in this story."
         else:
             many = f"the first {MAX_HITS}" if count >= MAX_HITS else str(count)
-            said = f"{many} passage{'s' if count > 1 else ''} hold “{query.strip()}”"
+            said = f"{many} passages hold “{query.strip()}”" if count > 1 else f"1 passage holds “{query.strip()}”"
         self.query_one("#search-count", Label).update(said)
 
     @on(Input.Submitted, "#search-query")

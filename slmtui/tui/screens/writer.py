@@ -574,6 +574,9 @@ class WriterScreen(Screen[None]):
         sampling = replace(self.session.sampling, finish_sentence=tokens)
         self.set_sampling(sampling)
         self.post_message(SamplingChosen(sampling))
+        said = (f"on: a continuation that stops mid-sentence runs on, at most {tokens} tokens more" if tokens
+                else "off: each continuation stops at its length")
+        self.notify(f"Finish sentences {said} (the panel's “finish”).", timeout=4)
 
     def tree_commands(self) -> Iterator[Command]:
         """The palette's commands for this section's features that are not bindings."""
