@@ -434,7 +434,9 @@ class StoryView(ScrollView, can_focus=True):
         first, last = self._line_of(start), self._line_of(end - 1)
         height = self.scrollable_content_region.height
         self.follow = False
-        self.scroll_to(y=max(0, first - height // 3), animate=False)
+        # After the layout that a new path's length brings: before it, the scroll is clamped to the old one.
+        target = max(0, first - height // 3)
+        self.call_after_refresh(lambda: self.scroll_to(y=target, animate=False, immediate=True))
         self.screen.selections = {self: Selection(Offset(start - self._lines[first][0], first),
                                                   Offset(end - self._lines[last][0], last))}
 
