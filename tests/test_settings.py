@@ -24,7 +24,7 @@ def test_defaults_when_there_is_no_file(tmp_path: Path) -> None:
     assert (s.theme, s.model, s.presets, s.keys) == ("textual-dark", None, {}, {})
     assert s.sampling.to_dict() == {
         "temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.0,
-        "repetition_penalty": 1.1, "max_new_tokens": 120, "seed": None, "stop": [],
+        "repetition_penalty": 1.1, "max_new_tokens": 120, "finish_sentence": 0, "seed": None, "stop": [],
     }
     assert not path.exists()  # loading never writes
 

@@ -151,6 +151,11 @@ class Sampling:
     max_new_tokens: int = knob(
         120, lo=1, hi=100_000, preset=False, metavar="N", label="length", hint="{range} tokens per continuation",
         help="how many tokens one continuation writes")
+    finish_sentence: int = knob(
+        0, lo=0, hi=1000, preset=False, metavar="N", label="finish",
+        hint="{range} tokens more past the length to end the sentence · 0 = off",
+        help="a continuation that reaches its length mid-sentence runs on, at most N tokens more, to the "
+             "sentence's end (core/sentences.py says where one ends), 0 = off")
     seed: int | None = knob(
         None, preset=False, metavar="N", label="seed", hint="{range} repeats a continuation · blank = a fresh one",
         none="a fresh one", help=f"same seed, prompt and settings: same text; {SEED_HELP}")

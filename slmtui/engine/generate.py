@@ -22,6 +22,7 @@ import torch
 
 from slmtui.core.errors import SlmError
 from slmtui.core.seeds import torch_seed
+from slmtui.core.sentences import ends_sentence
 from slmtui.engine.decode_paths import EXACT, PathChoice, build_path, choose_path
 from slmtui.engine.decoder import Decoder
 from slmtui.engine.model import GPT
@@ -173,10 +174,11 @@ class Generator:
 
         ``sampling`` is one source for every stream, or one per stream (each its own length, stop strings,
         temperature...). Stream i draws with seed + i (the seed of its Sampling, or one drawn for the call),
-        so its text replays alone with that seed. A stream ends at its max_new_tokens or a stop string;
+        so its text replays alone with that seed. A stream ends at its max_new_tokens (or, with finish_sentence,
+        at the end of the sentence it is in, a bounded number of tokens later) or a stop string;
         ``should_stop()`` is asked before every token and ends them all. ``memory``: text, or the tokens the
-        model reads at the head of every window (the context builder's prefix: memory and lore). Each step reads every live stream's
-        settings once, then its events come in stream order; a stream that has ended sends nothing more.
+        model reads at the head of every window (the context builder's prefix: memory and lore). Each step reads
+        every live stream's settings once, then its events come in stream order; a stream that has ended sends nothing more.
 
         On an exact path (``exact``, ``fp32-t``) stream i is token for token what a run of its own with
         seed + i writes. On a rounding path a row can differ from its solo run in the last digits (int8
@@ -221,7 +223,7 @@ class Generator:
             samplings: list[Sampling] = []
             for row, r in enumerate(decoder.rows):
                 s = sources[r]()
-                if streams[r].produced < s.max_new_tokens:
+                if _wants_more(streams[r], s):
                     rows.append(row)
                     samplings.append(s)
             if not rows:
@@ -346,6 +348,14 @@ def start_ids(tokenizer: Tokenizer, ids: list[int]) -> list[int]:
         return ids
     eot = tokenizer.eot_token
     return [eot] if eot is not None else tokenizer.encode("\n")
+
+
+def _wants_more(st: _Stream, s: Sampling) -> bool:
+    """Whether a stream draws another token: under its length, or past it by less than ``finish_sentence``
+    tokens while its text stops mid-sentence (core/sentences.py)."""
+    if st.produced < s.max_new_tokens:
+        return True
+    return st.produced < s.max_new_tokens + s.finish_sentence and not ends_sentence(st.written)
 
 
 def _recent_tokens(stories: list[list[int]], block_size: int) -> torch.Tensor:

@@ -43,6 +43,7 @@ from slmtui.writing.context import (ModelContext, StreamWindow, Window, build_co
 from slmtui.writing.lore import LoreSettings, key_spans, scan_start
 from slmtui.writing.records import ActiveModel, Progress, Streamed
 from slmtui.writing.stream import SAVE_EVERY_S, StreamJob, Streamer, TokenMark, marks_from_store
+from slmtui.writing.tree_search import Hit, Place, place_of, search_tree
 
 Change = Literal["model", "story", "memory", "state", "problem"]
 """What a listener is told changed: the model, the story shown (text, path, tree or candidates), its memory,
@@ -542,6 +543,21 @@ class WritingSession:
         story = self.ensure_story()
         self.lore = self.store.set_lore(story.id, book)
         self._publish("memory")
+
+    @guarded
+    def delete_bookmark(self, name: str) -> None:
+        """Forget a bookmark (its passage stays, as every passage does)."""
+        if self.story is not None:
+            self.store.delete_bookmark(self.story.id, name)
+            self._reload()
+
+    def place(self, passage_id: int) -> Place | None:
+        """Where a passage of the open story is, seen from the passage being read."""
+        return place_of(self.tree, [p.id for p in self.path], passage_id)
+
+    def search(self, query: str) -> list[Hit]:
+        """Every passage of the open story's tree (all branches) holding ``query``, with its place."""
+        return search_tree(self.tree, [p.id for p in self.path], query)
 
     @guarded
     def set_memory(self, text: str) -> None:

@@ -442,3 +442,36 @@ def test_generate_takes_huge_and_negative_seeds_and_they_differ(tiny_model: GPT,
     assert len({tuple(one), tuple(wrapped), tuple(negative), tuple(huge)}) == 4
     events = list(gen.stream("Once", Sampling(seed=2**64, max_new_tokens=2)))
     assert events[0].seed == 2**64  # the seed reported is the user's, to replay with
+
+
+def test_finish_sentence_runs_on_to_the_sentences_end_and_no_further(byte_tokenizer: Tokenizer) -> None:
+    """At its length mid-sentence a stream runs on to the sentence's end, at most finish_sentence tokens."""
+    script = "Hello there. More words follow here"
+
+    def text(**change: int) -> str:
+        model = scripted(byte_tokenizer, script, block_size=64)
+        s = dataclasses.replace(GREEDY, **{"max_new_tokens": 5, **change})
+        return "".join(e.text for e in Generator(model, byte_tokenizer, path="exact").stream("q", s))
+
+    assert text() == "Hello"  # off: the length as before
+    assert text(finish_sentence=20) == "Hello there."  # seven more, then the sentence ends
+    assert text(finish_sentence=3) == "Hello th"  # bounded: never past length + finish_sentence
+    assert text(max_new_tokens=12, finish_sentence=20) == "Hello there."  # already at an end: no run-on
+
+
+def test_finish_sentence_on_the_batched_path_is_each_streams_solo_run(tiny_model: GPT, byte_tokenizer: Tokenizer) -> None:
+    from slmtui.core.sentences import ends_sentence
+
+    gen = Generator(tiny_model, byte_tokenizer, path="exact")
+    s = dataclasses.replace(RANDOM, max_new_tokens=8, finish_sentence=40, seed=5)
+    streams = by_stream(list(gen.stream("Once", s, n=4)))
+    lengths = []
+    for i, got in streams.items():
+        alone = list(gen.stream("Once", dataclasses.replace(s, seed=s.seed + i)))
+        assert tokens(got) == tokens(alone), i
+        written = "".join(e.text for e in got)
+        assert 8 <= len(got) <= 48
+        assert len(got) == 48 or ends_sentence(written), (i, written)
+        assert not any(ends_sentence("".join(e.text for e in got[:k])) for k in range(8, len(got))), "ran past an end"
+        lengths.append(len(got))
+    assert len(set(lengths)) > 1, "every stream stopped at the same token: the rule was not tested per row"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from textual import on
@@ -30,6 +31,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header
 
 from slmtui.core.sampling import Sampling
+from slmtui.core.sentences import FINISH_SENTENCE_ON
+from slmtui.stories.records import Bookmark
 from slmtui.core.errors import SlmError
 from slmtui.format import plural
 from slmtui.stories.records import EXPORT_FORMATS
@@ -38,6 +41,8 @@ from slmtui.stories.json_io import export_tree_file
 from slmtui.tui.commands import Command, binding_commands
 from slmtui.tui.messages import ChoicesChosen, SamplingChosen
 from slmtui.tui.modals import AskScreen, EditTextScreen
+from slmtui.tui.screens.bookmarks import BookmarksScreen
+from slmtui.tui.screens.search import Found, SearchScreen
 from slmtui.tui.screens.context_viewer import ContextViewerScreen
 from slmtui.tui.screens.lorebook import LorebookScreen
 from slmtui.tui.screens.stories import StoriesScreen
@@ -48,7 +53,7 @@ from slmtui.tui.widgets.memory_box import MemoryBox, NoteBox
 from slmtui.tui.widgets.prompt_box import PromptBox
 from slmtui.tui.widgets.sampling_panel import SamplingPanel
 from slmtui.tui.widgets.status_line import StatusLine
-from slmtui.tui.widgets.story_view import Shown, StoryView
+from slmtui.tui.widgets.story_view import HOT_BELOW, WARM_BELOW, Shown, StoryView
 from slmtui.writing import MAX_CHOICES
 from slmtui.writing.context import Window
 from slmtui.writing.session import Change, WritingSession
@@ -102,6 +107,9 @@ class WriterScreen(Screen[None]):
         Binding("alt+down", "redo", "Child passage", id="child", show=False),
         Binding("ctrl+g", "go_to_tree", "Go to a passage (the tree)", id="tree", show=False),
         Binding("ctrl+b", "bookmark", "Bookmark this passage", id="bookmark", show=False),
+        Binding("ctrl+l", "bookmarks", "List the bookmarks", id="bookmarks", show=False),
+        Binding("ctrl+f", "search", "Search every branch", id="search", show=False),
+        Binding("f3", "toggle_colours", "Colour unlikely tokens", id="colours", show=False),
         Binding("ctrl+t", "toggle_tokens", "Tokens", id="token_view"),
         Binding("f2", "edit_current", "Edit", id="edit", show=False),
         Binding("ctrl+s", "toggle_panels", "Panels", id="panels"),
@@ -121,6 +129,7 @@ class WriterScreen(Screen[None]):
         """The passage the details line tells of (the tree's cursor)."""
         self.session = session
         self.presets = presets or {}
+        self._last_found: Found | None = None
 
     # --- layout ------------------------------------------------------------------------------------------------
 
@@ -554,6 +563,7 @@ class WriterScreen(Screen[None]):
         yield Command("Edit author's note", "text the model sees a few lines before the end", self.action_edit_note)
         for mark in self.session.bookmarks:
             yield Command(f"Bookmark: {mark.name}", "jump back to this passage", lambda n=mark.name: self.jump(n))
+        yield from self.tree_commands()
         for n in range(1, MAX_CHOICES + 1):  # as many as the sampling panel and config.toml allow
             yield Command(f"Choices: {n}", f"Enter, continue and retry write {plural(n, 'candidate')} at once",
                           lambda n=n: self._choose_choices(n))
@@ -593,3 +603,60 @@ class WriterScreen(Screen[None]):
     @on(StoryView.AlternativeChosen)
     def _alternative_chosen(self, event: StoryView.AlternativeChosen) -> None:
         self.session.branch_from_token(event.passage_id, event.token_index, event.alternative)
+
+    # --- the tree's dialogs (bookmarks, search), probability colours, finishing sentences --------------------
+
+    def action_bookmarks(self) -> None:
+        def chosen(mark: Bookmark | None) -> None:
+            if mark is not None:
+                self.jump(mark.name)
+
+        self.app.push_screen(BookmarksScreen(self.session), chosen)
+
+    def action_search(self) -> None:
+        if not self.session.tree:
+            self.notify("Nothing to search yet: write a few lines first.", timeout=3)
+            return
+        last = self._last_found
+
+        def found(hit: Found | None) -> None:
+            if hit is None or self.session.passage(hit.passage_id) is None:
+                return
+            self._last_found = hit
+            self.session.choose(hit.passage_id)
+            self.query_one(HistoryPanel).select_passage(hit.passage_id)
+            start = self.story_view.passage_start(hit.passage_id)
+            if start is not None:
+                self.story_view.call_after_refresh(self.story_view.show_range, start + hit.start, start + hit.end)
+
+        self.app.push_screen(SearchScreen(self.session.search, query=last.query if last else "",
+                                          after=last.passage_id if last else None), found)
+
+    def action_toggle_colours(self) -> None:
+        view = self.story_view
+        view.prob_colours = not view.prob_colours
+        if view.prob_colours:
+            self.notify(f"Tokens the model gave under {WARM_BELOW * 100:g}% are warm, under {HOT_BELOW * 100:g}% hot: "
+                        "where the story turned. ctrl+t branches from one.", title="Probability colours", timeout=5)
+        else:
+            self.notify("Probability colours off.", timeout=2)
+
+    def set_finish_sentence(self, tokens: int) -> None:
+        """Let a continuation run on to the end of its sentence (up to ``tokens`` more; 0: stop at the length),
+        as the panel's "finish" field does; kept in config.toml."""
+        sampling = replace(self.session.sampling, finish_sentence=tokens)
+        self.set_sampling(sampling)
+        self.post_message(SamplingChosen(sampling))
+        said = (f"on: a continuation that stops mid-sentence runs on, at most {tokens} tokens more" if tokens
+                else "off: each continuation stops at its length")
+        self.notify(f"Finish sentences {said} (the panel's “finish”).", timeout=4)
+
+    def tree_commands(self) -> Iterator[Command]:
+        """The palette's commands for this section's features that are not bindings."""
+        if self.session.sampling.finish_sentence:
+            yield Command("Finish sentences: off", "stop each continuation at its length, mid-sentence or not",
+                          lambda: self.set_finish_sentence(0))
+        else:
+            yield Command("Finish sentences: on", f"a continuation at its length mid-sentence runs on to the "
+                          f"sentence's end (at most {FINISH_SENTENCE_ON} tokens more)",
+                          lambda: self.set_finish_sentence(FINISH_SENTENCE_ON))
