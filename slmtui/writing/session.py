@@ -283,7 +283,8 @@ class WritingSession:
         prompt = before + text
         depth = note_depth(self.model.block_size, self._memory_tokens, self._note_tokens)
         job = StreamJob(ids, prompt_with_note(self.model.tokenizer, prompt, self.author_note, depth=depth),
-                        memory=self.memory, seed=seed, starts=(len(text),) * n)
+                        memory=self.memory, seed=seed, starts=(len(text),) * n, page=prompt,
+                        first_token=len(self.tokens[ids[0]]))
         self._reload()
         self._window = StreamWindow(self.model.tokenizer, prompt, passage_start=len(before),
                                     first_mark=len(self.tokens[ids[0]]), note=self._note_tokens)
