@@ -60,6 +60,9 @@ class SamplingField:
     """A list's own rules (lengths, counts, a pair's bounds): its problems in words, none when it is good."""
     option: str = ""
     """The CLI's option when it is not the name's (``--ban`` for banned_phrases)."""
+    group: str = ""
+    """The panel's fold the field lives in ("" for the fields always shown): the rules of issue 21 fold away
+    so that the panel stays short at 80x24."""
     none: str = ""
     """What None means, for ``--help``'s default."""
     setting: bool = True
@@ -140,8 +143,8 @@ class SamplingField:
                     return f"must be {self.wanted}"
                 items.append(tuple(v))
             value = items
-        elif not all(isinstance(v, str) and v for v in value):
-            return f"must be {self.wanted}"
+        elif not all(isinstance(v, str) and (v or self.check is not None) for v in value):
+            return f"must be {self.wanted}"  # an empty text is the check's to name, where there is one
         problems = self.check(value) if self.check is not None else []
         return "; ".join(problems) or None
 
@@ -215,34 +218,34 @@ class Sampling:
     # The rules of slmtui/engine/logit_rules.py (issue 21): what keeps a small model from looping, and what it
     # may not write. DRY and XTC are off at their defaults (a multiplier and a probability of 0).
     dry_multiplier: float = knob(
-        0.0, lo=0, hi=5, metavar="X", label="dry", hint="{range} · punish repeating what was written · 0 = off",
+        0.0, group="rules", lo=0, hi=5, metavar="X", label="dry", hint="{range} · punish repeating what was written · 0 = off",
         help="DRY: push down a token that would extend a repeat of earlier text, by X * base ** (length - "
              "allowed); 0 = off, 0.8 the usual on")
     dry_base: float = knob(
-        1.75, lo=1, hi=4, metavar="B", label="dry base", hint="{range} · how fast DRY grows with the repeat",
+        1.75, group="rules", lo=1, hi=4, metavar="B", label="dry base", hint="{range} · how fast DRY grows with the repeat",
         help="DRY: how fast the push grows with each further repeated token")
     dry_allowed_length: int = knob(
-        2, lo=1, hi=20, metavar="N", label="dry allowed", hint="{range} tokens repeat unpunished",
+        2, group="rules", lo=1, hi=20, metavar="N", label="dry allowed", hint="{range} tokens repeat unpunished",
         help="DRY: the longest repeat, in tokens, that goes unpunished")
     dry_breakers: tuple[str, ...] = knob(
-        ("\n", ":", '"', "*"), metavar="TEXT", label="dry breaks", check=dry_breakers_problems, option="--dry-breaker",
+        ("\n", ":", '"', "*"), group="rules", metavar="TEXT", label="dry breaks", check=dry_breakers_problems, option="--dry-breaker",
         hint="texts, comma between · a token holding one ends a repeat",
-        help="DRY: a token containing TEXT ends a repeat and is never punished (each one given replaces the "
-             "default newline, colon, quote and asterisk)")
+        help="DRY: a token containing TEXT ends a repeat and is never punished; given, they replace the "
+             "default newline, colon, quote and asterisk")
     xtc_threshold: float = knob(
-        0.1, lo=0, hi=0.5, metavar="P", label="xtc thresh", hint="{range} · a token this likely is a top choice",
+        0.1, group="rules", lo=0, hi=0.5, metavar="P", label="xtc thresh", hint="{range} · a token this likely is a top choice",
         help="XTC: a token at least P likely is a top choice")
     xtc_probability: float = knob(
-        0.0, lo=0, hi=1, metavar="P", label="xtc chance",
+        0.0, group="rules", lo=0, hi=1, metavar="P", label="xtc chance",
         hint="{range} · chance per token of dropping all top choices but the last · 0 = off",
         help="XTC: the chance per token that every top choice but the least likely is removed; 0 = off, "
              "0.5 the usual on")
     banned_phrases: tuple[str, ...] = knob(
-        (), preset=False, metavar="TEXT", label="banned", check=banned_phrases_problems, option="--ban",
+        (), group="rules", preset=False, metavar="TEXT", label="banned", check=banned_phrases_problems, option="--ban",
         hint="words or phrases never written (any case, whole words) · comma between",
         help="a word or phrase the model never writes (any case, whole words)")
     logit_bias: tuple[tuple[str, float], ...] = knob(
-        (), preset=False, metavar="TEXT=X", label="bias", check=logit_bias_problems, option="--bias",
+        (), group="rules", preset=False, metavar="TEXT=X", label="bias", check=logit_bias_problems, option="--bias",
         hint="word=X, comma between · X from -100 (away) to 100 (toward)",
         help="push the story toward a word (X up to 100) or away from it (down to -100)")
 

@@ -62,6 +62,7 @@ PROMPTS = (
     "When the clock struck twelve, the doll on the shelf opened her eyes.",
     "My grandmother always told me never to go into the woods alone.",
 )
+FAITHFUL = {"temperature": 0.5, "top_k": 20, "top_p": 0.9, "min_p": 0.05, "repetition_penalty": 1.15}
 SETTINGS: dict[str, dict[str, float]] = {
     "off": {},
     "dry 0.4": {"dry_multiplier": 0.4},
@@ -69,6 +70,13 @@ SETTINGS: dict[str, dict[str, float]] = {
     "dry 1.2": {"dry_multiplier": 1.2},
     "xtc 0.1/0.5": {"xtc_threshold": 0.1, "xtc_probability": 0.5},
     "dry 0.8 + xtc": {"dry_multiplier": 0.8, "xtc_threshold": 0.1, "xtc_probability": 0.5},
+    "rep 1.0": {"repetition_penalty": 1.0},
+    "rep 1.0 + dry 0.8": {"repetition_penalty": 1.0, "dry_multiplier": 0.8},
+    "rep 1.0 + dry 0.4": {"repetition_penalty": 1.0, "dry_multiplier": 0.4},
+    "faithful": FAITHFUL,
+    "faithful + dry 0.8": {**FAITHFUL, "dry_multiplier": 0.8},
+    "greedy": {"temperature": 0.0, "repetition_penalty": 1.0},
+    "greedy + dry 0.8": {"temperature": 0.0, "repetition_penalty": 1.0, "dry_multiplier": 0.8},
 }
 
 
@@ -143,7 +151,7 @@ def main() -> None:
     for name in names:
         base = Sampling(max_new_tokens=args.tokens, **SETTINGS[name])  # type: ignore[arg-type]
         r = results[name] = run_setting(gen, base, n)
-        print(f"{name:<16}{r['rep4']:>8.3f}{r['distinct2']:>12.3f}{r['own_bpb']:>10.3f}{r['tok_s']:>8.1f}",
+        print(f"{name:<16}{r['rep4']:>8.4f}{r['distinct2']:>12.3f}{r['own_bpb']:>10.3f}{r['tok_s']:>8.1f}",
               flush=True)
     for name, r in results.items():
         for k, sample in enumerate(r["samples"]):  # type: ignore[arg-type]
