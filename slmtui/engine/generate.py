@@ -222,15 +222,15 @@ class Generator:
             shared = sampling if callable(sampling) else _constant(sampling)
             sources = [shared] * n
         ids = self.tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
-        if page is None:
-            page = prompt if isinstance(prompt, str) else self.tokenizer.decode(ids)
         if not ids:
             # An empty page: start from the document separator, as the model saw between books.
             eot = self.tokenizer.eot_token
             ids = [eot] if eot is not None else self.tokenizer.encode("\n")
         model = self._views[self.path_for(n)]
         decoder = Decoder(model, memory=self.tokenizer.encode(memory) if memory else (), n=n)
-        logits = decoder.start_rows(ids)
+        logits = decoder.start_rows(ids)  # first: a token past the vocabulary fails here, as it always did
+        if page is None:
+            page = prompt if isinstance(prompt, str) else self.tokenizer.decode(list(prompt))
         streams = [_Stream(i, self.tokenizer.stream_decoder(), torch.Generator(device="cpu"), TextTail(page))
                    for i in range(n)]
         base_seed: int | None = None
