@@ -218,22 +218,26 @@ class Sampling:
     # The rules of slmtui/engine/logit_rules.py (issue 21): what keeps a small model from looping, and what it
     # may not write. DRY and XTC are off at their defaults (a multiplier and a probability of 0).
     dry_multiplier: float = knob(
-        0.0, group="rules", lo=0, hi=5, metavar="X", label="dry", hint="{range} · punish repeating what was written · 0 = off",
+        0.0, group="rules",
+        lo=0, hi=5, metavar="X", label="dry", hint="{range} · punish repeating what was written · 0 = off",
         help="DRY: push down a token that would extend a repeat of earlier text, by X * base ** (length - "
              "allowed); 0 = off, 0.8 the usual on")
     dry_base: float = knob(
-        1.75, group="rules", lo=1, hi=4, metavar="B", label="dry base", hint="{range} · how fast DRY grows with the repeat",
+        1.75, group="rules",
+        lo=1, hi=4, metavar="B", label="dry base", hint="{range} · how fast DRY grows with the repeat",
         help="DRY: how fast the push grows with each further repeated token")
     dry_allowed_length: int = knob(
         2, group="rules", lo=1, hi=20, metavar="N", label="dry allowed", hint="{range} tokens repeat unpunished",
         help="DRY: the longest repeat, in tokens, that goes unpunished")
     dry_breakers: tuple[str, ...] = knob(
-        ("\n", ":", '"', "*"), group="rules", metavar="TEXT", label="dry breaks", check=dry_breakers_problems, option="--dry-breaker",
+        ("\n", ":", '"', "*"), group="rules",
+        metavar="TEXT", label="dry breaks", check=dry_breakers_problems, option="--dry-breaker",
         hint="texts, comma between · a token holding one ends a repeat",
         help="DRY: a token containing TEXT ends a repeat and is never punished; given, they replace the "
              "default newline, colon, quote and asterisk")
     xtc_threshold: float = knob(
-        0.1, group="rules", lo=0, hi=0.5, metavar="P", label="xtc thresh", hint="{range} · a token this likely is a top choice",
+        0.1, group="rules",
+        lo=0, hi=0.5, metavar="P", label="xtc thresh", hint="{range} · a token this likely is a top choice",
         help="XTC: a token at least P likely is a top choice")
     xtc_probability: float = knob(
         0.0, group="rules", lo=0, hi=1, metavar="P", label="xtc chance",
