@@ -64,10 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("prompt", metavar="PROMPT", help="the text to continue; - reads it from standard input")
     for field in FIELDS:
         if field.many:
-            gen.add_argument(field.flag, action="append", default=[], metavar=field.metavar,
+            gen.add_argument(field.flag, action="append", default=[], metavar=field.metavar, dest=field.name,
                              help=field.help + r" (repeatable; \n and \t are understood)")
         else:
-            gen.add_argument(field.flag, type=field.kind, metavar=field.metavar, help=_option_help(field))
+            gen.add_argument(field.flag, type=field.kind, metavar=field.metavar, dest=field.name,
+                             help=_option_help(field))
     gen.add_argument("--memory", default="", metavar="TEXT",
                      help="text the model always sees before the story's last tokens (names, setting)")
     gen.add_argument("--note", default="", metavar="TEXT",

@@ -111,7 +111,9 @@ def _check_sampling(table: Any, key: tuple[str, ...], report: _Report) -> dict[s
         if spec is None:
             report.bad((*key, name), f"unknown sampling setting (known: {', '.join(_SAMPLING_SETTINGS)}); ignored")
         elif spec.accepts(value):
-            good[name] = spec.normal(value)  # 1 -> 1.0 where a float is wanted
+            good[name] = spec.normal(value)  # 1 -> 1.0 where a float is wanted, "dragon=5" -> ("dragon", 5.0)
+        elif spec.many and isinstance(value, list) and (problem := spec.problem(value)):
+            report.bad((*key, name), f"{problem.removeprefix(name + ': ')}; using the default")
         else:
             report.bad((*key, name), f"should be {spec.wanted}, not {value!r}; using the default")
     return good
@@ -166,12 +168,13 @@ def _to_doc(settings: Settings) -> dict[str, Any]:
     doc: dict[str, Any] = {"theme": settings.theme}
     if settings.model is not None:
         doc["model"] = settings.model
-    values = ((f.name, getattr(settings.sampling, f.name)) for f in SETTING_FIELDS)
-    doc["sampling"] = {name: value for name, value in values if value is not None}
+    values = ((f, getattr(settings.sampling, f.name)) for f in SETTING_FIELDS)
+    doc["sampling"] = {f.name: f.plain(value) for f, value in values if value is not None}
     if settings.choices != 1:
         doc["choices"] = settings.choices
     if settings.presets:
-        doc["presets"] = {name: dict(values) for name, values in settings.presets.items()}
+        doc["presets"] = {name: {k: _SAMPLING_SETTINGS[k].plain(v) if k in _SAMPLING_SETTINGS else v
+                                 for k, v in values.items()} for name, values in settings.presets.items()}
     if settings.keys:
         doc["keys"] = dict(settings.keys)
     return doc

@@ -66,6 +66,15 @@ def assert_usage_error(result: tuple[int, str, str], *fragments: str) -> None:
         (["generate", "x", "--max-new-tokens", "-1"], "--max-new-tokens must be a whole number from 1 to 100000, got -1"),
         (["generate", "x", "--seed", "1.5"], "argument --seed: invalid int value: '1.5'"),
         (["generate", "x", "--stop", ""], "--stop must be a list of non-empty texts"),
+        (["generate", "x", "--ban", ""], "--ban: a banned phrase must be 1 to 80 characters, got ''"),
+        (["generate", "x", "--ban", "y" * 81], "--ban: a banned phrase must be 1 to 80 characters"),
+        (["generate", "x", "--bias", "dragon"], "--bias: a logit bias is TEXT=NUMBER (e.g. dragon=5), got 'dragon'"),
+        (["generate", "x", "--bias", "dragon=101"], "--bias: the bias of 'dragon' must be a number from -100 to 100"),
+        (["generate", "x", "--bias", "dragon=inf"], "--bias: a logit bias is TEXT=NUMBER"),
+        (["generate", "x", "--dry-multiplier", "-1"], "--dry-multiplier must be a number from 0 to 5, got -1.0"),
+        (["generate", "x", "--dry-allowed-length", "0"], "--dry-allowed-length must be a whole number from 1 to 20"),
+        (["generate", "x", "--dry-breaker", "x" * 17], "--dry-breaker: a DRY sequence breaker must be 1 to 16"),
+        (["generate", "x", "--xtc-threshold", "0.6"], "--xtc-threshold must be a number from 0 to 0.5, got 0.6"),
         (["--device", "tpu", "models"], "argument --device: invalid choice: 'tpu'"),
         (["generate", "x", "--device", "gpu"], "argument --device: invalid choice: 'gpu'"),
         (["eval"], "nothing to evaluate: give text files, or --corpus DIR"),
@@ -187,6 +196,24 @@ def test_generate_writes_what_the_generator_writes(capsys: pytest.CaptureFixture
     events = list(Generator(loaded.model, loaded.tokenizer, path="exact").stream("Once upon a time", s, memory="Dorothy"))
     assert rc == 0
     assert out.rstrip("\n") == "".join(e.text for e in events).rstrip("\n")
+
+
+def test_generate_takes_the_new_samplers(capsys: pytest.CaptureFixture[str], tiny_model_dir: Path) -> None:
+    """--dry-*, --xtc-*, --ban and --bias reach the engine as the Sampling fields they name."""
+    rc, out, _ = run(capsys, *GEN, "--seed", "3", "--temperature", "1", "--dry-multiplier", "1.5",
+                     "--dry-breaker", ".", "--dry-breaker", "\\n", "--xtc-probability", "0.5", "--ban", "the",
+                     "--ban", "a", "--bias", "o=4", "--bias", "e=-3")
+    from slmtui.core.sampling import Sampling
+
+    loaded = load_model_dir(tiny_model_dir)
+    s = Sampling(seed=3, temperature=1.0, dry_multiplier=1.5, dry_breakers=(".", "\n"), xtc_probability=0.5,
+                 banned_phrases=("the", "a"), logit_bias=(("o", 4.0), ("e", -3.0)), max_new_tokens=12)
+    events = list(Generator(loaded.model, loaded.tokenizer, path="exact").stream("Once upon a time", s))
+    plain = list(Generator(loaded.model, loaded.tokenizer, path="exact").stream(
+        "Once upon a time", Sampling(seed=3, temperature=1.0, max_new_tokens=12)))
+    assert rc == 0
+    assert out.rstrip("\n") == "".join(e.text for e in events).rstrip("\n")
+    assert [e.token_id for e in events] != [e.token_id for e in plain]
 
 
 def test_generate_with_a_seed_takes_the_exact_path_unless_told(

@@ -25,6 +25,8 @@ def test_defaults_when_there_is_no_file(tmp_path: Path) -> None:
     assert s.sampling.to_dict() == {
         "temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.0,
         "repetition_penalty": 1.1, "max_new_tokens": 120, "finish_sentence": 0, "seed": None, "stop": [],
+        "dry_multiplier": 0.0, "dry_base": 1.75, "dry_allowed_length": 2, "dry_breakers": ["\n", ":", '"', "*"],
+        "xtc_threshold": 0.1, "xtc_probability": 0.0, "banned_phrases": [], "logit_bias": [],
     }
     assert not path.exists()  # loading never writes
 
@@ -227,3 +229,22 @@ def test_a_config_nested_5000_deep_loads_defaults_and_is_never_written_over(tmp_
     with pytest.raises(SlmError, match="not saving settings over"):
         save_settings(Settings(), path)
     assert path.read_text() == nested
+
+
+def test_the_new_samplers_round_trip_through_config_toml(tmp_path: Path) -> None:
+    """DRY, XTC, bans and biases are [sampling] keys like the others: written, read back, checked (issue 21)."""
+    path = tmp_path / "config.toml"
+    sampling = Sampling(dry_multiplier=0.8, dry_breakers=("\n", "."), xtc_probability=0.5, xtc_threshold=0.2,
+                        banned_phrases=("the sea", "Café"), logit_bias=(("dragon", 5.0), ("castle", -100.0)))
+    save_settings(Settings(sampling=sampling, presets={"mine": {"dry_multiplier": 1.5}}), path)
+    text = path.read_text()
+    assert 'logit_bias = ["dragon=5", "castle=-100"]' in text and 'banned_phrases = ["the sea", "Café"]' in text
+    back = load_settings(path)
+    assert back.problems == [] and back.settings.sampling == sampling
+    assert back.settings.presets == {"mine": {"dry_multiplier": 1.5}}
+    path.write_text('[sampling]\nlogit_bias = ["dragon=500"]\nbanned_phrases = [""]\ndry_multiplier = 9\n'
+                    'xtc_threshold = 0.2\n')
+    bad = load_settings(path)
+    assert len(bad.problems) == 3, bad.problems
+    assert "sampling.logit_bias: the bias of 'dragon' must be a number from -100 to 100" in bad.problems[0]
+    assert bad.settings.sampling == Sampling(xtc_threshold=0.2)  # the good value kept, each bad one defaulted

@@ -17,10 +17,18 @@ from __future__ import annotations
 import math
 import types
 import typing
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from slmtui.core.errors import SlmError
+from slmtui.core.sampling_lists import (
+    banned_phrases_problems,
+    dry_breakers_problems,
+    format_bias,
+    logit_bias_problems,
+    parse_bias,
+)
 from slmtui.core.seeds import SEED_HELP
 
 
@@ -31,7 +39,7 @@ class SamplingField:
 
     name: str
     kind: type
-    """int or float; str for a list of texts (``many``)."""
+    """int or float; str for a list of texts (``many``); tuple for a list of (text, number) pairs (``pairs``)."""
     default: Any
     help: str
     """One line for ``--help``: what the setting does (the CLI adds the bounds and the default)."""
@@ -47,7 +55,14 @@ class SamplingField:
     optional: bool = False
     """None is a value too (the seed's: a fresh one each time)."""
     many: bool = False
-    """A tuple of texts (the stop strings)."""
+    """A tuple of texts (the stop strings), or of (text, number) pairs when ``kind`` is tuple."""
+    check: Callable[[Sequence[Any]], list[str]] | None = None
+    """A list's own rules (lengths, counts, a pair's bounds): its problems in words, none when it is good."""
+    option: str = ""
+    """The CLI's option when it is not the name's (``--ban`` for banned_phrases)."""
+    group: str = ""
+    """The panel's fold the field lives in ("" for the fields always shown): the rules of issue 21 fold away
+    so that the panel stays short at 80x24."""
     none: str = ""
     """What None means, for ``--help``'s default."""
     setting: bool = True
@@ -58,7 +73,12 @@ class SamplingField:
     @property
     def flag(self) -> str:
         """The option of ``slmtui generate``."""
-        return "--" + self.name.replace("_", "-")
+        return self.option or "--" + self.name.replace("_", "-")
+
+    @property
+    def pairs(self) -> bool:
+        """A list of (text, number) pairs, written ``TEXT=X`` outside a Sampling."""
+        return self.many and self.kind is tuple
 
     @property
     def bounds(self) -> str:
@@ -77,6 +97,8 @@ class SamplingField:
     @property
     def wanted(self) -> str:
         """What a good value is, in words: ``a number from 0 to 5``."""
+        if self.pairs:
+            return "a list of TEXT=NUMBER entries"
         if self.many:
             return "a list of non-empty texts"
         noun = "a whole number" if self.kind is int else "a number"
@@ -96,7 +118,7 @@ class SamplingField:
         if value is None:
             return self.optional
         if self.many:
-            return isinstance(value, (tuple, list)) and all(isinstance(v, str) and v for v in value)
+            return self._list_problem(value) is None
         if isinstance(value, bool) or not isinstance(value, int if self.kind is int else (int, float)):
             return False
         if isinstance(value, float) and not math.isfinite(value):
@@ -105,8 +127,32 @@ class SamplingField:
             return False
         return self.hi is None or value <= self.hi
 
+    def _list_problem(self, value: object) -> str | None:
+        """What is wrong with a list value, in words (None: good); a pair may be ``TEXT=X`` or (text, number)."""
+        if not isinstance(value, (tuple, list)):
+            return f"must be {self.wanted}"
+        if self.pairs:
+            items = []
+            for v in value:
+                if isinstance(v, str):
+                    try:
+                        v = parse_bias(v)
+                    except SlmError as e:
+                        return e.message
+                elif not (isinstance(v, (tuple, list)) and len(v) == 2):
+                    return f"must be {self.wanted}"
+                items.append(tuple(v))
+            value = items
+        elif not all(isinstance(v, str) and (v or self.check is not None) for v in value):
+            return f"must be {self.wanted}"  # an empty text is the check's to name, where there is one
+        problems = self.check(value) if self.check is not None else []
+        return "; ".join(problems) or None
+
     def normal(self, value: Any) -> Any:
-        """A good ``value`` as ``Sampling`` keeps it: 1 as 1.0 where a float is wanted, a list as a tuple."""
+        """A good ``value`` as ``Sampling`` keeps it: 1 as 1.0 where a float is wanted, a list as a tuple,
+        ``TEXT=X`` as (text, float)."""
+        if self.pairs:
+            return tuple(parse_bias(v) if isinstance(v, str) else (v[0], float(v[1])) for v in value)
         if self.many:
             return tuple(value)
         if self.kind is float and value is not None:
@@ -117,7 +163,20 @@ class SamplingField:
         """What is wrong with ``value``, as a sentence about ``name`` (default: the field's); None if it is good."""
         if self.accepts(value):
             return None
+        if self.many and value is not None:
+            problem = self._list_problem(value) or ""
+            if not problem.startswith("must be "):
+                return f"{name or self.name}: {problem}"
         return f"{name or self.name} must be {self.wanted}, got {value!r}"
+
+    def plain(self, value: Any) -> Any:
+        """``value`` as config.toml and a passage's JSON record keep it: a list for a tuple, ``TEXT=X`` texts
+        for pairs (``normal`` reads both back)."""
+        if self.pairs:
+            return [format_bias(v) for v in value]
+        if self.many:
+            return list(value)
+        return value
 
 
 def knob(default: Any, *, help: str, metavar: str, **rest: Any) -> Any:
@@ -161,6 +220,43 @@ class Sampling:
         none="a fresh one", help=f"same seed, prompt and settings: same text; {SEED_HELP}")
     stop: tuple[str, ...] = knob(
         (), setting=False, preset=False, metavar="TEXT", help="stop once the text written contains TEXT")
+    # The rules of slmtui/engine/logit_rules.py (issue 21): what keeps a small model from looping, and what it
+    # may not write. DRY and XTC are off at their defaults (a multiplier and a probability of 0).
+    dry_multiplier: float = knob(
+        0.0, group="rules",
+        lo=0, hi=5, metavar="X", label="dry", hint="{range} · punish repeating what was written · 0 = off",
+        help="DRY: push down a token that would extend a repeat of earlier text, by X * base ** (length - "
+             "allowed); 0 = off, 0.8 the usual on")
+    dry_base: float = knob(
+        1.75, group="rules",
+        lo=1, hi=4, metavar="B", label="dry base", hint="{range} · how fast DRY grows with the repeat",
+        help="DRY: how fast the push grows with each further repeated token")
+    dry_allowed_length: int = knob(
+        2, group="rules", lo=1, hi=20, metavar="N", label="dry allowed", hint="{range} tokens repeat unpunished",
+        help="DRY: the longest repeat, in tokens, that goes unpunished")
+    dry_breakers: tuple[str, ...] = knob(
+        ("\n", ":", '"', "*"), group="rules",
+        metavar="TEXT", label="dry breaks", check=dry_breakers_problems, option="--dry-breaker",
+        hint="texts, comma between · a token holding one ends a repeat",
+        help="DRY: a token containing TEXT ends a repeat and is never punished; given, they replace the "
+             "default newline, colon, quote and asterisk")
+    xtc_threshold: float = knob(
+        0.1, group="rules",
+        lo=0, hi=0.5, metavar="P", label="xtc thresh", hint="{range} · a token this likely is a top choice",
+        help="XTC: a token at least P likely is a top choice")
+    xtc_probability: float = knob(
+        0.0, group="rules", lo=0, hi=1, metavar="P", label="xtc chance",
+        hint="{range} · chance per token of dropping all top choices but the last · 0 = off",
+        help="XTC: the chance per token that every top choice but the least likely is removed; 0 = off, "
+             "0.5 the usual on")
+    banned_phrases: tuple[str, ...] = knob(
+        (), group="rules", preset=False, metavar="TEXT", label="banned", check=banned_phrases_problems, option="--ban",
+        hint="words or phrases never written (any case, whole words) · comma between",
+        help="a word or phrase the model never writes (any case, whole words)")
+    logit_bias: tuple[tuple[str, float], ...] = knob(
+        (), group="rules", preset=False, metavar="TEXT=X", label="bias", check=logit_bias_problems, option="--bias",
+        hint="word=X, comma between · X from -100 (away) to 100 (toward)",
+        help="push the story toward a word (X up to 100) or away from it (down to -100)")
 
     def __post_init__(self) -> None:
         problems = []
@@ -175,8 +271,10 @@ class Sampling:
             raise SlmError("; ".join(problems))
 
     def to_dict(self) -> dict[str, object]:
+        """Every field, as JSON and TOML hold them (``FIELDS[...].plain``); ``from_dict`` reads it back."""
         d = asdict(self)
-        d["stop"] = list(self.stop)
+        for f in FIELDS:
+            d[f.name] = f.plain(getattr(self, f.name))
         return d
 
     @classmethod
@@ -193,7 +291,8 @@ def _kind(hint: object) -> tuple[type, bool, bool]:
         (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
         return inner, True, False
     if typing.get_origin(hint) is tuple:
-        return typing.get_args(hint)[0], False, True
+        inner = typing.get_args(hint)[0]
+        return (tuple if typing.get_origin(inner) is tuple else inner), False, True
     assert hint in (int, float), f"a sampling field is a number, an optional number or a tuple of texts: {hint}"
     return hint, False, False  # type: ignore[return-value]
 
@@ -224,7 +323,11 @@ def _preset(**values: object) -> dict[str, object]:
 
 
 BUILTIN_PRESETS: dict[str, dict[str, object]] = {
-    "faithful": _preset(temperature=0.5, top_k=20, top_p=0.9, min_p=0.05, repetition_penalty=1.15),
+    # DRY 0.8 where the bench saw loops (tests/bench/bench_repetition.py, README "Keeping the story on track"):
+    # at faithful's temperature 0.5 it cut repeated 4-grams 0.0076 -> 0.0008 for +0.009 bits per byte; at
+    # balanced's 0.8 with penalty 1.1 there was nothing to cut (0.0002), so balanced keeps the defaults.
+    "faithful": _preset(temperature=0.5, top_k=20, top_p=0.9, min_p=0.05, repetition_penalty=1.15,
+                        dry_multiplier=0.8),
     "balanced": _preset(),  # the defaults: a new story starts balanced
     "wild": _preset(temperature=1.2, top_k=0, top_p=1.0, min_p=0.02, repetition_penalty=1.05),
 }

@@ -26,8 +26,10 @@ from slmtui.core.sentences import ends_sentence
 from slmtui.engine.decode_paths import EXACT, PathChoice, build_path, choose_path
 from slmtui.engine.decoder import Decoder
 from slmtui.engine.model import GPT
-from slmtui.core.sampling import Sampling
-from slmtui.engine.sampling import apply_repetition_penalty_rows, draw_rows, top_candidates
+from slmtui.core.sampling import FIELDS
+from slmtui.engine.chain import SamplerChain, shapes_logits
+from slmtui.engine.logit_rules import TextTail
+from slmtui.engine.sampling import top_candidates
 from slmtui.engine.threads import AUTO, ThreadChoice, ThreadCount, choose_threads, threads_context
 from slmtui.engine.tokenizer import StreamDecoder, Tokenizer
 
@@ -35,6 +37,9 @@ if TYPE_CHECKING:  # types only: a Sampling is handed in, never made here
     from slmtui.core.sampling import Sampling
 
     SamplingSource = Sampling | Callable[[], Sampling]
+
+_CHOICE_FIELDS = tuple(f.name for f in FIELDS if f.name not in ("max_new_tokens", "seed", "stop"))
+"""The settings that decide how a token is chosen: streams alike in these are chosen together."""
 
 DECODE_THREADS = 1
 """The thread count decoding paths are calibrated on, and the one the automatic choice starts from: one
@@ -81,6 +86,8 @@ class _Stream:
     """Its place among the streams: it draws with seed + index."""
     text_decoder: StreamDecoder
     generator: torch.Generator
+    tail: TextTail
+    """The end of its text, for the banned phrases: the page, then every token it writes."""
     seed: int | None = None
     produced: int = 0
     written: str = ""
@@ -119,6 +126,7 @@ class Generator:
         self.thread_choices: dict[int, ThreadChoice] = {}
         """The calibrations behind the automatic thread count, by batch size (empty unless AUTO)."""
         self._texts: dict[int, str] = {}
+        self.chain = SamplerChain(tokenizer)
         self._views: dict[str, GPT] = {EXACT: self.model}
         if path is not None:
             with threads_context(self._base_threads()):
@@ -169,6 +177,7 @@ class Generator:
         n: int = 1,
         memory: str | Sequence[int] = "",
         should_stop: Callable[[], bool] | None = None,
+        page: str | None = None,
     ) -> Iterator[TokenEvent]:
         """Yield one event per new token of each of ``n`` continuations, tagged with its stream.
 
@@ -184,12 +193,16 @@ class Generator:
         seed + i writes. On a rounding path a row can differ from its solo run in the last digits (int8
         quantises the activations of all rows of a step together), so the draws can too.
 
+        ``page`` is the text the continuations follow, as the banned phrases see it (a phrase begun on the page
+        may not be completed); default: the prompt's text. A caller whose prompt holds more than the page (an
+        author's note woven in) passes the page itself.
+
         From the first token to the end of the call (between its tokens too) torch runs on the decoding
         thread count (``threads_for(n)``); the caller's setting is back when the call ends or is closed.
         """
         threads = threads_context(self.threads_for(n) if n >= 1 else None)
         with threads:  # once per call, not per step: a switch costs (threads_context); restored on close too
-            yield from self._stream(prompt, sampling, n=n, memory=memory, should_stop=should_stop)
+            yield from self._stream(prompt, sampling, n=n, memory=memory, should_stop=should_stop, page=page)
 
     def _stream(
         self,
@@ -199,6 +212,7 @@ class Generator:
         n: int,
         memory: str | Sequence[int],
         should_stop: Callable[[], bool] | None,
+        page: str | None = None,
     ) -> Iterator[TokenEvent]:
         """``stream``'s work, run with the decoding thread count set."""
         if n < 1:
@@ -214,8 +228,11 @@ class Generator:
         model = self._views[self.path_for(n)]
         prefix = (self.tokenizer.encode(memory) if memory else []) if isinstance(memory, str) else list(memory)
         decoder = Decoder(model, memory=prefix, n=n)
-        logits = decoder.start_rows(ids)
-        streams = [_Stream(i, self.tokenizer.stream_decoder(), torch.Generator(device="cpu")) for i in range(n)]
+        logits = decoder.start_rows(ids)  # first: a token past the vocabulary fails here, as it always did
+        if page is None:
+            page = prompt if isinstance(prompt, str) else self.tokenizer.decode(list(prompt))
+        streams = [_Stream(i, self.tokenizer.stream_decoder(), torch.Generator(device="cpu"), TextTail(page))
+                   for i in range(n)]
         base_seed: int | None = None
         while True:
             # Each live stream's settings, read before its token is drawn; a stream at its length is done.
@@ -250,6 +267,7 @@ class Generator:
                 r = decoder.rows[row]
                 st = streams[r]
                 piece = st.text_decoder.push(token)
+                st.tail.push(self.tokenizer.token_bytes(token))
                 yield TokenEvent(
                     index=st.produced,
                     token_id=token,
@@ -280,9 +298,9 @@ class Generator:
         Streams that choose alike (the usual case: one Sampling for all; length, seed and stop strings
         do not matter here) are chosen together; each other set of settings is a group of its own.
         """
-        groups: dict[tuple[float, ...], list[int]] = {}
+        groups: dict[tuple[object, ...], list[int]] = {}
         for i, s in enumerate(samplings):
-            groups.setdefault((s.temperature, s.top_k, s.top_p, s.min_p, s.repetition_penalty), []).append(i)
+            groups.setdefault(tuple(getattr(s, name) for name in _CHOICE_FIELDS), []).append(i)
         chosen: list[tuple[int, float, tuple[Alternative, ...]]] = [(0, 0.0, ())] * len(rows)
         for members in groups.values():
             s = samplings[members[0]]
@@ -290,13 +308,15 @@ class Generator:
             ids = [decoder.rows[row] for row in picked]
             group_logits = logits if picked == list(range(logits.size(0))) else logits[picked]
             for i, c in zip(members, self._choose(group_logits, [decoder.stories[r] for r in ids], s,
-                                                  [streams[r].generator for r in ids])):
+                                                  [streams[r].generator for r in ids],
+                                                  [streams[r].tail for r in ids])):
                 chosen[i] = c
         return chosen
 
     @torch.inference_mode()
     def _choose(
-        self, logits: torch.Tensor, stories: list[list[int]], s: Sampling, generators: list[torch.Generator]
+        self, logits: torch.Tensor, stories: list[list[int]], s: Sampling, generators: list[torch.Generator],
+        tails: list[TextTail],
     ) -> list[tuple[int, float, tuple[Alternative, ...]]]:
         """The next token of each row of ``logits`` (rows, V) under one Sampling, its probability, and the
         alternatives at this step: row for row what the pre-batching generator computed for one stream.
@@ -305,20 +325,21 @@ class Generator:
         rows, so it avoids any it can: the top-k serves both sampling and the alternatives when no penalty
         reorders it, and probabilities come from one logsumexp instead of a full softmax. What is left per
         row is its draw from its own generator (sampling.draw_rows) and the Python objects of its event.
+        The rules (bias, penalties, DRY, bans, XTC) are engine/chain.py's, read from ``s`` at this step.
         """
         # Rows past the tokenizer's vocabulary (vocab_size may be padded) are never valid tokens.
         logits = logits.float().cpu()[:, : self.tokenizer.n_vocab]
         penalised = logits
-        if s.repetition_penalty != 1.0:
+        if shapes_logits(s):
             recent = _recent_tokens(stories, self.model.config.block_size)  # lockstep: same length
-            penalised = apply_repetition_penalty_rows(logits, recent, s.repetition_penalty)
+            penalised = self.chain.shape(logits, recent, tails, s)
         n_alt = min(self.n_alternatives, logits.size(-1))
         top: tuple[torch.Tensor, torch.Tensor] | None = None
         if s.temperature == 0.0:
-            tokens = penalised.argmax(dim=-1).tolist()
-        else:
+            tokens = self.chain.draw(penalised, s, generators)
+        else:  # the top-k serves the alternatives too
             top = top_candidates(penalised, s)
-            tokens = draw_rows(top[0], top[1], s, generators)
+            tokens = self.chain.draw(penalised, s, generators, top=top)
         if top is not None and penalised is logits and top[0].size(-1) >= n_alt:
             alt_logits, alt_ids = top[0][:, :n_alt], top[1][:, :n_alt]
         else:

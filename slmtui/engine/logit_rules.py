@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from itertools import product
 
@@ -35,100 +34,14 @@ import numpy as np
 import torch
 
 from slmtui.core.errors import SlmError
+from slmtui.core.sampling_lists import banned_phrases_problems, logit_bias_problems
 from slmtui.engine.tokenizer import Tokenizer
 
-
-@dataclass(frozen=True)
-class RuleField:
-    """One setting of these rules: what the one table of sampling fields needs (name, default, bounds, help)."""
-
-    name: str
-    default: object
-    lo: float | None
-    hi: float | None
-    help: str
-    whole: bool = False
-    """Whether it must be a whole number."""
-
-
-RULE_FIELDS: tuple[RuleField, ...] = (
-    RuleField("dry_multiplier", 0.0, 0.0, 5.0,
-              "DRY: how hard a token that would extend a repeat is pushed down (0 = off, 0.8 the usual on)"),
-    RuleField("dry_base", 1.75, 1.0, 4.0, "DRY: how fast that push grows with each further repeated token"),
-    RuleField("dry_allowed_length", 2, 1, 20, "DRY: the longest repeat, in tokens, that goes unpunished", whole=True),
-    RuleField("dry_range", 0, 0, 100_000, "DRY: how many of the last tokens are searched for repeats (0 = all the model sees)",
-              whole=True),
-    RuleField("dry_breakers", ("\n", ":", '"', "*"), None, None,
-              "DRY: a token containing one of these ends a repeat and is never penalised"),
-    RuleField("xtc_threshold", 0.1, 0.0, 0.5, "XTC: a token at least this likely is a top choice"),
-    RuleField("xtc_probability", 0.0, 0.0, 1.0,
-              "XTC: the chance per token that every top choice but the least likely is removed (0 = off, 0.5 the usual on)"),
-    RuleField("banned_phrases", (), None, None, "Words or phrases the model never writes (any case, whole words)"),
-    RuleField("logit_bias", (), None, None, "Words pushed toward (up to +100) or away from (down to -100) the story"),
-)
-"""The settings, in the order a panel shows them. The list-valued ones are checked by the ``*_problems`` functions."""
 
 DRY_ON_MULTIPLIER = 0.8
 """The multiplier DRY's authors suggest for "on"."""
 XTC_ON_PROBABILITY = 0.5
 """XTC's usual "on" probability."""
-MAX_BREAKERS = 16
-MAX_BREAKER_CHARS = 16
-MAX_BANNED_PHRASES = 100
-MAX_PHRASE_CHARS = 80
-MAX_BIAS_ENTRIES = 100
-BIAS_LIMIT = 100.0
-"""A bias lies in [-BIAS_LIMIT, BIAS_LIMIT]; -100 all but bans a token (logits span ~20)."""
-
-
-def dry_breakers_problems(breakers: Sequence[str]) -> list[str]:
-    if len(breakers) > MAX_BREAKERS:
-        return [f"at most {MAX_BREAKERS} DRY sequence breakers, got {len(breakers)}"]
-    return [f"a DRY sequence breaker must be 1 to {MAX_BREAKER_CHARS} characters, got {b!r}"
-            for b in breakers if not isinstance(b, str) or not 0 < len(b) <= MAX_BREAKER_CHARS or not _encodes(b)]
-
-
-def banned_phrases_problems(phrases: Sequence[str]) -> list[str]:
-    if len(phrases) > MAX_BANNED_PHRASES:
-        return [f"at most {MAX_BANNED_PHRASES} banned phrases, got {len(phrases)}"]
-    return [f"a banned phrase must be 1 to {MAX_PHRASE_CHARS} characters, got {p!r}"
-            for p in phrases if not isinstance(p, str) or not 0 < len(p) <= MAX_PHRASE_CHARS or not _encodes(p)]
-
-
-def logit_bias_problems(entries: Sequence[tuple[str, float]]) -> list[str]:
-    if len(entries) > MAX_BIAS_ENTRIES:
-        return [f"at most {MAX_BIAS_ENTRIES} logit biases, got {len(entries)}"]
-    out = []
-    for entry in entries:
-        text, value = entry if isinstance(entry, (tuple, list)) and len(entry) == 2 else (None, None)
-        if not isinstance(text, str) or not 0 < len(text) <= MAX_PHRASE_CHARS or not _encodes(text):
-            out.append(f"a logit bias needs a word of 1 to {MAX_PHRASE_CHARS} characters, got {entry!r}")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not -BIAS_LIMIT <= value <= BIAS_LIMIT:
-            out.append(f"the bias of {text!r} must be a number from {-BIAS_LIMIT:g} to {BIAS_LIMIT:g}, got {value!r}")
-    return out
-
-
-def parse_bias(arg: str) -> tuple[str, float]:
-    """``TEXT=X`` (the CLI's ``--bias``) as (text, bias); the last ``=`` splits, so the text may hold one."""
-    text, sep, value = arg.rpartition("=")
-    try:
-        bias = float(value)
-    except ValueError:
-        bias = math.nan
-    if not sep or not text or not math.isfinite(bias):
-        raise SlmError(f"--bias wants TEXT=NUMBER (e.g. dragon=5), got {arg!r}")
-    problems = logit_bias_problems([(text, bias)])
-    if problems:
-        raise SlmError(problems[0])
-    return text, bias
-
-
-def _encodes(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate
-        return False
-    return True
 
 
 @lru_cache(maxsize=4)

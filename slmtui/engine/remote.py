@@ -9,7 +9,7 @@ The child (``_child_main``, started with the ``spawn`` context: never a fork of 
 torch state) loads the same model folder on the same device and builds its own ``Generator`` (its own path
 calibrations of path and thread count). The protocol, one pickled tuple a message over a ``multiprocessing`` Pipe:
 
-    parent -> child   ("stream", prompt, sampling, n, memory)   (prompt, memory: text or token ids)   ("sampling", s)   ("stop",)
+    parent -> child   ("stream", prompt, sampling, n, memory, page)   (prompt, memory: text or token ids)   ("sampling", s)   ("stop",)
                       ("path_for", n)   ("threads_for", n)       ("close",)
     child -> parent   ("ready", path)   ("tokens", [TokenEvent, ...])   ("done", after_stop)
                       ("answer", value)                              ("error", message)
@@ -275,6 +275,7 @@ class RemoteGenerator:
         n: int = 1,
         memory: str | Sequence[int] = "",
         should_stop: Callable[[], bool] | None = None,
+        page: str | None = None,
     ) -> Iterator[TokenEvent]:
         """``Generator.stream`` in the child: the same events, each with the Sampling it was drawn with.
 
@@ -285,11 +286,11 @@ class RemoteGenerator:
             raise SlmError(f"n must be at least 1, got {n}")
         source: Callable[[], Sampling] = sampling if callable(sampling) else (lambda: sampling)  # type: ignore[assignment,return-value]
         return self._stream(prompt if isinstance(prompt, str) else list(prompt), source, n,
-                            memory if isinstance(memory, str) else list(memory), should_stop)
+                            memory if isinstance(memory, str) else list(memory), should_stop, page)
 
     def _stream(
         self, prompt: str | list[int], source: Callable[[], Sampling], n: int, memory: str | list[int],
-        should_stop: Callable[[], bool] | None,
+        should_stop: Callable[[], bool] | None, page: str | None = None,
     ) -> Iterator[TokenEvent]:
         conn = self._ensure()
         with self._lock:
@@ -313,7 +314,7 @@ class RemoteGenerator:
                 current = s
 
         try:
-            conn.send(("stream", prompt, current, n, memory))
+            conn.send(("stream", prompt, current, n, memory, page))
             while True:
                 check()
                 if not conn.poll(STOP_WAIT_S if stopping else POLL_S):
@@ -434,7 +435,7 @@ def _serve(conn: Connection, generator: Any) -> None:
 
 
 def _serve_stream(conn: Connection, generator: Any, prompt: str | list[int], sampling: Sampling, n: int,
-                  memory: str | list[int]) -> bool:
+                  memory: str | list[int], page: str | None = None) -> bool:
     """One generation, its events sent in batches; False when the parent has gone (or asked to close)."""
     state = {"sampling": sampling, "stop": False, "gone": False}
     after_stop = 0
@@ -464,7 +465,7 @@ def _serve_stream(conn: Connection, generator: Any, prompt: str | list[int], sam
     batch: list[TokenEvent] = []
     last = time.monotonic()
     try:
-        for event in generator.stream(prompt, source, n=n, memory=memory, should_stop=should_stop):
+        for event in generator.stream(prompt, source, n=n, memory=memory, should_stop=should_stop, page=page):
             if state["stop"]:
                 after_stop += 1
             batch.append(event)

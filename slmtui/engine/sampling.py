@@ -5,10 +5,12 @@ fields, checked when it is made, so every value here is in bounds).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 import torch
+
+from slmtui.engine.logit_rules import apply_xtc, apply_xtc_rows
 
 if TYPE_CHECKING:  # a type only: a Sampling is handed in, never made here
     from slmtui.core.sampling import Sampling
@@ -77,21 +79,39 @@ def draw(ids: torch.Tensor, probs: torch.Tensor, generator: torch.Generator | No
     return int(ids[torch.multinomial(probs, 1, generator=generator)])
 
 
+def draw_one(values: torch.Tensor, ids: torch.Tensor, s: Sampling, generator: torch.Generator | None,
+             fires: bool = False, protect: Collection[int] = ()) -> int:
+    """One row's token from its top-k candidates: ``filter_candidates``, then XTC when ``fires`` (its chance,
+    drawn before), then the draw. What ``draw_rows`` equals row for row."""
+    ids, probs = filter_candidates(values, ids, s)
+    if fires:
+        ids, probs = apply_xtc(ids, probs, threshold=s.xtc_threshold, fires=True, protect=protect)
+    return draw(ids, probs, generator)
+
+
 def draw_rows(
-    values: torch.Tensor, ids: torch.Tensor, s: Sampling, generators: Sequence[torch.Generator]
+    values: torch.Tensor, ids: torch.Tensor, s: Sampling, generators: Sequence[torch.Generator],
+    fires: Sequence[bool] | None = None, protect: Collection[int] = (),
 ) -> list[int]:
-    """``draw(*filter_candidates(values[i], ids[i], s), generators[i])`` for every row i, most of it done
+    """``draw_one(values[i], ids[i], s, generators[i], fires[i], protect)`` for every row i, most of it done
     once for all rows: the same tokens, and every generator left in the same state.
 
     ``torch.multinomial`` draws one sample as ``argmax(p / q)`` with ``q ~ Exp(1)`` from the generator, one
     q per candidate (Gumbel-max, exponentiated; torch's own comment in Distributions.cpp), so each row only
-    draws its q from its own generator, and softmax, top-p, min-p, normalising and the argmax are (rows, k)
-    ops. tests/engine/test_sampling.py checks the equality against ``multinomial`` on random rows. A step
+    draws its q from its own generator, and softmax, top-p, min-p, normalising, XTC and the argmax are
+    (rows, k) ops. A row where XTC fired keeps candidates [start, length) renormalised (``apply_xtc_rows``,
+    bit for bit ``apply_xtc``) and draws its q for those alone, as multinomial on the kept slice would.
+    tests/engine/test_sampling.py checks the equality against ``multinomial`` on random rows. A step
     whose kept candidates are not a prefix of the sorted ones (a float tie in top-p's running sum) or not
     finite goes row by row through the functions above, which also raise what they raise.
     """
+    fired = list(fires) if fires is not None else [False] * len(generators)
+
+    def one_by_one() -> list[int]:
+        return [draw_one(values[i], ids[i], s, g, fired[i], protect) for i, g in enumerate(generators)]
+
     if len(generators) == 1:  # one row: the plain functions are as quick
-        return [draw(*filter_candidates(values[0], ids[0], s), generators[0])]
+        return one_by_one()
     probs = torch.softmax(values.float() / s.temperature, dim=-1)  # (R, k), each row as filter_candidates
     keep = torch.ones_like(probs, dtype=torch.bool)
     if s.top_p < 1.0:
@@ -102,15 +122,22 @@ def draw_rows(
     lengths = keep.sum(dim=-1)
     prefix = torch.arange(keep.size(-1)) < lengths.unsqueeze(1)
     if not torch.equal(keep, prefix):
-        return [draw(*filter_candidates(values[i], ids[i], s), g) for i, g in enumerate(generators)]
-    q = torch.full_like(probs, math.inf)  # dropped candidates: p / inf = 0, never the argmax
+        return one_by_one()
     sums = torch.empty(len(generators))
-    for i, (length, g) in enumerate(zip(lengths.tolist(), generators)):
+    length_list = lengths.tolist()
+    for i, length in enumerate(length_list):
         torch.sum(probs[i, :length], dim=0, out=sums[i])  # filter_candidates' sum: same values, same length
-        q[i, :length].exponential_(generator=g)
     if not math.isfinite(float(sums.sum())):  # NaN logits: multinomial's own error (the draws are void)
-        return [draw(*filter_candidates(values[i], ids[i], s), g) for i, g in enumerate(generators)]
-    pick = torch.argmax(probs / sums.unsqueeze(1) / q, dim=-1, keepdim=True)
+        return one_by_one()
+    normal = probs / sums.unsqueeze(1)  # each row's kept candidates as filter_candidates returns them
+    starts = [0] * len(generators)
+    if any(fired):
+        normal, starts = apply_xtc_rows(ids, normal, length_list, threshold=s.xtc_threshold, fires=fired,
+                                        protect=protect)
+    q = torch.full_like(probs, math.inf)  # dropped candidates: p / inf = 0, never the argmax
+    for i, (start, length, g) in enumerate(zip(starts, length_list, generators)):
+        q[i, start:length].exponential_(generator=g)
+    pick = torch.argmax(normal / q, dim=-1, keepdim=True)
     return ids.gather(1, pick).squeeze(1).tolist()
 
 

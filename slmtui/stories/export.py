@@ -9,6 +9,7 @@ from pathlib import Path
 from slmtui.core import paths
 from slmtui.core.atomic import write_regular_file
 from slmtui.core.errors import SlmError
+from slmtui.core.sampling_record import describe_record
 from slmtui.stories.records import EXPORT_FORMATS
 from slmtui.stories.store import StoryStore
 
@@ -35,7 +36,7 @@ def export_markdown(store: StoryStore, story_id: int) -> str:
     samplings: list[str] = []
     for p in path:
         if p.author == "model" and p.sampling:
-            note = ", ".join(f"{k} {v}" for k, v in p.sampling.items())
+            note = describe_record(p.sampling)
             if note not in samplings:
                 samplings.append(note)
     note = f"model `{story.model}`" if story.model else "model unknown"

@@ -378,6 +378,15 @@ class StoryStore:
                 c.execute("UPDATE stories SET updated = ? WHERE id = (SELECT story_id FROM passages WHERE id = ?)",
                           (now, next(iter(chunks))))
 
+    def set_samplings(self, records: dict[int, dict[str, Any]]) -> None:
+        """Replace the sampling records of passages being written (what drew their tokens so far, with each
+        change mid-passage: core/sampling_record.py), in one commit."""
+        with self._tx(write=True) as c:
+            for passage_id, record in records.items():
+                cur = c.execute("UPDATE passages SET sampling = ? WHERE id = ?", (json.dumps(record), passage_id))
+                if cur.rowcount == 0:
+                    raise SlmError(f"no passage with id {passage_id}")
+
     def edit_passage(self, passage_id: int, text: str) -> Passage:
         """The user rewrote a passage: the new text becomes a new sibling after it, made current; the original,
         its tokens and everything below it stay as they were (an edit is a branch, never an overwrite). The new

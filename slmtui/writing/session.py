@@ -395,7 +395,8 @@ class WritingSession:
         before = self.store.story_text(story.id, parent_id) if parent_id is not None else ""
         prompt = before + text
         ctx = self._build_context(prompt)  # the one builder: memory, lore, the story's tail, the note
-        job = StreamJob(ids, ctx.prompt, memory=ctx.prefix, seed=seed, starts=(len(text),) * n)
+        job = StreamJob(ids, ctx.prompt, memory=ctx.prefix, seed=seed, starts=(len(text),) * n, page=prompt,
+                        first_token=len(self.tokens[ids[0]]))
         self._reload()
         self._window = StreamWindow(self.model.tokenizer, prompt, passage_start=len(before),
                                     first_mark=len(self.tokens[ids[0]]), block_size=self.model.block_size,

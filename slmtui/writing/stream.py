@@ -19,9 +19,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from slmtui.engine.generate import Alternative, TokenEvent
 from slmtui.core.errors import SlmError
 from slmtui.core.sampling import Sampling
+from slmtui.core.sampling_record import sampling_record
+from slmtui.engine.generate import Alternative, TokenEvent
 from slmtui.stories.tokens import pack_token, unpack_tokens
 
 SAVE_EVERY_S = 0.5
@@ -54,13 +55,16 @@ class Streamer(Protocol):
     """What a job streams from: ``Generator``, or ``RemoteGenerator`` (the same, in a child process)."""
 
     def stream(self, prompt: str | list[int], sampling: Callable[[], Sampling], *, n: int = 1,
-               memory: str | list[int] = "", should_stop: Callable[[], bool] | None = None) -> Iterator[TokenEvent]: ...
+               memory: str | list[int] = "", should_stop: Callable[[], bool] | None = None,
+               page: str | None = None) -> Iterator[TokenEvent]: ...
 
 
 class TextSink(Protocol):
     """Where the streamed text is saved: ``StoryStore`` is one."""
 
     def append_texts(self, chunks: dict[int, tuple[str, str]]) -> None: ...
+
+    def set_samplings(self, records: dict[int, dict[str, object]]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,12 @@ class StreamJob:
     starts: tuple[int, ...] = ()
     """Length of each passage's text before the stream (a branch from a token starts with some): where the
     token marks begin. Empty: all 0."""
+    page: str | None = None
+    """The text the passages follow, for the banned phrases (the engine's ``stream(page=...)``): the prompt
+    may hold more (an author's note woven in)."""
+    first_token: int = 0
+    """How many tokens each passage holds before the stream's (a branch from a token keeps some): where the
+    sampling record counts the stream's tokens from."""
     started: float = field(default_factory=time.perf_counter)
     produced: int = 0
     """Tokens the engine has made so far, all streams together (the UI may not have drawn them all yet)."""
@@ -97,6 +107,9 @@ class StreamJob:
     samplings: list[Sampling] = field(default_factory=list)
     """The sampling each produced token was drawn with, in order (tests read it; so could a status line): the
     event's own when it carries one (a child process reads the panel's changes a few tokens late)."""
+    runs: list[list[tuple[int, dict[str, object]]]] = field(default_factory=list)
+    """Per stream, the settings its tokens were drawn with: (first token, ``to_dict`` with the stream's seed),
+    one entry per change. Saved as each passage's sampling record (core/sampling_record.py)."""
     stopped_at: int | None = None
     """``produced`` when the user asked to stop: at most one token per stream may follow it."""
     done: bool = False
@@ -116,6 +129,7 @@ class StreamJob:
 
     def __post_init__(self) -> None:
         self.produced_by = [0] * self.n
+        self.runs = [[] for _ in range(self.n)]
         if not self.starts:
             self.starts = (0,) * self.n
 
@@ -165,12 +179,34 @@ class StreamJob:
 
         offsets = list(self.starts)
         unsaved: dict[int, tuple[list[str], list[str]]] = {}
+        changed: set[int] = set()  # the streams whose sampling record is not saved yet
+        drawn_with: list[tuple[Sampling, int] | None] = [None] * self.n  # the last (sampling, seed) recorded
         last_save = time.monotonic()
-        events = generator.stream(self.prompt, source, n=self.n, memory=self.memory, should_stop=stop)
+        kwargs = {"page": self.page} if self.page is not None else {}
+        events = generator.stream(self.prompt, source, n=self.n, memory=self.memory, should_stop=stop, **kwargs)
+
+        def record(i: int, s: Sampling, seed: int) -> None:
+            """Note the settings of stream i's next token when they differ from its last token's."""
+            last = drawn_with[i]
+            if last is not None and last[0] is s and last[1] == seed:
+                return  # the same object: the usual case, checked without building a dict
+            drawn_with[i] = (s, seed)
+            values = {**s.to_dict(), "seed": seed}
+            runs = self.runs[i]
+            if not runs or runs[-1][1] != values:
+                runs.append((self.first_token + self.produced_by[i], values))
+                changed.add(i)
 
         def save() -> None:
             # A refused save stops the stream (nothing more would reach the disk) and keeps the text in memory:
             # a write that fails is said, never swallowed (issue 23).
+            if changed and self.save_error is None:
+                try:
+                    sink.set_samplings({self.passage_ids[i]: sampling_record(self.runs[i]) for i in sorted(changed)})
+                    changed.clear()
+                except SlmError as e:
+                    self.save_error = e
+                    self.cancelled.set()
             if not unsaved:
                 return
             chunks = {self.passage_ids[i]: ("".join(t), "".join(k)) for i, (t, k) in unsaved.items()}
@@ -192,9 +228,11 @@ class StreamJob:
                 start = offsets[i]
                 offsets[i] = start + len(event.text)
                 mark = TokenMark(start, offsets[i], event.token_id, event.prob, event.alternatives)
+                drawn = event.sampling if event.sampling is not None else current[0]
+                record(i, drawn, event.seed)
                 with self._lock:
                     self._pending.append(StreamToken(i, event, mark))
-                    self.samplings.append(event.sampling if event.sampling is not None else current[0])
+                    self.samplings.append(drawn)
                     self.produced += 1
                     self.produced_by[i] += 1
                 texts, packed = unsaved.setdefault(i, ([], []))

@@ -25,7 +25,7 @@ def test_exports(store: StoryStore) -> None:
     assert export_text(store, s) == "It was dark.\n\n# Then the rain came_down."
     md = export_markdown(store, s)
     assert md.startswith("# The \\*Storm\\*\n")
-    assert "model `tiny`" in md and "top_k 40" in md
+    assert "model `tiny`" in md and "sampling: k 40" in md
     assert "**It was dark.**\n\n**\\# Then** the rain came\\_down." in md
     assert "Lost" not in md
 

@@ -114,9 +114,9 @@ def test_the_app_the_candidates_and_generate_give_the_model_the_same_context(
     seen: list[tuple[list[int], list[int], int]] = []
     real = Generator.stream
 
-    def recording(self, prompt, sampling, *, n=1, memory="", should_stop=None):  # type: ignore[no-untyped-def]
+    def recording(self, prompt, sampling, *, n=1, memory="", should_stop=None, page=None):  # type: ignore[no-untyped-def]
         seen.append((list(prompt), list(memory), n))
-        return real(self, prompt, sampling, n=n, memory=memory, should_stop=should_stop)
+        return real(self, prompt, sampling, n=n, memory=memory, should_stop=should_stop, page=page)
 
     monkeypatch.setattr(Generator, "stream", recording)
     memory, note = "A village tale.", "Tone: gentle."

@@ -452,3 +452,26 @@ def test_enter_after_the_story_was_deleted_elsewhere_keeps_the_line(session: Wri
     assert session.problem is not None and "deleted in another window" in session.problem
     assert store.story_text(session.story.id).startswith(before + " The typed line.")
     assert store.lore(session.story.id) == book, "the lorebook is kept with the rest"
+
+
+def test_a_change_mid_passage_is_in_the_passages_record(session: WritingSession, generator: GatedGenerator,
+                                                         store: StoryStore) -> None:
+    """Issue 24 item 4: temperature 0 set while a passage streams is saved with the passage, from the token it
+    applied to (it used to be saved as the old "t 0.8"); the passage reopened says so."""
+    session.sampling = Sampling(max_new_tokens=12, seed=3, temperature=0.8)
+    generator.hold = True
+    job = session.send("Hi")
+    assert job is not None
+    let_through(generator, job, 4)
+    session.sampling = Sampling(max_new_tokens=12, seed=3, temperature=0.0)
+    generator.hold = False
+    for _ in range(20):
+        generator.gate.release()
+    finish(session)
+    record = store.get_passage(job.passage_id).sampling
+    assert record is not None and record["temperature"] == 0.8
+    changes = record["changes"]
+    assert len(changes) == 1 and changes[0]["temperature"] == 0.0 and set(changes[0]) == {"from_token", "temperature"}
+    # The change reached the engine before the 5th or 6th token (one may be drawn while the gate held it).
+    assert changes[0]["from_token"] in (4, 5, 6)
+    assert [s.temperature for s in job.samplings].index(0.0) == changes[0]["from_token"]

@@ -33,6 +33,7 @@ from textual.widgets import Footer, Header
 from slmtui.core.sampling import Sampling
 from slmtui.core.sentences import FINISH_SENTENCE_ON
 from slmtui.stories.records import Bookmark
+from slmtui.core.sampling_record import describe_record
 from slmtui.core.errors import SlmError
 from slmtui.format import plural
 from slmtui.stories.records import EXPORT_FORMATS
@@ -422,9 +423,7 @@ class WriterScreen(Screen[None]):
         model = p.model or (session.story.model if session.story else None) or "?"
         parts = ["you" if p.author == "user" else f"model {model}"]
         if p.sampling:
-            s = p.sampling
-            short = (("temperature", "t"), ("top_k", "k"), ("top_p", "p"), ("seed", "seed"))
-            parts.append(" ".join(f"{name} {s[k]}" for k, name in short if s.get(k) is not None))
+            parts.append(describe_record(p.sampling))  # every change mid-passage too, from the token it applied to
         prob = session.mean_prob(p.id)
         if prob is not None:
             parts.append(f"{plural(len(session.marks(p.id)), 'token')}, p̄ {prob:.2f}")

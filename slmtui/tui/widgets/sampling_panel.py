@@ -17,10 +17,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import var
-from textual.widgets import Input, Label, Select, Static
+from textual.widgets import Collapsible, Input, Label, Select, Static
 
 from slmtui.core.errors import SlmError
 from slmtui.core.sampling import BUILTIN_PRESETS, PRESET_FIELDS, SETTING_FIELDS, Sampling, SamplingField
+from slmtui.core.sampling_lists import format_bias, format_list, parse_bias, parse_list
 from slmtui.tui.messages import ChoicesChosen, PresetSaved
 from slmtui.writing import MAX_CHOICES
 from slmtui.tui.modals import AskScreen
@@ -29,15 +30,21 @@ CHOICES_HINT = f"1–{MAX_CHOICES} continuations written side by side · pick on
 
 
 def format_value(value: object) -> str:
+    """A value as its box shows it; a list as ``a, b`` (``core.sampling_lists.format_list``), a bias ``word=X``."""
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, tuple):
+        return format_list([format_bias(v) if isinstance(v, tuple) else v for v in value])
     return str(value)
 
 
 def parse_value(field: SamplingField, text: str) -> object:
     """The field's text as a value, or SlmError in words (its bounds are Sampling's to check)."""
+    if field.many:  # a list, comma between; a bias TEXT=X (its bounds are checked here, in the same words)
+        items = parse_list(text)
+        return tuple(parse_bias(item) for item in items) if field.pairs else items
     text = text.strip()
     if not text:
         if field.optional:
@@ -48,6 +55,20 @@ def parse_value(field: SamplingField, text: str) -> object:
     except ValueError:
         kind = "a whole number" if field.kind is int else "a number"
         raise SlmError(f"{field.label} must be {kind}, not {text!r}") from None
+
+
+def rules_title(s: Sampling) -> str:
+    """The rules fold's title: which of DRY, XTC, bans and biases are on, so a folded panel still says."""
+    on = []
+    if s.dry_multiplier:
+        on.append(f"dry {s.dry_multiplier:g}")
+    if s.xtc_probability:
+        on.append(f"xtc {s.xtc_probability:g}")
+    if s.banned_phrases:
+        on.append(f"{len(s.banned_phrases)} banned")
+    if s.logit_bias:
+        on.append(f"{len(s.logit_bias)} biased")
+    return "rules: " + (" · ".join(on) if on else "DRY, XTC, bans off")
 
 
 def apply_preset(sampling: Sampling, values: dict[str, Any]) -> Sampling:
@@ -77,21 +98,29 @@ class SamplingPanel(Vertical):
             yield Label("preset", classes="sampling-label")
             yield Select[str]([], prompt="custom", compact=True, id="sampling-preset")
         for field in SETTING_FIELDS:
-            with Horizontal(classes="sampling-row"):
-                yield Label(field.label, classes="sampling-label")
-                yield Input(
-                    format_value(getattr(self.sampling, field.name)),
-                    compact=True,
-                    id=f"sampling-{field.name}",
-                    classes="sampling-input",
-                    tooltip=field.panel_hint,
-                    select_on_focus=True,
-                )
+            if not field.group:
+                yield from self._row(field)
+        with Collapsible(title=rules_title(self.sampling), collapsed=True, id="sampling-rules"):
+            for field in SETTING_FIELDS:
+                if field.group == "rules":
+                    yield from self._row(field)
         with Horizontal(classes="sampling-row"):
             yield Label("choices", classes="sampling-label")
             yield Input(str(self.choices), compact=True, id="sampling-choices", classes="sampling-choices",
                         tooltip=CHOICES_HINT, select_on_focus=True)
         yield Static("Enter applies · Tab moves", id="sampling-hint")
+
+    def _row(self, field: SamplingField) -> ComposeResult:
+        with Horizontal(classes="sampling-row"):
+            yield Label(field.label, classes="sampling-label")
+            yield Input(
+                format_value(getattr(self.sampling, field.name)),
+                compact=True,
+                id=f"sampling-{field.name}",
+                classes="sampling-input",
+                tooltip=field.panel_hint,
+                select_on_focus=True,
+            )
 
     def on_mount(self) -> None:
         self.border_title = "Sampling"
@@ -106,6 +135,7 @@ class SamplingPanel(Vertical):
             box = self.query_one(f"#sampling-{field.name}", Input)
             box.value = format_value(getattr(sampling, field.name))
             box.remove_class("-invalid")
+        self.query_one("#sampling-rules", Collapsible).title = rules_title(sampling)
         self._show_matching_preset()
 
     def watch_choices(self, n: int) -> None:
