@@ -36,11 +36,19 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from slmtui.engine.calibration_store import (
+    CalibrationStore,
+    machine_key,
+    model_key,
+    usable,
+    when,
+)
 from slmtui.engine.model import GPT
 
 EXACT = "exact"
@@ -203,12 +211,29 @@ class PathChoice:
     batch_size: int
     ms_per_step: dict[str, float]
     """Best observed decode step, per candidate that built and ran."""
+    measured_at: float | None = None
+    """When the calibration ran, for one kept on disk (calibration_store); None: in this process."""
 
     @property
     def reason(self) -> str:
         ranked = sorted(self.ms_per_step.items(), key=lambda kv: kv[1])
         figures = ", ".join(f"{n} {ms:.2f} ms" for n, ms in ranked)
-        return f"fastest decode step at batch {self.batch_size} in a calibration at load: {figures}"
+        source = "at load" if self.measured_at is None else f"kept from {when(self.measured_at)}"
+        return f"fastest decode step at batch {self.batch_size} in a calibration {source}: {figures}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "ms_per_step": {n: ms for n, ms in self.ms_per_step.items() if usable(ms)}}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any], batch_size: int, measured_at: float,
+                  names: tuple[str, ...]) -> PathChoice | None:
+        """The choice kept on disk, or None when it names a path not among ``names`` or is malformed."""
+        name, ms = value.get("name"), value.get("ms_per_step")
+        if name not in names or not isinstance(ms, dict):
+            return None
+        if not all(isinstance(k, str) and isinstance(v, (int, float)) for k, v in ms.items()):
+            return None
+        return cls(name, batch_size, {k: float(v) for k, v in ms.items()}, measured_at)
 
 
 _CHOICES: dict[tuple[object, ...], PathChoice] = {}
@@ -254,9 +279,11 @@ seed gives) from flipping between two near-equal paths from one calibration to t
 
 
 def choose_path(
-    model: GPT, *, batch_size: int = 1, candidates: tuple[str, ...] | None = None, rounds: int = 3, steps: int = 3
+    model: GPT, *, batch_size: int = 1, candidates: tuple[str, ...] | None = None, rounds: int = 3, steps: int = 3,
+    store: CalibrationStore | None = None,
 ) -> PathChoice:
-    """The fastest candidate for this model's shape at ``batch_size``, measured once per process.
+    """The fastest candidate for this model's shape at ``batch_size``, measured once per process, and once
+    per machine with a ``store`` (the choice kept there is taken without timing anything).
 
     Candidates are timed in interleaved rounds (a busy spell on a shared machine hurts all alike), the
     best step of each counts, and after the first round any candidate slower than twice the best leaves.
@@ -271,6 +298,13 @@ def choose_path(
     names = candidates or tuple(CANDIDATES)
     if next(model.parameters()).device.type != "cpu":
         names = tuple(n for n in names if n in (EXACT, "bf16"))  # the CPU kernels (fbgemm, mv) stay on CPUs
+    stored = None if store is None else _store_key(model, batch_size, names)
+    if store is not None and stored is not None:
+        kept = store.get(stored)
+        choice = None if kept is None else PathChoice.from_json(kept[0], batch_size, kept[1], names)
+        if choice is not None:
+            _CHOICES[key] = choice
+            return choice
     timers: dict[str, StepTimer] = {}
     for name in names:
         try:
@@ -290,4 +324,13 @@ def choose_path(
     winner = min(lossy, key=lambda n: best[n]) if lossy else exact
     choice = PathChoice(winner, batch_size, {n: 1000 * s for n, s in best.items()})
     _CHOICES[key] = choice
+    if store is not None and stored is not None:
+        store.put(stored, choice.to_json())
     return choice
+
+
+def _store_key(model: GPT, batch_size: int, names: tuple[str, ...]) -> str:
+    """What a path choice kept on disk is valid for: this CPU and torch, the model's shape, the batch size,
+    the thread count it was timed on and the candidates it chose among."""
+    return (f"path/{machine_key()}/{model_key(model)}/batch {batch_size}/threads {torch.get_num_threads()}/"
+            f"{','.join(names)}")

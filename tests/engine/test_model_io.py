@@ -314,3 +314,37 @@ def test_an_asked_for_replacement_still_works(tiny_model: GPT, byte_tokenizer: T
         save_model_dir(tiny_model_dir, tiny_model, byte_tokenizer, training={"step": 8})
     assert_unchanged(before, snapshot(tiny_model_dir))
     assert read_model_info(tiny_model_dir).training == {"step": 7}
+
+
+def test_loading_computes_no_random_initialisation_and_leaves_no_meta_tensor(tiny_model_dir: Path) -> None:
+    """The model is built on the meta device and the file's tensors assigned: the global RNG is not drawn
+    from (a random init of weights about to be overwritten draws from it), and every tensor is real."""
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    model = load_model_dir(tiny_model_dir).model
+    assert torch.equal(torch.rand(3), expected), "the load drew random numbers: a full initialisation ran"
+    assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
+    assert all(p.dtype == torch.float32 and p.requires_grad for p in model.parameters())
+
+
+def test_loading_runs_on_one_thread_and_gives_the_callers_setting_back(tiny_model_dir: Path) -> None:
+    saved = torch.get_num_threads()
+    seen: list[int] = []
+    real_sum = torch.Tensor.sum
+    try:
+        torch.set_num_threads(2)
+
+        def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append(torch.get_num_threads())
+            return real_sum(self, *args, **kwargs)
+
+        torch.Tensor.sum = spy  # type: ignore[method-assign]
+        try:
+            load_model_dir(tiny_model_dir)
+        finally:
+            torch.Tensor.sum = real_sum  # type: ignore[method-assign]
+        assert seen and set(seen) == {1}, "the finiteness sums ran on one thread"
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(saved)
