@@ -181,6 +181,17 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
+def _is_meta(device: Device) -> bool:
+    return device is not None and torch.device(device).type == "meta"
+
+
+def _embedding(n: int, dim: int, device: Device) -> nn.Embedding:
+    """An embedding table; on the meta device without its random init (see GPT.__init__)."""
+    if _is_meta(device):
+        return nn.Embedding(n, dim, _weight=torch.empty(n, dim, device=device))
+    return nn.Embedding(n, dim, device=device)
+
+
 class GPT(nn.Module):
     def __init__(self, config: GPTConfig, *, device: Device = None) -> None:
         """``device="meta"``: every parameter a shape without storage (load_model_dir assigns the weights)."""
@@ -188,9 +199,9 @@ class GPT(nn.Module):
         self.config = config
         # Modules in the original order (wte, wpe, drop, h, ln_f): initialisation draws from the RNG in
         # this order, so a seed gives an old-style model exactly the weights it always did.
-        modules: dict[str, nn.Module] = dict(wte=nn.Embedding(config.vocab_size, config.n_embd, device=device))
+        modules: dict[str, nn.Module] = dict(wte=_embedding(config.vocab_size, config.n_embd, device))
         if config.pos_emb == "learned":
-            modules["wpe"] = nn.Embedding(config.block_size, config.n_embd, device=device)
+            modules["wpe"] = _embedding(config.block_size, config.n_embd, device)
         modules.update(drop=nn.Dropout(config.dropout), h=nn.ModuleList([Block(config, device) for _ in range(config.n_layer)]),
                        ln_f=make_norm(config, device=device))
         self.transformer = nn.ModuleDict(modules)
@@ -209,6 +220,8 @@ class GPT(nn.Module):
         if config.tie_embeddings:
             # Weight tying (Press & Wolf 2017): one matrix embeds tokens and scores them.
             self.lm_head.weight = self.transformer.wte.weight
+        if _is_meta(device):
+            return  # shapes only: torch's normal_ on the meta device imports its compiler stack (1.8 s)
         self.apply(self._init_weights)
         # GPT-2's scaled init of the residual projections keeps the residual stream's variance flat with depth.
         for name, p in self.named_parameters():

@@ -348,3 +348,14 @@ def test_loading_runs_on_one_thread_and_gives_the_callers_setting_back(tiny_mode
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(saved)
+
+
+def test_loading_does_not_import_torchs_compiler_stack(tiny_model_dir: Path) -> None:
+    """torch._dynamo costs ~2 s of start-up; a meta-device init (normal_, or nn.Embedding's own) imports it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from slmtui.engine.model_io import load_model_dir; "
+            f"load_model_dir(Path({str(tiny_model_dir)!r})); print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False"
