@@ -23,6 +23,7 @@ import torch
 from slmtui.core.errors import SlmError
 from slmtui.core.seeds import torch_seed
 from slmtui.core.sentences import ends_sentence
+from slmtui.engine.calibration_store import CalibrationStore
 from slmtui.engine.decode_paths import EXACT, PathChoice, build_path, choose_path
 from slmtui.engine.decoder import Decoder
 from slmtui.engine.model import GPT
@@ -104,12 +105,14 @@ class Generator:
         n_alternatives: int = 5,
         num_threads: ThreadCount = AUTO,
         path: str | None = None,
+        keep_calibration: bool = True,
     ) -> None:
         """``path`` names a decoding path (slmtui.engine.decode_paths.CANDIDATES); None measures which is
         fastest here, at load for one stream and on first use for N; "exact" is the model as trained.
         ``num_threads`` is the intra-op thread count while decoding: AUTO measures it per batch size on
         the path chosen (engine.threads: 1 thread, then more while clearly faster), a number sets it,
-        None leaves torch's setting alone.
+        None leaves torch's setting alone. ``keep_calibration``: take both choices from, and keep them in,
+        the cache folder (engine.calibration_store), so they are measured once per machine and model shape.
         """
         if tokenizer.n_vocab > model.config.vocab_size:
             raise SlmError(
@@ -121,6 +124,7 @@ class Generator:
         self.num_threads = num_threads
         """Intra-op CPU threads while this generator works (AUTO: measured; None: torch's setting)."""
         self.path = path
+        self.store = CalibrationStore.default() if keep_calibration else None
         self.choices: dict[int, PathChoice] = {}
         """The calibrations behind the automatic choice, by batch size (empty when a path was named)."""
         self.thread_choices: dict[int, ThreadChoice] = {}
@@ -142,7 +146,7 @@ class Generator:
         # took 500-700 ms against ~100 on 1 (measured with the app's default of 2).
         with threads_context(self._base_threads()):
             if n not in self.choices:
-                self.choices[n] = choose_path(self.model, batch_size=n)
+                self.choices[n] = choose_path(self.model, batch_size=n, store=self.store)
             name = self.choices[n].name
             if name not in self._views:
                 self._views[name] = build_path(self.model, name)
@@ -160,7 +164,8 @@ class Generator:
             p = next(self.model.parameters())
             key = (name, type(self.model).__qualname__, self.model.config, p.dtype)
             with threads_context(DECODE_THREADS):  # what it does not time runs as the paths were timed
-                self.thread_choices[n] = choose_threads(self._views[name], batch_size=n, key=key)
+                self.thread_choices[n] = choose_threads(self._views[name], batch_size=n, key=key,
+                                                           store=self.store)
         return self.thread_choices[n].threads
 
     def _base_threads(self) -> int | None:

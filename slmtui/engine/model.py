@@ -62,12 +62,17 @@ class KVCache:
         return out
 
 
-def make_norm(config: GPTConfig, size: int | None = None) -> nn.Module:
+Device = torch.device | str | None
+"""Where a module's parameters are made: None is torch's default; "meta" gives shapes without values, for a
+model whose weights are about to be loaded (model_io): no initialisation is computed only to be overwritten."""
+
+
+def make_norm(config: GPTConfig, size: int | None = None, device: Device = None) -> nn.Module:
     """The block's normalisation: LayerNorm (bias as config.bias) or RMSNorm (a gain only)."""
     size = size or config.n_embd
     if config.norm == "rmsnorm":
-        return nn.RMSNorm(size)
-    return nn.LayerNorm(size, bias=config.bias)
+        return nn.RMSNorm(size, device=device)
+    return nn.LayerNorm(size, bias=config.bias, device=device)
 
 
 Rope = tuple[torch.Tensor, torch.Tensor]
@@ -93,17 +98,17 @@ def apply_rotary(x: torch.Tensor, rope: Rope) -> torch.Tensor:
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, config: GPTConfig) -> None:
+    def __init__(self, config: GPTConfig, device: Device = None) -> None:
         super().__init__()
         self.n_head = config.n_head
         self.n_embd = config.n_embd
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias, device=device)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias, device=device)
         self.dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
         hs = config.n_embd // config.n_head
-        self.q_norm = nn.RMSNorm(hs) if config.qk_norm else None
-        self.k_norm = nn.RMSNorm(hs) if config.qk_norm else None
+        self.q_norm = nn.RMSNorm(hs, device=device) if config.qk_norm else None
+        self.k_norm = nn.RMSNorm(hs, device=device) if config.qk_norm else None
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0, rope: Rope | None = None) -> torch.Tensor:
         """rope: the angles of the absolute positions of x's tokens (with a cache: cache.length onward)."""
@@ -150,11 +155,11 @@ class ReLU2(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, config: GPTConfig) -> None:
+    def __init__(self, config: GPTConfig, device: Device = None) -> None:
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias, device=device)
         self.gelu = ReLU2() if config.mlp == "relu2" else nn.GELU()  # the attribute keeps nanoGPT's name
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias, device=device)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -164,45 +169,59 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
 
-    def __init__(self, config: GPTConfig) -> None:
+    def __init__(self, config: GPTConfig, device: Device = None) -> None:
         super().__init__()
-        self.ln_1 = make_norm(config)
-        self.attn = CausalSelfAttention(config)
-        self.ln_2 = make_norm(config)
-        self.mlp = MLP(config)
+        self.ln_1 = make_norm(config, device=device)
+        self.attn = CausalSelfAttention(config, device)
+        self.ln_2 = make_norm(config, device=device)
+        self.mlp = MLP(config, device)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0, rope: Rope | None = None) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), cache, layer, rope)
         return x + self.mlp(self.ln_2(x))
 
 
+def _is_meta(device: Device) -> bool:
+    return device is not None and torch.device(device).type == "meta"
+
+
+def _embedding(n: int, dim: int, device: Device) -> nn.Embedding:
+    """An embedding table; on the meta device without its random init (see GPT.__init__)."""
+    if _is_meta(device):
+        return nn.Embedding(n, dim, _weight=torch.empty(n, dim, device=device))
+    return nn.Embedding(n, dim, device=device)
+
+
 class GPT(nn.Module):
-    def __init__(self, config: GPTConfig) -> None:
+    def __init__(self, config: GPTConfig, *, device: Device = None) -> None:
+        """``device="meta"``: every parameter a shape without storage (load_model_dir assigns the weights)."""
         super().__init__()
         self.config = config
         # Modules in the original order (wte, wpe, drop, h, ln_f): initialisation draws from the RNG in
         # this order, so a seed gives an old-style model exactly the weights it always did.
-        modules: dict[str, nn.Module] = dict(wte=nn.Embedding(config.vocab_size, config.n_embd))
+        modules: dict[str, nn.Module] = dict(wte=_embedding(config.vocab_size, config.n_embd, device))
         if config.pos_emb == "learned":
-            modules["wpe"] = nn.Embedding(config.block_size, config.n_embd)
-        modules.update(drop=nn.Dropout(config.dropout), h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-                       ln_f=make_norm(config))
+            modules["wpe"] = _embedding(config.block_size, config.n_embd, device)
+        modules.update(drop=nn.Dropout(config.dropout), h=nn.ModuleList([Block(config, device) for _ in range(config.n_layer)]),
+                       ln_f=make_norm(config, device=device))
         self.transformer = nn.ModuleDict(modules)
         if config.pos_emb == "rope":
             # Not persistent: computed from the config, so the weights file holds no copy of them.
             cos, sin = rotary_tables(config)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False, device=device)
         # Scalars outside transformer.h, so Muon leaves them to AdamW (without weight decay: they are 1-D).
         if config.unet_skips:
-            self.skip_weights = nn.Parameter(torch.ones(config.n_layer // 2))
+            self.skip_weights = nn.Parameter(torch.ones(config.n_layer // 2, device=device))
         if config.embed_skips:
-            self.stream_lambdas = nn.Parameter(torch.ones(config.n_layer))  # lambda_0: the stream, as it is
-            self.embed_lambdas = nn.Parameter(torch.zeros(config.n_layer))  # lambda_1: none of the embedding yet
+            self.stream_lambdas = nn.Parameter(torch.ones(config.n_layer, device=device))  # lambda_0: the stream, as it is
+            self.embed_lambdas = nn.Parameter(torch.zeros(config.n_layer, device=device))  # lambda_1: none of the embedding yet
         if config.tie_embeddings:
             # Weight tying (Press & Wolf 2017): one matrix embeds tokens and scores them.
             self.lm_head.weight = self.transformer.wte.weight
+        if _is_meta(device):
+            return  # shapes only: torch's normal_ on the meta device imports its compiler stack (1.8 s)
         self.apply(self._init_weights)
         # GPT-2's scaled init of the residual projections keeps the residual stream's variance flat with depth.
         for name, p in self.named_parameters():

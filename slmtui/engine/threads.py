@@ -10,14 +10,16 @@ batch size is first used, and keeps the fastest, with a margin that favours fewe
 
 from __future__ import annotations
 
+import hashlib
 import os
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
+from slmtui.engine.calibration_store import CalibrationStore, machine_key, usable, when
 from slmtui.engine.decode_paths import StepTimer
 from slmtui.engine.model import GPT
 
@@ -85,6 +87,26 @@ class ThreadChoice:
     gave_up: tuple[int, ...] = ()
     """Thread counts that fell so far behind that their timing stopped: on the probe of one op (no step
     timed, so none in ms_per_step) or after a few steps (their median is of those)."""
+    measured_at: float | None = None
+    """When the calibration ran, for one kept on disk (calibration_store); None: in this process."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"threads": self.threads, "gave_up": list(self.gave_up),
+                "ms_per_step": {str(n): ms for n, ms in self.ms_per_step.items() if usable(ms)}}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any], batch_size: int, measured_at: float, cores: int) -> ThreadChoice | None:
+        """The choice kept on disk, or None when it is malformed or names more threads than ``cores``."""
+        threads, gave_up, ms = value.get("threads"), value.get("gave_up"), value.get("ms_per_step")
+        if type(threads) is not int or not 1 <= threads <= cores:
+            return None
+        if not isinstance(gave_up, list) or not all(type(n) is int for n in gave_up) or not isinstance(ms, dict):
+            return None
+        try:
+            times = {int(n): float(v) for n, v in ms.items()}
+        except (TypeError, ValueError):
+            return None
+        return cls(threads, batch_size, times, tuple(gave_up), measured_at)
 
     @property
     def reason(self) -> str:
@@ -97,18 +119,21 @@ class ThreadChoice:
         probed = [str(n) for n in self.gave_up if n not in self.ms_per_step]
         if probed:
             figures.append(f"{', '.join(probed)} thread(s) gave up: over {GIVE_UP:g}x slower on the LM head alone")
-        return f"median decode step at batch {self.batch_size}: {', '.join(figures)}"
+        kept = "" if self.measured_at is None else f" (a calibration kept from {when(self.measured_at)})"
+        return f"median decode step at batch {self.batch_size}{kept}: {', '.join(figures)}"
 
 
 _CHOICES: dict[tuple[object, ...], ThreadChoice] = {}
 
 
 def choose_threads(
-    model: GPT, *, batch_size: int = 1, key: object = None, rounds: int = 4, steps: int = 5
+    model: GPT, *, batch_size: int = 1, key: object = None, rounds: int = 4, steps: int = 5,
+    store: CalibrationStore | None = None,
 ) -> ThreadChoice:
     """The fastest intra-op thread count for ``model`` (a decoding path's view) at ``batch_size``.
 
-    Measured once per process for each ``key`` (name the path and the model's shape in it) and batch size.
+    Measured once per process for each ``key`` (name the path and the model's shape in it) and batch size,
+    and with a ``store`` once per machine (the key's repr names the entry: it must not hold an address).
     Thread counts are timed in interleaved rounds, so a busy spell hurts all alike, and the *median* step
     counts, not the best: on a busy machine a two-thread step is fast whenever both cores happen to be
     free and stalls whenever one is not, and the median is what a stream of tokens gets.
@@ -124,6 +149,15 @@ def choose_threads(
         choice = ThreadChoice(1, batch_size, {1: float("nan")})
         _CHOICES[cache_key] = choice
         return choice
+    stored = None
+    if store is not None:
+        digest = hashlib.sha256(repr(key).encode()).hexdigest()[:20]
+        stored = f"threads/{machine_key()}/{digest}/batch {batch_size}/cores {cores}"
+        kept = store.get(stored)
+        cached = None if kept is None else ThreadChoice.from_json(kept[0], batch_size, kept[1], cores)
+        if cached is not None:
+            _CHOICES[cache_key] = cached
+            return cached
     counts = list(range(1, cores + 1))
     out = {n for n in counts[1:] if not _keeps_up(model, batch_size, n)}
     timer = StepTimer(model, batch_size=batch_size, position=16)
@@ -152,6 +186,8 @@ def choose_threads(
             winner = n
     choice = ThreadChoice(winner, batch_size, median, tuple(sorted(out)))
     _CHOICES[cache_key] = choice
+    if store is not None and stored is not None:
+        store.put(stored, choice.to_json())
     return choice
 
 

@@ -334,3 +334,48 @@ def test_unreadable_weights_are_said_as_unreadable_not_damaged(tiny_model_dir: P
         with pytest.raises(SlmError) as caught:
             load_model_dir(tiny_model_dir)
     assert str(caught.value) == f"cannot read {tiny_model_dir / WEIGHTS}: Permission denied"
+
+
+def test_loading_computes_no_random_initialisation_and_leaves_no_meta_tensor(tiny_model_dir: Path) -> None:
+    """The model is built on the meta device and the file's tensors assigned: the global RNG is not drawn
+    from (a random init of weights about to be overwritten draws from it), and every tensor is real."""
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    model = load_model_dir(tiny_model_dir).model
+    assert torch.equal(torch.rand(3), expected), "the load drew random numbers: a full initialisation ran"
+    assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
+    assert all(p.dtype == torch.float32 and p.requires_grad for p in model.parameters())
+
+
+def test_loading_runs_on_one_thread_and_gives_the_callers_setting_back(tiny_model_dir: Path) -> None:
+    saved = torch.get_num_threads()
+    seen: list[int] = []
+    real_sum = torch.Tensor.sum
+    try:
+        torch.set_num_threads(2)
+
+        def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append(torch.get_num_threads())
+            return real_sum(self, *args, **kwargs)
+
+        torch.Tensor.sum = spy  # type: ignore[method-assign]
+        try:
+            load_model_dir(tiny_model_dir)
+        finally:
+            torch.Tensor.sum = real_sum  # type: ignore[method-assign]
+        assert seen and set(seen) == {1}, "the finiteness sums ran on one thread"
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(saved)
+
+
+def test_loading_does_not_import_torchs_compiler_stack(tiny_model_dir: Path) -> None:
+    """torch._dynamo costs ~2 s of start-up; a meta-device init (normal_, or nn.Embedding's own) imports it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from slmtui.engine.model_io import load_model_dir; "
+            f"load_model_dir(Path({str(tiny_model_dir)!r})); print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False"
