@@ -200,27 +200,26 @@ class StreamJob:
         def save() -> None:
             # A refused save stops the stream (nothing more would reach the disk) and keeps the text in memory:
             # a write that fails is said, never swallowed (issue 23).
-            if changed and self.save_error is None:
+            if unsaved:
+                chunks = {self.passage_ids[i]: ("".join(t), "".join(k)) for i, (t, k) in unsaved.items()}
+                unsaved.clear()
+                if self.save_error is None:
+                    try:
+                        sink.append_texts(chunks)
+                        chunks = {}
+                    except SlmError as e:
+                        self.save_error = e
+                        self.cancelled.set()
+                for pid, (text, packed) in chunks.items():
+                    old_text, old_packed = self.unsaved.get(pid, ("", ""))
+                    self.unsaved[pid] = (old_text + text, old_packed + packed)
+            if changed and self.save_error is None:  # after the text: a refused record loses no text
                 try:
                     sink.set_samplings({self.passage_ids[i]: sampling_record(self.runs[i]) for i in sorted(changed)})
                     changed.clear()
                 except SlmError as e:
                     self.save_error = e
                     self.cancelled.set()
-            if not unsaved:
-                return
-            chunks = {self.passage_ids[i]: ("".join(t), "".join(k)) for i, (t, k) in unsaved.items()}
-            unsaved.clear()
-            if self.save_error is None:
-                try:
-                    sink.append_texts(chunks)
-                    return
-                except SlmError as e:
-                    self.save_error = e
-                    self.cancelled.set()
-            for pid, (text, packed) in chunks.items():
-                old_text, old_packed = self.unsaved.get(pid, ("", ""))
-                self.unsaved[pid] = (old_text + text, old_packed + packed)
 
         try:
             for event in events:
