@@ -26,6 +26,7 @@ from typing import Literal
 
 from slmtui.engine.generate import start_ids
 from slmtui.engine.tokenizer import Tokenizer
+from slmtui.format import plural
 from slmtui.stories.lorebook import LoreEntry
 from slmtui.writing.lore import LoreContext, LoreSettings, build_lore
 from slmtui.writing.stream import TokenMark
@@ -290,7 +291,7 @@ def context_report(ctx: ModelContext, tokenizer: Tokenizer, *, model: str = "the
     lines = [f"context for {model}: {len(window)} of {ctx.block_size} tokens"]
     for part in ctx.parts(tokenizer):
         why = f" · {part.why}" if part.why else ""
-        lines.append(f"── {part.label} · {part.n_tokens} token{'s' * (part.n_tokens != 1)}{why} ──")
+        lines.append(f"── {part.label} · {plural(part.n_tokens, 'token')}{why} ──")
         lines.append(part.text if part.text.endswith("\n") else part.text + "\n")
     cuts = ctx.cuts()
     if cuts:

@@ -17,14 +17,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from slmtui.engine.tokenizer import Tokenizer
+from slmtui.format import plural
 from slmtui.tui.widgets.text_lines import printable
 from slmtui.writing.context import ModelContext
 
 NO_MODEL = "No model is loaded, so there is no context yet: the model's tokenizer and context size decide it."
-
-
-def _tokens(n: int) -> str:
-    return f"{n} token{'s' * (n != 1)}"
 
 
 class ContextViewerScreen(Screen[None]):
@@ -53,13 +50,13 @@ class ContextViewerScreen(Screen[None]):
             else:
                 for part in ctx.parts(tokenizer):
                     why = f" · {part.why}" if part.why else ""
-                    yield Static(f"{part.label} · {_tokens(part.n_tokens)}{why}",
+                    yield Static(f"{part.label} · {plural(part.n_tokens, 'token')}{why}",
                                  classes=f"part-title -{part.kind}", markup=False)
                     text = printable(part.text).replace("\n", "⏎\n").rstrip("\n") if part.text else "(nothing: "\
                         "the model starts from the beginning of a text)"
                     yield Static(text, classes=f"part-text -{part.kind}", markup=False)
                 cuts = ctx.cuts()
-                yield Static("left out · " + (f"{len(cuts)} thing{'s' * (len(cuts) != 1)}" if cuts else "nothing"),
+                yield Static("left out · " + (plural(len(cuts), 'thing') if cuts else "nothing"),
                              classes="part-title -cut", markup=False)
                 for cut in cuts:
                     yield Static(printable(cut), classes="part-text -cut", markup=False)
