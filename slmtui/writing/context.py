@@ -68,11 +68,6 @@ def note_block(note: str) -> str:
     return f"\n[{' '.join(note.split())}]\n" if note.strip() else ""
 
 
-def note_tokens(tokenizer: Tokenizer, note: str) -> int:
-    block = note_block(note)
-    return len(tokenizer.encode(block)) if block else 0
-
-
 def note_depth(block_size: int, memory: int, note: int) -> int:
     """How many story tokens follow the note: ``NOTE_DEPTH``, or fewer when the window cannot hold memory,
     note and that many (a tiny model's 64 tokens), so the note is always in view when writing starts."""

@@ -38,8 +38,7 @@ from slmtui.stories.lorebook import Lorebook
 from slmtui.stories.records import Bookmark, Passage, Story
 from slmtui.stories.store import StoreWriteError, StoryGoneError, StoryStore
 from slmtui.writing import MAX_CHOICES
-from slmtui.writing.context import (ModelContext, StreamWindow, Window, build_context, idle_window, memory_tokens,
-                                    note_tokens)
+from slmtui.writing.context import (ModelContext, StreamWindow, Window, build_context, idle_window)
 from slmtui.writing.lore import LoreSettings, key_spans, scan_start
 from slmtui.writing.records import ActiveModel, Progress, Streamed
 from slmtui.writing.stream import SAVE_EVERY_S, StreamJob, Streamer, TokenMark, marks_from_store
@@ -143,8 +142,6 @@ class WritingSession:
         self._by_id: dict[int, Passage] = {}
         self._prob_sums: dict[int, tuple[int, float]] = {}
         self._window: StreamWindow | None = None
-        self._memory_tokens = 0
-        self._note_tokens = 0
         self.lore: Lorebook = Lorebook()
         """The open story's lorebook (saved with it; a fresh page has none until it is a story)."""
         self.lore_settings = LoreSettings()
@@ -180,11 +177,13 @@ class WritingSession:
     def memory_tokens(self) -> int:
         """Memory tokens the model reads next (the context's, with the line break before lore when one is read)."""
         ctx = self.context()
-        return len(ctx.memory_ids) if ctx is not None else self._memory_tokens
+        return len(ctx.memory_ids) if ctx is not None else 0
 
     @property
     def note_tokens(self) -> int:
-        return self._note_tokens
+        """The author's note's tokens in what the model reads next (0 without a model)."""
+        ctx = self.context()
+        return len(ctx.note_ids) if ctx is not None else 0
 
     def context(self) -> ModelContext | None:
         """What the model reads for its next token (None without a model): while a continuation is written,
@@ -272,7 +271,6 @@ class WritingSession:
 
     def set_model(self, model: ActiveModel) -> None:
         self.model, self.model_problem, self.model_missing = model, None, False
-        self._count_memory()
         self._set_state("ready")
         self._publish("model")
 
@@ -298,7 +296,6 @@ class WritingSession:
         self.lore = self.store.lore(story_id) if story_id is not None else Lorebook()
         self.tokens = {}
         self.candidates, self.candidate_text = (), {}
-        self._count_memory()
         self._reload()
 
     def open_recent(self) -> None:
@@ -514,7 +511,6 @@ class WritingSession:
             return
         story = self.ensure_story()
         self.story = self.store.set_author_note(story.id, text)
-        self._count_memory()
         self._publish("memory")
 
     @guarded
@@ -567,7 +563,6 @@ class WritingSession:
             return
         story = self.ensure_story()
         self.story = self.store.set_memory(story.id, text)
-        self._count_memory()
         self._publish("memory")
 
     # --- the stream: what the UI thread takes from it once a frame, and stopping it -----------------------------
@@ -747,11 +742,6 @@ class WritingSession:
         if passage_id is None:
             return self.path[-1] if self.path else None
         return self._by_id.get(passage_id) or self.store.get_passage(passage_id)
-
-    def _count_memory(self) -> None:
-        if self.model is not None:
-            self._memory_tokens = memory_tokens(self.model.tokenizer, self.memory, self.model.block_size)
-            self._note_tokens = note_tokens(self.model.tokenizer, self.author_note)
 
     def _set_state(self, state: str, kind: StateKind = "idle") -> None:
         if (state, kind) != (self.state, self.state_kind):
