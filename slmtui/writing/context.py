@@ -80,14 +80,15 @@ def memory_tokens(tokenizer: Tokenizer, memory: str, block_size: int) -> int:
 
 
 def idle_window(tokenizer: Tokenizer, text: str, block_size: int, memory: int, note: int = 0,
-                lore: int = 0) -> Window:
+                lore: int = 0, *, ids: Sequence[int] | None = None) -> Window:
     """What the model would see if it went on from ``text`` now (``memory``, ``lore``, ``note``: their tokens,
-    which take room in the window)."""
-    ids = tokenizer.encode(text) if text else []
+    which take room in the window; ``ids``: ``text``'s tokens when the caller has them, as a context does)."""
+    if ids is None:
+        ids = tokenizer.encode(text) if text else []
     prefix = memory + lore
     window = min(len(ids), max(0, block_size - prefix - note))
     unseen = len(ids) - window
-    return Window(len(ids), window, len(tokenizer.decode(ids[:unseen])) if unseen > 0 else 0,
+    return Window(len(ids), window, len(tokenizer.decode(list(ids[:unseen]))) if unseen > 0 else 0,
                   memory, min(note, max(0, block_size - prefix)), block_size, lore)
 
 

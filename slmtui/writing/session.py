@@ -228,7 +228,8 @@ class WritingSession:
         if self.model is None or ctx is None:
             return None
         return idle_window(self.model.tokenizer, self.text, self.model.block_size, len(ctx.memory_ids),
-                           len(ctx.note_ids), ctx.lore_tokens)
+                           len(ctx.note_ids), ctx.lore_tokens,
+                           ids=ctx.story_ids if self.job is None else None)  # idle: the context's are the text's
 
     def passage(self, passage_id: int) -> Passage | None:
         """A passage of the open story, from the tree read last."""
