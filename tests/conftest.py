@@ -3,6 +3,8 @@
 - ``_decoding_sees_one_core`` (autouse): the Generator's automatic thread count is 1 (see the fixture).
 - ``slmtui_home`` (autouse): ``SLMTUI_HOME`` points at a fresh tmp folder for every test, so no test
   reads or writes the real user data, config or cache folders.
+- ``_pilot_waits_for_idle_briefly`` (autouse): Textual's Pilot decides the app is idle in 4 ms windows, not 20 ms
+  ones (see the fixture).
 - ``byte_tokenizer``: a 257-token byte-level tokenizer (the 256 single bytes + ``<|endoftext|>``),
   built from a rank file with the real ``Tokenizer.from_rank_file``. Any text encodes: one token a byte.
 - ``tiny_model``: a ``GPT(preset("tiny").model)`` (2 layers, 64 wide, 64 context, vocab 512), randomly
@@ -19,11 +21,16 @@ two-core machine a second OpenMP thread that has to wait for a core makes every 
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from base64 import b64encode
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import textual.app
+import textual.pilot
 import torch
 
 from slmtui.core import paths
@@ -50,6 +57,37 @@ def _decoding_sees_one_core(monkeypatch: pytest.MonkeyPatch) -> None:
     thread count a calibration on a busy machine picks must not decide the floats a test compares.
     tests/engine/test_threads.py lifts this to test the choice itself."""
     monkeypatch.setattr(threads, "usable_cores", lambda: 1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked slow run first: the workers (pytest-xdist) share them out at the start, so the suite does
+    not end waiting for one worker's minute-long test while the others are done."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+IDLE_WINDOW_S = 0.004
+"""How long one look of ``_wait_for_idle`` lasts (Textual's own: 20 ms)."""
+
+
+async def _wait_for_idle(min_sleep: float = IDLE_WINDOW_S, max_sleep: float = 1) -> None:
+    """Textual's ``_wait.wait_for_idle`` with a finer window: the process is idle once a window passes with
+    under 5% of it spent on the CPU (the same share as Textual's), or after ``max_sleep``."""
+    start = time.monotonic()
+    while True:
+        cpu = time.process_time()
+        await asyncio.sleep(IDLE_WINDOW_S)
+        elapsed = time.monotonic() - start
+        if elapsed >= max_sleep or (elapsed > min_sleep and time.process_time() - cpu < IDLE_WINDOW_S / 20):
+            return
+
+
+@pytest.fixture(autouse=True)
+def _pilot_waits_for_idle_briefly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ``pilot.press`` waits for the app to go idle twice a key, in whole 20 ms windows: two thirds of
+    the writer's tests' time went to those waits (65 of 99 s). A 4 ms window judges idleness by the same share
+    of CPU; no test relies on the wait's length (they wait for what they need with ``wait_for``)."""
+    monkeypatch.setattr(textual.app, "wait_for_idle", _wait_for_idle)
+    monkeypatch.setattr(textual.pilot, "wait_for_idle", _wait_for_idle)
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""What the tests of the decoding child ask of a process: whether it is still there."""
+"""What tests ask of processes: whether one is still there (the decoding child), how many cores this one may use."""
 
 from __future__ import annotations
 
@@ -12,3 +12,9 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def cores_per_worker() -> int:
+    """The cores one test process may use: all of them alone, its share beside the other pytest-xdist workers."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, (os.cpu_count() or 1) // workers)

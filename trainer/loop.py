@@ -107,6 +107,11 @@ def pick_dtype(name: str, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+PLOT_EVERY_S = 60.0
+"""Mid-run saves redraw training_metrics.png at most this often and keep the last drawing between (matplotlib
+takes ~0.3 s a drawing on the training thread; a test's run that saves 32 times spent half its time there); the
+last save of a run always draws it anew. metrics.jsonl is written whole at every save."""
+
 FIRST_PACE_STEPS = 5
 """A time budget's first horizon is estimated after this many steps (the first, which pays for warming up, excluded)."""
 
@@ -297,6 +302,8 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "train_config": asdict(cfg),
         }
 
+    plot_png: bytes | None = None  # the last training_metrics.png drawn, and when (PLOT_EVERY_S)
+    plot_drawn_at = -math.inf
     saved = False  # once this run has written the folder, it is this run's to replace
     saved_step = state.step if state else None
     """The step of the last good save in spec.out: what a failed save leaves the user."""
@@ -323,9 +330,12 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         best.load_state_dict(best_weights)
         metrics = ("\n".join(progress.metrics) + "\n").encode() if progress.metrics else b""
         extra_files = {TRAIN_STATE: train_state.save(), METRICS: metrics}
-        png = render_metrics_png(progress.metrics)  # None without matplotlib (the `plot` extra)
-        if png is not None:
-            extra_files[PLOT_FILE] = png
+        nonlocal plot_png, plot_drawn_at
+        if reason != "running" or time.perf_counter() - plot_drawn_at >= PLOT_EVERY_S:
+            plot_png = render_metrics_png(progress.metrics)  # None without matplotlib (the `plot` extra)
+            plot_drawn_at = time.perf_counter()
+        if plot_png is not None:
+            extra_files[PLOT_FILE] = plot_png
         nonlocal saved_step
         try:
             save_model_dir(spec.out, best, tokenizer, training=summary(reason, resumable), extra_files=extra_files,

@@ -36,6 +36,18 @@ def default():
     return load_model_dir(bundled_default())
 
 
+@pytest.fixture(scope="module")
+def exact_run(default):
+    """The exact path's 200 greedy tokens from PROMPT, and its logits teacher-forced along them (the logits
+    before each token, and after the last): computed once, every path is compared with them."""
+    prompt = default.tokenizer.encode(PROMPT)
+    tokens = [e.token_id for e in Generator(default.model, default.tokenizer, path=EXACT).stream(prompt, GREEDY)]
+    exact = Decoder(default.model)
+    logits = [exact.start(prompt).clone()]
+    logits += [exact.step(token).clone() for token in tokens]
+    return prompt, tokens, logits
+
+
 def test_every_candidate_has_a_stated_tolerance() -> None:
     assert set(TOLERANCE) == set(CANDIDATES)
 
@@ -46,30 +58,27 @@ ON_THE_DEFAULT_MODEL = [n for n in CANDIDATES if "fused" not in n] + ["int8-fuse
 
 
 @pytest.mark.parametrize("name", ON_THE_DEFAULT_MODEL)
-def test_each_path_scores_200_greedy_steps_like_the_exact_model(default, name: str) -> None:
+def test_each_path_scores_200_greedy_steps_like_the_exact_model(default, exact_run, name: str) -> None:
     """Teacher-forced along the exact model's 200 greedy tokens (the window slides once on the way):
     logits within the path's tolerance at every step, and the same greedy token at (almost) every step.
     """
-    prompt = default.tokenizer.encode(PROMPT)
-    exact_tokens = [e.token_id for e in Generator(default.model, default.tokenizer, path=EXACT).stream(prompt, GREEDY)]
+    prompt, exact_tokens, exact_logits = exact_run
     assert len(prompt) + len(exact_tokens) > default.model.config.block_size, "the window never slides"
-    exact, path = Decoder(default.model), Decoder(build_path(default.model, name))
-    a, b = exact.start(prompt), path.start(prompt)
+    path = Decoder(build_path(default.model, name))
+    b = path.start(prompt)
     agree = 0
-    for token in exact_tokens:
+    for a, token in zip(exact_logits, exact_tokens):
         assert int(a.argmax()) == token
         assert float((a - b).abs().max()) <= TOLERANCE[name] * float(a.std())
         agree += int(b.argmax()) == token
-        a, b = exact.step(token), path.step(token)
+        b = path.step(token)
     assert agree == len(exact_tokens) if CANDIDATES[name].exact else agree >= AGREEMENT * len(exact_tokens)
 
 
 @pytest.mark.parametrize("name", [n for n in ON_THE_DEFAULT_MODEL if CANDIDATES[n].exact])
-def test_exact_paths_write_the_same_200_greedy_tokens(default, name: str) -> None:
-    def greedy(path: str) -> list[int]:
-        return [e.token_id for e in Generator(default.model, default.tokenizer, path=path).stream(PROMPT, GREEDY)]
-
-    assert greedy(name) == greedy(EXACT)
+def test_exact_paths_write_the_same_200_greedy_tokens(default, exact_run, name: str) -> None:
+    prompt, exact_tokens, _ = exact_run
+    assert [e.token_id for e in Generator(default.model, default.tokenizer, path=name).stream(prompt, GREEDY)] == exact_tokens
 
 
 @pytest.mark.parametrize("name", list(CANDIDATES))

@@ -150,6 +150,7 @@ def test_the_model_loads_with_slmtui_generate_and_eval(
     assert result.tokens > 5 and math.isfinite(result.loss) and result.loss < math.log(512)
 
 
+@pytest.mark.slow
 def test_init_from_fine_tunes_and_records_the_parent(trained: tuple[Path, int, list[str], str], tmp_path: Path) -> None:
     parent = trained[0]
     other = tmp_path / "alice.txt"
@@ -183,6 +184,7 @@ def test_init_from_refuses_architecture_overrides(trained: tuple[Path, int, list
 # --------------------------------------------------------------------------- Ctrl+C and --resume
 
 
+@pytest.mark.slow
 def test_sigint_saves_and_the_resumed_run_matches(
     trained: tuple[Path, int, list[str], str], corpus_file: Path, tmp_path: Path
 ) -> None:

@@ -76,6 +76,7 @@ LR_LOGGER = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_two_processes_train_like_one_on_the_same_global_batch(corpus_file: Path, tmp_path: Path) -> None:
     """One torchrun run (with a time budget, the case where ranks could disagree) checked three ways.
 

@@ -114,6 +114,7 @@ def test_step_zero_scores_the_parent_and_the_model_card_shows_before_and_after(
     assert any("fine-tuned from tiny · your books: " in line for line in model_details(read_model_info(out)))
 
 
+@pytest.mark.slow
 def test_a_time_budget_ends_after_the_planned_passes(tiny_model_dir: Path, book: Path) -> None:
     """An hour for a 12 KB book: the schedule (and the run) ends after FINETUNE_MAX_PASSES passes, not the hour."""
     code, lines, err = finetune(book, "--time-limit", "1h")

@@ -293,6 +293,7 @@ def test_a_time_budget_too_short_for_its_warmup_cuts_it_once(tmp_path: Path, mon
     assert climb and all(d == pytest.approx(climb[0]) for d in climb), "the rate jumped after the cut"
 
 
+@pytest.mark.slow
 def test_a_small_corpus_is_evaluated_at_least_as_often_as_asked_per_pass(tmp_path: Path) -> None:
     """evals_per_pass shrinks the interval for a corpus the run passes through many times (and never widens it)."""
     corpus = fox_corpus(tmp_path, paragraphs=100)
@@ -323,3 +324,23 @@ def test_resume_state_round_trips_and_refuses_a_foreign_file(tmp_path: Path) -> 
     torch.save({"step": 1}, tmp_path / TRAIN_STATE)
     with pytest.raises(SlmError, match="not a slmtui training state"):
         ResumeState.load(tmp_path)
+
+
+def test_mid_run_saves_redraw_the_plot_at_most_once_a_minute_and_the_last_save_always(
+        tmp_path: Path, corpus_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each save writes training_metrics.png, but matplotlib draws it only when PLOT_EVERY_S has passed since the
+    last drawing (here never, in a run of seconds) and at the run's last save, with every step in it."""
+    import trainer.loop
+
+    drawn: list[int] = []
+
+    def draw(lines: list[str]) -> bytes:
+        drawn.append(sum('"event": "step"' in line for line in lines))
+        return b"\x89PNG drawing %d" % len(drawn)
+
+    monkeypatch.setattr(trainer.loop, "render_metrics_png", draw)
+    out = tmp_path / "m"
+    rec, done = run(spec_for(out, corpus_file, eval_interval=5))
+    assert len(rec.of(CheckpointEvent)) == N_STEPS // 5
+    assert drawn == [5, N_STEPS], "the first save draws, the next mid-run ones keep it, the last draws every step"
+    assert (out / "training_metrics.png").read_bytes() == b"\x89PNG drawing 2"

@@ -350,6 +350,7 @@ def check_passage(frames: list[dict[str, object]], passage: object, killed_at: f
         )
 
 
+@pytest.mark.slow
 def test_kill_9_mid_generation_loses_at_most_two_seconds(tiny_model_dir: Path, tmp_path: Path) -> None:
     log = tmp_path / "frames.jsonl"
     killed_at = run_and_kill(log, 1)
@@ -357,6 +358,7 @@ def test_kill_9_mid_generation_loses_at_most_two_seconds(tiny_model_dir: Path, t
     check_passage(frames, frames[0]["passage"], killed_at)
 
 
+@pytest.mark.slow
 def test_kill_9_while_three_candidates_stream_keeps_each_and_the_branch(tiny_model_dir: Path, tmp_path: Path) -> None:
     log = tmp_path / "frames.jsonl"
     killed_at = run_and_kill(log, 3)

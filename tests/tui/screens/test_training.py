@@ -98,6 +98,7 @@ def write_book(folder: Path, chars: int = 12_000) -> Path:
 # ------------------------------------------------------------------------------------------------------ real runs
 
 
+@pytest.mark.slow
 async def test_a_run_started_from_the_screen_reaches_done_and_the_model_writes(tmp_path: Path) -> None:
     corpus = write_corpus(tmp_path / "books")
     app = TrainHost()
@@ -137,6 +138,7 @@ async def test_a_run_started_from_the_screen_reaches_done_and_the_model_writes(t
     assert len(events) == 8 and "".join(e.text for e in events)
 
 
+@pytest.mark.slow
 async def test_cancel_saves_and_resume_continues_from_the_saved_step(tmp_path: Path) -> None:
     corpus = write_corpus(tmp_path / "books")
     app = TrainHost()
@@ -200,6 +202,7 @@ async def test_a_trainer_error_is_shown_in_its_words(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------- teach the model your books
 
 
+@pytest.mark.slow
 async def test_teach_your_books_runs_init_from_shows_before_and_after_and_writes_with_it(
         tiny_model_dir: Path, tmp_path: Path) -> None:
     books = write_book(tmp_path / "books")

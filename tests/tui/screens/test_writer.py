@@ -538,6 +538,7 @@ def big_story(store: StoryStore, n: int = 300) -> tuple[int, list[int]]:
     return story.id, chain
 
 
+@pytest.mark.slow
 async def test_a_story_of_300_passages_opens_and_navigates_by_keyboard(
         make_app: Callable[..., SlmApp], store: StoryStore) -> None:
     story_id, chain = big_story(store)
