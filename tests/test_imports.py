@@ -96,6 +96,13 @@ def test_the_core_and_the_trainers_config_import_no_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
+def test_the_app_opens_its_screens_before_torch_is_imported() -> None:
+    """The app, its screens and its services load no torch: the writer is on screen in about half a second, and
+    torch comes with the model, in the loading worker (SlmApp.load_model), while the user starts to type."""
+    code = "import sys, slmtui.tui.app, slmtui.cli; assert 'torch' not in sys.modules, 'torch was imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
 def test_the_core_imports_nothing_of_ours_but_the_core() -> None:
     """``core -> (nothing of ours)``: the core is at the bottom of every arrow (ARCHITECTURE.md)."""
     wrong = [f"{m} imports {name}" for m in MODULES if m.startswith("slmtui.core")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 from array import array
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -32,7 +32,8 @@ from slmtui.engine.chain import SamplerChain, shapes_logits
 from slmtui.engine.logit_rules import TextTail
 from slmtui.engine.sampling import top_candidates
 from slmtui.engine.threads import AUTO, ThreadChoice, ThreadCount, choose_threads, threads_context
-from slmtui.engine.tokenizer import StreamDecoder, Tokenizer
+from slmtui.core.token_events import Alternative, TokenEvent
+from slmtui.engine.tokenizer import StreamDecoder, Tokenizer, start_ids
 
 if TYPE_CHECKING:  # types only: a Sampling is handed in, never made here
     from slmtui.core.sampling import Sampling
@@ -46,37 +47,6 @@ DECODE_THREADS = 1
 """The thread count decoding paths are calibrated on, and the one the automatic choice starts from: one
 stream of a small model on a busy machine decodes fastest on one thread (engine/threads.py has the figure);
 more are used only where a calibration measured them clearly faster."""
-
-
-@dataclass(frozen=True)
-class Alternative:
-    token_id: int
-    text: str
-    prob: float
-
-
-@dataclass(frozen=True)
-class TokenEvent:
-    """One generated token, as the UI and the CLI see it."""
-
-    index: int
-    """0 for the first new token."""
-    token_id: int
-    text: str
-    """The text this token completes: "" while a multi-byte character is still incomplete."""
-    prob: float
-    """The model's probability of this token (softmax at temperature 1, before any filtering)."""
-    alternatives: tuple[Alternative, ...]
-    """The most likely tokens at this step, most likely first (the chosen one may be among them)."""
-    window_tokens: int
-    """How many of the story's last tokens the model saw for this step (memory not counted)."""
-    seed: int
-    """The seed in force for this stream: replaying it alone with this seed reproduces the text."""
-    stream: int = 0
-    """Which of the continuations written at once this token belongs to (0 for the first or only one)."""
-    sampling: Sampling | None = field(default=None, compare=False, repr=False)
-    """The settings this token was drawn with (the panel may change them mid-stream; a child process reports
-    them with each token, so the writer knows which applied)."""
 
 
 @dataclass
@@ -365,15 +335,6 @@ class Generator:
         if text is None:
             text = self._texts[token_id] = self.tokenizer.token_text(token_id)
         return text
-
-
-def start_ids(tokenizer: Tokenizer, ids: list[int]) -> list[int]:
-    """What the model reads of a prompt: its tokens, or for an empty page the document separator, as the model
-    saw between books (the context builder, writing/context.py, shows the same)."""
-    if ids:
-        return ids
-    eot = tokenizer.eot_token
-    return [eot] if eot is not None else tokenizer.encode("\n")
 
 
 def _wants_more(st: _Stream, s: Sampling) -> bool:

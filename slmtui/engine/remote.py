@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slmtui.core.errors import SlmError, gist
-from slmtui.engine.generate import TokenEvent
+from slmtui.core.token_events import TokenEvent
 from slmtui.engine.threads import AUTO, ThreadCount
 
 if TYPE_CHECKING:  # types only: a Sampling is handed in, never made here

@@ -165,3 +165,12 @@ def _named_encoding_cached(name: str) -> bool:
     # The constructors only name URLs; read them from the function's constants without calling it.
     urls = [c for c in constructor.__code__.co_consts if isinstance(c, str) and c.startswith("http")]
     return bool(urls) and all((cache / hashlib.sha1(u.encode()).hexdigest()).exists() for u in urls)
+
+
+def start_ids(tokenizer: Tokenizer, ids: list[int]) -> list[int]:
+    """What the model reads of a prompt: its tokens, or for an empty page the document separator, as the model
+    saw between books (the context builder, writing/context.py, shows the same)."""
+    if ids:
+        return ids
+    eot = tokenizer.eot_token
+    return [eot] if eot is not None else tokenizer.encode("\n")

@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, TextArea
 from textual.widgets.option_list import Option
 
-from slmtui.engine.generate import Alternative
+from slmtui.core.token_events import Alternative
 from slmtui.tui.widgets.text_lines import printable
 
 

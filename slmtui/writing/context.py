@@ -24,8 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from slmtui.engine.generate import start_ids
-from slmtui.engine.tokenizer import Tokenizer
+from slmtui.engine.tokenizer import Tokenizer, start_ids
 from slmtui.format import plural
 from slmtui.stories.lorebook import LoreEntry
 from slmtui.writing.lore import LoreContext, LoreSettings, build_lore

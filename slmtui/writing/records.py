@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from slmtui.engine.generate import Generator
-from slmtui.engine.remote import RemoteGenerator
-from slmtui.engine.tokenizer import Tokenizer
 from slmtui.writing.context import Window
 from slmtui.writing.stream import Streamer, TokenMark
+
+if TYPE_CHECKING:  # types only: the app imports this before torch, which the model's loading worker brings
+    from slmtui.engine.generate import Generator
+    from slmtui.engine.remote import RemoteGenerator
+    from slmtui.engine.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)

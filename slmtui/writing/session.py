@@ -32,7 +32,7 @@ from dataclasses import replace
 from typing import Literal, ParamSpec, TypeVar
 
 from slmtui.core.errors import SlmError
-from slmtui.engine.generate import Alternative
+from slmtui.core.token_events import Alternative
 from slmtui.core.sampling import Sampling
 from slmtui.stories.lorebook import Lorebook
 from slmtui.stories.records import Bookmark, Passage, Story

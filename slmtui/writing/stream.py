@@ -22,7 +22,7 @@ from typing import Protocol
 from slmtui.core.errors import SlmError
 from slmtui.core.sampling import Sampling
 from slmtui.core.sampling_record import sampling_record
-from slmtui.engine.generate import Alternative, TokenEvent
+from slmtui.core.token_events import Alternative, TokenEvent
 from slmtui.stories.tokens import pack_token, unpack_tokens
 
 SAVE_EVERY_S = 0.5

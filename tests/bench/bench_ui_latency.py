@@ -236,7 +236,7 @@ async def measure(model: str, device: str, samples: int, warmup: float, choices:
 
 
 STARTUP_CHILD = r"""
-import sys, time
+import asyncio, sys, time
 t0 = float(sys.argv[1])
 from slmtui.tui.app import SlmApp
 from slmtui.tui.screens.writer import WriterScreen
@@ -245,7 +245,7 @@ async def main():
     async with app.run_test(headless=True, size=(120, 35)) as pilot:
         while not isinstance(app.screen, WriterScreen):
             await asyncio.sleep(0.005)
-        await pilot.pause()
+        await pilot.pause(0)  # its messages handled; not pause(), which waits out the model's loading worker
         print("screen", time.time() - t0, flush=True)
         session = app.screen.session
         while session.model is None and not session.state.startswith(("error", "no model")):

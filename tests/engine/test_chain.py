@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from slmtui.core.sampling import Sampling
 from slmtui.engine.chain import SamplerChain
 from slmtui.engine.decoder import Decoder
-from slmtui.engine.generate import Generator, TokenEvent
+from slmtui.core.token_events import TokenEvent
+from slmtui.engine.generate import Generator
 from slmtui.engine.logit_rules import TextTail, xtc_protected
 from slmtui.engine.model import GPT
 from slmtui.engine.tokenizer import Tokenizer

@@ -11,7 +11,8 @@ from slmtui.core.errors import SlmError
 from slmtui.core.gpt_config import GPTConfig
 from slmtui.core.seeds import DIRECT_SEEDS
 from slmtui.engine.decoder import Decoder
-from slmtui.engine.generate import Generator, TokenEvent
+from slmtui.core.token_events import TokenEvent
+from slmtui.engine.generate import Generator
 from slmtui.engine.model import GPT
 from slmtui.core.sampling import Sampling
 from slmtui.engine.sampling import apply_repetition_penalty

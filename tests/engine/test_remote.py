@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from slmtui.core.errors import SlmError
-from slmtui.engine.generate import Generator, TokenEvent
+from slmtui.core.token_events import TokenEvent
+from slmtui.engine.generate import Generator
 from slmtui.engine.model import GPT
 from slmtui.engine.model_io import save_model_dir
 from slmtui.engine.remote import RemoteGenerator

@@ -11,7 +11,8 @@ from textual import events
 from textual.pilot import Pilot
 
 from slmtui.core import paths
-from slmtui.engine.generate import Generator, TokenEvent
+from slmtui.core.token_events import TokenEvent
+from slmtui.engine.generate import Generator
 from slmtui.settings import LoadResult, Settings
 from slmtui.tui.screens.writer import WriterScreen
 

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from slmtui.core.errors import SlmError
-from slmtui.engine.generate import Generator, TokenEvent
+from slmtui.core.token_events import TokenEvent
+from slmtui.engine.generate import Generator
 from slmtui.engine.model import GPT
 from slmtui.core.sampling import Sampling
 from slmtui.engine.tokenizer import Tokenizer

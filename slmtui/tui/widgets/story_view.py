@@ -22,7 +22,7 @@ from textual.selection import Selection
 from textual.strip import Strip
 from textual.style import Style
 
-from slmtui.engine.generate import Alternative
+from slmtui.core.token_events import Alternative
 from slmtui.tui.widgets.text_lines import printable, wrap_offsets
 from slmtui.writing.stream import TokenMark
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from slmtui.engine.generate import Alternative
+from slmtui.core.token_events import Alternative
 from slmtui.stories.store import StoryStore
 from slmtui.tui.app import SlmApp
 from slmtui.tui.widgets.history_panel import HistoryPanel
