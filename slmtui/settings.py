@@ -40,6 +40,8 @@ class Settings:
     """The user's own sampling presets: name -> some or all of the ``sampling`` keys."""
     keys: dict[str, str] = field(default_factory=dict)
     """Key-binding overrides: action name (e.g. ``generate``) -> key (e.g. ``ctrl+g``)."""
+    prob_colours: bool = False
+    """Whether the story colours the tokens the model found unlikely (f3 toggles it; the choice is kept)."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,11 @@ def _from_doc(doc: dict[str, Any], report: _Report) -> Settings:
                 values["choices"] = value
             else:
                 report.bad(key, f"should be a whole number 1 to {MAX_CHOICES}, not {value!r}; using 1")
+        elif name == "prob_colours":
+            if isinstance(value, bool):
+                values["prob_colours"] = value
+            else:
+                report.bad(key, f"should be true or false, not {value!r}; using false")
         elif name == "presets":
             if not isinstance(value, dict):
                 report.bad(key, "should be a table of presets, one [presets.<name>] each; ignored")
@@ -172,6 +179,8 @@ def _to_doc(settings: Settings) -> dict[str, Any]:
     doc["sampling"] = {f.name: f.plain(value) for f, value in values if value is not None}
     if settings.choices != 1:
         doc["choices"] = settings.choices
+    if settings.prob_colours:
+        doc["prob_colours"] = True
     if settings.presets:
         doc["presets"] = {name: {k: _SAMPLING_SETTINGS[k].plain(v) if k in _SAMPLING_SETTINGS else v
                                  for k, v in values.items()} for name, values in settings.presets.items()}

@@ -248,3 +248,14 @@ def test_the_new_samplers_round_trip_through_config_toml(tmp_path: Path) -> None
     assert len(bad.problems) == 3, bad.problems
     assert "sampling.logit_bias: the bias of 'dragon' must be a number from -100 to 100" in bad.problems[0]
     assert bad.settings.sampling == Sampling(xtc_threshold=0.2)  # the good value kept, each bad one defaulted
+
+
+def test_probability_colours_are_kept_and_a_bad_value_falls_back(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    save_settings(Settings(prob_colours=True), path)
+    assert tomllib.loads(path.read_text())["prob_colours"] is True
+    assert load_settings(path).settings.prob_colours is True
+    path.write_text('prob_colours = "yes"\n')
+    result = load_settings(path)
+    assert result.settings.prob_colours is False
+    assert any("prob_colours" in p and "true or false" in p for p in result.problems), result.problems

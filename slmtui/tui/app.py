@@ -27,7 +27,7 @@ from slmtui.training.process import TrainingSession
 from slmtui.training.state import RunState
 from slmtui.tui.commands import HasCommands
 from slmtui.tui.modals import ConfirmScreen
-from slmtui.tui.messages import ChoicesChosen, PresetSaved, SamplingChosen, UseModel
+from slmtui.tui.messages import ChoicesChosen, ColoursToggled, PresetSaved, SamplingChosen, UseModel
 from slmtui.tui.screens.models import ModelsScreen
 from slmtui.tui.screens.training import TrainingScreen
 from slmtui.tui.screens.training_dialogs import QuitWhileTraining
@@ -140,7 +140,8 @@ class SlmApp(App[int]):
         self.writing.choices = self.settings.choices
         self.writing.listeners.append(self._writing_changed)
         self.writing.open_recent()
-        self.writer = WriterScreen(self.writing, presets=dict(self.settings.presets))
+        self.writer = WriterScreen(self.writing, presets=dict(self.settings.presets),
+                                   prob_colours=self.settings.prob_colours)
         await self.push_screen(self.writer)
         for text in self.loaded_settings.problems:
             self.notify(text, title="Settings", severity="warning", timeout=12)
@@ -241,6 +242,9 @@ class SlmApp(App[int]):
 
     def on_choices_chosen(self, message: ChoicesChosen) -> None:
         self.save(replace(self.settings, choices=message.choices))
+
+    def on_colours_toggled(self, message: ColoursToggled) -> None:
+        self.save(replace(self.settings, prob_colours=message.on))
 
     def _theme_changed(self, theme: object) -> None:
         if self.theme != self.settings.theme:

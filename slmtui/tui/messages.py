@@ -37,6 +37,13 @@ class PresetSaved(Message):
 
 
 @dataclass
+class ColoursToggled(Message):
+    """The user switched the story's probability colours on or off (f3): kept in config.toml."""
+
+    on: bool
+
+
+@dataclass
 class ChoicesChosen(Message):
     """The user changed how many continuations one generation writes: kept in config.toml."""
 

@@ -40,7 +40,7 @@ from slmtui.stories.records import EXPORT_FORMATS
 from slmtui.stories.export import export_story
 from slmtui.stories.json_io import export_tree_file
 from slmtui.tui.commands import Command, binding_commands
-from slmtui.tui.messages import ChoicesChosen, SamplingChosen
+from slmtui.tui.messages import ChoicesChosen, ColoursToggled, SamplingChosen
 from slmtui.tui.modals import AskScreen, EditTextScreen
 from slmtui.tui.screens.bookmarks import BookmarksScreen
 from slmtui.tui.screens.search import Found, SearchScreen
@@ -121,8 +121,11 @@ class WriterScreen(Screen[None]):
                 show=False),
     ]
 
-    def __init__(self, session: WritingSession, *, presets: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(self, session: WritingSession, *, presets: dict[str, dict[str, Any]] | None = None,
+                 prob_colours: bool = False) -> None:
         super().__init__()
+        self._prob_colours = prob_colours
+        """Whether the story opens with probability colours on (config.toml's prob_colours)."""
         self._gauges_at = 0.0
         self._frozen_at = 0.0
         self._drawn_at = 0.0
@@ -156,6 +159,7 @@ class WriterScreen(Screen[None]):
         panel.user_presets = self.presets
         panel.sampling = self.session.sampling
         panel.choices = self.session.choices
+        self.story_view.prob_colours = self._prob_colours
         self.query_one(PromptBox).focus()
         # A Textual thread worker runs the stream: the app waits for it on exit, and its errors reach the log.
         self.session.runner = lambda fn: self.run_worker(fn, thread=True, group="generate", exit_on_error=False)
@@ -634,6 +638,7 @@ class WriterScreen(Screen[None]):
     def action_toggle_colours(self) -> None:
         view = self.story_view
         view.prob_colours = not view.prob_colours
+        self.post_message(ColoursToggled(view.prob_colours))  # kept in config.toml
         if view.prob_colours:
             self.notify(f"Tokens the model gave under {WARM_BELOW * 100:g}% are warm, under {HOT_BELOW * 100:g}% hot: "
                         "where the story turned. ctrl+t branches from one.", title="Probability colours", timeout=5)

@@ -83,3 +83,25 @@ def test_writer_with_colours_snapshot(snap_compare, engine: ActiveModel, store: 
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.anyio
+async def test_f3_is_remembered_in_config_toml_and_the_next_start_opens_with_colours(
+        engine: ActiveModel, store: StoryStore) -> None:
+    from slmtui.core import paths
+    from slmtui.settings import load_settings
+
+    app = SlmApp(engine=engine, store=store, settings=load_settings(paths.config_file()))
+    async with app.run_test(size=(120, 35)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, WriterScreen))
+        assert not app.screen.story_view.prob_colours
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: app.settings.prob_colours)
+    assert load_settings(paths.config_file()).settings.prob_colours is True
+    again = SlmApp(engine=engine, store=store, settings=load_settings(paths.config_file()))
+    async with again.run_test(size=(120, 35)) as pilot:
+        await wait_for(pilot, lambda: isinstance(again.screen, WriterScreen))
+        assert again.screen.story_view.prob_colours, "the story opens as it was left"
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: not again.settings.prob_colours)
+    assert load_settings(paths.config_file()).settings.prob_colours is False
