@@ -929,3 +929,24 @@ async def test_memory_and_note_grow_to_show_what_was_typed(make_app: Callable[..
             await pilot.pause()
             assert area.size.height >= 3, (box, area.size)
 
+
+
+async def test_history_keeps_its_rows_at_80x24_with_the_panels_shown(
+        make_app: Callable[..., SlmApp], store: StoryStore) -> None:
+    """At 80x24 the sampling panel, memory and note left History one row, its title: the side panel now scrolls
+    and History keeps at least six passages' rows; focusing it (ctrl+g) brings all of it into view."""
+    big_story(store, n=12)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        writer = writer_of(app)
+        await wait_for(pilot, lambda: writer.session.state == "ready")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        tree = writer.query_one(HistoryPanel)
+        assert tree.region.height >= 8
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        assert app.focused is tree
+        side = writer.query_one("#side")
+        visible = tree.region.intersection(side.region)
+        assert visible == tree.region, f"History at {tree.region} is cut by the side panel {side.region}"
