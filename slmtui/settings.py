@@ -22,6 +22,7 @@ from slmtui.core.atomic import write_text_atomic
 from slmtui.core.errors import SlmError
 from slmtui.core.sampling import SETTING_FIELDS, Sampling
 from slmtui.writing import MAX_CHOICES
+from slmtui.writing.lore import LORE_LIMITS, LoreSettings
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class Settings:
     """Key-binding overrides: action name (e.g. ``generate``) -> key (e.g. ``ctrl+g``)."""
     prob_colours: bool = False
     """Whether the story colours the tokens the model found unlikely (f3 toggles it; the choice is kept)."""
+    lore: LoreSettings = field(default_factory=LoreSettings)
+    """How the lorebook's entries are found and how much of the context they may fill (config.toml's [lore])."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,25 @@ def _check_sampling(table: Any, key: tuple[str, ...], report: _Report) -> dict[s
     return good
 
 
+def _check_lore(table: Any, key: tuple[str, ...], report: _Report) -> LoreSettings:
+    """config.toml's [lore]: each value checked as LoreSettings checks it (LORE_LIMITS), a bad one defaulted."""
+    if not isinstance(table, dict):
+        report.bad(key, f"should be a table of lore settings ({', '.join(LORE_LIMITS)}); ignored")
+        return LoreSettings()
+    good: dict[str, Any] = {}
+    for name, value in table.items():
+        if name not in LORE_LIMITS:
+            report.bad((*key, name), f"unknown lore setting (known: {', '.join(LORE_LIMITS)}); ignored")
+            continue
+        try:
+            LoreSettings(**{name: value})
+        except SlmError as e:
+            report.bad((*key, name), f"{e.message.removeprefix(f'lore setting {name} is ')}; using the default")
+        else:
+            good[name] = value
+    return LoreSettings(**good)
+
+
 def _from_doc(doc: dict[str, Any], report: _Report) -> Settings:
     """Settings from a parsed file: every valid value is taken, every other one reported and defaulted."""
     values: dict[str, Any] = {}
@@ -148,6 +170,8 @@ def _from_doc(doc: dict[str, Any], report: _Report) -> Settings:
                 values["prob_colours"] = value
             else:
                 report.bad(key, f"should be true or false, not {value!r}; using false")
+        elif name == "lore":
+            values["lore"] = _check_lore(value, key, report)
         elif name == "presets":
             if not isinstance(value, dict):
                 report.bad(key, "should be a table of presets, one [presets.<name>] each; ignored")
@@ -181,6 +205,10 @@ def _to_doc(settings: Settings) -> dict[str, Any]:
         doc["choices"] = settings.choices
     if settings.prob_colours:
         doc["prob_colours"] = True
+    lore = {name: getattr(settings.lore, name) for name in LORE_LIMITS
+            if getattr(settings.lore, name) != getattr(LoreSettings(), name)}
+    if lore:
+        doc["lore"] = lore
     if settings.presets:
         doc["presets"] = {name: {k: _SAMPLING_SETTINGS[k].plain(v) if k in _SAMPLING_SETTINGS else v
                                  for k, v in values.items()} for name, values in settings.presets.items()}

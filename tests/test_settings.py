@@ -259,3 +259,21 @@ def test_probability_colours_are_kept_and_a_bad_value_falls_back(tmp_path: Path)
     result = load_settings(path)
     assert result.settings.prob_colours is False
     assert any("prob_colours" in p and "true or false" in p for p in result.problems), result.problems
+
+
+def test_lore_settings_round_trip_and_each_bad_value_falls_back_alone(tmp_path: Path) -> None:
+    from slmtui.writing.lore import LoreSettings
+
+    path = tmp_path / "config.toml"
+    save_settings(Settings(lore=LoreSettings(scan_depth=512, budget_share=0.3)), path)
+    assert tomllib.loads(path.read_text())["lore"] == {"scan_depth": 512, "budget_share": 0.3}  # max_rounds: default
+    assert load_settings(path).settings.lore == LoreSettings(scan_depth=512, budget_share=0.3)
+    path.write_text("[lore]\nscan_depth = 99999\nbudget_share = 0.2\nmax_rounds = 1.5\ndepth = 3\n")
+    result = load_settings(path)
+    assert result.settings.lore == LoreSettings(budget_share=0.2)
+    assert len(result.problems) == 3, result.problems
+    assert any("lore.scan_depth" in p and "0 to 4096" in p for p in result.problems), result.problems
+    assert any("lore.max_rounds" in p and "whole number" in p for p in result.problems), result.problems
+    assert any("lore.depth" in p and "unknown lore setting" in p for p in result.problems), result.problems
+    path.write_text('lore = "all"\n')
+    assert load_settings(path).settings.lore == LoreSettings()

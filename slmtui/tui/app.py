@@ -138,6 +138,7 @@ class SlmApp(App[int]):
     async def _open_writer(self) -> None:
         self.writing = WritingSession(self.store, sampling=self.settings.sampling)
         self.writing.choices = self.settings.choices
+        self.writing.lore_settings = self.settings.lore
         self.writing.listeners.append(self._writing_changed)
         self.writing.open_recent()
         self.writer = WriterScreen(self.writing, presets=dict(self.settings.presets),

@@ -39,6 +39,7 @@ from slmtui.tui.modals import ConfirmScreen
 from slmtui.tui.screens.models import ModelsScreen
 from slmtui.tui.screens.training import TrainingScreen
 from slmtui.tui.screens.writer import WriterScreen
+from slmtui.writing.lore import LoreSettings
 from slmtui.writing.records import ActiveModel
 from tests.fs_snapshot import snapshot
 from tests.processes import alive
@@ -207,6 +208,17 @@ async def test_f5_and_f6_open_training_and_models_and_the_choice_is_remembered(
         await wait_for(pilot, lambda: isinstance(app.screen, WriterScreen))
         assert app.model_name == "tiny"
     assert load_settings().settings.model == "tiny"
+
+
+async def test_config_tomls_lore_settings_reach_the_writing_session(make_app: Callable[..., SlmApp]) -> None:
+    """[lore] in config.toml decides how far back the session looks for keys and how much room lore gets."""
+    paths.config_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.config_file().write_text("[lore]\nscan_depth = 32\nbudget_share = 0.1\nmax_rounds = 0\n")
+    app = make_app(settings=load_settings())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, WriterScreen))
+        assert app.writing is not None
+        assert app.writing.lore_settings == LoreSettings(scan_depth=32, budget_share=0.1, max_rounds=0)
 
 
 # -------------------------------------------------------------------------------------- decoding in a child process
