@@ -277,3 +277,14 @@ def test_lore_settings_round_trip_and_each_bad_value_falls_back_alone(tmp_path: 
     assert any("lore.depth" in p and "unknown lore setting" in p for p in result.problems), result.problems
     path.write_text('lore = "all"\n')
     assert load_settings(path).settings.lore == LoreSettings()
+
+
+def test_the_readmes_example_config_loads_without_a_problem(tmp_path: Path) -> None:
+    """README's Settings section shows a config.toml: every key in it is one the app reads, with a good value."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("\n## Settings\n", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "config.toml"
+    path.write_text(example)
+    result = load_settings(path)
+    assert result.problems == []
+    assert result.settings.prob_colours and result.settings.choices == 3 and result.settings.keys == {"retry": "ctrl+r"}
