@@ -60,9 +60,11 @@ def _decoding_sees_one_core(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked slow run first: the workers (pytest-xdist) share them out at the start, so the suite does
-    not end waiting for one worker's minute-long test while the others are done."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Modules that hold a test marked slow run first, whole and in their own order (so a module's costly
+    fixture is still set up once): a minute-long test starts early instead of being the last thing a worker
+    does while the others wait; pytest-xdist's worksteal then hands the rest to whichever worker is free."""
+    slow_modules = {item.module for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module not in slow_modules)
 
 
 IDLE_WINDOW_S = 0.004
@@ -85,7 +87,8 @@ async def _wait_for_idle(min_sleep: float = IDLE_WINDOW_S, max_sleep: float = 1)
 def _pilot_waits_for_idle_briefly(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every ``pilot.press`` waits for the app to go idle twice a key, in whole 20 ms windows: two thirds of
     the writer's tests' time went to those waits (65 of 99 s). A 4 ms window judges idleness by the same share
-    of CPU; no test relies on the wait's length (they wait for what they need with ``wait_for``)."""
+    of CPU. It stays a guess, as Textual's is: a test that needs a thread worker's result should wait for it
+    with ``wait_for`` (tui_helpers), not trust ``pilot.pause()`` to outlast the worker."""
     monkeypatch.setattr(textual.app, "wait_for_idle", _wait_for_idle)
     monkeypatch.setattr(textual.pilot, "wait_for_idle", _wait_for_idle)
 

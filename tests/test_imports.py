@@ -8,6 +8,7 @@ imported: inside ``if``/``try``/``with`` too, but not in functions, classes or `
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -101,6 +102,29 @@ def test_the_app_opens_its_screens_before_torch_is_imported() -> None:
     torch comes with the model, in the loading worker (SlmApp.load_model), while the user starts to type."""
     code = "import sys, slmtui.tui.app, slmtui.cli; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+MOUNT_WITHOUT_TORCH = """
+import asyncio, sys
+from slmtui.tui.app import SlmApp
+SlmApp.load_model = lambda self, name: None  # the one place torch may come in: the model's loading worker
+async def main():
+    app = SlmApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+s", "ctrl+g", "f7", "escape", "ctrl+o", "escape")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "WriterScreen", app.screen
+asyncio.run(main())
+assert "torch" not in sys.modules, "torch was imported"
+"""
+
+
+def test_the_writer_mounts_and_its_panels_open_without_torch(tmp_path: Path) -> None:
+    """Not only the imports: the app mounted, the writer drawn, its panels, lorebook and stories opened, all
+    without torch; so the screen is the user's before the model is (torch comes with the loading worker)."""
+    env = {**os.environ, "SLMTUI_HOME": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", MOUNT_WITHOUT_TORCH], check=True, cwd=ROOT, env=env, timeout=120)
 
 
 def test_the_core_imports_nothing_of_ours_but_the_core() -> None:

@@ -152,8 +152,8 @@ class SlmApp(App[int]):
             self.load_model(self.model_name)
         self.training.listeners.append(self._training_changed)
         self.run_worker(self.training.reattach(), group="training", exit_on_error=False)  # a run left going
-        # Start-up's objects (torch's million above all) are never garbage: exempt them from collection, or
-        # every full collection walks them all and stalls the event loop for 100 ms or more.
+        # Start-up's objects (Textual's and the app's; torch's come with the model, frozen in _model_loaded) are
+        # never garbage: exempt them from collection, or full collections walk them all on the UI thread.
         gc.freeze()
 
     def on_unmount(self) -> None:
