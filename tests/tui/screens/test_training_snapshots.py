@@ -77,6 +77,9 @@ async def settle_form(pilot) -> None:  # type: ignore[no-untyped-def]
     await pilot.app.workers.wait_for_complete()
     for field in pilot.app.screen.query(Input):
         field.cursor_blink = False  # the focused field's cursor is drawn, never half-way through a blink
+    # The form scrolls its focused field into view with an animation: wait for it to end, or on a busy machine
+    # the picture was taken a row short of the end (seen beside another xdist worker).
+    await pilot.wait_for_scheduled_animations()
     await pilot.pause(0.3)
 
 
