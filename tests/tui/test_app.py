@@ -254,7 +254,10 @@ async def test_the_writer_streams_from_the_child_one_or_three_at_once(
         writer.set_sampling(SAMPLING)
         await pilot.press(*"Once")
         await press_now(pilot, "enter")
-        await wait_for(pilot, lambda: writer.session.job is not None)
+        # Not "until a job is running": the child writes these 24 tokens in milliseconds, so the job may have
+        # come and gone between two looks (a timeout seen once in CI).
+        await wait_for(pilot, lambda: writer.session.job is None and writer.session.path
+                       and writer.session.path[-1].author == "model")
         await wait_idle(pilot, writer)
         passage = writer.session.path[-1]
         assert passage.author == "model"
