@@ -205,8 +205,9 @@ def _to_doc(settings: Settings) -> dict[str, Any]:
         doc["choices"] = settings.choices
     if settings.prob_colours:
         doc["prob_colours"] = True
+    default_lore = LoreSettings()
     lore = {name: getattr(settings.lore, name) for name in LORE_LIMITS
-            if getattr(settings.lore, name) != getattr(LoreSettings(), name)}
+            if getattr(settings.lore, name) != getattr(default_lore, name)}
     if lore:
         doc["lore"] = lore
     if settings.presets:

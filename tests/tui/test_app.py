@@ -45,7 +45,7 @@ from tests.fs_snapshot import snapshot
 from tests.processes import alive
 from tests.stories_damage import DAMAGE, damage_stories_db
 
-from tui_helpers import default_settings, press_now, wait_for, wait_idle
+from tui_helpers import default_settings, press_now, start_writing, wait_for, wait_idle
 
 pytestmark = pytest.mark.anyio
 
@@ -253,11 +253,7 @@ async def test_the_writer_streams_from_the_child_one_or_three_at_once(
 
         writer.set_sampling(SAMPLING)
         await pilot.press(*"Once")
-        await press_now(pilot, "enter")
-        # Not "until a job is running": the child writes these 24 tokens in milliseconds, so the job may have
-        # come and gone between two looks (a timeout seen once in CI).
-        await wait_for(pilot, lambda: writer.session.job is None and writer.session.path
-                       and writer.session.path[-1].author == "model")
+        await start_writing(pilot, writer)  # the child writes these 24 tokens in milliseconds
         await wait_idle(pilot, writer)
         passage = writer.session.path[-1]
         assert passage.author == "model"

@@ -58,9 +58,13 @@ async def wait_for(pilot: Pilot[object], condition: Callable[[], object], *, tim
 
 
 async def start_writing(pilot: Pilot[object], writer: WriterScreen) -> None:
-    """Press Enter in the prompt and wait until the model has started (not for the CPU to idle)."""
+    """Press Enter in the prompt and wait until the model has started (not for the CPU to idle), or has already
+    finished: a short stream from the decoding child can come and go between two looks."""
+    session = writer.session
+    last = session.path[-1].id if session.path else None
     await press_now(pilot, "enter")
-    await wait_for(pilot, lambda: writer.session.job is not None)
+    await wait_for(pilot, lambda: session.job is not None or (
+        bool(session.path) and session.path[-1].id != last and session.path[-1].author == "model"))
 
 
 async def wait_idle(pilot: Pilot[object], writer: WriterScreen, *, timeout: float = 30.0) -> None:
