@@ -319,14 +319,19 @@ class Generator:
             alt_logits, alt_ids = top[0][:, :n_alt], top[1][:, :n_alt]
         else:
             alt_logits, alt_ids = torch.topk(logits, n_alt)
-        lse = torch.logsumexp(logits, dim=-1, keepdim=True)
-        index = torch.tensor(tokens, dtype=torch.long).unsqueeze(1)
-        probs = torch.exp(logits.gather(1, index) - lse).squeeze(1).tolist()
-        alt_probs = torch.exp(alt_logits - lse).tolist()
+        # log Z of the raw logits; the alternatives' first logit is their maximum (fewer ops than logsumexp)
+        if n_alt:
+            top_logit = alt_logits[:, :1]
+            lse = torch.sub(logits, top_logit).exp_().sum(dim=-1, keepdim=True).log_().add_(top_logit)
+        else:
+            lse = torch.logsumexp(logits, dim=-1, keepdim=True)
+        index = torch.tensor(tokens, dtype=torch.long).view(-1, 1)
+        # Each row: the chosen token's probability, then its alternatives', in one exp.
+        rows = torch.cat((logits.gather(1, index), alt_logits), dim=1).sub_(lse).exp_().tolist()
         text = self._token_text
         return [
-            (token, prob, tuple([Alternative(t, text(t), q) for t, q in zip(alt_row, alt_prob_row)]))
-            for token, prob, alt_row, alt_prob_row in zip(tokens, probs, alt_ids.tolist(), alt_probs)
+            (token, row[0], tuple([Alternative(t, text(t), q) for t, q in zip(alt_row, row[1:])]))
+            for token, row, alt_row in zip(tokens, rows, alt_ids.tolist())
         ]
 
     def _token_text(self, token_id: int) -> str:

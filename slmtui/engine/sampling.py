@@ -30,17 +30,15 @@ def apply_repetition_penalty(logits: torch.Tensor, context: torch.Tensor, penalt
 def apply_repetition_penalty_rows(logits: torch.Tensor, context: torch.Tensor, penalty: float) -> torch.Tensor:
     """``apply_repetition_penalty`` on every row of ``logits`` (rows, V) with its row of ``context`` (rows, T).
 
-    Each row's seen tokens, offset into the flattened logits, get the same formula: a (rows, V) where() is
-    ~10x slower than on the few hundred seen entries. No unique(): a token seen twice is written twice with
-    the same value, cheaper than sorting them out (~20 us at 4 rows).
+    Each row's seen tokens are gathered, get the same formula and are scattered back: a (rows, V) where() is
+    ~10x slower than on the few hundred seen entries, and gather/scatter along the rows take seven ops where
+    flat offsets took fourteen (each op costs ~3-5 us of dispatch on a small CPU, measured 44 -> ~25 us a
+    step). No unique(): a token seen twice is written twice with the same value.
     """
     if penalty == 1.0 or context.numel() == 0:
         return logits
-    seen = (context + logits.size(-1) * torch.arange(logits.size(0)).unsqueeze(1)).view(-1)
-    scores = logits.reshape(-1)[seen]
-    logits = logits.clone()
-    logits.view(-1)[seen] = torch.where(scores > 0, scores / penalty, scores * penalty)
-    return logits
+    scores = logits.gather(1, context)
+    return logits.clone().scatter_(1, context, torch.where(scores > 0, scores / penalty, scores * penalty))
 
 
 def top_candidates(logits: torch.Tensor, s: Sampling) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,16 +52,17 @@ def top_candidates(logits: torch.Tensor, s: Sampling) -> tuple[torch.Tensor, tor
 def filter_candidates(values: torch.Tensor, ids: torch.Tensor, s: Sampling) -> tuple[torch.Tensor, torch.Tensor]:
     """Temperature, top-p and min-p on candidates sorted most likely first; probabilities sum to 1."""
     probs = torch.softmax(values.float() / s.temperature, dim=-1)
-    keep = torch.ones_like(probs, dtype=torch.bool)
+    keep: torch.Tensor | None = None
     if s.top_p < 1.0:
         # Keep each token whose preceding mass is below p: the smallest set reaching p, at least one token.
-        before = torch.cumsum(probs, dim=-1) - probs
-        keep &= before < s.top_p
+        keep = torch.cumsum(probs, dim=-1).sub_(probs) < s.top_p
     if s.min_p > 0.0:
-        keep &= probs >= s.min_p * probs[0]
-    keep[0] = True
-    probs = probs[keep]
-    return ids[keep], probs / probs.sum()
+        above = probs >= s.min_p * probs[0]
+        keep = above if keep is None else keep.logical_and_(above)
+    if keep is not None:  # (with neither, every candidate stays: no mask to build)
+        keep[0] = True
+        probs, ids = probs[keep], ids[keep]
+    return ids, probs / probs.sum()
 
 
 def filter_logits(logits: torch.Tensor, s: Sampling) -> tuple[torch.Tensor, torch.Tensor]:

@@ -53,6 +53,9 @@ VARIANTS: dict[str, tuple[dict[str, object], dict[str, object]]] = {
     # the record's ideas (issue 19)
     "unet": ({"unet_skips": True}, {}),
     "embed_skips": ({"embed_skips": True}, {}),
+    # The trainer's --compile (torch.compile of the model, inductor); its first step (compilation) is untimed.
+    "compile": ({}, {"compile": True}),
+    "compile_opt": ({}, {"compile": True}),  # and the optimizer's step (Muon's orthogonalisation) compiled too
 }
 
 
@@ -83,31 +86,37 @@ def main() -> None:
         g = torch.Generator().manual_seed(0)
         x = torch.randint(0, config.vocab_size, (B, config.block_size), generator=g)
         y = torch.randint(0, config.vocab_size, (B, config.block_size), generator=g)
-        runs[name] = (model, make_optimizer(model, replace(base_train, **opt), device), x, y)
+        train_cfg = replace(base_train, **opt)
+        step_model = torch.compile(model) if train_cfg.compile else model
+        optimizer = make_optimizer(model, train_cfg, device)
+        if name == "compile_opt":
+            optimizer.step = torch.compile(optimizer.step)  # type: ignore[method-assign]
+        runs[name] = (model, step_model, optimizer, x, y)
     autocast = torch.autocast("cpu", dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
     times: dict[str, list[float]] = {n: [] for n in names}
     for _ in range(args.rounds + 1):
         for name in names:
-            model, optimizer, x, y = runs[name]
+            model, step_model, optimizer, x, y = runs[name]
             t0 = time.perf_counter()
             with autocast:
-                _, loss = model(x, y)
+                _, loss = step_model(x, y)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             loss.item()
             times[name].append(time.perf_counter() - t0)
-    rates = {name: runs[name][2].numel() / min(times[name][1:]) for name in names}
+    rates = {name: runs[name][3].numel() / min(times[name][1:]) for name in names}
     base = rates.get("base")
     out = {}
     for name in names:
         best = min(times[name][1:])
         ratio = rates[name] / base if base else None
         params = sum(p.numel() for p in runs[name][0].parameters())
-        out[name] = {"best_step_s": best, "tokens_per_s": rates[name], "ratio_to_base": ratio, "params": params}
+        out[name] = {"best_step_s": best, "tokens_per_s": rates[name], "ratio_to_base": ratio, "params": params,
+                     "first_step_s": times[name][0]}
         print(f"  {name:15s} {params / 1e6:6.2f}M params  best step {best * 1000:7.0f} ms  {rates[name]:7.0f} tok/s"
-              + (f"  x{ratio:.3f} of base" if ratio else ""), flush=True)
+              + (f"  x{ratio:.3f} of base" if ratio else "") + f"  (first step {times[name][0]:.1f} s)", flush=True)
     print(f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     if args.json:
         print(json.dumps(out))
