@@ -34,6 +34,18 @@ process CPU time per step, best of 9 x 20): batch 1 int8 3.84 -> int8-fused 3.02
 5.11; batch 4 int8 5.05 -> 4.10. ``torch.compile`` (inductor, CPU) of the whole step with a static cache
 and fixed shapes did not pay here: 5.31 -> 5.21 ms eager vs compiled (5.76 -> 5.60 with freezing and
 weight prepacking) for 72-92 s of compilation on first use, so it is not a candidate on this CPU.
+
+Tried again on a 2-core AMD EPYC with AVX2 only (no AVX-512, no AMX), quiet, 1 thread, the default model at
+batch 1, best step, against 1.80 ms for int8-fused eager (before the plain-callables step, now 1.54):
+torch.compile of a static-cache step (the whole cache attended under a mask, no recompiles) in fp32 3.52 ms,
+with inductor's C++ wrapper 3.38, with freezing 2.88, with both 2.54 (15-27 s to compile); the int8 step
+compiled breaks its graph at every quantized op (3.06-3.17 ms); int8 weights dequantised inside the
+compiled graph 2.6-13.5 ms. Per linear at batch 1: ``torch._weight_int8pack_mm`` (int8 weight-only, bf16
+activations) beats fbgemm's dynamic int8 on the blocks' small matrices (256x256: 6.8 against 22.3 us) but
+not on the 8k head, and in a whole step its casts eat the gain (1.51 against 1.53 ms, slower at batch 2 and
+up, prefill of 250 tokens 70.7 against 28.6 ms); fbgemm fp16 and oneDNN's packed fp32 linears were slower
+than both. Rotating q and k by one matmul with a per-position matrix saved 0.03 ms a step and would round
+differently from GPT's rotation, so it was left out. None of these is a candidate.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ class ContextMeter(Widget):
         if note:
             words += f" + {note} note"
         if len(words) + 12 > self.size.width:  # narrow: the numbers only
-            words = (f"sees {seen}/{total}" + (f" +{memory} mem" if memory else "")
+            words = (("empty story" if total == 0 else f"sees {seen}/{total}") + (f" +{memory} mem" if memory else "")
                      + (f" +{lore} lore" if lore else "") + (f" +{note} note" if note else ""))
         bar_width = max(4, min(40, self.size.width - len(words) - 3))
         memory_cells = 0
