@@ -12,7 +12,8 @@ from slmtui.engine.model import GPT
 from trainer.config import PRESETS, TrainConfig, preset
 from trainer.events import StepEvent
 from trainer.loop import RunSpec, make_optimizer, train
-from trainer.optim import Optimizers, hidden_matrices
+from trainer import optim
+from trainer.optim import Muon, Optimizers, hidden_matrices, orthogonalise
 
 from excerpts import book_excerpt
 
@@ -30,6 +31,49 @@ def test_muon_takes_the_hidden_matrices_and_adamw_the_rest() -> None:
     assert all(n.startswith("transformer.h.") and n.endswith("weight") for n in in_muon)
     assert {"transformer.wte.weight", "lm_head.weight", "transformer.wpe.weight"} <= in_adamw
     assert not in_muon & in_adamw and in_muon | in_adamw == set(names.values())
+
+
+def test_orthogonalise_in_bf16_is_torchs_newton_schulz_bit_for_bit() -> None:
+    """The fp32 iteration is torch's own algorithm: in bf16 it gives torch's numbers exactly (wide and tall)."""
+    from torch.optim._muon import DEFAULT_A, DEFAULT_B, DEFAULT_C, EPS, _zeropower_via_newtonschulz
+
+    torch.manual_seed(0)
+    for shape in ((64, 192), (256, 64)):
+        g = torch.randn(shape)
+        ours = orthogonalise(g, (DEFAULT_A, DEFAULT_B, DEFAULT_C), 5, EPS, torch.bfloat16)
+        assert torch.equal(ours, _zeropower_via_newtonschulz(g, (DEFAULT_A, DEFAULT_B, DEFAULT_C), 5, EPS))
+
+
+def test_muon_in_fp32_steps_like_torchs_muon_and_keeps_its_state() -> None:
+    """Muon's own step (fp32 Newton-Schulz) moves every matrix as torch.optim.Muon does, up to bf16's
+    rounding of the iteration; its state is torch's (one momentum buffer), so a run resumes under either."""
+    torch.manual_seed(0)
+    weights = [torch.randn(64, 192), torch.randn(256, 64)]
+    grads = [[torch.randn_like(w) for w in weights] for _ in range(3)]
+    moved = {}
+    for name, make in (("torch", lambda ps: torch.optim.Muon(ps, lr=0.02, weight_decay=0.1, adjust_lr_fn="match_rms_adamw")),
+                       ("ours", lambda ps: Muon(ps, lr=0.02, weight_decay=0.1, adjust_lr_fn="match_rms_adamw",
+                                               ns_dtype=torch.float32))):
+        params = [torch.nn.Parameter(w.clone()) for w in weights]
+        opt = make(params)
+        for step in grads:
+            for p, g in zip(params, step):
+                p.grad = g.clone()
+            opt.step()
+        moved[name] = ([p.detach() - w for p, w in zip(params, weights)], opt.state_dict())
+    for a, b in zip(moved["torch"][0], moved["ours"][0]):
+        assert torch.allclose(a, b, rtol=0.05, atol=2e-3), (a - b).abs().max()
+        assert a.abs().max() > 0.01
+    torch_state, our_state = moved["torch"][1]["state"], moved["ours"][1]["state"]
+    assert torch_state.keys() == our_state.keys() and all(set(v) == {"momentum_buffer"} for v in our_state.values())
+
+
+@pytest.mark.parametrize(("fast_bf16", "dtype"), [(False, torch.float32), (True, torch.bfloat16)])
+def test_muon_iterates_in_bf16_only_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch, fast_bf16: bool,
+                                                         dtype: torch.dtype) -> None:
+    monkeypatch.setattr(optim, "cpu_has_fast_bf16", lambda: fast_bf16)
+    opt = make_optimizer(GPT(preset("tiny").model), TrainConfig(optimizer="muon"), torch.device("cpu"))
+    assert isinstance(opt, Optimizers) and opt.optimizers[0].ns_dtype == dtype
 
 
 def test_fused_adamw_takes_the_same_steps_as_foreach() -> None:
