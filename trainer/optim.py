@@ -71,8 +71,10 @@ class Muon(torch.optim.Muon):
     def step(self, closure: Any = None) -> Any:
         if self.ns_dtype == torch.bfloat16:
             return super().step(closure)
+        loss = None
         if closure is not None:
-            raise SlmError("Muon.step takes no closure here")
+            with torch.enable_grad():
+                loss = closure()
         for group in self.param_groups:
             params: list[torch.Tensor] = []
             grads: list[torch.Tensor] = []
@@ -86,7 +88,7 @@ class Muon(torch.optim.Muon):
                                        self.ns_dtype)
                 p.mul_(1 - lr * decay)
                 p.add_(update, alpha=-lr * _rate_ratio(group["adjust_lr_fn"], p.shape))
-        return None
+        return loss
 
 
 def _rate_ratio(adjust_lr_fn: str | None, shape: torch.Size) -> float:

@@ -173,9 +173,13 @@ class _Layer:
     norm_2: Op
     fc: Op
     fc_proj: Op
-    relu2: bool
-    """The MLP is ReLU² (relu then square, done in place on the fresh fc output), else its own activation."""
     act: Op
+    """The MLP's activation; ReLU² in place on the fresh fc output (``_relu2_``)."""
+
+
+def _relu2_(h: torch.Tensor) -> torch.Tensor:
+    """ReLU2's relu(h)^2 in place: h is the fc output, made for this step only."""
+    return h.relu_().mul_(h)
 
 
 class FusedStepGPT(GPT):
@@ -205,7 +209,8 @@ class FusedStepGPT(GPT):
         t = self.transformer
         self._layers = [
             _Layer(_direct(b.ln_1), _direct(b.attn.c_attn), _direct(b.attn.c_proj), _direct(b.ln_2),
-                   _direct(b.mlp.c_fc), _direct(b.mlp.c_proj), isinstance(b.mlp.gelu, ReLU2), _direct(b.mlp.gelu))
+                   _direct(b.mlp.c_fc), _direct(b.mlp.c_proj),
+                   _relu2_ if isinstance(b.mlp.gelu, ReLU2) else _direct(b.mlp.gelu))
             for b in t.h
         ]
         self._norm_f, self._head = _direct(t.ln_f), _direct(self.lm_head)
@@ -250,9 +255,7 @@ class FusedStepGPT(GPT):
             v_cache.select(2, pos).copy_(v.select(2, 0))
             y = sdpa(qk.narrow(1, 0, nh), k_cache.narrow(2, 0, pos + 1), v_cache.narrow(2, 0, pos + 1))
             x.add_(layer.proj(y.view(B, 1, C)))  # (B, nh, 1, hs) is (B, 1, C) in memory: no copy
-            h = layer.fc(layer.norm_2(x))
-            h = h.relu_().mul_(h) if layer.relu2 else layer.act(h)
-            x.add_(layer.fc_proj(h))
+            x.add_(layer.fc_proj(layer.act(layer.fc(layer.norm_2(x)))))
         cache.length = pos + 1
         return self.soft_cap(self._head(self._norm_f(x))), None
 
