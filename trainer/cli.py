@@ -24,7 +24,7 @@ from slmtui.core.seeds import SEED_HELP
 from slmtui.engine.device import pick_device
 from slmtui.engine.model_io import LoadedModel
 from trainer import config
-from trainer.config import DEFAULT_EPOCHS, DEFAULT_PRESET, PRESETS, default_run_name, preset
+from trainer.config import DEFAULT_EPOCHS, DEFAULT_PRESET, PRESETS, SCHEDULES, default_run_name, preset
 from trainer.corpus import corpus_path, read_corpus
 from trainer.events import DoneEvent, ErrorEvent, EvalEvent, Event, SampleEvent, StartEvent, StepEvent, to_json
 from trainer.loop import RunSpec, train
@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
                        ("--grad-clip", float), ("--eval-interval", int), ("--patience", int),
                        ("--val-fraction", float)):
         opt.add_argument(flag, type=kind)
+    opt.add_argument("--schedule", choices=SCHEDULES,
+                     help="the learning rate after warmup: cosine, or wsd (held at its peak, then a linear decay over "
+                          "the last --decay-fraction of the steps; a wsd run still at its peak resumes exactly with "
+                          "a new --max-steps)")
+    opt.add_argument("--decay-fraction", type=float, metavar="F", help="wsd: the share of the steps spent decaying")
     opt.add_argument("--seed", type=int, metavar="N", help=f"weights' init and batch order: {SEED_HELP}")
     opt.add_argument("--val-books", metavar="N|NAME,NAME",
                      help="also hold out whole books: N spread over the corpus, or names (file names, .txt optional)")
@@ -132,7 +137,8 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     model = replace(model, **arch)
     overrides = {k: getattr(args, k) for k in ("batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip",
                                                "eval_interval", "patience", "seed", "val_fraction", "dtype",
-                                               "max_steps", "epochs", "val_books", "optimizer", "fused")
+                                               "max_steps", "epochs", "val_books", "optimizer", "fused",
+                                               "schedule", "decay_fraction")
                  if getattr(args, k) is not None}
     if args.time_limit is not None:
         overrides["time_limit_s"] = args.time_limit

@@ -21,6 +21,9 @@ from slmtui.core.tokenizer_spec import GPT2_N_VOCAB
 OPTIMIZERS = ("adamw", "muon")
 """What --optimizer takes (trainer/optim.py builds them)."""
 
+SCHEDULES = ("cosine", "wsd")
+"""What --schedule takes: the learning rate after warmup (trainer/loop.py's lr_at)."""
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -31,7 +34,13 @@ class TrainConfig:
     lr: float = 6e-4
     """Peak learning rate, reached after warmup."""
     min_lr_ratio: float = 0.1
-    """Cosine decay ends at lr * min_lr_ratio."""
+    """The schedule ends at lr * min_lr_ratio."""
+    schedule: str = "cosine"
+    """cosine: decay from the peak over the whole run. wsd (warmup-stable-decay): the peak rate held, then a linear
+    decay over the last ``decay_fraction`` of the steps. A wsd run's rate before its decay does not depend on its
+    length, so a run still at its peak can be resumed with a longer (or shorter) --max-steps exactly."""
+    decay_fraction: float = 0.2
+    """wsd: the share of the steps spent decaying to the floor."""
     warmup_steps: int = 1000
     max_steps: int | None = None
     """The schedule's horizon. None: derived from --epochs or --time-limit."""
@@ -87,6 +96,8 @@ class TrainConfig:
             "dtype": self.dtype in ("auto", "fp32", "bf16", "fp16"),
             "val_fraction": 0 < self.val_fraction < 0.5,
             "optimizer": self.optimizer in OPTIMIZERS,
+            "schedule": self.schedule in SCHEDULES,
+            "decay_fraction": 0 < self.decay_fraction <= 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

@@ -122,7 +122,8 @@ def warmup_for(cfg: TrainConfig, max_steps: int) -> int:
 
 
 def lr_at(step: int, cfg: TrainConfig, max_steps: int, warmup: int | None = None) -> float:
-    """Linear warmup to lr, then cosine decay to lr * min_lr_ratio at max_steps.
+    """Linear warmup to lr, then down to lr * min_lr_ratio at max_steps: by cosine, or (wsd) flat until the last
+    ``decay_fraction`` of the steps and linear from there.
 
     A run passes its warmup, fixed when the run starts (a time budget's, at its first horizon): a horizon
     re-estimated later must not shorten a warmup already under way, which would jump the learning rate.
@@ -130,9 +131,20 @@ def lr_at(step: int, cfg: TrainConfig, max_steps: int, warmup: int | None = None
     warmup = warmup_for(cfg, max_steps) if warmup is None else warmup
     if step < warmup:
         return cfg.lr * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, max_steps - warmup))
     min_lr = cfg.lr * cfg.min_lr_ratio
+    if cfg.schedule == "wsd":
+        decay_start = max(warmup, max_steps - decay_steps(cfg, max_steps))
+        if step < decay_start:
+            return cfg.lr
+        progress = min(1.0, (step - decay_start) / max(1, max_steps - decay_start))
+        return cfg.lr - progress * (cfg.lr - min_lr)
+    progress = min(1.0, (step - warmup) / max(1, max_steps - warmup))
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - min_lr)
+
+
+def decay_steps(cfg: TrainConfig, max_steps: int) -> int:
+    """A wsd run's decay: its last ``decay_fraction`` of max_steps."""
+    return round(cfg.decay_fraction * max_steps)
 
 
 def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer | Optimizers:
@@ -234,6 +246,12 @@ def _train(spec: RunSpec, emit: Callable[[Event], None], should_stop: Callable[[
         max_steps = max(1, math.ceil(cfg.epochs * len(data.train) / batch_tokens))
     if not max_steps and not cfg.time_limit_s:
         raise SlmError("give a training budget: --max-steps, --epochs or --time-limit")
+    if state and state.max_steps and max_steps and max_steps != state.max_steps and state.step < max_steps:
+        before, after = lr_at(state.step, cfg, state.max_steps), lr_at(state.step, cfg, max_steps)
+        if not math.isclose(before, after, rel_tol=1e-9):
+            warn(f"the new horizon ({max_steps} steps, was {state.max_steps}) moves the learning rate at step "
+                 f"{state.step} from {before:.3g} to {after:.3g} (a --schedule wsd run resumed before its decay "
+                 "keeps its rate)")
 
     check_fits(f"training {model_config.param_count:,} parameters at batch {cfg.batch_size} x context "
                f"{model_config.block_size}", training_bytes(model_config, batch_size=cfg.batch_size), device)

@@ -85,6 +85,20 @@ def test_lr_warms_up_linearly_then_decays_by_cosine_to_the_floor() -> None:
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))
 
 
+def test_wsd_holds_the_peak_then_decays_linearly_to_the_floor() -> None:
+    cfg = TrainConfig(lr=1e-3, warmup_steps=100, min_lr_ratio=0.1, schedule="wsd", decay_fraction=0.2)
+    assert lr_at(49, cfg, 1000) == pytest.approx(5e-4)  # the same warmup as cosine's
+    assert lr_at(100, cfg, 1000) == lr_at(799, cfg, 1000) == pytest.approx(1e-3)
+    assert lr_at(900, cfg, 1000) == pytest.approx(1e-3 - 0.5 * 9e-4)  # half-way down the last fifth
+    assert lr_at(1000, cfg, 1000) == lr_at(5000, cfg, 1000) == pytest.approx(1e-4)
+    # Before its decay, the rate does not depend on the horizon: what makes a longer --max-steps exact on resume.
+    assert [lr_at(s, cfg, 1000) for s in range(800)] == [lr_at(s, cfg, 4000) for s in range(800)]
+    lrs = [lr_at(s, cfg, 1000) for s in range(100, 1001)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    with pytest.raises(SlmError, match="schedule"):
+        TrainConfig(schedule="linear")
+
+
 def test_a_short_run_shortens_its_warmup() -> None:
     """40 steps with the seed preset's 1000 warmup steps would never reach the peak."""
     cfg = PRESETS["seed"].train
@@ -212,6 +226,25 @@ def test_resume_after_stopping_at_an_evaluation(
     assert [e.step for e in resumed.of(EvalEvent)] == [N_STEPS]  # step 25's evaluation is not repeated
     assert done2.reason == "max_steps" and done2.resume_command is None
     assert done2.best_val_loss == pytest.approx(ref_done.best_val_loss, abs=1e-4)
+
+
+def test_a_wsd_run_resumed_with_a_longer_horizon_matches_one_planned_that_long(corpus_file: Path, tmp_path: Path) -> None:
+    """Planned for 30 steps, stopped at 13 (its decay starts at 24), resumed for 40: step for step the run that
+    was planned for 40 from the start, and no warning; a cosine run's rate would move, and the user is told."""
+    ref, _ = run(spec_for(tmp_path / "ref", corpus_file, schedule="wsd", max_steps=40))
+    out = tmp_path / "run"
+    run(spec_for(out, corpus_file, schedule="wsd", max_steps=30), stop_at=13)
+    warnings: list[str] = []
+    rec = Recorder()
+    train(spec_for(out, corpus_file, resume=True, max_steps=40), rec, warn=warnings.append)
+    assert sorted(rec.losses) == list(range(14, 41)) and not warnings
+    for step in range(14, 41):
+        assert rec.losses[step] == pytest.approx(ref.losses[step], abs=1e-4), step
+
+    cosine = tmp_path / "cosine"
+    run(spec_for(cosine, corpus_file, max_steps=30), stop_at=13)
+    train(spec_for(cosine, corpus_file, resume=True, max_steps=40), Recorder(), warn=warnings.append)
+    assert len(warnings) == 1 and "moves the learning rate at step 13" in warnings[0]
 
 
 def test_resume_without_a_saved_run_is_a_clear_error(tmp_path: Path) -> None:
