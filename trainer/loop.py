@@ -30,7 +30,7 @@ from slmtui.core.model_folder import METRICS, TRAIN_STATE
 from slmtui.core.model_target import check_model_target
 from slmtui.core.seeds import torch_seed
 from slmtui.engine.decode_paths import EXACT
-from slmtui.engine.device import cpu_has_fast_bf16, pick_device
+from slmtui.engine.device import cpu_bf16_matmul_is_faster, pick_device
 from slmtui.engine.evaluate import evaluate_ids, token_byte_lengths
 from slmtui.engine.generate import Generator
 from slmtui.core.sampling import Sampling
@@ -102,7 +102,7 @@ def pick_dtype(name: str, device: torch.device) -> torch.dtype:
         return torch.float16
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and cpu_has_fast_bf16():
+    if device.type == "cpu" and cpu_bf16_matmul_is_faster():
         return torch.bfloat16
     return torch.float32
 

@@ -10,7 +10,8 @@ torch runs the Newton-Schulz iteration in bf16, which a CPU without native bf16 
 emulates: on a 2-core AMD EPYC with AVX2 only, torch.profiler on one step of the default preset at batch 8 put
 12.5 s of its 13.3 s in the optimizer (264 bf16 addmm of 45 ms each), the model's forward and backward 0.8 s.
 So ``Muon`` here iterates in the dtype the machine computes fast (``newton_schulz_dtype``): bf16 on CUDA and on
-CPUs with native bf16, where torch's own step runs, fp32 elsewhere.
+CPUs whose bf16 products are faster than fp32 ones (timed, ``cpu_bf16_matmul_is_faster``), where torch's own
+step runs, fp32 elsewhere.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 
 from slmtui.core.errors import SlmError
-from slmtui.engine.device import cpu_has_fast_bf16
+from slmtui.engine.device import cpu_bf16_matmul_is_faster
 from slmtui.engine.model import GPT
 from trainer.config import OPTIMIZERS
 
@@ -39,8 +40,8 @@ def _adamw(groups: list[dict[str, Any]], *, lr: float, betas: tuple[float, float
 
 
 def newton_schulz_dtype(device: torch.device) -> torch.dtype:
-    """bf16 where it is native (CUDA, a CPU with AVX512-BF16 or AMX), else fp32 (module docstring)."""
-    return torch.bfloat16 if device.type == "cuda" or cpu_has_fast_bf16() else torch.float32
+    """bf16 on CUDA and on a CPU where bf16 products are faster (measured), else fp32 (module docstring)."""
+    return torch.bfloat16 if device.type == "cuda" or cpu_bf16_matmul_is_faster() else torch.float32
 
 
 def orthogonalise(update: torch.Tensor, coefficients: tuple[float, float, float], steps: int, eps: float,

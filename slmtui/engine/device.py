@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import math
+import time
 from pathlib import Path
 
 import torch
@@ -25,10 +28,36 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): there bf16 is faster, elsewhere slower."""
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX). Native is not always faster for a matrix
+    product: ``cpu_bf16_matmul_is_faster`` measures that."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+BF16_PROBE_SHAPE = (1024, 256, 1024)
+"""The product the probe times (m, k, n): a 256-wide block's MLP on 1024 tokens, the default preset's shape."""
+
+
+@functools.cache
+def cpu_bf16_matmul_is_faster() -> bool:
+    """Whether bf16 matrix products beat fp32 ones on this CPU, timed once a process (~30 ms).
+
+    The flags do not say it: an Intel Xeon with AVX512-BF16 and no AMX multiplied bf16 at 85 GFLOP/s and fp32 at
+    150 (2 threads, ``BF16_PROBE_SHAPE``), so training there in bf16 ran at half the speed of fp32, while on an
+    AMD EPYC with AVX512-BF16 bf16 was the faster (docs/training-runs.md). A CPU without the instructions is
+    not timed: emulated bf16 is many times slower."""
+    if not cpu_has_native_bf16():
+        return False
+    m, k, n = BF16_PROBE_SHAPE
+    best = {torch.float32: math.inf, torch.bfloat16: math.inf}
+    operands = {dt: (torch.randn(m, k, dtype=dt), torch.randn(k, n, dtype=dt)) for dt in best}
+    for _ in range(4):  # interleaved, so that a burst of load elsewhere hits both alike; the first round warms up
+        for dt, (a, b) in operands.items():
+            start = time.perf_counter()
+            torch.mm(a, b)
+            best[dt] = min(best[dt], time.perf_counter() - start)
+    return best[torch.bfloat16] < best[torch.float32]

@@ -56,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a check
 from slmtui.core.model_catalog import bundled_default  # noqa: E402
 from slmtui.engine.decode_paths import EXACT  # noqa: E402
 from slmtui.core.sampling import Sampling  # noqa: E402
-from slmtui.engine.device import cpu_has_fast_bf16  # noqa: E402
+from slmtui.engine.device import cpu_has_native_bf16  # noqa: E402
 from slmtui.engine.generate import DECODE_THREADS, Generator  # noqa: E402
 from slmtui.engine.model import GPT  # noqa: E402
 from slmtui.engine.model_io import load_model_dir  # noqa: E402
@@ -91,7 +91,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-OLD_PATH = "bf16-mv" if cpu_has_fast_bf16() else EXACT
+OLD_PATH = "bf16-mv" if cpu_has_native_bf16() else EXACT
 """The decoding path the engine used before issue 12 on this machine: chosen by CPU flag."""
 STREAMS = (1, 2, 4, 8)
 LONG_PROMPT_TOKENS = 250

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from slmtui.core.errors import SlmError
-from slmtui.engine.device import cpu_has_fast_bf16
+from slmtui.engine.device import cpu_has_native_bf16
 from slmtui.engine.model import GPT, KVCache
 from slmtui.core.sampling import Sampling
 from slmtui.engine.sampling import apply_repetition_penalty, draw, filter_candidates, top_candidates
@@ -132,7 +132,7 @@ class Generator:
         self.num_threads = num_threads
         """Intra-op CPU threads while this generator works (None: leave torch's setting alone)."""
         if fast_head is None:
-            fast_head = model.lm_head.weight.device.type == "cpu" and cpu_has_fast_bf16()
+            fast_head = model.lm_head.weight.device.type == "cpu" and cpu_has_native_bf16()
         # The LM head is most of a decoding step (50257x256 for the seed preset). A bf16 copy read with a
         # matrix-vector product is ~3x faster on CPUs with native bf16 (tests/bench/bench_generate.py) and
         # moves logits by ~1e-2: nothing for sampling, and shipped weights are bf16 already.

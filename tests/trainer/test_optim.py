@@ -71,7 +71,7 @@ def test_muon_in_fp32_steps_like_torchs_muon_and_keeps_its_state() -> None:
 @pytest.mark.parametrize(("fast_bf16", "dtype"), [(False, torch.float32), (True, torch.bfloat16)])
 def test_muon_iterates_in_bf16_only_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch, fast_bf16: bool,
                                                          dtype: torch.dtype) -> None:
-    monkeypatch.setattr(optim, "cpu_has_fast_bf16", lambda: fast_bf16)
+    monkeypatch.setattr(optim, "cpu_bf16_matmul_is_faster", lambda: fast_bf16)
     opt = make_optimizer(GPT(preset("tiny").model), TrainConfig(optimizer="muon"), torch.device("cpu"))
     assert isinstance(opt, Optimizers) and opt.optimizers[0].ns_dtype == dtype
 
