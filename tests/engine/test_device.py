@@ -30,6 +30,18 @@ def slow_product(slow: torch.dtype):
     return mm
 
 
+def test_bf16_barely_faster_is_not_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Near-equal timings would flip the choice between a run and its resume: bf16 needs a clear margin."""
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    real = torch.mm
+
+    def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.0097 if a.dtype == torch.bfloat16 else 0.010)
+        return real(a, b)
+    monkeypatch.setattr(torch, "mm", mm)
+    assert device.cpu_bf16_matmul_is_faster() is False
+
+
 def test_a_cpu_without_the_instructions_is_not_timed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
     monkeypatch.setattr(torch, "mm", lambda a, b: pytest.fail("timed a product"))
