@@ -19,13 +19,12 @@ def fresh_probe() -> Iterator[None]:
     device.cpu_bf16_matmul_is_faster.cache_clear()
 
 
-def slow_product(slow: torch.dtype):
-    """A torch.mm that takes 5 ms longer on operands of ``slow``."""
+def product_taking(extra: dict[torch.dtype, float]):
+    """A torch.mm that sleeps ``extra[dtype]`` seconds before a product of operands of that dtype."""
     real = torch.mm
 
     def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        if a.dtype == slow:
-            time.sleep(0.005)
+        time.sleep(extra.get(a.dtype, 0.0))
         return real(a, b)
     return mm
 
@@ -33,12 +32,7 @@ def slow_product(slow: torch.dtype):
 def test_bf16_barely_faster_is_not_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
     """Near-equal timings would flip the choice between a run and its resume: bf16 needs a clear margin."""
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
-    real = torch.mm
-
-    def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        time.sleep(0.0097 if a.dtype == torch.bfloat16 else 0.010)
-        return real(a, b)
-    monkeypatch.setattr(torch, "mm", mm)
+    monkeypatch.setattr(torch, "mm", product_taking({torch.bfloat16: 0.0097, torch.float32: 0.010}))
     assert device.cpu_bf16_matmul_is_faster() is False
 
 
@@ -52,7 +46,7 @@ def test_a_cpu_without_the_instructions_is_not_timed(monkeypatch: pytest.MonkeyP
 def test_the_instructions_alone_do_not_choose_bf16_the_timing_does(monkeypatch: pytest.MonkeyPatch,
                                                                    slow: torch.dtype, faster: bool) -> None:
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
-    monkeypatch.setattr(torch, "mm", slow_product(slow))
+    monkeypatch.setattr(torch, "mm", product_taking({slow: 0.005}))
     assert device.cpu_bf16_matmul_is_faster() is faster
 
 
