@@ -434,7 +434,9 @@ async def test_a_full_disk_while_streaming_is_said_at_once_and_quit_warns_first(
         pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
         store._conn.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "database or disk is full"
         await wait_for(pilot, lambda: writer.session.job is None, timeout=20)  # before: "writing…" forever
-        assert any(m.startswith("Not saved:") and "disk is full" in m for m in _messages(app))
+        # The notice is posted to the app's queue as the job stops, so it may land a frame after.
+        await wait_for(pilot, lambda: any(m.startswith("Not saved:") and "disk is full" in m for m in _messages(app)),
+                       timeout=5)
         # What was shown and refused is kept (a token may be part of a character: text, or tokens only).
         assert writer.session.state_kind == "error" and writer.session.unsaved
         shown = writer.session.text
